@@ -1,0 +1,131 @@
+"""Load, default-fill and validate a medgen config against workflow/schemas/config.schema.yaml.
+
+The same function serves Snakemake (common.smk) and the ``medgen`` CLI, so a bad key fails
+the same way everywhere: one message naming the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from medgen.errors import MedgenInputError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (never yaml.load) with a clear error for bad files."""
+    path = Path(path)
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise MedgenInputError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise MedgenInputError(f"config file {path} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MedgenInputError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_schema() -> dict[str, Any]:
+    return load_yaml(SCHEMA_PATH)
+
+
+def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return base with override merged in key by key (how --configfile layers on defaults)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_update(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def fill_defaults(schema: dict[str, Any], instance: Any) -> Any:
+    """Insert every missing key that has a schema default, recursively."""
+    if isinstance(instance, dict) and "properties" in schema:
+        for key, sub in schema["properties"].items():
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                instance[key] = fill_defaults(sub, instance[key])
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        instance = [fill_defaults(schema["items"], item) for item in instance]
+    return instance
+
+
+def _key_path(path: Any) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in path]
+    return ".".join(parts).replace(".[", "[") or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    """Turn a jsonschema error into one sentence naming the key and the valid choices."""
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        prefix = f"{where}." if error.absolute_path else ""
+        keys = ", ".join(f"'{prefix}{k}'" for k in extra)
+        return f"unknown config key {keys}; valid keys here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        return f"config key '{where}' is {error.instance!r}; expected one of: {choices}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return (
+            f"config key '{where}' is {error.instance!r} ({type(error.instance).__name__}); "
+            f"expected {expected}"
+        )
+    if error.validator == "required":
+        return f"config key '{where}': {error.message}"
+    return f"config key '{where}' is {error.instance!r}: {error.message}"
+
+
+def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fill defaults and validate; return the resolved config or raise MedgenInputError."""
+    schema = schema or load_schema()
+    resolved = fill_defaults(schema, copy.deepcopy(config))
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(resolved),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+    )
+    if errors:
+        raise MedgenInputError(_describe(errors[0]))
+    _validate_model_params(resolved)
+    return resolved
+
+
+def _validate_model_params(config: dict[str, Any]) -> None:
+    # Imported here: the registry imports model code, which config validation should not need
+    # unless a family is configured.
+    from medgen import registry
+
+    for family, section in config.get("models", {}).items():
+        registry.resolve_hparams(family, section["preset"], section.get("params", {}))
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Default config, then a dataset config file, then overrides; validated."""
+    config = load_yaml(DEFAULT_CONFIG_PATH)
+    if path is not None:
+        config = deep_update(config, load_yaml(path))
+    if overrides:
+        config = deep_update(config, overrides)
+    return validate(config)
+
+
+def run_dir(config: dict[str, Any]) -> Path:
+    return Path(config["results_dir"]) / config["run_name"]

@@ -1,0 +1,1 @@
+"""Data readers, preprocessing and splits (expression and imaging)."""

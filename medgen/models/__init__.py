@@ -1,0 +1,1 @@
+"""Model families; see medgen.registry for the name -> implementation table."""

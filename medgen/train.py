@@ -1,0 +1,174 @@
+"""One Lightning entry point for every model family.
+
+What it adds around ``Trainer.fit``:
+1. seeds everything, and reseeds at every epoch start from (seed, epoch), so a run resumed
+   from an epoch-boundary checkpoint continues exactly as an uninterrupted run would;
+2. a checkpoint at the end of every epoch (``checkpoints/last.ckpt``), and resume from it
+   when the same output folder is trained again;
+3. SIGTERM/SIGUSR1 (what SLURM sends before a time limit) stop training at the next batch,
+   leave the last complete checkpoint in place and exit non-zero so Snakemake/SLURM retry;
+4. CSV metrics (``metrics.csv``) and a progress bar.
+Checkpoints are read with ``weights_only=True``: they hold tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.ckpt"
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", distinct from crashes (1)
+
+
+class TrainingPreempted(SystemExit):
+    """Raised after SIGTERM/SIGUSR1; exits with PREEMPTED_EXIT_CODE."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(PREEMPTED_EXIT_CODE)
+        self.signum = signum
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class EpochSeeding(Callback):
+    """Reseed every RNG at each epoch start so randomness depends on (seed, epoch) only."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seed_all(epoch_seed(self.seed, trainer.current_epoch))
+
+
+class StopOnSignal(Callback):
+    """Turn SIGTERM/SIGUSR1 into a clean stop at the next batch boundary."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.received is not None:
+            signum = self.received
+            self._restore()
+            log.warning(
+                "received %s: stopping; the rerun resumes from the last epoch checkpoint",
+                signal.Signals(signum).name,
+            )
+            raise TrainingPreempted(signum)
+
+
+def make_trainer(
+    out_dir: Path,
+    training: dict[str, Any],
+    max_epochs: int,
+    seed: int,
+    extra_callbacks: list[Callback] | None = None,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    """A Trainer with medgen's checkpointing, logging, seeding and signal handling."""
+    checkpoints = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        every_n_epochs=1,
+        save_top_k=1,  # without a monitor: keep only the newest epoch, plus last.ckpt
+        save_last=True,
+    )
+    strategy = "ddp" if training["devices"] * training["num_nodes"] > 1 else "auto"
+    return L.Trainer(
+        default_root_dir=out_dir,
+        accelerator=training["accelerator"],
+        devices=training["devices"],
+        num_nodes=training["num_nodes"],
+        strategy=strategy,
+        max_epochs=max_epochs,
+        deterministic=True,
+        logger=CSVLogger(out_dir, name="", version=""),
+        callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), *(extra_callbacks or [])],
+        enable_progress_bar=training.get("progress_bar", True),
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        **trainer_kwargs,
+    )
+
+
+def fit(
+    plan: L.LightningModule,
+    train_loader: Any,
+    val_loader: Any,
+    out_dir: str | os.PathLike,
+    training: dict[str, Any],
+    max_epochs: int,
+    seed: int,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    """Train ``plan``; resume from ``out_dir/checkpoints/last.ckpt`` when it exists."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if training.get("num_threads"):
+        torch.set_num_threads(training["num_threads"])
+    L.seed_everything(seed, workers=True, verbose=False)
+    trainer = make_trainer(out_dir, training, max_epochs, seed, **trainer_kwargs)
+    last = out_dir / "checkpoints" / LAST_CHECKPOINT
+    ckpt_path = last if last.exists() else None
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+    return trainer
+
+
+class EpochSeededSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with a generator seeded by (seed, epoch); Lightning calls set_epoch."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
