@@ -1,0 +1,80 @@
+# Validation, paths, toggles and input functions shared by every rule file.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+import medgen.config
+from medgen import registry
+from medgen.errors import MedgenInputError
+
+# Validate before anything runs: one message naming the key and the valid choices.
+try:
+    _resolved = medgen.config.validate(config)
+except MedgenInputError as err:
+    raise WorkflowError(f"invalid medgen config: {err}") from None
+config.clear()
+config.update(_resolved)
+
+RUN = f"{config['results_dir']}/{config['run_name']}"
+CACHE = config["cache_dir"]
+LOGS = f"{RUN}/logs"
+
+
+def is_activated(section):
+    """True when config[section] (a dotted path, e.g. 'models.tybalt') has activate: true."""
+    node = config
+    for key in section.split("."):
+        node = node.get(key, {})
+    return bool(node.get("activate", False))
+
+
+def model_hparams(family):
+    """The family's preset with the dataset config's overrides applied."""
+    section = config["models"][family]
+    return registry.resolve_hparams(family, section["preset"], section["params"])
+
+
+def syng_bts_dir():
+    return f"{CACHE}/syng_bts-{config['expression']['syng_bts']['version']}"
+
+
+def url_download_path():
+    url_cfg = config["expression"]["url"]
+    if not url_cfg["url"] or not url_cfg["sha256"]:
+        raise WorkflowError(
+            "expression.source is 'url' but expression.url.url or expression.url.sha256 is "
+            "empty; give both (the sha256 is checked after download)"
+        )
+    name = Path(url_cfg["url"].split("?")[0]).name or "download"
+    return f"{CACHE}/url/{url_cfg['sha256'][:16]}/{name}"
+
+
+def expression_table_specs():
+    """Each input table as {path, format, orientation, group}, whatever the source."""
+    expr = config["expression"]
+    if expr["source"] == "syng_bts":
+        return [
+            {"path": f"{syng_bts_dir()}/{name}.parquet", "format": "parquet",
+             "orientation": "samples_as_rows", "group": name}
+            for name in expr["syng_bts"]["tables"]
+        ]
+    if expr["source"] == "url":
+        return [{"path": url_download_path(), "format": expr["url"]["format"],
+                 "orientation": expr["url"]["orientation"], "group": None}]
+    if not expr["files"]:
+        raise WorkflowError("expression.source is 'files' but expression.files is empty")
+    return [dict(spec) for spec in expr["files"]]
+
+
+def expression_inputs(wildcards=None):
+    paths = [spec["path"] for spec in expression_table_specs()]
+    if config["expression"]["metadata"]["path"]:
+        paths.append(config["expression"]["metadata"]["path"])
+    return paths
+
+
+def all_outputs():
+    targets = [f"{RUN}/provenance.json"]
+    if is_activated("expression") and is_activated("models.tybalt"):
+        targets += [f"{RUN}/tybalt/eval/metrics.json", f"{RUN}/tybalt/eval/latent_umap.png"]
+    return targets

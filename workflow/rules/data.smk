@@ -1,0 +1,50 @@
+# Obtaining and preprocessing input data.
+
+if config["expression"]["source"] == "syng_bts":
+
+    rule fetch_syng_bts:
+        output:
+            tables=expand(
+                "{folder}/{table}.parquet",
+                folder=syng_bts_dir(),
+                table=config["expression"]["syng_bts"]["tables"],
+            ),
+        log:
+            f"{CACHE}/logs/fetch_syng_bts.log",
+        params:
+            syng_bts=config["expression"]["syng_bts"],
+            cache_dir=CACHE,
+        script:
+            "../scripts/fetch_syng_bts.py"
+
+
+if config["expression"]["source"] == "url":
+
+    rule fetch_url:
+        output:
+            table=url_download_path(),
+        log:
+            f"{CACHE}/logs/fetch_url.log",
+        params:
+            url=config["expression"]["url"],
+        script:
+            "../scripts/fetch_url.py"
+
+
+rule preprocess_expression:
+    input:
+        tables=expression_inputs,
+    output:
+        h5ad=f"{RUN}/data/expression.h5ad",
+        split=f"{RUN}/data/split_manifest.tsv",
+    log:
+        f"{LOGS}/preprocess_expression.log",
+    params:
+        expression=config["expression"],
+        tables=expression_table_specs(),
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/preprocess_expression.py"
