@@ -2,9 +2,10 @@
 
 
 def gpus_requested():
-    if config["training"]["accelerator"] == "cpu":
-        return 0
-    return config["training"]["devices"]
+    """GPUs to ask the scheduler for: only when the config asks for GPU training."""
+    if config["training"]["accelerator"] == "gpu":
+        return config["training"]["devices"]
+    return 0
 
 
 rule train_tybalt:

@@ -1,0 +1,71 @@
+"""``medgen`` command line: check and show configs without running the workflow.
+
+The workflow itself runs through Snakemake (see README); these commands help write the
+per-dataset config files it takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from medgen import __version__
+from medgen import config as medgen_config
+from medgen import registry
+from medgen.errors import MedgenInputError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    medgen_config.load(args.configfile)
+    print(f"{args.configfile or medgen_config.DEFAULT_CONFIG_PATH}: valid")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    resolved = medgen_config.load(args.configfile)
+    for family, section in resolved["models"].items():
+        section["resolved_params"] = registry.resolve_hparams(
+            family, section["preset"], section["params"]
+        )
+    yaml.safe_dump(resolved, sys.stdout, sort_keys=False)
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    families = [args.family] if args.family else sorted(registry.FAMILIES)
+    yaml.safe_dump({f: registry.presets(f) for f in families}, sys.stdout, sort_keys=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medgen", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"medgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="validate a dataset config (on the defaults)")
+    validate.add_argument("configfile", nargs="?", help="config/datasets/<name>.yaml")
+    validate.set_defaults(func=_cmd_validate)
+
+    show = sub.add_parser("show-config", help="print the resolved config, presets applied")
+    show.add_argument("configfile", nargs="?", help="config/datasets/<name>.yaml")
+    show.set_defaults(func=_cmd_show)
+
+    presets = sub.add_parser("presets", help="print the presets of each model family")
+    presets.add_argument("family", nargs="?", choices=sorted(registry.FAMILIES))
+    presets.set_defaults(func=_cmd_presets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MedgenInputError as err:
+        print(f"medgen: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

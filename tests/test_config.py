@@ -1,0 +1,94 @@
+"""Config validation: defaults, schema completeness and one clear error per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from medgen import config as medgen_config
+from medgen import registry
+from medgen.errors import MedgenInputError
+
+
+def _walk(schema, path=""):
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}{key}", sub
+        yield from _walk(sub, f"{path}{key}.")
+        if isinstance(sub.get("items"), dict):
+            yield from _walk(sub["items"], f"{path}{key}[].")
+
+
+def test_every_schema_key_has_description_and_default():
+    missing = []
+    for key, sub in _walk(medgen_config.load_schema()):
+        if "description" not in sub:
+            missing.append(f"{key}: description")
+        # Required item keys (a table's path) have no sensible default.
+        if "default" not in sub and not key.endswith("[].path"):
+            missing.append(f"{key}: default")
+    assert missing == []
+
+
+def test_default_config_resolves_with_defaults_filled():
+    resolved = medgen_config.load()
+    assert resolved["expression"]["split"]["group_by"] == "patient"
+    assert resolved["models"]["tybalt"]["preset"] == "default"
+    # A key left out of config.yaml is filled from the schema.
+    trimmed = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    del trimmed["evaluation"]
+    assert medgen_config.validate(trimmed)["evaluation"]["knn_k"] == 5
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"training": {"devices": "two"}}, "'training.devices' is 'two' (str); expected integer"),
+        ({"seed": 1.5}, "'seed' is 1.5 (float); expected integer"),
+        ({"expression": {"top_k": 10}}, "unknown config key 'expression.top_k'"),
+        ({"learning_rate": 0.1}, "unknown config key 'learning_rate'"),
+        ({"models": {"tybalto": {}}}, "unknown config key 'models.tybalto'; valid keys here:"),
+        ({"models": {"tybalt": {"preset": "papr"}}}, "expected one of: paper, default"),
+        ({"expression": {"gene_ranking": "variance"}}, "expected one of: mean_abs_dev"),
+        ({"run_name": "a b/c"}, "'run_name'"),
+    ],
+)
+def test_bad_config_names_the_key(override, expected):
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    with pytest.raises(MedgenInputError) as err:
+        medgen_config.validate(medgen_config.deep_update(base, override))
+    assert expected in str(err.value)
+
+
+def test_unknown_model_name_lists_valid_families():
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    with pytest.raises(MedgenInputError) as err:
+        medgen_config.validate(medgen_config.deep_update(base, {"models": {"vae": {}}}))
+    assert "tybalt" in str(err.value)
+    with pytest.raises(MedgenInputError, match="valid families: .*tybalt"):
+        registry.family_module("vae")
+
+
+def test_model_param_overrides_are_checked_key_by_key():
+    paper = registry.resolve_hparams("tybalt", "paper", {"latent_dim": 50})
+    assert paper["latent_dim"] == 50
+    with pytest.raises(MedgenInputError, match="models.tybalt.params.latent_dimm"):
+        registry.resolve_hparams("tybalt", "paper", {"latent_dimm": 50})
+    with pytest.raises(MedgenInputError, match="models.tybalt.params.latent_dim.*expected int"):
+        registry.resolve_hparams("tybalt", "paper", {"latent_dim": "fifty"})
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(MedgenInputError, match="bad.yaml is not valid YAML"):
+        medgen_config.load(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(MedgenInputError, match="must hold a mapping"):
+        medgen_config.load(listing)
+
+
+def test_dataset_configs_validate():
+    datasets = sorted((medgen_config.REPO_ROOT / "config" / "datasets").glob("*.yaml"))
+    assert datasets, "config/datasets/ holds no dataset config"
+    for path in datasets:
+        medgen_config.load(path)
