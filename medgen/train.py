@@ -13,15 +13,18 @@ Checkpoints are read with ``weights_only=True``: they hold tensors and plain val
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -51,13 +54,18 @@ def seed_all(seed: int) -> None:
 
 
 class EpochSeeding(Callback):
-    """Reseed every RNG at each epoch start so randomness depends on (seed, epoch) only."""
+    """Reseed every RNG at each epoch's first batch: randomness depends on (seed, epoch) only.
+
+    At the first batch rather than at epoch start because creating a DataLoader iterator
+    draws from the global RNG, and a resumed run creates it at a different moment.
+    """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seed_all(epoch_seed(self.seed, trainer.current_epoch))
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            seed_all(epoch_seed(self.seed, trainer.current_epoch))
 
 
 class StopOnSignal(Callback):
@@ -138,21 +146,72 @@ def fit(
     training: dict[str, Any],
     max_epochs: int,
     seed: int,
+    signature: dict[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
-    """Train ``plan``; resume from ``out_dir/checkpoints/last.ckpt`` when it exists."""
+    """Train ``plan``; resume from ``out_dir/checkpoints/last.ckpt`` when it exists.
+
+    ``signature`` (hyperparameters, data checksum, seed...) is stored beside the checkpoints:
+    checkpoints written under another signature are discarded rather than resumed, so
+    changing the config never continues a stale model. ``max_epochs`` may grow between runs.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out_dir / "checkpoints"
+    metrics_path = out_dir / "metrics.csv"
+    _discard_stale_checkpoints(ckpt_dir, metrics_path, signature or {}, seed)
     if training.get("num_threads"):
         torch.set_num_threads(training["num_threads"])
     L.seed_everything(seed, workers=True, verbose=False)
     trainer = make_trainer(out_dir, training, max_epochs, seed, **trainer_kwargs)
-    last = out_dir / "checkpoints" / LAST_CHECKPOINT
+    last = ckpt_dir / LAST_CHECKPOINT
     ckpt_path = last if last.exists() else None
+    earlier_metrics = None
     if ckpt_path:
-        log.info("resuming from %s", ckpt_path)
-    trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+        finished_epoch = torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]
+        log.info("resuming from %s (epoch %d done)", ckpt_path, finished_epoch)
+        earlier_metrics = _metrics_up_to(metrics_path, finished_epoch)
+    try:
+        trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        if trainer.is_global_zero:
+            _merge_metrics(metrics_path, earlier_metrics)
     return trainer
+
+
+def _discard_stale_checkpoints(
+    ckpt_dir: Path, metrics_path: Path, signature: dict[str, Any], seed: int
+) -> None:
+    wanted = json.dumps({"seed": seed, **signature}, sort_keys=True, default=str)
+    stored = ckpt_dir / "signature.json"
+    if ckpt_dir.exists() and (not stored.exists() or stored.read_text() != wanted):
+        log.warning("checkpoints in %s were made with another configuration: starting afresh",
+                    ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+        metrics_path.unlink(missing_ok=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if not stored.exists():
+        stored.write_text(wanted)
+
+
+def _metrics_up_to(metrics_path: Path, epoch: int) -> pd.DataFrame | None:
+    if not metrics_path.exists() or metrics_path.stat().st_size == 0:
+        return None
+    earlier = pd.read_csv(metrics_path, float_precision="round_trip")
+    return earlier[earlier["epoch"] <= epoch]
+
+
+def _merge_metrics(metrics_path: Path, earlier: pd.DataFrame | None) -> None:
+    """CSVLogger starts a fresh file on resume: put the earlier epochs back in front.
+
+    Always rewritten the same way (round-trip floats, '\n' line ends) so that an interrupted
+    and resumed run gives a byte-identical file to an uninterrupted one.
+    """
+    if not metrics_path.exists() or metrics_path.stat().st_size == 0:
+        return
+    newer = pd.read_csv(metrics_path, float_precision="round_trip")
+    if earlier is not None and len(earlier):
+        newer = pd.concat([earlier, newer[newer["epoch"] > earlier["epoch"].max()]])
+    newer.to_csv(metrics_path, index=False, lineterminator="\n")
 
 
 class EpochSeededSampler(torch.utils.data.Sampler[int]):
