@@ -114,6 +114,20 @@ def _find_ragged_row(path: Path, sep: str) -> tuple[int, int, int] | None:
     return None
 
 
+def _duplicate_header_cells(path: Path, sep: str, n_columns: int) -> list[str]:
+    """Repeated header cells; pandas silently renames them ('g', 'g.1'), so read the raw line."""
+    with _open_text(path) as handle:
+        header = next(csv.reader(handle, delimiter=sep), [])
+    cells = header[-n_columns:] if n_columns else []
+    seen: set[str] = set()
+    repeated = []
+    for cell in cells:
+        if cell in seen and cell not in repeated:
+            repeated.append(cell)
+        seen.add(cell)
+    return repeated
+
+
 def _first_non_numeric(frame: pd.DataFrame) -> tuple[str, str, str] | None:
     """(row ID, column, value) of the first cell that does not parse as a number."""
     for column in frame.columns:
@@ -155,6 +169,12 @@ def read_delimited(
         raise MedgenInputError(f"{path} is not a well-formed table: {err}") from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
         raise MedgenInputError(f"{path} could not be read as a table: {err}") from None
+    repeated = _duplicate_header_cells(path, sep, frame.shape[1])
+    if repeated:
+        what = "gene" if orientation == "samples_as_rows" else "sample"
+        raise MedgenInputError(
+            f"{path}: duplicate {what} IDs in the header: {', '.join(map(repr, repeated[:5]))}"
+        )
     bad_cell = _first_non_numeric(frame)
     if bad_cell is not None:
         row, column, value = bad_cell
