@@ -141,7 +141,10 @@ def test_xena_duplicate_full_ids():
     [
         (",a,b\ns1,1,2\ns2,1,2,3\n", r"bad\.csv.*(line 3|Expected 3 fields)"),  # too many fields
         (",a,b\ns1,1,2\ns2,1\n", r"bad\.csv: line 3 has 2 fields, expected 3"),  # too few
-        (",a,b\ns1,1,2\ns2,1,oops\n", r"bad\.csv: non-numeric value 'oops' in row 's2', column 'b'"),
+        (
+            ",a,b\ns1,1,2\ns2,1,oops\n",
+            r"bad\.csv: non-numeric value 'oops' in row 's2', column 'b'",
+        ),
     ],
 )
 def test_malformed_csv_names_file_and_place(tmp_path, content, pattern):
@@ -162,7 +165,8 @@ def test_malformed_gz_csv_short_row(tmp_path):
 def test_auto_format_unknown_suffix(tmp_path):
     path = tmp_path / "table.xyz"
     path.write_text("x")
-    with pytest.raises(MedgenInputError, match=r"cannot guess the format of .*table\.xyz.*'format'"):
+    pattern = r"cannot guess the format of .*table\.xyz.*'format'"
+    with pytest.raises(MedgenInputError, match=pattern):
         read_table(path)
 
 

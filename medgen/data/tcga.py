@@ -87,6 +87,5 @@ def barcode_table(barcodes: Iterable[str]) -> pd.DataFrame:
                 "tumor_normal": tumor_normal(code, sample=str(raw)),
             }
         )
-    return pd.DataFrame(rows, columns=["sample", "patient", "sample_type", "tumor_normal"]).set_index(
-        "sample"
-    )
+    columns = ["sample", "patient", "sample_type", "tumor_normal"]
+    return pd.DataFrame(rows, columns=columns).set_index("sample")
