@@ -139,7 +139,10 @@ def test_xena_duplicate_full_ids():
 @pytest.mark.parametrize(
     "content, pattern",
     [
-        (",a,b\ns1,1,2\ns2,1,2,3\n", r"bad\.csv is not a well-formed table: .*Expected 3 fields in line 3, saw 4"),  # too many fields
+        (  # too many fields
+            ",a,b\ns1,1,2\ns2,1,2,3\n",
+            r"bad\.csv is not a well-formed table: .*Expected 3 fields in line 3, saw 4",
+        ),
         (",a,b\ns1,1,2\ns2,1\n", r"bad\.csv: line 3 has 2 fields, expected 3"),  # too few
         (
             ",a,b\ns1,1,2\ns2,1,oops\n",
