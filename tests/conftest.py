@@ -16,13 +16,13 @@ SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """Path of ../shared/data; skips (or fails under MEDGEN_REQUIRE_SHARED_DATA=1) if absent."""
+    """Path of ../shared/data; skips (or fails under MEDGEN_CI=1) if absent."""
     if not SHARED_DATA.is_dir():
         message = (
             f"needs ../shared/data (real data) at {SHARED_DATA}; it is not there. "
             "CI always has it and fails on this skip."
         )
-        if os.environ.get("MEDGEN_REQUIRE_SHARED_DATA") == "1":
+        if os.environ.get("MEDGEN_CI") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return SHARED_DATA
@@ -38,3 +38,53 @@ def expression_config(**overrides: Any) -> dict[str, Any]:
 def expr_cfg():
     """Factory for validated expression configs (keyword overrides, nested dicts merge)."""
     return expression_config
+
+
+def run_snakemake(*args: str, check: bool = True):
+    """Run snakemake from the repo root with this interpreter; fail with its output."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=REPO_ROOT, capture_output=True,
+        text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def small_real_config(shared_data: Path, results_dir: Path, run_name: str) -> dict[str, Any]:
+    """The TCGA miRNA dataset config on ../shared/data, trained for a few epochs on CPU."""
+    return {
+        "results_dir": str(results_dir),
+        "run_name": run_name,
+        "expression": {"source": "files", "files": [
+            {"path": str(shared_data / "expression/tcga_mirna/BRCA.parquet"), "group": "BRCA"},
+            {"path": str(shared_data / "expression/tcga_mirna/PRAD.parquet"), "group": "PRAD"},
+        ]},
+        "training": {"max_epochs": 3, "accelerator": "cpu", "progress_bar": False},
+    }
+
+
+@pytest.fixture(scope="session")
+def real_run(shared_data, tmp_path_factory) -> dict[str, Any]:
+    """One full workflow run on real data (then its report), shared by the workflow tests."""
+    import yaml
+
+    from medgen.provenance import checksums
+
+    tmp = tmp_path_factory.mktemp("real_run")
+    inputs = sorted((shared_data / "expression/tcga_mirna").glob("*.parquet"))
+    before = checksums(inputs)
+    config = tmp / "config.yaml"
+    config.write_text(yaml.safe_dump(small_real_config(shared_data, tmp / "results", "ci")))
+    dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
+    args = ("--cores", "2", "--configfile", str(dataset), str(config))
+    first = run_snakemake(*args)
+    report = tmp / "results" / "ci" / "report.html"
+    run_snakemake(*args, "--report", str(report))
+    return {
+        "run": tmp / "results" / "ci", "args": args, "report": report, "log": first,
+        "inputs": inputs, "checksums_before": before, "config": config, "tmp": tmp,
+    }

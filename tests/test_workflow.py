@@ -1,0 +1,111 @@
+"""The Snakemake workflow: lint, dry run, a full small run on real data, report, rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medgen import config as medgen_config
+from medgen.provenance import checksums
+
+REPO_ROOT = medgen_config.REPO_ROOT
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args: str, cwd: Path = REPO_ROOT, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_config(tmp_path: Path, **sections) -> Path:
+    path = tmp_path / "test_config.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def test_lint_has_no_findings_but_the_conda_suggestion():
+    result = snakemake("--lint", "json", check=False)
+    findings = json.loads(result.stdout)
+    rules = {
+        rule: [lint["title"] for lint in lints if "conda" not in lint["title"].lower()
+               and "container" not in lint["title"].lower()]
+        for rule, lints in findings["rules"].items()
+    }
+    rules = {rule: titles for rule, titles in rules.items() if titles}
+    assert findings["snakefiles"] == [] and rules == {}, (findings["snakefiles"], rules)
+
+
+def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):
+    config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
+                          cache_dir=str(tmp_path / "cache"))
+    result = snakemake("-n", "--cores", "1", "--configfile", str(config))
+    for rule in ("fetch_syng_bts", "preprocess_expression", "train_tybalt", "evaluate_tybalt",
+                 "provenance"):
+        assert rule in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"models": {"tybalt": {"preset": "fast"}}}, "expected one of: paper, default"),
+        ({"models": {"vae": {"activate": True}}}, "unknown config key 'models.vae'"),
+        ({"training": {"max_epochs": "ten"}}, "'training.max_epochs' is 'ten'"),
+    ],
+)
+def test_bad_config_stops_before_anything_runs(tmp_path, sections, message):
+    config = write_config(tmp_path, results_dir=str(tmp_path / "results"), **sections)
+    result = snakemake("-n", "--cores", "1", "--configfile", str(config), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_full_run_on_real_data_then_nothing_to_do(real_run):
+    run = real_run["run"]
+    metrics = json.loads((run / "tybalt/eval/metrics.json").read_text())
+    assert {"tybalt", "pca", "ica", "nmf"} <= set(metrics["methods"])
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["config"]["run_name"] == "ci"
+    assert provenance["versions"]["torch"].startswith("2.13.0")
+    assert any(path.endswith("BRCA.parquet") for path in provenance["inputs"])
+
+    again = snakemake("-n", *real_run["args"])
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # Inputs are never modified by the whole workflow.
+    assert checksums(real_run["inputs"]) == real_run["checksums_before"]
+
+
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_report_holds_figures_tables_and_provenance(real_run):
+    html = real_run["report"].read_text(errors="replace")
+    for name in ("latent_umap.png", "training_curves.png", "metrics.tsv", "provenance.json"):
+        assert name in html
+
+
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_same_config_twice_gives_byte_identical_metrics(real_run, shared_data):
+    second = real_run["tmp"] / "second.yaml"
+    config = yaml.safe_load(real_run["config"].read_text())
+    config["results_dir"] = str(real_run["tmp"] / "results_again")
+    second.write_text(yaml.safe_dump(config))
+    dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
+    snakemake("--cores", "2", "--configfile", str(dataset), str(second))
+    again = real_run["tmp"] / "results_again" / "ci"
+    for name in ("tybalt/train/metrics.csv", "tybalt/eval/metrics.json",
+                 "tybalt/eval/metrics.tsv", "data/split_manifest.tsv"):
+        assert (again / name).read_bytes() == (real_run["run"] / name).read_bytes(), name
