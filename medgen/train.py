@@ -20,11 +20,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import csv
+
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,46 @@ class StopOnSignal(Callback):
             raise TrainingPreempted(signum)
 
 
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger that keeps the rows of epochs already trained when a run resumes.
+
+    Lightning's writer deletes ``metrics.csv`` whenever the log folder is not empty, so a
+    resumed run would lose the curves of the epochs before the checkpoint. Rows up to and
+    including ``keep_through_epoch`` (the checkpoint's epoch) are read back and written
+    again; rows of a partial epoch after it are dropped (that epoch is trained again).
+    """
+
+    def __init__(self, save_dir: Path, keep_through_epoch: int | None = None) -> None:
+        super().__init__(save_dir, name="", version="")
+        self.keep_through_epoch = keep_through_epoch
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is not None:
+            return self._experiment
+        kept: list[dict[str, str]] = []
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if self.keep_through_epoch is not None and path.exists():
+            with open(path, newline="") as handle:
+                kept = [
+                    row for row in csv.DictReader(handle)
+                    if row.get("epoch") and int(float(row["epoch"])) <= self.keep_through_epoch
+                ]
+        writer = super().experiment  # deletes the old file
+        if kept:
+            writer.metrics_keys = sorted(set().union(*kept))
+            writer.metrics = kept  # written again with the next save
+        return writer
+
+
 def make_trainer(
     out_dir: Path,
     training: dict[str, Any],
     max_epochs: int,
     seed: int,
     extra_callbacks: list[Callback] | None = None,
+    resume_epoch: int | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A Trainer with medgen's checkpointing, logging, seeding and signal handling."""
@@ -121,7 +159,7 @@ def make_trainer(
         strategy=strategy,
         max_epochs=max_epochs,
         deterministic=True,
-        logger=CSVLogger(out_dir, name="", version=""),
+        logger=ResumableCSVLogger(out_dir, keep_through_epoch=resume_epoch),
         callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), *(extra_callbacks or [])],
         enable_progress_bar=training.get("progress_bar", True),
         enable_model_summary=False,
@@ -146,9 +184,14 @@ def fit(
     if training.get("num_threads"):
         torch.set_num_threads(training["num_threads"])
     L.seed_everything(seed, workers=True, verbose=False)
-    trainer = make_trainer(out_dir, training, max_epochs, seed, **trainer_kwargs)
     last = out_dir / "checkpoints" / LAST_CHECKPOINT
     ckpt_path = last if last.exists() else None
+    resume_epoch = None
+    if ckpt_path:
+        resume_epoch = torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]
+    trainer = make_trainer(
+        out_dir, training, max_epochs, seed, resume_epoch=resume_epoch, **trainer_kwargs
+    )
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
