@@ -63,6 +63,13 @@ class EpochSeeding(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seed_all(epoch_seed(self.seed, trainer.current_epoch))
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # Again before the first batch: creating a DataLoader iterator draws a base seed from
+        # the global RNG, and Lightning creates it after on_train_epoch_start in a fresh epoch
+        # but before it when resuming, so only this point sees the same RNG state in both.
+        if batch_idx == 0:
+            seed_all(epoch_seed(self.seed, trainer.current_epoch))
+
 
 class StopOnSignal(Callback):
     """Turn SIGTERM/SIGUSR1 into a clean stop at the next batch boundary."""

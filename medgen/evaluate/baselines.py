@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 
 BaselineName = Literal["pca", "ica", "nmf"]
 BASELINES: tuple[str, ...] = ("pca", "ica", "nmf")
-MAX_ITER = 1000  # ICA/NMF iterations; enough for ~1,000 genes x 100 components
+# FastICA converges in under 200 iterations on TCGA top-1,000 genes at 100 components;
+# NMF keeps scikit-learn's default (200): each iteration costs ~0.2 s there, and further
+# iterations barely change its reconstruction error.
+ICA_MAX_ITER = 500
+NMF_MAX_ITER = 200
 
 
 class Baseline:
@@ -60,14 +64,14 @@ class Baseline:
             self.model = PCA(n_components=k, random_state=self.seed)
         elif self.name == "ica":
             self.model = FastICA(
-                n_components=k, random_state=self.seed, max_iter=MAX_ITER,
+                n_components=k, random_state=self.seed, max_iter=ICA_MAX_ITER,
                 whiten="unit-variance",
             )
         else:
             if x_train.min() < 0:
                 raise MedgenInputError("nmf baseline needs non-negative input (scaled to [0, 1])")
             self.model = NMF(
-                n_components=k, init="nndsvda", random_state=self.seed, max_iter=MAX_ITER
+                n_components=k, init="nndsvda", random_state=self.seed, max_iter=NMF_MAX_ITER
             )
         with warnings.catch_warnings():
             # Non-convergence is recorded in the log, not fatal: the fit is still a baseline.

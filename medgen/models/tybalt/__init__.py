@@ -48,11 +48,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         # mini-batch during training; with linear heads it is not needed.
         "batch_norm": False,
         "reconstruction": "bce",
-        "beta": 1.0,
+        # With 100 latent nodes and beta = 1 the KL term switches most nodes off (posterior
+        # collapse) and reconstructions lose to PCA (TCGA BRCA+PRAD miRNA, validation split:
+        # MSE 0.0130 vs PCA 0.0083). beta = 0.01 keeps a regularised but informative latent
+        # (0.0090 with the settings below). Price: prior samples are less typical of the data.
+        "beta": 0.01,
         "kappa": 1.0,
-        "lr": 0.0005,
+        # Chosen on the validation split (never the test split) from the paper's own sweep
+        # grid (lr 0.0005-0.0025; 50 or 100 epochs, 100 being "marginally better" there).
+        "lr": 0.001,
         "batch_size": 50,
-        "max_epochs": 50,
+        "max_epochs": 100,
         "condition_on": None,
     },
 }

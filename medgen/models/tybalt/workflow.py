@@ -55,6 +55,7 @@ def train_tybalt(
     training: dict[str, Any],
     seed: int,
     out_dir: str | os.PathLike,
+    callbacks: list[Any] | None = None,
 ) -> Path:
     """Train Tybalt on the train split (validating on val); write ``out_dir/model.pt``.
 
@@ -71,6 +72,8 @@ def train_tybalt(
     out_dir
         Checkpoints (``checkpoints/last.ckpt``, resumed from when present), ``metrics.csv``
         and ``model.pt``.
+    callbacks
+        Extra Lightning callbacks (e.g. timers in benchmarks).
 
     Returns
     -------
@@ -94,6 +97,7 @@ def train_tybalt(
         training,
         max_epochs,
         seed,
+        extra_callbacks=callbacks,
     )
     payload = {
         "family": FAMILY,
