@@ -1,0 +1,75 @@
+"""Label structure of a latent space: k-NN accuracy and silhouette on the held-out split.
+
+Every latent space (VAE, PCA, ICA, NMF) is z-scored per dimension with the TRAIN split's
+mean and standard deviation first, so that scale differences between methods (ICA's unit
+variance, NMF's non-negative loadings) do not decide the distances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, silhouette_score
+from sklearn.neighbors import KNeighborsClassifier
+
+
+def zscore_with_train(latent: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
+    """(latent - train mean) / train sd per dimension; constant dimensions get sd 1."""
+    train = latent[train_mask].astype(np.float64)
+    mean = train.mean(axis=0)
+    sd = train.std(axis=0)
+    sd[sd == 0] = 1.0
+    return (latent.astype(np.float64) - mean) / sd
+
+
+def _labelled(labels: np.ndarray) -> np.ndarray:
+    return np.array([v is not None and v == v and str(v) != "nan" for v in labels], dtype=bool)
+
+
+def knn_scores(
+    z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, k: int
+) -> dict[str, float | None]:
+    """Accuracy and balanced accuracy of a k-NN classifier fitted on train, scored on test.
+
+    Samples without a label are left out; None when a side has no labelled samples.
+    """
+    keep_train, keep_test = _labelled(y_train), _labelled(y_test)
+    if not keep_train.any() or not keep_test.any():
+        return {"accuracy": None, "balanced_accuracy": None}
+    y_train = y_train[keep_train].astype(str)
+    y_test = y_test[keep_test].astype(str)
+    model = KNeighborsClassifier(n_neighbors=min(k, len(y_train)))
+    model.fit(z_train[keep_train], y_train)
+    pred = model.predict(z_test[keep_test])
+    return {
+        "accuracy": float(accuracy_score(y_test, pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_test, pred)),
+    }
+
+
+def silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:
+    """Silhouette of the label groups (euclidean); None with fewer than 2 groups."""
+    keep = _labelled(labels)
+    y = labels[keep].astype(str)
+    n_groups = len(set(y))
+    if n_groups < 2 or n_groups >= len(y):
+        return None
+    return float(silhouette_score(z[keep], y))
+
+
+def latent_metrics(
+    latent: np.ndarray,
+    labels: dict[str, np.ndarray],
+    train_mask: np.ndarray,
+    test_mask: np.ndarray,
+    k: int,
+) -> dict[str, float | None]:
+    """knn_accuracy_<label>, knn_balanced_accuracy_<label>, silhouette_<label> per label."""
+    z = zscore_with_train(latent, train_mask)
+    out: dict[str, float | None] = {}
+    for name, values in labels.items():
+        values = np.asarray(values, dtype=object)
+        scores = knn_scores(z[train_mask], values[train_mask], z[test_mask], values[test_mask], k)
+        out[f"knn_accuracy_{name}"] = scores["accuracy"]
+        out[f"knn_balanced_accuracy_{name}"] = scores["balanced_accuracy"]
+        out[f"silhouette_{name}"] = silhouette(z[test_mask], values[test_mask])
+    return out

@@ -1,0 +1,154 @@
+"""Read the preprocessed expression ``.h5ad`` and serve it as in-memory tensors.
+
+Layout (written by medgen's expression preprocessing): ``X`` float samples x genes in
+[0, 1], ``obs['split']`` in {train, val, test}, label columns in ``obs``, gene names as
+``var`` index, ``uns['provenance_json']``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from medgen.errors import MedgenInputError
+from medgen.train import EpochSeededSampler
+
+SPLIT_KEY = "split"
+SPLITS = ("train", "val", "test")
+VAL_BATCH_SIZE = 1024  # evaluation only: larger batches, fewer steps
+
+
+@dataclass
+class ExpressionData:
+    """The h5ad's matrix, annotations and split masks."""
+
+    adata: ad.AnnData
+    x: np.ndarray  # float32 samples x genes
+    genes: list[str]
+
+    def mask(self, split: str) -> np.ndarray:
+        return (self.adata.obs[SPLIT_KEY].astype(str) == split).to_numpy()
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        raw = self.adata.uns.get("provenance_json")
+        return json.loads(raw) if isinstance(raw, str) else {}
+
+
+def read_expression(path: str | os.PathLike) -> ExpressionData:
+    """Read and check the h5ad; bad layout raises MedgenInputError naming the problem."""
+    try:
+        adata = ad.read_h5ad(path)
+    except (OSError, FileNotFoundError) as err:
+        raise MedgenInputError(f"cannot read expression file {path}: {err}") from None
+    if SPLIT_KEY not in adata.obs:
+        raise MedgenInputError(f"{path}: obs has no '{SPLIT_KEY}' column (train/val/test)")
+    unknown = set(adata.obs[SPLIT_KEY].astype(str)) - set(SPLITS)
+    if unknown:
+        raise MedgenInputError(
+            f"{path}: obs['{SPLIT_KEY}'] has values {sorted(unknown)}; expected {list(SPLITS)}"
+        )
+    x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise MedgenInputError(f"{path}: X has NaN or infinite values")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise MedgenInputError(
+            f"{path}: X must be min-max scaled to [0, 1] (binary cross-entropy targets); "
+            f"found values in [{x.min():.3g}, {x.max():.3g}]"
+        )
+    data = ExpressionData(adata=adata, x=x, genes=[str(g) for g in adata.var_names])
+    if not data.mask("train").any():
+        raise MedgenInputError(f"{path}: no samples with obs['{SPLIT_KEY}'] == 'train'")
+    return data
+
+
+def condition_categories(data: ExpressionData, column: str | None) -> list[str]:
+    """Sorted categories of the conditioning column on the train split ([] when None)."""
+    if column is None:
+        return []
+    if column not in data.adata.obs:
+        raise MedgenInputError(
+            f"config key 'models.tybalt.params.condition_on' is {column!r}, which is not an "
+            f"obs column; available: {', '.join(map(str, data.adata.obs.columns))}"
+        )
+    values = data.adata.obs[column][data.mask("train")]
+    if values.isna().any():
+        raise MedgenInputError(f"obs column {column!r} has missing values; cannot condition")
+    return sorted(set(values.astype(str)))
+
+
+def one_hot(data: ExpressionData, column: str | None, categories: list[str]) -> np.ndarray:
+    """One-hot code (samples x categories) of ``column``; zero columns when unconditional."""
+    n = data.adata.n_obs
+    if column is None:
+        return np.zeros((n, 0), dtype=np.float32)
+    values = data.adata.obs[column].astype(str).to_numpy()
+    index = {cat: i for i, cat in enumerate(categories)}
+    unseen = sorted(set(values) - set(index))
+    if unseen:
+        raise MedgenInputError(
+            f"obs column {column!r} has categories {unseen} that the model was not trained "
+            f"on; known: {categories}"
+        )
+    codes = np.zeros((n, len(categories)), dtype=np.float32)
+    codes[np.arange(n), [index[v] for v in values]] = 1.0
+    return codes
+
+
+class TensorPairDataset(torch.utils.data.Dataset):
+    """(x, c) rows of two in-memory tensors, fetched a whole batch at a time.
+
+    ``__getitems__`` lets the DataLoader index the tensors once per batch instead of
+    collating ``batch_size`` single rows (a large share of a small step's time).
+    """
+
+    def __init__(self, x: torch.Tensor, c: torch.Tensor) -> None:
+        self.x, self.c = x, c
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.c[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return self.x[idx], self.c[idx]
+
+
+def _keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return batch
+
+
+def train_loader(
+    x: np.ndarray, c: np.ndarray, batch_size: int, seed: int
+) -> torch.utils.data.DataLoader:
+    """Shuffled (seeded by seed and epoch) mini-batches of the training rows."""
+    n = x.shape[0]
+    return torch.utils.data.DataLoader(
+        TensorPairDataset(torch.from_numpy(x), torch.from_numpy(c)),
+        batch_size=batch_size,
+        sampler=EpochSeededSampler(n, seed),
+        collate_fn=_keep_batch,
+        # BatchNorm cannot train on a batch of one sample; drop such a last batch only.
+        drop_last=n % batch_size == 1,
+    )
+
+
+def eval_loader(x: np.ndarray, c: np.ndarray) -> torch.utils.data.DataLoader | None:
+    if x.shape[0] == 0:
+        return None
+    return torch.utils.data.DataLoader(
+        TensorPairDataset(torch.from_numpy(x), torch.from_numpy(c)),
+        batch_size=VAL_BATCH_SIZE,
+        shuffle=False,
+        collate_fn=_keep_batch,
+    )

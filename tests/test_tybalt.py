@@ -1,0 +1,199 @@
+"""Tybalt: presets, module shapes, training (smoke, resume, determinism), model files."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+
+from medgen.errors import MedgenInputError
+from medgen.models.tybalt import PRESETS
+from medgen.models.tybalt.module import TybaltVAE
+from medgen.models.tybalt.plan import TybaltPlan, kl_weight
+from medgen.models.tybalt.workflow import load_model, train_tybalt
+from medgen.registry import resolve_hparams
+
+TRAINING = {
+    "accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 1,
+    "num_threads": 1, "progress_bar": False,
+}
+SMALL = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's num_workers/logging hints
+        yield
+
+
+def _hparams(preset: str = "default", **params) -> dict:
+    return resolve_hparams("tybalt", preset, {**SMALL, **params})
+
+
+def _train(h5ad, out, epochs=1, seed=0, preset="default", **params):
+    return train_tybalt(h5ad, _hparams(preset, **params), {**TRAINING, "max_epochs": epochs},
+                        seed, out)
+
+
+# -- presets and module ----------------------------------------------------------------------
+def test_presets_resolve_with_plain_values():
+    for name, preset in PRESETS.items():
+        hp = resolve_hparams("tybalt", name)
+        assert hp == preset
+        assert all(v is None or type(v) in (int, float, bool, str) for v in hp.values())
+    assert PRESETS["paper"]["latent_dim"] == 100 and PRESETS["paper"]["batch_size"] == 50
+    assert PRESETS["paper"]["lr"] == 0.0005 and PRESETS["paper"]["max_epochs"] == 50
+
+
+def test_override_type_checked():
+    with pytest.raises(MedgenInputError, match="hidden_layers"):
+        resolve_hparams("tybalt", "default", {"hidden_layers": "two"})
+    with pytest.raises(MedgenInputError, match="valid keys"):
+        resolve_hparams("tybalt", "default", {"hidden_dims": [100]})
+
+
+def _plan(preset):
+    return TybaltPlan(n_genes=20, n_conditions=0, hparams=resolve_hparams("tybalt", preset))
+
+
+def test_paper_has_relu_on_logvar_default_linear():
+    paper, default = _plan("paper").module, _plan("default").module
+    assert isinstance(paper.logvar_head[-1], torch.nn.ReLU)
+    assert isinstance(paper.logvar_head[1], torch.nn.BatchNorm1d)
+    assert isinstance(default.logvar_head[-1], torch.nn.Linear)
+    assert isinstance(default.mean_head[-1], torch.nn.Linear)
+    x = torch.rand(8, 20)
+    _, logvar = paper.encode(x)
+    assert (logvar >= 0).all()
+
+
+def test_glorot_init_and_zero_bias():
+    layer = TybaltVAE(n_genes=500, latent_dim=100).decoder_out
+    bound = (6 / (500 + 100)) ** 0.5
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    assert torch.all(layer.bias == 0)
+
+
+@pytest.mark.parametrize("hidden_layers", [0, 1, 2])
+@pytest.mark.parametrize("n_conditions", [0, 3])
+def test_shapes_and_loss_terms(hidden_layers, n_conditions):
+    vae = TybaltVAE(n_genes=20, latent_dim=5, hidden_layers=hidden_layers, hidden_dim=7,
+                    n_conditions=n_conditions)
+    x, c = torch.rand(6, 20), torch.eye(3)[[0, 1, 2, 0, 1, 2]][:, :n_conditions]
+    mu, logvar = vae.encode(x, c)
+    assert mu.shape == logvar.shape == (6, 5)
+    assert vae.decode(mu, c).shape == (6, 20)
+    terms = vae.loss(x, c, kl_weight=0.5)
+    assert torch.allclose(terms.total, terms.reconstruction + 0.5 * terms.kl)
+    assert vae.gene_weights().shape == (5, 20)
+
+
+def test_kl_warmup():
+    assert [kl_weight(e, 1.0, 1.0) for e in range(3)] == [0.0, 1.0, 1.0]
+    assert [kl_weight(e, 4.0, 0.5) for e in range(4)] == [0.0, 2.0, 4.0, 4.0]
+
+
+def test_bce_summed_over_genes():
+    vae = TybaltVAE(n_genes=10, latent_dim=2)
+    x = torch.rand(4, 10)
+    torch.manual_seed(0)
+    terms = vae.loss(x)
+    torch.manual_seed(0)
+    logits, _, _ = vae(x)
+    expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), x) * 10
+    assert torch.allclose(terms.reconstruction, expected, rtol=1e-4)
+
+
+# -- training -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "preset,params",
+    [
+        ("paper", {}),
+        ("default", {}),
+        ("default", {"hidden_layers": 1}),
+        ("default", {"hidden_layers": 2, "beta": 4.0}),
+        ("default", {"condition_on": "cancer_type"}),
+        ("paper", {"hidden_layers": 1, "condition_on": "tumor_normal"}),
+    ],
+)
+def test_one_epoch_smoke(expression_h5ad, tmp_path, preset, params):
+    path = _train(expression_h5ad, tmp_path, preset=preset, **params)
+    payload = torch.load(path, weights_only=True)
+    assert payload["family"] == "tybalt" and payload["n_genes"] == 24
+    assert payload["hparams"]["condition_on"] == params.get("condition_on")
+    if params.get("condition_on"):
+        assert len(payload["condition_categories"]) == 2
+    module, _ = load_model(path, genes=payload["genes"])
+    assert module.latent_dim == 4
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert {"train_total", "val_total", "train_kl", "val_reconstruction"} <= set(metrics)
+
+
+def test_resume_continues_from_last_checkpoint(expression_h5ad, tmp_path):
+    _train(expression_h5ad, tmp_path, epochs=2)
+    before = pd.read_csv(tmp_path / "metrics.csv")
+    _train(expression_h5ad, tmp_path, epochs=3)
+    after = pd.read_csv(tmp_path / "metrics.csv")
+    # Epochs 0-1 kept exactly (not retrained), then only epoch 2 was added.
+    assert sorted(after["epoch"].unique()) == [0, 1, 2]
+    assert after["train_total"].notna().sum() == 3
+    old = before.dropna(subset=["train_total"]).set_index("epoch")["train_total"]
+    new = after.dropna(subset=["train_total"]).set_index("epoch")["train_total"]
+    assert new.loc[[0, 1]].tolist() == pytest.approx(old.tolist())
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 2
+
+
+def test_resume_equals_uninterrupted(expression_h5ad, tmp_path):
+    _train(expression_h5ad, tmp_path / "a", epochs=1)
+    a = torch.load(_train(expression_h5ad, tmp_path / "a", epochs=2), weights_only=True)
+    b = torch.load(_train(expression_h5ad, tmp_path / "b", epochs=2), weights_only=True)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_same_seed_identical_weights(expression_h5ad, tmp_path):
+    a = torch.load(_train(expression_h5ad, tmp_path / "a", seed=3), weights_only=True)
+    b = torch.load(_train(expression_h5ad, tmp_path / "b", seed=3), weights_only=True)
+    c = torch.load(_train(expression_h5ad, tmp_path / "c", seed=4), weights_only=True)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert not torch.equal(a["state_dict"]["decoder_out.weight"],
+                           c["state_dict"]["decoder_out.weight"])
+
+
+def test_wrong_family_or_genes_refused(expression_h5ad, tmp_path):
+    path = _train(expression_h5ad, tmp_path)
+    payload = torch.load(path, weights_only=True)
+    with pytest.raises(MedgenInputError, match="24 genes"):
+        load_model(path, genes=payload["genes"][::-1])
+    other = tmp_path / "other.pt"
+    torch.save({**payload, "family": "ggan"}, other)
+    with pytest.raises(MedgenInputError, match="family 'ggan'; expected 'tybalt'"):
+        load_model(other)
+    with pytest.raises(MedgenInputError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_bad_input_refused(tmp_path):
+    from tests.conftest import make_expression
+
+    adata = make_expression()
+    adata.X = adata.X * 3
+    path = tmp_path / "bad.h5ad"
+    adata.write_h5ad(path)
+    with pytest.raises(MedgenInputError, match=r"\[0, 1\]"):
+        _train(str(path), tmp_path / "out")
+    adata = make_expression()
+    del adata.obs["split"]
+    adata.write_h5ad(path)
+    with pytest.raises(MedgenInputError, match="split"):
+        _train(str(path), tmp_path / "out")
+
+
+def test_condition_on_unknown_column(expression_h5ad, tmp_path):
+    with pytest.raises(MedgenInputError, match="condition_on"):
+        _train(expression_h5ad, tmp_path, condition_on="sex")
