@@ -29,7 +29,10 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
     try:
         yield logger
     except MedgenInputError as err:
-        logger.error("%s", err)
+        logger.error("%s", err)  # bad input: the message says it all
+        raise
+    except Exception:
+        logger.exception("rule %s failed", snakemake.rule)
         raise
     finally:
         if stream is not None:

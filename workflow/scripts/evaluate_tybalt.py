@@ -9,7 +9,7 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     evaluate_tybalt(
         h5ad_path=snakemake.input.h5ad,  # noqa: F821
         model_path=snakemake.input.model,  # noqa: F821
-        train_metrics_path=snakemake.input.train_metrics,  # noqa: F821
+        training_metrics=snakemake.input.train_metrics,  # noqa: F821
         evaluation=snakemake.params.evaluation,  # noqa: F821
         labels=snakemake.params.labels,  # noqa: F821
         seed=snakemake.params.seed,  # noqa: F821
