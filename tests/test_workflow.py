@@ -35,15 +35,12 @@ def write_config(tmp_path: Path, **sections) -> Path:
 
 
 def test_lint_has_no_findings_but_the_conda_suggestion():
-    result = snakemake("--lint", "json", check=False)
-    findings = json.loads(result.stdout)
-    rules = {
-        rule: [lint["title"] for lint in lints if "conda" not in lint["title"].lower()
-               and "container" not in lint["title"].lower()]
-        for rule, lints in findings["rules"].items()
-    }
-    rules = {rule: titles for rule, titles in rules.items() if titles}
-    assert findings["snakefiles"] == [] and rules == {}, (findings["snakefiles"], rules)
+    result = snakemake("--lint", check=False)
+    output = result.stdout + result.stderr
+    findings = [line.strip() for line in output.splitlines() if line.startswith("    * ")]
+    assert findings, "snakemake --lint printed no findings at all: did it run?\n" + output
+    others = [f for f in findings if "conda environment or container" not in f]
+    assert others == [], output
 
 
 def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):

@@ -34,6 +34,13 @@ def model_hparams(family):
     return registry.resolve_hparams(family, section["preset"], section["params"])
 
 
+def gpus_requested():
+    """GPUs to ask the scheduler for: only when the config asks for GPU training."""
+    if config["training"]["accelerator"] == "gpu":
+        return config["training"]["devices"]
+    return 0
+
+
 def syng_bts_dir():
     return f"{CACHE}/syng_bts-{config['expression']['syng_bts']['version']}"
 

@@ -13,7 +13,8 @@ if config["expression"]["source"] == "syng_bts":
             f"{CACHE}/logs/fetch_syng_bts.log",
         params:
             syng_bts=config["expression"]["syng_bts"],
-            cache_dir=CACHE,
+            # the cache root: tables land in <cache>/syng_bts-<version>/
+            cache_dir=lambda wildcards, output: str(Path(output.tables[0]).parent.parent),
         script:
             "../scripts/fetch_syng_bts.py"
 

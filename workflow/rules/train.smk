@@ -1,13 +1,6 @@
 # Model training: one rule per family, each declaring what a cluster profile maps to sbatch.
 
 
-def gpus_requested():
-    """GPUs to ask the scheduler for: only when the config asks for GPU training."""
-    if config["training"]["accelerator"] == "gpu":
-        return config["training"]["devices"]
-    return 0
-
-
 rule train_tybalt:
     input:
         h5ad=f"{RUN}/data/expression.h5ad",
