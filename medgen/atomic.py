@@ -7,6 +7,7 @@ temporary file is removed when the block raises.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -28,6 +29,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for the lab
         os.replace(tmp, final)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                err.errno,
+                f"no space left on the device writing {final} ({os.strerror(err.errno)}); "
+                "free space or point results_dir/cache_dir at a larger filesystem",
+            ) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

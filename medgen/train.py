@@ -7,7 +7,8 @@ What it adds around ``Trainer.fit``:
    when the same output folder is trained again;
 3. SIGTERM/SIGUSR1 (what SLURM sends before a time limit) stop training at the next batch,
    leave the last complete checkpoint in place and exit non-zero so Snakemake/SLURM retry;
-4. CSV metrics (``metrics.csv``) and a progress bar.
+4. CSV metrics (``metrics.csv``, written when training ends; the live log is in
+   ``checkpoints/live/``) and a progress bar.
 Checkpoints are read with ``weights_only=True``: they hold tensors and plain values only.
 """
 
@@ -28,6 +29,8 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+
+from medgen.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,8 @@ def make_trainer(
         strategy=strategy,
         max_epochs=max_epochs,
         deterministic=True,
-        logger=CSVLogger(out_dir, name="", version=""),
+        # Live log inside checkpoints/: out_dir/metrics.csv appears only when training ends.
+        logger=CSVLogger(out_dir / "checkpoints", name="", version="live"),
         callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), *(extra_callbacks or [])],
         enable_progress_bar=training.get("progress_bar", True),
         enable_model_summary=False,
@@ -157,8 +161,8 @@ def fit(
     """
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    metrics_path = out_dir / "metrics.csv"
-    _discard_stale_checkpoints(ckpt_dir, metrics_path, signature or {}, seed)
+    kept_metrics = ckpt_dir / "metrics.csv"  # every epoch trained so far, across resumes
+    _discard_stale_checkpoints(ckpt_dir, out_dir / "metrics.csv", signature or {}, seed)
     if training.get("num_threads"):
         torch.set_num_threads(training["num_threads"])
     L.seed_everything(seed, workers=True, verbose=False)
@@ -169,12 +173,15 @@ def fit(
     if ckpt_path:
         finished_epoch = torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]
         log.info("resuming from %s (epoch %d done)", ckpt_path, finished_epoch)
-        earlier_metrics = _metrics_up_to(metrics_path, finished_epoch)
+        earlier_metrics = _metrics_up_to(kept_metrics, finished_epoch)
     try:
         trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     finally:
         if trainer.is_global_zero:
-            _merge_metrics(metrics_path, earlier_metrics)
+            _merge_metrics(ckpt_dir / "live" / "metrics.csv", earlier_metrics, kept_metrics)
+    if trainer.is_global_zero and kept_metrics.exists():
+        with atomic_path(out_dir / "metrics.csv") as tmp:
+            shutil.copyfile(kept_metrics, tmp)
     return trainer
 
 
@@ -200,18 +207,19 @@ def _metrics_up_to(metrics_path: Path, epoch: int) -> pd.DataFrame | None:
     return earlier[earlier["epoch"] <= epoch]
 
 
-def _merge_metrics(metrics_path: Path, earlier: pd.DataFrame | None) -> None:
+def _merge_metrics(live: Path, earlier: pd.DataFrame | None, kept: Path) -> None:
     """CSVLogger starts a fresh file on resume: put the earlier epochs back in front.
 
-    Always rewritten the same way (round-trip floats, '\n' line ends) so that an interrupted
+    Always written the same way (round-trip floats, '\n' line ends) so that an interrupted
     and resumed run gives a byte-identical file to an uninterrupted one.
     """
-    if not metrics_path.exists() or metrics_path.stat().st_size == 0:
+    if not live.exists() or live.stat().st_size == 0:
         return
-    newer = pd.read_csv(metrics_path, float_precision="round_trip")
+    newer = pd.read_csv(live, float_precision="round_trip")
     if earlier is not None and len(earlier):
         newer = pd.concat([earlier, newer[newer["epoch"] > earlier["epoch"].max()]])
-    newer.to_csv(metrics_path, index=False, lineterminator="\n")
+    with atomic_path(kept) as tmp:
+        newer.to_csv(tmp, index=False, lineterminator="\n")
 
 
 class EpochSeededSampler(torch.utils.data.Sampler[int]):
