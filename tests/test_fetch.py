@@ -217,3 +217,37 @@ def test_download_unreachable_and_bad_scheme(tmp_path):
     with pytest.raises(MedgenInputError, match=r"must start with http"):
         download("file:///etc/passwd", PAYLOAD_SHA, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_cached_table_is_detected_and_rebuilt_by_the_workflow(wheel, tmp_path):
+    """A damaged cache file is removed before the DAG is built, so the fetch rule reruns."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    path, sha = wheel
+    cache = tmp_path / "cache"
+    extract_tables(path, sha, ["BRCA", "PRAD"], cache / "syng_bts-0.0.1")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "cache_dir": str(cache), "results_dir": str(tmp_path / "results"),
+        "expression": {"syng_bts": {"version": "0.0.1", "sha256": sha}},
+    }))
+
+    def dry_run() -> str:
+        result = subprocess.run(
+            # mtime only: the cache was made outside Snakemake, so it has no metadata record
+            [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--rerun-triggers", "mtime",
+             "--configfile",
+             str(config)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        return result.stdout.split("Job stats:")[1].split("total")[0]  # the jobs to run
+
+    assert "fetch_syng_bts" not in dry_run()  # intact cache: nothing to fetch
+    damaged = cache / "syng_bts-0.0.1" / "PRAD.parquet"
+    damaged.write_bytes(b"prad-byteZ")
+    assert "fetch_syng_bts" in dry_run()
+    assert not damaged.exists()
+    assert (cache / "syng_bts-0.0.1" / "BRCA.parquet").exists()

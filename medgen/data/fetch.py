@@ -50,6 +50,29 @@ def _cached_tables(folder: Path, tables: Sequence[str]) -> dict[str, Path] | Non
     return paths
 
 
+def drop_corrupt_cache(cache_dir: str | os.PathLike, version: str, tables: Sequence[str]) -> list[Path]:
+    """Remove cached syng-bts tables that no longer match the cache's checksums.
+
+    Called before Snakemake builds its DAG: a removed table is a missing output, so the fetch
+    rule runs again and rebuilds it instead of preprocessing reading a damaged file.
+    """
+    folder = Path(cache_dir) / f"syng_bts-{version}"
+    manifest_path = folder / CACHE_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except (OSError, ValueError):
+        manifest = {}
+    removed = []
+    for table in tables:
+        path = folder / f"{table}.parquet"
+        if path.is_file() and manifest.get(path.name) != sha256_file(path):
+            logger.warning("cached %s does not match %s: removing it to fetch it again",
+                           path, manifest_path)
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def extract_tables(
     wheel: str | os.PathLike, sha256: str, tables: Sequence[str], dest_dir: str | os.PathLike
 ) -> dict[str, Path]:

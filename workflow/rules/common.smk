@@ -19,6 +19,13 @@ RUN = f"{config['results_dir']}/{config['run_name']}"
 CACHE = config["cache_dir"]
 LOGS = f"{RUN}/logs"
 
+if config["expression"]["source"] == "syng_bts":
+    # A damaged cached table becomes a missing one, so fetch_syng_bts rebuilds it.
+    from medgen.data.fetch import drop_corrupt_cache
+
+    drop_corrupt_cache(CACHE, config["expression"]["syng_bts"]["version"],
+                       config["expression"]["syng_bts"]["tables"])
+
 
 def is_activated(section):
     """True when config[section] (a dotted path, e.g. 'models.tybalt') has activate: true."""
