@@ -171,14 +171,22 @@ def worker_main(args: argparse.Namespace) -> None:
 
 # -- driver -----------------------------------------------------------------------------------
 def run_tool(tool: str, data: Path, args: argparse.Namespace, n_train: int, work: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", tool, "--data", str(data), "--epochs",
-           str(args.epochs), "--threads", str(args.threads), "--work", str(work),
-           "--n-train", str(n_train)]
+    return run_worker(
+        ["--worker", tool, "--data", str(data), "--epochs", str(args.epochs), "--threads",
+         str(args.threads), "--work", str(work), "--n-train", str(n_train)],
+        tool,
+    )
+
+
+def run_worker(worker_args: list[str], what: str) -> dict:
+    """Run this script as a worker subprocess (the driver stays small: Linux keeps a
+    process's peak RSS across fork + exec, so a large driver would inflate the workers')."""
+    cmd = [sys.executable, __file__, *worker_args]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        sys.exit(f"{tool} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        sys.exit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -190,12 +198,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/tybalt_vs_scvi.json"))
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for both tools")
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    # One thread each by default: on the shared 2-core machine (load average ~5) two OpenMP
+    # threads per tool spin-wait against other jobs and ran ~20x slower for both tools.
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both tools")
+    parser.add_argument("--worker", choices=[*sorted(WORKERS), "data"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--n-train", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "data":
+        print("RESULT " + json.dumps(build_data(Path(args.data))))
+        return
     if args.worker:
         worker_main(args)
         return
@@ -203,7 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tybalt_bench_") as tmp:
         tmp = Path(tmp)
         data = tmp / "paper_scale.h5ad"
-        description = build_data(data)
+        description = run_worker(["--worker", "data", "--data", str(data)], "data")
         load_before = load_average()
         results = {}
         for tool in WORKERS:

@@ -91,8 +91,8 @@ def train_tybalt(
     plan = TybaltPlan(n_genes=len(data.genes), n_conditions=len(categories), hparams=hparams)
     fit(
         plan,
-        train_loader(data.x[train], codes[train], hparams["batch_size"], seed),
-        eval_loader(data.x[val], codes[val]),
+        train_loader(data.x, codes, train, hparams["batch_size"], seed),
+        eval_loader(data.x, codes, val),
         out_dir,
         training,
         max_epochs,
