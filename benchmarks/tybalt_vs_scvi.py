@@ -1,6 +1,7 @@
 """Training speed and memory: medgen's Tybalt (paper preset) vs scvi-tools' SCVI, side by side.
 
-    python benchmarks/tybalt_vs_scvi.py [--epochs 50] [--out benchmarks/results/tybalt_vs_scvi.json]
+    python benchmarks/tybalt_vs_scvi.py [--epochs 50] \
+        [--out benchmarks/results/tybalt_vs_scvi.json]
 
 Data (built here, seeded; NOT a real data set): the paper's scale, 10,459 samples x 5,000
 features. The real TCGA BRCA + PRAD miRNA table (1,758 samples x 1,881 miRNAs) is library-size
@@ -37,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# The shared data folder sits beside the checkouts; MEDGEN_SHARED_DATA overrides it.
 DATA_DIR = Path(os.environ.get("MEDGEN_SHARED_DATA", REPO.parent / "shared" / "data"))
-TCGA = Path("/work/shared/data/expression/tcga_mirna")
 N_SAMPLES, N_FEATURES = 10_459, 5_000  # Tybalt's TCGA pan-cancer matrix
 NOISE_SD = 0.05
 VAL_FRACTION = 0.1
@@ -46,10 +47,10 @@ SEED = 0
 
 
 def tcga_dir() -> Path:
-    for candidate in (DATA_DIR / "expression" / "tcga_mirna", TCGA):
-        if candidate.exists():
-            return candidate
-    sys.exit(f"TCGA miRNA tables not found in {DATA_DIR / 'expression' / 'tcga_mirna'}")
+    path = DATA_DIR / "expression" / "tcga_mirna"
+    if not path.exists():
+        sys.exit(f"TCGA miRNA tables not found in {path} (set MEDGEN_SHARED_DATA)")
+    return path
 
 
 def build_data(path: Path) -> dict:
@@ -226,7 +227,8 @@ def main() -> None:
 
     med, ref = results["medgen"], results["scvi-tools"]
     ratio = med["mean_epoch_s"] / ref["mean_epoch_s"]
-    header = f"{'tool':<12}{'s/epoch':>10}{'train wall s':>14}{'samples/s':>12}{'peak RSS MiB':>14}"
+    header = (f"{'tool':<12}{'s/epoch':>10}{'train wall s':>14}{'samples/s':>12}"
+              f"{'peak RSS MiB':>14}")
     print("\ndata: " + description["source"] + f"; {N_SAMPLES} x {N_FEATURES} "
           "(rows and features resampled with noise; not a real data set)")
     print(header)

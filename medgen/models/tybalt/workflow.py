@@ -306,7 +306,8 @@ def evaluate_tybalt(
         latent_adata.write_h5ad(tmp)
     _write_tsv(pd.DataFrame(mu, index=obs.index, columns=nodes), out_dir / "latent.tsv")
     weights = module.gene_weights().numpy()
-    _write_tsv(pd.DataFrame(weights, index=nodes, columns=data.genes), out_dir / "gene_weights.tsv")
+    _write_tsv(pd.DataFrame(weights, index=nodes, columns=data.genes),
+               out_dir / "gene_weights.tsv")
     _write_tsv(node_associations(mu, label_values, nodes), out_dir / "node_associations.tsv",
                index=False)
 
