@@ -13,14 +13,13 @@ Checkpoints are read with ``weights_only=True``: they hold tensors and plain val
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import random
 import signal
 from pathlib import Path
 from typing import Any
-
-import csv
 
 import lightning as L
 import numpy as np
