@@ -1,6 +1,7 @@
 """Training speed and memory: medgen's Tybalt (paper preset) vs scvi-tools' SCVI, side by side.
 
-    python benchmarks/tybalt_vs_scvi.py [--epochs 50] [--out benchmarks/results/tybalt_vs_scvi.json]
+    python benchmarks/tybalt_vs_scvi.py [--epochs 50] \
+        [--out benchmarks/results/tybalt_vs_scvi.json]
 
 Data (built here, seeded; NOT a real data set): the paper's scale, 10,459 samples x 5,000
 features. The real TCGA BRCA + PRAD miRNA table (1,758 samples x 1,881 miRNAs) is library-size
@@ -37,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# The shared data folder sits beside the checkouts; MEDGEN_SHARED_DATA overrides it.
 DATA_DIR = Path(os.environ.get("MEDGEN_SHARED_DATA", REPO.parent / "shared" / "data"))
-TCGA = Path("/work/shared/data/expression/tcga_mirna")
 N_SAMPLES, N_FEATURES = 10_459, 5_000  # Tybalt's TCGA pan-cancer matrix
 NOISE_SD = 0.05
 VAL_FRACTION = 0.1
@@ -46,10 +47,10 @@ SEED = 0
 
 
 def tcga_dir() -> Path:
-    for candidate in (DATA_DIR / "expression" / "tcga_mirna", TCGA):
-        if candidate.exists():
-            return candidate
-    sys.exit(f"TCGA miRNA tables not found in {DATA_DIR / 'expression' / 'tcga_mirna'}")
+    path = DATA_DIR / "expression" / "tcga_mirna"
+    if not path.exists():
+        sys.exit(f"TCGA miRNA tables not found in {path} (set MEDGEN_SHARED_DATA)")
+    return path
 
 
 def build_data(path: Path) -> dict:
@@ -171,14 +172,22 @@ def worker_main(args: argparse.Namespace) -> None:
 
 # -- driver -----------------------------------------------------------------------------------
 def run_tool(tool: str, data: Path, args: argparse.Namespace, n_train: int, work: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", tool, "--data", str(data), "--epochs",
-           str(args.epochs), "--threads", str(args.threads), "--work", str(work),
-           "--n-train", str(n_train)]
+    return run_worker(
+        ["--worker", tool, "--data", str(data), "--epochs", str(args.epochs), "--threads",
+         str(args.threads), "--work", str(work), "--n-train", str(n_train)],
+        tool,
+    )
+
+
+def run_worker(worker_args: list[str], what: str) -> dict:
+    """Run this script as a worker subprocess (the driver stays small: Linux keeps a
+    process's peak RSS across fork + exec, so a large driver would inflate the workers')."""
+    cmd = [sys.executable, __file__, *worker_args]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        sys.exit(f"{tool} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        sys.exit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -190,12 +199,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/tybalt_vs_scvi.json"))
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for both tools")
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    # One thread each by default: on the shared 2-core machine (load average ~5) two OpenMP
+    # threads per tool spin-wait against other jobs and ran ~20x slower for both tools.
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both tools")
+    parser.add_argument("--worker", choices=[*sorted(WORKERS), "data"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--n-train", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "data":
+        print("RESULT " + json.dumps(build_data(Path(args.data))))
+        return
     if args.worker:
         worker_main(args)
         return
@@ -203,7 +217,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tybalt_bench_") as tmp:
         tmp = Path(tmp)
         data = tmp / "paper_scale.h5ad"
-        description = build_data(data)
+        description = run_worker(["--worker", "data", "--data", str(data)], "data")
         load_before = load_average()
         results = {}
         for tool in WORKERS:
@@ -213,7 +227,8 @@ def main() -> None:
 
     med, ref = results["medgen"], results["scvi-tools"]
     ratio = med["mean_epoch_s"] / ref["mean_epoch_s"]
-    header = f"{'tool':<12}{'s/epoch':>10}{'train wall s':>14}{'samples/s':>12}{'peak RSS MiB':>14}"
+    header = (f"{'tool':<12}{'s/epoch':>10}{'train wall s':>14}{'samples/s':>12}"
+              f"{'peak RSS MiB':>14}")
     print("\ndata: " + description["source"] + f"; {N_SAMPLES} x {N_FEATURES} "
           "(rows and features resampled with noise; not a real data set)")
     print(header)

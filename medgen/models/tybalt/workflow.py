@@ -91,8 +91,8 @@ def train_tybalt(
     plan = TybaltPlan(n_genes=len(data.genes), n_conditions=len(categories), hparams=hparams)
     fit(
         plan,
-        train_loader(data.x[train], codes[train], hparams["batch_size"], seed),
-        eval_loader(data.x[val], codes[val]),
+        train_loader(data.x, codes, train, hparams["batch_size"], seed),
+        eval_loader(data.x, codes, val),
         out_dir,
         training,
         max_epochs,
@@ -314,7 +314,8 @@ def evaluate_tybalt(
         latent_adata.write_h5ad(tmp)
     _write_tsv(pd.DataFrame(mu, index=obs.index, columns=nodes), out_dir / "latent.tsv")
     weights = module.gene_weights().numpy()
-    _write_tsv(pd.DataFrame(weights, index=nodes, columns=data.genes), out_dir / "gene_weights.tsv")
+    _write_tsv(pd.DataFrame(weights, index=nodes, columns=data.genes),
+               out_dir / "gene_weights.tsv")
     _write_tsv(node_associations(mu, label_values, nodes), out_dir / "node_associations.tsv",
                index=False)
 
