@@ -168,7 +168,7 @@ def read_dicom_series(
     off_line = np.linalg.norm(positions - positions[0] - np.outer(t, stack_dir), axis=1)
     if off_line.max() > 0.1 * lengths.min():
         raise MedgenInputError(f"{folder}: slice positions do not lie on one line")
-    step = float(lengths.min())
+    step = float(np.median(lengths))  # the typical spacing; irregular gaps get interpolated
     grid = np.arange(0.0, t[-1] + 1e-6, step)
     # linear interpolation between the two bracketing slices (exact when spacing is regular)
     upper = np.clip(np.searchsorted(t, grid, side="right"), 1, len(t) - 1)
