@@ -7,6 +7,8 @@ series per folder, gantry tilt and irregular spacing refused or corrected as con
 
 from __future__ import annotations
 
+import gzip
+import io
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -46,11 +48,30 @@ def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
     return data
 
 
+def _load_analyze_gz(path: Path):
+    """Analyze pair with a gzipped image (x.hdr + x.img.gz), which nibabel does not pair."""
+    stem = str(path)[: -len(_suffix(path))]
+    header, image = Path(stem + ".hdr"), Path(stem + ".img.gz")
+    if not header.exists():
+        raise MedgenInputError(f"{path}: Analyze header {header} is missing")
+    klass = type(nib.load(str(header)))
+    file_map = klass.make_file_map({
+        "header": str(header), "image": io.BytesIO(gzip.decompress(image.read_bytes())),
+    })
+    return klass.from_file_map(file_map)
+
+
 def read_nibabel(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    suffix = _suffix(path)
+    gz_pair = suffix == ".img.gz" or (
+        suffix == ".hdr" and not path.with_suffix(".img").exists()
+        and path.with_suffix(".img.gz").exists()
+    )
     try:
-        image = nib.load(str(path))
+        image = _load_analyze_gz(path) if gz_pair else nib.load(str(path))
         data = np.asarray(image.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+    except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile,
+            nib.filebasedimages.ImageFileError) as err:
         raise MedgenInputError(
             f"{path}: cannot read image (truncated or corrupt file?): {err}"
         ) from None
