@@ -55,9 +55,10 @@ def _load_analyze_gz(path: Path):
     if not header.exists():
         raise MedgenInputError(f"{path}: Analyze header {header} is missing")
     klass = type(nib.load(str(header)))
-    file_map = klass.make_file_map({
-        "header": str(header), "image": io.BytesIO(gzip.decompress(image.read_bytes())),
-    })
+    file_map = klass.filespec_to_file_map(str(header))
+    file_map["image"] = nib.fileholders.FileHolder(
+        fileobj=io.BytesIO(gzip.decompress(image.read_bytes()))
+    )
     return klass.from_file_map(file_map)
 
 
