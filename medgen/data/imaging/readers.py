@@ -48,18 +48,31 @@ def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
     return data
 
 
-def _load_analyze_gz(path: Path):
-    """Analyze pair with a gzipped image (x.hdr + x.img.gz), which nibabel does not pair."""
+def _read_analyze_gz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Analyze pair with a gzipped image (x.hdr + x.img.gz), which nibabel does not pair.
+
+    The header comes from nibabel; the voxels are decoded here (dtype, byte order, Fortran
+    order, slope/intercept from that header).
+    """
     stem = str(path)[: -len(_suffix(path))]
-    header, image = Path(stem + ".hdr"), Path(stem + ".img.gz")
-    if not header.exists():
-        raise MedgenInputError(f"{path}: Analyze header {header} is missing")
-    klass = type(nib.load(str(header)))
-    file_map = klass.filespec_to_file_map(str(header))
-    file_map["image"] = nib.fileholders.FileHolder(
-        fileobj=io.BytesIO(gzip.decompress(image.read_bytes()))
-    )
-    return klass.from_file_map(file_map)
+    header_path, image_path = Path(stem + ".hdr"), Path(stem + ".img.gz")
+    if not header_path.exists():
+        raise MedgenInputError(f"{path}: Analyze header {header_path} is missing")
+    image = nib.load(str(header_path))
+    header = image.header
+    dtype = header.get_data_dtype().newbyteorder(header.endianness)
+    shape = header.get_data_shape()
+    payload = gzip.decompress(image_path.read_bytes())
+    offset = int(header["vox_offset"])
+    count = int(np.prod(shape))
+    if len(payload) < offset + count * dtype.itemsize:
+        raise MedgenInputError(f"{path}: truncated Analyze image data")
+    data = np.frombuffer(payload, dtype=dtype, count=count, offset=offset)
+    data = data.reshape(shape, order="F").astype(np.float32)
+    slope, inter = header.get_slope_inter()
+    if slope is not None and np.isfinite(slope) and slope != 0:
+        data = data * np.float32(slope) + np.float32(inter or 0)
+    return _as_3d(data, path), image.affine.astype(np.float64)
 
 
 def read_nibabel(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +82,9 @@ def read_nibabel(path: Path) -> tuple[np.ndarray, np.ndarray]:
         and path.with_suffix(".img.gz").exists()
     )
     try:
-        image = _load_analyze_gz(path) if gz_pair else nib.load(str(path))
+        if gz_pair:
+            return _read_analyze_gz(path)
+        image = nib.load(str(path))
         data = np.asarray(image.dataobj, dtype=np.float32)
     except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile,
             nib.filebasedimages.ImageFileError) as err:
