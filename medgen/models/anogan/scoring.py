@@ -57,8 +57,12 @@ def map_latents(
     for p in (*generator.parameters(), *discriminator.parameters()):
         p.requires_grad_(False)
     n = len(x)
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.latent_dim, generator=gen).to(x.device)
+    # image i starts from a z seeded by (seed + i): a batch and a one-at-a-time loop over the
+    # same images (seed = the image's position) start from identical latents
+    z = torch.stack([
+        torch.randn(generator.latent_dim, generator=torch.Generator().manual_seed(seed + i))
+        for i in range(n)
+    ]).to(x.device)
     m, v = torch.zeros_like(z), torch.zeros_like(z)
     with torch.no_grad():
         _, fx = discriminator(x)
