@@ -37,10 +37,17 @@ def _sliding(scorer, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     size = scorer.image_size
 
     def predictor(window: torch.Tensor):
-        out = scorer.score(window.cpu().numpy())
-        score_map = torch.as_tensor(out.score, dtype=torch.float32)[:, None, None, None]
-        return (torch.as_tensor(out.reconstruction),
-                score_map.expand(len(window), 1, size, size).contiguous())
+        # windows entirely outside the mask (all zero after preprocessing) are not scored:
+        # reconstruction 0, score 0 (metrics only look inside the mask)
+        recon = torch.zeros_like(window)
+        score = torch.zeros(len(window))
+        occupied = window.flatten(1).abs().amax(1) > 0
+        if occupied.any():
+            out = scorer.score(window[occupied].cpu().numpy())
+            recon[occupied] = torch.as_tensor(out.reconstruction, dtype=recon.dtype)
+            score[occupied] = torch.as_tensor(out.score, dtype=torch.float32)
+        score_map = score[:, None, None, None].expand(len(window), 1, size, size)
+        return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
         scorer, "batch_size", 256), overlap=SLIDING_OVERLAP, mode="constant")
@@ -115,14 +122,9 @@ def _write_niftis(folder: Path, data: dict[str, np.ndarray], maps: np.ndarray,
         plane = [s for i, s in enumerate(shape) if i != axis]
         rows = np.flatnonzero(data["subject"] == subject)
         for r in rows:
-            # invert the centre pad/crop of volume_slices (MONAI's ResizeWithPadOrCrop)
-            from medgen.data.imaging.slices import pad_or_crop
-
-            back = np.asarray(pad_or_crop(torch.as_tensor(maps[r])[None], max(plane)))[0]
-            back = _centre(back, plane)
             index = [slice(None)] * 3
             index[axis] = int(data["index"][r])
-            volume[tuple(index)] = back
+            volume[tuple(index)] = undo_pad_or_crop(maps[r], plane)
         image = nib.Nifti1Image(volume, np.asarray(info["affine"]))
         ref_data, ref_affine = read_volume(info["reference"], "correct")
         aligned = nibabel.processing.resample_from_to(image, (ref_data.shape, ref_affine), order=1)
@@ -133,11 +135,21 @@ def _write_niftis(folder: Path, data: dict[str, np.ndarray], maps: np.ndarray,
             target.replace(tmp)
 
 
-def _centre(arr: np.ndarray, shape: list[int]) -> np.ndarray:
-    out = torch.as_tensor(arr)
-    from monai.transforms import ResizeWithPadOrCrop
-
-    return np.asarray(ResizeWithPadOrCrop(spatial_size=tuple(shape))(out[None]))[0]
+def undo_pad_or_crop(arr: np.ndarray, shape: list[int]) -> np.ndarray:
+    """Inverse of slices.pad_or_crop (MONAI ResizeWithPadOrCrop's centring) for one 2D map."""
+    out = np.zeros(shape, arr.dtype)
+    src, dst = [], []
+    for size, target in zip(arr.shape, shape):
+        if target <= size:  # the slice was padded: take the middle back out
+            before = (size - target) // 2
+            src.append(slice(before, before + target))
+            dst.append(slice(None))
+        else:  # the slice was cropped: put the map back where it came from
+            start = target // 2 - size // 2
+            src.append(slice(None))
+            dst.append(slice(start, start + size))
+    out[tuple(dst)] = arr[tuple(src)]
+    return out
 
 
 def score_anomalies(
