@@ -30,7 +30,7 @@ TRIVIAL = ("brightness", "mask_fraction", "intensity")
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
 
 
-def _sliding(scorer, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np.ndarray]:
     """Stitched reconstruction and window-score map of images larger than the model."""
     from monai.inferers import SlidingWindowInferer
 
@@ -50,13 +50,14 @@ def _sliding(scorer, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=SLIDING_OVERLAP, mode="constant")
+        scorer, "batch_size", 256), overlap=overlap, mode="constant")
     with torch.no_grad():
         recon, score_map = inferer(torch.as_tensor(images), predictor)
     return np.asarray(recon), np.asarray(score_map)[:, 0]
 
 
-def run_scorer(scorer, data: dict[str, np.ndarray], method: str) -> dict[str, np.ndarray]:
+def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
+               window_overlap: float = SLIDING_OVERLAP) -> dict[str, np.ndarray]:
     """Per-image score, residual map (N, H, W) and reconstruction for one split."""
     images = data["images"]
     masks = data.get("masks")
@@ -82,7 +83,7 @@ def run_scorer(scorer, data: dict[str, np.ndarray], method: str) -> dict[str, np
         if out.steps is not None:
             result["steps"] = out.steps
     else:
-        recon, score_map = _sliding(scorer, images)
+        recon, score_map = _sliding(scorer, images, window_overlap)
         result = {"score": (score_map * inside).sum(axis=(1, 2)) / count,
                   "reconstruction": recon, "score_map": score_map.astype(np.float32)}
     result["residual_map"] = (np.abs(images - result["reconstruction"]).mean(axis=1)
@@ -161,6 +162,7 @@ def score_anomalies(
     geometry_path: str | os.PathLike | None = None,
     write_maps: bool = True,
     device: str = "cpu",
+    window_overlap: float = SLIDING_OVERLAP,
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -177,13 +179,15 @@ def score_anomalies(
         Writes ``scores_<split>.tsv``, ``maps_<split>.npz`` and residual maps under
         ``residuals_<split>/`` (PNG per 2D image; NIfTI per subject when ``geometry_path``,
         the prepared volumes.json, is given).
+    window_overlap
+        Overlap of sliding windows (patch-trained models on larger slices).
     """
     from medgen.models.anomaly import load_scorer
 
     out_dir = Path(out_dir)
     data = load_split(data_path)
     scorer = None if method in TRIVIAL else load_scorer(model_path, device)
-    result = run_scorer(scorer, data, method)
+    result = run_scorer(scorer, data, method, window_overlap)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),
                "y": data["y"], "score": result["score"]}
