@@ -97,7 +97,8 @@ def preprocessing_rows(args) -> list[dict]:
     cfg = fill_defaults(load_schema()["properties"]["imaging"],
                         load_yaml(args.brats_config)["imaging"])
     cfg["data_root"] = args.brats_root
-    rows_sheet = read_sample_sheet(cfg["sample_sheet"], cfg["modalities"], data_root=args.brats_root)
+    rows_sheet = read_sample_sheet(cfg["sample_sheet"], cfg["modalities"],
+                                   data_root=args.brats_root)
     cache = Path(tempfile.mkdtemp(prefix="medgen_bench_cache_"))
     out = []
     try:

@@ -1,4 +1,4 @@
-"""Imaging readers, preprocessing and sample sheets: good input and one clear error per bad input."""
+"""Imaging readers, preprocessing, sample sheets: good input; one clear error per bad input."""
 
 from __future__ import annotations
 

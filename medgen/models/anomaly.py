@@ -40,7 +40,8 @@ class Scores:
 
 def _train_loader(images: np.ndarray, batch_size: int, seed: int) -> DataLoader:
     dataset = TensorDataset(torch.as_tensor(images, dtype=torch.float32))
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochSeededSampler(len(dataset), seed),
+    return DataLoader(dataset, batch_size=batch_size,
+                      sampler=EpochSeededSampler(len(dataset), seed),
                       drop_last=len(dataset) > batch_size)
 
 
@@ -206,7 +207,8 @@ def fit_pca(data_path: str | os.PathLike, k: int, out_path: str | os.PathLike) -
     from sklearn.decomposition import PCA
 
     images = load_split(data_path)["images"]
-    pca = PCA(n_components=min(k, len(images) - 1), random_state=0).fit(images.reshape(len(images), -1))
+    pca = PCA(n_components=min(k, len(images) - 1), random_state=0)
+    pca.fit(images.reshape(len(images), -1))
     out_path = Path(out_path)
     with atomic.atomic_path(out_path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, mean=pca.mean_, components=pca.components_,

@@ -8,7 +8,6 @@ series per folder, gantry tilt and irregular spacing refused or corrected as con
 from __future__ import annotations
 
 import gzip
-import io
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -255,10 +254,14 @@ def read_npz2d(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             images = archive[f"{split}_images"]
             labels = archive[f"{split}_labels"] if f"{split}_labels" in keys else None
     except (OSError, ValueError, EOFError, zlib.error) as err:
-        raise MedgenInputError(f"{path}: cannot read .npz (truncated or corrupt?): {err}") from None
+        raise MedgenInputError(
+            f"{path}: cannot read .npz (truncated or corrupt?): {err}"
+        ) from None
     if images.ndim != 3:
         raise MedgenInputError(
             f"{path}: '{split}_images' must be (N, H, W) grey images, got {images.shape}"
         )
-    labels = (np.full(len(images), -1) if labels is None else labels.reshape(len(images), -1)[:, 0])
+    if labels is None:
+        labels = np.full(len(images), -1)  # unlabelled: evaluation skips these
+    labels = labels.reshape(len(images), -1)[:, 0]
     return images.astype(np.float32), labels.astype(np.int64)

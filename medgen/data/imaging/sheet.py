@@ -104,7 +104,9 @@ def read_sample_sheet(
         error = next(iter(validator.iter_errors(clean)), None)
         if error is not None:
             key = ".".join(map(str, error.absolute_path)) or "row"
-            raise MedgenInputError(f"sample sheet {path}, line {line}, column '{key}': {error.message}")
+            raise MedgenInputError(
+                f"sample sheet {path}, line {line}, column '{key}': {error.message}"
+            )
         subject = clean["subject"]
         split = clean.get("split")
         if subject in seen_split:

@@ -44,7 +44,8 @@ def volume_slices(volume: dict[str, Any], cfg: dict[str, Any]) -> dict[str, np.n
     size = cfg["slice_size"]
     image = torch.as_tensor(volume["image"]).float()
     mask = torch.as_tensor(volume["mask"]).float()
-    label = torch.as_tensor(volume["label"]).float() if "label" in volume else torch.zeros_like(mask)
+    label = (torch.as_tensor(volume["label"]).float() if "label" in volume
+             else torch.zeros_like(mask))
     # (C, X, Y, Z) -> (n_slices, C, a, b)
     move = lambda t: t.movedim(axis + 1, 0)  # noqa: E731
     images = pad_or_crop(move(image), size)

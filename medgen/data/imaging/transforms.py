@@ -164,7 +164,8 @@ def volume_transforms(cfg: dict[str, Any]) -> Compose:
     ]
     if cfg["reorient"] == "RAS":
         steps.append(Orientationd(
-            keys=keys, axcodes="RAS", allow_missing_keys=True, labels=(("L", "R"), ("P", "A"), ("I", "S"))
+            keys=keys, axcodes="RAS", allow_missing_keys=True,
+            labels=(("L", "R"), ("P", "A"), ("I", "S")),
         ))
     if cfg.get("target_spacing"):
         steps.append(Spacingd(

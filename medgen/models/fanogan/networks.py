@@ -48,8 +48,8 @@ class ResGenerator(nn.Module):
             blocks.append(ResBlock(w, w_out, "up", norm=True))
             w = w_out
         self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Sequential(nn.BatchNorm2d(w), nn.ReLU(), nn.Conv2d(w, channels, 3, padding=1),
-                                 nn.Tanh())
+        self.out = nn.Sequential(nn.BatchNorm2d(w), nn.ReLU(),
+                                 nn.Conv2d(w, channels, 3, padding=1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.project(z).view(len(z), self.width, 4, 4)
