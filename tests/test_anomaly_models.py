@@ -158,3 +158,23 @@ def test_wrong_image_geometry(tmp_path):
     with pytest.raises(MedgenInputError, match="not a power of two"):
         train_anomaly_model("anogan", tmp_path / "train.npz",
                             registry.resolve_hparams("anogan", "default"), TRAINING, 0, tmp_path)
+
+
+def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
+    from medgen.evaluate.anomaly_experiment import resolve_sections
+
+    pca = fit_pca(data_dir / "train.npz", 5, tmp_path / "pca.npz")
+    dirs = {}
+    for method, path in (("pca", pca), ("brightness", None)):
+        for split in ("val", "test"):
+            ev.score_anomalies(method, path, data_dir / f"{split}.npz", tmp_path / method, split)
+        dirs[method] = tmp_path / method
+    imaging = resolve_sections({})["imaging"]
+    table = ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
+    rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
+    assert [(r["method"], r["split"]) for r in rows] == [
+        ("pca", "val"), ("pca", "test"), ("brightness", "val"), ("brightness", "test")]
+    test_pca = rows[1]
+    assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
+    for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
