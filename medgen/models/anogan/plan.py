@@ -62,6 +62,9 @@ class DCGANPlan(L.LightningModule):
         self.manual_backward(loss_g)
         opt_g.step()
 
+        # mode-collapse watch: per-pixel spread of the generated batch vs the real batch
+        diversity = fake.detach().std(dim=0).mean() / x.std(dim=0).mean().clamp_min(1e-6)
         self.log_dict({"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                       "d_real": torch.sigmoid(real_logit).mean().detach()},
+                       "d_real": torch.sigmoid(real_logit).mean().detach(),
+                       "g_diversity": diversity},
                       on_step=False, on_epoch=True, prog_bar=True)
