@@ -254,6 +254,22 @@ def image_metrics(scores: np.ndarray, y: np.ndarray) -> dict[str, float]:
             "auprc": float(average_precision_score(y[keep], scores[keep]))}
 
 
+def image_covariates(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Brightness (mean) and contrast (std) of each image inside its mask (first channel)."""
+    images = data["images"][:, 0]
+    inside = data["masks"].astype(bool) if "masks" in data else np.ones(images.shape, bool)
+    count = np.maximum(inside.sum(axis=(1, 2)), 1)
+    mean = (images * inside).sum(axis=(1, 2)) / count
+    var = (((images - mean[:, None, None]) ** 2) * inside).sum(axis=(1, 2)) / count
+    return {"brightness": mean, "contrast": np.sqrt(var)}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic) if np.std(a) > 0 and np.std(b) > 0 else float("nan")
+
+
 def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     """AUPRC and best Dice (one global threshold) of anomaly maps inside the mask."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
@@ -288,6 +304,7 @@ def evaluate_anomaly(
     splits = [s for s in ("val", "test") if (data_dir / f"{s}.npz").exists()]
     data = {s: load_split(data_dir / f"{s}.npz") for s in splits}
     rows, curves = [], {s: {} for s in splits}
+    covariates = {s: image_covariates(data[s]) for s in splits}
     for method, folder in score_dirs.items():
         folder = Path(folder)
         scores = {s: read_scores(folder / f"scores_{s}.tsv") for s in splits}
@@ -300,6 +317,9 @@ def evaluate_anomaly(
             row = {"method": method, "split": s, "n_normal": int((table["y"] == 0).sum()),
                    "n_anomalous": int((table["y"] == 1).sum()),
                    **image_metrics(table["score"], table["y"])}
+            # what the score responds to: rank correlation with simple image properties
+            for name, values in covariates[s].items():
+                row[f"rho_{name}"] = spearman(table["score"], values)
             if threshold is not None and s == "test":
                 row.update(sensitivity_specificity(table["score"], table["y"], threshold))
             maps_path = folder / f"maps_{s}.npz"
