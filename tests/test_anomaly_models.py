@@ -178,3 +178,13 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
     for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_latent_mapping_under_no_grad():
+    # sliding-window inference calls scorers inside torch.no_grad()
+    torch.manual_seed(0)
+    g, d = Generator(8, 1, 16, 8), Discriminator(1, 16, 8, 0.2)
+    x = torch.as_tensor(blobs(2)) * 2 - 1
+    with torch.no_grad():
+        fit_ = map_latents(g, d, x, steps=5, seed=0)
+    torch.testing.assert_close(fit_.score, map_latents(g, d, x, steps=5, seed=0).score)

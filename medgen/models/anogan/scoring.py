@@ -71,8 +71,9 @@ def map_latents(
     previous = torch.full((n,), float("inf"), device=x.device)
     for step in range(1, steps + 1):
         za = z[active].requires_grad_(True)
-        loss, *_ = _losses(generator, discriminator, x[active], fx[active], za, lam)
-        (grad,) = torch.autograd.grad(loss.sum(), za)  # sum: each z only sees its own loss
+        with torch.enable_grad():  # callers (e.g. sliding-window inference) may run no_grad
+            loss, *_ = _losses(generator, discriminator, x[active], fx[active], za, lam)
+            (grad,) = torch.autograd.grad(loss.sum(), za)  # each z only sees its own loss
         # Adam on each image's z with its own moments (torch.optim would share the step)
         m[active] = ADAM_BETAS[0] * m[active] + (1 - ADAM_BETAS[0]) * grad
         v[active] = ADAM_BETAS[1] * v[active] + (1 - ADAM_BETAS[1]) * grad**2
