@@ -255,13 +255,16 @@ def image_metrics(scores: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def image_covariates(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Brightness (mean) and contrast (std) of each image inside its mask (first channel)."""
+    """Brightness (mean), contrast (std) and sharpness (mean gradient magnitude) of each
+    image inside its mask (first channel)."""
     images = data["images"][:, 0]
     inside = data["masks"].astype(bool) if "masks" in data else np.ones(images.shape, bool)
     count = np.maximum(inside.sum(axis=(1, 2)), 1)
     mean = (images * inside).sum(axis=(1, 2)) / count
     var = (((images - mean[:, None, None]) ** 2) * inside).sum(axis=(1, 2)) / count
-    return {"brightness": mean, "contrast": np.sqrt(var)}
+    gy, gx = np.gradient(images, axis=(1, 2))
+    sharpness = (np.hypot(gx, gy) * inside).sum(axis=(1, 2)) / count
+    return {"brightness": mean, "contrast": np.sqrt(var), "sharpness": sharpness}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
