@@ -57,7 +57,8 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
 
 
 def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
-               window_overlap: float = SLIDING_OVERLAP) -> dict[str, np.ndarray]:
+               window_overlap: float = SLIDING_OVERLAP, residual: str = "abs"
+               ) -> dict[str, np.ndarray]:
     """Per-image score, residual map (N, H, W) and reconstruction for one split."""
     images = data["images"]
     masks = data.get("masks")
@@ -86,8 +87,9 @@ def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
         recon, score_map = _sliding(scorer, images, window_overlap)
         result = {"score": (score_map * inside).sum(axis=(1, 2)) / count,
                   "reconstruction": recon, "score_map": score_map.astype(np.float32)}
-    result["residual_map"] = (np.abs(images - result["reconstruction"]).mean(axis=1)
-                              * inside).astype(np.float32)
+    difference = images - result["reconstruction"]
+    difference = np.abs(difference) if residual == "abs" else np.clip(difference, 0, None)
+    result["residual_map"] = (difference.mean(axis=1) * inside).astype(np.float32)
     return result
 
 
@@ -163,6 +165,7 @@ def score_anomalies(
     write_maps: bool = True,
     device: str = "cpu",
     window_overlap: float = SLIDING_OVERLAP,
+    residual: str = "abs",
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -181,13 +184,15 @@ def score_anomalies(
         the prepared volumes.json, is given).
     window_overlap
         Overlap of sliding windows (patch-trained models on larger slices).
+    residual
+        'abs' |x - recon| or 'positive' max(x - recon, 0) for the residual maps.
     """
     from medgen.models.anomaly import load_scorer
 
     out_dir = Path(out_dir)
     data = load_split(data_path)
     scorer = None if method in TRIVIAL else load_scorer(model_path, device)
-    result = run_scorer(scorer, data, method, window_overlap)
+    result = run_scorer(scorer, data, method, window_overlap, residual)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),
                "y": data["y"], "score": result["score"]}

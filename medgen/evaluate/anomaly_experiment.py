@@ -97,7 +97,8 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
                 t = time.perf_counter()
                 overlap = ev["anogan_window_overlap" if method == "anogan" else "window_overlap"]
                 score_anomalies(method, path, splits[split], out_dir / "scores" / method, split,
-                                geometry_path=geometry, window_overlap=overlap)
+                                geometry_path=geometry, window_overlap=overlap,
+                                residual=ev["residual"])
                 timings[f"score_{method}_{split}_s"] = time.perf_counter() - t
         score_dirs[method] = out_dir / "scores" / method
     metrics = evaluate_anomaly(score_dirs, out_dir / "data", imaging, out_dir / "report", seed)
