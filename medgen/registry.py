@@ -15,6 +15,8 @@ from medgen.errors import MedgenInputError
 # family name -> module that defines PRESETS (dict of preset name -> hyperparameters)
 FAMILIES: dict[str, str] = {
     "tybalt": "medgen.models.tybalt",
+    "anogan": "medgen.models.anogan",
+    "fanogan": "medgen.models.fanogan",
 }
 
 

@@ -1,0 +1,1 @@
+"""Imaging data: sample sheets, readers, MONAI preprocessing, slices and patches."""

@@ -1,0 +1,218 @@
+"""``prepare_images``: sample sheet -> per-split arrays the anomaly models train and score on.
+
+Writes ``<out_dir>/{train,val,test}.npz`` and ``<out_dir>/volumes.json`` (geometry needed to
+put slice residual maps back into the input's grid) and ``provenance.json``. ``train.npz``
+holds the training units (normal images, slices or tumour-free patches); ``val.npz`` and
+``test.npz`` hold every image or slice with its label y (0 normal, 1 anomalous, -1 between).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgen import atomic, provenance
+from medgen.data.imaging import slices as slicing
+from medgen.data.imaging.readers import read_npz2d
+from medgen.data.imaging.sheet import SPLITS, SheetRow, read_sample_sheet
+from medgen.data.imaging.transforms import volume_transforms, unwrap_transform_error
+from medgen.errors import MedgenInputError
+
+log = logging.getLogger(__name__)
+PREPROCESSING_KEYS = (
+    "modalities", "reorient", "target_spacing", "on_mismatch", "dicom_tilt", "mask",
+    "mask_threshold", "intensity", "lower_percentile", "upper_percentile", "ct_window",
+    "crop_to_mask",
+)
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Uncompressed .npz written atomically (fast to reload every epoch)."""
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def load_split(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def _cache_token(row: SheetRow, cfg: dict[str, Any]) -> str:
+    """Changes when an input file or a preprocessing setting changes (invalidates the cache)."""
+    parts = [json.dumps({k: cfg.get(k) for k in PREPROCESSING_KEYS}, sort_keys=True)]
+    for p in row.paths():
+        files = sorted(p.rglob("*")) if p.is_dir() else [p]
+        parts += [f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.is_file()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def volume_dataset(rows: list[SheetRow], cfg: dict[str, Any], cache_dir: Path | None):
+    """MONAI dataset of preprocessed subjects; PersistentDataset caches to disk."""
+    from monai.data import Dataset, PersistentDataset
+
+    items = [
+        {
+            "subject": r.subject,
+            **{m: str(p) for m, p in r.images.items()},
+            **({"mask_path": str(r.mask)} if r.mask else {}),
+            **({"label_path": str(r.label)} if r.label else {}),
+            "cache_token": _cache_token(r, cfg),
+        }
+        for r in rows
+    ]
+    transform = volume_transforms(cfg)
+    if cache_dir is not None and cfg.get("cache", True):
+        return PersistentDataset(items, transform=transform, cache_dir=cache_dir)
+    return Dataset(items, transform=transform)
+
+
+def load_volume(dataset, i: int) -> dict[str, Any]:
+    try:
+        return dataset[i]
+    except Exception as err:  # MONAI wraps transform errors in RuntimeError
+        raise unwrap_transform_error(err) from None
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir) -> dict[str, Any]:
+    dataset = volume_dataset(rows, cfg, cache_dir)
+    rng = np.random.default_rng(seed)
+    splits: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
+    geometry: dict[str, Any] = {}
+    for i, row in enumerate(rows):
+        volume = load_volume(dataset, i)
+        table = slicing.volume_slices(volume, cfg)
+        n = len(table["y"])
+        table["subject"] = np.array([row.subject] * n)
+        geometry[row.subject] = {
+            "affine": np.asarray(volume["affine"]).tolist(),
+            "shape": list(np.asarray(volume["image"]).shape[1:]),
+            "reference": str(next(iter(row.images.values()))),
+        }
+        if row.split == "train":
+            if cfg["unit"] == "patch":
+                patches = slicing.normal_patches(table, cfg, rng)
+                table = {
+                    "images": patches, "y": np.zeros(len(patches), np.int8),
+                    "subject": np.array([row.subject] * len(patches)),
+                }
+            else:
+                normal = table["y"] == slicing.NORMAL
+                table = {k: v[normal] for k, v in table.items()}
+        splits[row.split].append(table)
+    outputs = {}
+    for split, parts in splits.items():
+        if not parts:
+            if split == "train":
+                raise MedgenInputError("the sample sheet has no subject in split 'train'")
+            continue
+        arrays = _concat(parts)
+        if split == "train" and len(arrays["images"]) == 0:
+            raise MedgenInputError("no normal training units: every slice/patch holds a label")
+        save_npz(out_dir / f"{split}.npz", arrays)
+        outputs[split] = out_dir / f"{split}.npz"
+    atomic.write_json(out_dir / "volumes.json", {"slice_axis": cfg["slice_axis"],
+                                                 "slice_size": cfg["slice_size"],
+                                                 "subjects": geometry})
+    return outputs
+
+
+def _to_size(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W) -> (N, 1, size, size): zero-pad small differences, resize otherwise."""
+    from monai.transforms import Resize
+
+    tensor = torch.as_tensor(images)[:, None]
+    h = images.shape[-1]
+    if h == size:
+        return tensor.numpy()
+    if 0 < size - h <= 8:
+        return slicing.pad_or_crop(tensor, size).numpy()
+    resized = Resize(spatial_size=(size, size), mode="bilinear", anti_aliasing=True)
+    return np.stack([np.asarray(resized(t)) for t in tensor]).astype(np.float32)
+
+
+def _prepare_npz(rows, cfg, out_dir) -> dict[str, Any]:
+    splits: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
+    for row in rows:
+        if not row.npz_split:
+            raise MedgenInputError(
+                f"sample sheet: subject '{row.subject}' has an .npz image but no npz_split"
+            )
+        path = next(iter(row.images.values()))
+        images, labels = read_npz2d(path, row.npz_split)
+        scale = 255.0 if images.max() > 1.5 else 1.0  # MedMNIST stores uint8
+        if row.split == "train" and cfg["npz_train_label"] is not None:
+            keep = labels == cfg["npz_train_label"]
+            images, labels = images[keep], labels[keep]
+        n = len(images)
+        arrays = {
+            "images": _to_size(images / scale, cfg["image_size"]).astype(np.float32),
+            "y": (labels != 0).astype(np.int8) if labels.min() >= 0 else labels.astype(np.int8),
+            "subject": np.array([f"{row.subject}:{i}" for i in range(n)]),
+            "index": np.arange(n, dtype=np.int32),
+        }
+        splits[row.split].append(arrays)
+    outputs = {}
+    for split, parts in splits.items():
+        if parts:
+            save_npz(out_dir / f"{split}.npz", _concat(parts))
+            outputs[split] = out_dir / f"{split}.npz"
+    if "train" not in outputs:
+        raise MedgenInputError("the sample sheet has no subject in split 'train'")
+    return outputs
+
+
+def prepare_images(
+    sample_sheet: str | Path | None,
+    imaging_cfg: dict[str, Any],
+    seed: int,
+    out_dir: str | Path,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Path]:
+    """Read, preprocess and split the images of a sample sheet; returns split -> .npz path.
+
+    Parameters
+    ----------
+    sample_sheet
+        TSV sample sheet (ignored for kind 'mni152_demo', which builds its own).
+    imaging_cfg
+        The resolved ``imaging`` config section.
+    seed
+        Seed for group-based splits and patch subsampling.
+    out_dir
+        Folder for ``{train,val,test}.npz``, ``volumes.json`` and ``provenance.json``.
+    cache_dir
+        Disk cache of preprocessed volumes (default ``<out_dir>/cache``).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = dict(imaging_cfg)
+    if cfg["kind"] == "mni152_demo":
+        from medgen.data.imaging.demo import mni152_demo_sheet
+
+        sample_sheet = mni152_demo_sheet(out_dir / "mni152")
+        cfg["modalities"] = ["t1"]
+    if sample_sheet is None:
+        raise MedgenInputError("config key 'imaging.sample_sheet' is required for this kind")
+    rows = read_sample_sheet(
+        sample_sheet, cfg["modalities"], cfg.get("split"), seed, cfg.get("data_root")
+    )
+    if cfg["kind"] == "npz2d":
+        outputs = _prepare_npz(rows, cfg, out_dir)
+    else:
+        cache = Path(cache_dir) if cache_dir else out_dir / "cache"
+        outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache)
+    inputs = [p for r in rows for p in r.paths()]
+    atomic.write_json(out_dir / "provenance.json", provenance.collect(
+        {"imaging": cfg, "splits": {r.subject: r.split for r in rows}}, seed, inputs))
+    return outputs

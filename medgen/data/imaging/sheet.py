@@ -1,0 +1,165 @@
+"""Imaging sample sheets: a TSV with one row per subject, validated by its own schema.
+
+Columns: ``subject``, ``split`` (train/val/test) or ``group``, one column per modality path,
+optional ``mask`` and ``label`` paths, and ``npz_split`` for MedMNIST-layout .npz files.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from medgen.config import REPO_ROOT, load_yaml
+from medgen.errors import MedgenInputError
+
+SHEET_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "imaging_sheet.schema.yaml"
+SPLITS = ("train", "val", "test")
+OPTIONAL_PATH_COLUMNS = ("mask", "label")
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One subject: its split and the paths of its images."""
+
+    subject: str
+    split: str
+    images: dict[str, Path]  # modality -> path, in config order
+    mask: Path | None = None
+    label: Path | None = None
+    npz_split: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def paths(self) -> list[Path]:
+        return [*self.images.values(), *(p for p in (self.mask, self.label) if p is not None)]
+
+
+def _read_tsv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise MedgenInputError(f"sample sheet {path} does not exist")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if not rows:
+        raise MedgenInputError(f"sample sheet {path} has no rows")
+    return rows
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def assign_splits(
+    subjects: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, str]:
+    """Seeded subject-level split: each subject goes to exactly one of train/val/test."""
+    rng = np.random.default_rng(seed)
+    order = sorted(subjects)
+    rng.shuffle(order)
+    n = len(order)
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(val_fraction * n))
+    if n - n_test - n_val < 1:
+        raise MedgenInputError(
+            f"imaging.split leaves no training subject for {n} subjects "
+            f"(val_fraction={val_fraction}, test_fraction={test_fraction})"
+        )
+    return {
+        s: "test" if i < n_test else "val" if i < n_test + n_val else "train"
+        for i, s in enumerate(order)
+    }
+
+
+def read_sample_sheet(
+    path: str | Path, modalities: list[str], split_cfg: dict[str, Any] | None = None,
+    seed: int = 0, data_root: str | Path | None = None,
+) -> list[SheetRow]:
+    """Read and validate a sample sheet; every problem raises one MedgenInputError.
+
+    Checks: row schema, modality columns present, files exist, subject IDs unique, a subject
+    in one split only. Rows without ``split`` are split by subject with ``split_cfg``.
+    Relative paths start from ``data_root`` (default: the sheet's folder).
+    """
+    path = Path(path)
+    raw = _read_tsv(path)
+    columns = set(raw[0])
+    missing_cols = [m for m in ["subject", *modalities] if m not in columns]
+    if missing_cols:
+        raise MedgenInputError(
+            f"sample sheet {path} lacks column(s) {', '.join(missing_cols)}; "
+            f"it has: {', '.join(sorted(columns))}"
+        )
+    if "split" not in columns and "group" not in columns:
+        raise MedgenInputError(f"sample sheet {path} needs a 'split' or a 'group' column")
+    validator = jsonschema.Draft7Validator(load_yaml(SHEET_SCHEMA_PATH))
+    base = Path(data_root) if data_root else path.parent
+    seen_split: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for line, row in enumerate(raw, start=2):  # line 1 is the header
+        clean = {k: v.strip() for k, v in row.items() if k is not None and v not in (None, "")}
+        error = next(iter(validator.iter_errors(clean)), None)
+        if error is not None:
+            key = ".".join(map(str, error.absolute_path)) or "row"
+            raise MedgenInputError(
+                f"sample sheet {path}, line {line}, column '{key}': {error.message}"
+            )
+        subject = clean["subject"]
+        split = clean.get("split")
+        if subject in seen_split:
+            if split is not None and seen_split[subject] not in (None, split):
+                raise MedgenInputError(
+                    f"sample sheet {path}, line {line}: subject '{subject}' is in two splits "
+                    f"('{seen_split[subject]}' and '{split}'); a subject belongs to one split"
+                )
+            raise MedgenInputError(
+                f"sample sheet {path}, line {line}: duplicate subject ID '{subject}'"
+            )
+        seen_split[subject] = split
+        for column in [*modalities, *OPTIONAL_PATH_COLUMNS]:
+            if column in clean and not _resolve(base, clean[column]).exists():
+                raise MedgenInputError(
+                    f"sample sheet {path}, line {line}: file in column '{column}' does not "
+                    f"exist: {_resolve(base, clean[column])}"
+                )
+        for column in modalities:
+            if column not in clean:
+                raise MedgenInputError(
+                    f"sample sheet {path}, line {line}: column '{column}' is empty"
+                )
+        rows.append(clean)
+    if any("split" not in r for r in rows):
+        split_cfg = split_cfg or {}
+        splits = assign_splits(
+            [r["subject"] for r in rows if "split" not in r],
+            split_cfg.get("val_fraction", 0.15), split_cfg.get("test_fraction", 0.3), seed,
+        )
+        for r in rows:
+            r.setdefault("split", splits.get(r["subject"]))
+    known = {"subject", "split", "group", "npz_split", *modalities, *OPTIONAL_PATH_COLUMNS}
+    return [
+        SheetRow(
+            subject=r["subject"],
+            split=r["split"],
+            images={m: _resolve(base, r[m]) for m in modalities},
+            mask=_resolve(base, r["mask"]) if "mask" in r else None,
+            label=_resolve(base, r["label"]) if "label" in r else None,
+            npz_split=r.get("npz_split"),
+            extra={k: v for k, v in r.items() if k not in known},
+        )
+        for r in rows
+    ]
+
+
+def write_sample_sheet(path: str | Path, rows: list[dict[str, str]]) -> None:
+    """Write rows (dicts with the same keys) as a TSV sample sheet, atomically."""
+    from medgen.atomic import atomic_path
+
+    columns = list(rows[0])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,192 @@
+"""Per-volume preprocessing as composed MONAI dictionary transforms.
+
+Load (all modalities of one subject, checked for equal grids) -> reorient -> optional
+resampling -> mask -> intensity normalisation inside the mask -> crop to the mask's box.
+Keys of the dictionaries: ``image`` (C, X, Y, Z), ``mask`` (1, X, Y, Z), ``label``
+(1, X, Y, Z, optional) and ``affine`` (4x4, kept as a plain tensor so the disk cache, which
+stores tensors only, keeps it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nibabel as nib
+import nibabel.processing
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    MapTransform,
+    Orientationd,
+    Spacingd,
+)
+
+from medgen.data.imaging.readers import read_volume
+from medgen.errors import MedgenInputError
+
+IMAGE, MASK, LABEL, AFFINE = "image", "mask", "label", "affine"
+AFFINE_ATOL = 1e-3  # mm; affines written by different tools differ in float rounding
+
+
+class LoadSubjectd(MapTransform):
+    """Read every modality (and mask/label) of one subject onto one grid.
+
+    Input keys: ``subject``, one path per modality, optional ``mask_path``/``label_path``.
+    Different shapes or affines fail, or are resampled onto the first modality's grid when
+    ``on_mismatch == 'resample'`` (linear for images, nearest for mask and label).
+    """
+
+    def __init__(self, modalities: list[str], dicom_tilt: str, on_mismatch: str) -> None:
+        super().__init__(keys=modalities)
+        self.modalities = modalities
+        self.dicom_tilt = dicom_tilt
+        self.on_mismatch = on_mismatch
+
+    def _onto(self, ref: tuple, arr: np.ndarray, aff: np.ndarray, what: str, order: int,
+              subject: str) -> np.ndarray:
+        same = arr.shape == ref[0].shape and np.allclose(aff, ref[1], atol=AFFINE_ATOL)
+        if same:
+            return arr
+        if self.on_mismatch != "resample":
+            raise MedgenInputError(
+                f"subject '{subject}': {what} has shape {arr.shape} and affine differing from "
+                f"the first modality ({ref[0].shape}); set imaging.on_mismatch: resample "
+                "to resample it onto the first modality's grid"
+            )
+        moved = nibabel.processing.resample_from_to(
+            nib.Nifti1Image(arr, aff), (ref[0].shape, ref[1]), order=order, cval=0.0
+        )
+        return np.asarray(moved.dataobj, dtype=np.float32)
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        subject = data["subject"]
+        ref = read_volume(data[self.modalities[0]], self.dicom_tilt)
+        channels = [ref[0]]
+        for modality in self.modalities[1:]:
+            arr, aff = read_volume(data[modality], self.dicom_tilt)
+            channels.append(self._onto(ref, arr, aff, f"modality '{modality}'", 1, subject))
+        affine = torch.as_tensor(ref[1], dtype=torch.float64)
+        out = {"subject": subject, IMAGE: MetaTensor(np.stack(channels), affine=affine)}
+        for key in (MASK, LABEL):
+            if data.get(f"{key}_path"):
+                arr, aff = read_volume(data[f"{key}_path"], self.dicom_tilt)
+                arr = self._onto(ref, np.rint(arr), aff, key, 0, subject)
+                out[key] = MetaTensor(arr[None], affine=affine)
+        return out
+
+
+class MakeMaskd(MapTransform):
+    """Brain/body mask: nonzero in any channel, the given mask, or a threshold; never empty."""
+
+    def __init__(self, method: str, threshold: float) -> None:
+        super().__init__(keys=[IMAGE])
+        self.method = method
+        self.threshold = threshold
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        image = data[IMAGE]
+        if self.method == "given":
+            if MASK not in data:
+                raise MedgenInputError(
+                    f"subject '{data['subject']}': imaging.mask is 'given' but the sample "
+                    "sheet has no mask for it"
+                )
+            mask = data[MASK] > 0
+        elif self.method == "threshold":
+            mask = image[:1] > self.threshold
+        else:
+            mask = (image != 0).any(dim=0, keepdim=True)
+        if not bool(mask.any()):
+            raise MedgenInputError(
+                f"subject '{data['subject']}': the {self.method} mask is empty "
+                "(all-zero image or mask file?)"
+            )
+        data[MASK] = mask.to(torch.uint8)
+        return data
+
+
+class MaskedNormalised(MapTransform):
+    """Intensity normalisation per channel using mask voxels only; zero outside the mask.
+
+    'percentile': clip to [p_low, p_high] inside the mask, scale to [0, 1];
+    'zscore': (x - mean) / std inside the mask; 'ct_window': (HU - low) / (high - low), clipped.
+    """
+
+    def __init__(self, method: str, lower: float, upper: float, window: list[float]) -> None:
+        super().__init__(keys=[IMAGE])
+        self.method, self.lower, self.upper, self.window = method, lower, upper, window
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        image = data[IMAGE].float()
+        inside = data[MASK][0].bool()
+        out = torch.zeros_like(image)
+        for c in range(image.shape[0]):
+            values = image[c][inside]
+            if self.method == "ct_window":
+                low, high = self.window
+            elif self.method == "zscore":
+                low, high = values.mean(), values.std().clamp_min(1e-6)
+                out[c] = torch.where(inside, (image[c] - low) / high, 0.0)
+                continue
+            else:
+                q = torch.quantile(values[:: max(1, values.numel() // 2_000_000)].double(),
+                                   torch.tensor([self.lower, self.upper], dtype=torch.float64)
+                                   / 100)
+                low, high = float(q[0]), float(q[1])
+            scaled = ((image[c] - low) / max(high - low, 1e-6)).clamp(0, 1)
+            out[c] = torch.where(inside, scaled, 0.0)
+        data[IMAGE] = out
+        return data
+
+
+class StoreAffined(MapTransform):
+    """Copy the image's affine into a plain tensor and drop metadata (cache-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__(keys=[IMAGE])
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        data[AFFINE] = torch.as_tensor(data[IMAGE].affine, dtype=torch.float64).clone()
+        for key in (IMAGE, MASK, LABEL):
+            if key in data:
+                data[key] = torch.as_tensor(data[key]).clone()
+        return data
+
+
+def volume_transforms(cfg: dict[str, Any]) -> Compose:
+    """The deterministic preprocessing chain for one subject, from the imaging config."""
+    keys = [IMAGE, MASK, LABEL]
+    steps: list[Any] = [
+        LoadSubjectd(cfg["modalities"], cfg["dicom_tilt"], cfg["on_mismatch"]),
+    ]
+    if cfg["reorient"] == "RAS":
+        steps.append(Orientationd(
+            keys=keys, axcodes="RAS", allow_missing_keys=True,
+            labels=(("L", "R"), ("P", "A"), ("I", "S")),
+        ))
+    if cfg.get("target_spacing"):
+        steps.append(Spacingd(
+            keys=keys, pixdim=cfg["target_spacing"], mode=("bilinear", "nearest", "nearest"),
+            allow_missing_keys=True,
+        ))
+    steps.append(MakeMaskd(cfg["mask"], cfg["mask_threshold"]))
+    steps.append(MaskedNormalised(
+        cfg["intensity"], cfg["lower_percentile"], cfg["upper_percentile"], cfg["ct_window"]
+    ))
+    if cfg["crop_to_mask"]:
+        steps.append(CropForegroundd(keys=keys, source_key=MASK, allow_missing_keys=True))
+    steps.append(StoreAffined())
+    return Compose(steps)
+
+
+def unwrap_transform_error(err: BaseException) -> BaseException:
+    """MONAI wraps errors raised inside transforms; surface our MedgenInputError unchanged."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, MedgenInputError):
+            return cause
+        cause = cause.__cause__
+    return err

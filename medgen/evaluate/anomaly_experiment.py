@@ -1,0 +1,141 @@
+"""One command for a whole anomaly experiment on a dataset config (what the evaluation
+numbers in the report come from; the Snakemake rules call the same functions one by one).
+
+    python -m medgen.evaluate.anomaly_experiment --config config/datasets/pneumoniamnist.yaml \
+        --out results/pneumoniamnist_anomaly
+
+prepare_images -> train_anomaly_model (each active family, the conv AE) -> fit_pca ->
+score_anomalies (val, test; every method and trivial baseline) -> evaluate_anomaly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from medgen import atomic
+from medgen.config import deep_update, load_schema, load_yaml, fill_defaults
+from medgen.data.imaging.prepare import prepare_images
+from medgen.errors import MedgenInputError
+from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_anomalies
+from medgen.models.anomaly import fit_pca, train_anomaly_model
+from medgen.registry import resolve_hparams
+
+log = logging.getLogger(__name__)
+SECTIONS = ("seed", "imaging", "models", "training")
+
+
+def resolve_sections(config: dict[str, Any]) -> dict[str, Any]:
+    """Defaults + validation of the sections this experiment reads (imaging, models, training)."""
+    schema = load_schema()
+    out: dict[str, Any] = {}
+    for key in SECTIONS:
+        sub = schema["properties"][key]
+        value = fill_defaults(sub, copy.deepcopy(config.get(key, sub.get("default"))))
+        if key == "models":
+            value = {k: v for k, v in value.items() if k in ("anogan", "fanogan")}
+        error = next(iter(jsonschema.Draft7Validator(sub).iter_errors(value)), None)
+        if error is not None:
+            where = ".".join(map(str, [key, *error.absolute_path]))
+            raise MedgenInputError(f"config key '{where}': {error.message}")
+        out[key] = value
+    return out
+
+
+def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] | None = None,
+        families: list[str] | None = None) -> Path:
+    config = load_yaml(config_path)
+    if overrides:
+        config = deep_update(config, overrides)
+    cfg = resolve_sections(config)
+    imaging, training, seed = cfg["imaging"], cfg["training"], cfg["seed"]
+    out_dir = Path(out_dir)
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    splits = prepare_images(imaging["sample_sheet"], imaging, seed, out_dir / "data")
+    timings["prepare_s"] = time.perf_counter() - t
+    geometry = out_dir / "data" / "volumes.json"
+    geometry = geometry if imaging["kind"] != "npz2d" and geometry.exists() else None
+    ev = imaging["evaluation"]
+
+    models: dict[str, Path | None] = {}
+    active = families or [f for f, sec in cfg["models"].items() if sec["activate"]]
+    for family in active:
+        section = cfg["models"][family]
+        hp = resolve_hparams(family, section["preset"], section["params"])
+        t = time.perf_counter()
+        models[family] = train_anomaly_model(family, splits["train"], hp, training, seed,
+                                             out_dir / "models" / family)
+        timings[f"train_{family}_s"] = time.perf_counter() - t
+    if "convae" in ev["baselines"]:
+        from medgen.models.convae import PRESETS
+
+        hp = {**PRESETS["default"], "max_epochs": ev["convae_epochs"]}
+        t = time.perf_counter()
+        models["convae"] = train_anomaly_model("convae", splits["train"], hp,
+                                               {**training, "max_epochs": None}, seed,
+                                               out_dir / "models" / "convae")
+        timings["train_convae_s"] = time.perf_counter() - t
+    if "pca" in ev["baselines"]:
+        models["pca"] = fit_pca(splits["train"], ev["pca_components"],
+                                out_dir / "models" / "pca.npz")
+    for name in ev["baselines"]:
+        if name in TRIVIAL:
+            models[name] = None
+
+    score_dirs = {}
+    for method, path in models.items():
+        for split in ("val", "test"):
+            if split in splits:
+                t = time.perf_counter()
+                overlap = ev["anogan_window_overlap" if method == "anogan" else "window_overlap"]
+                score_anomalies(method, path, splits[split], out_dir / "scores" / method, split,
+                                geometry_path=geometry, window_overlap=overlap,
+                                residual=ev["residual"])
+                timings[f"score_{method}_{split}_s"] = time.perf_counter() - t
+        score_dirs[method] = out_dir / "scores" / method
+    metrics = evaluate_anomaly(score_dirs, out_dir / "data", imaging, out_dir / "report", seed)
+    atomic.write_json(out_dir / "report" / "timings.json", timings)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="dataset config YAML")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--data-root", help="override imaging.data_root")
+    parser.add_argument("--families", nargs="*", help="families to train (default: activated)")
+    parser.add_argument("--epochs", type=int, help="training.max_epochs for every family")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--set", nargs="*", default=[], metavar="models.fanogan.params.k=v",
+                        help="extra overrides (YAML values)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    overrides: dict[str, Any] = {"training": {"progress_bar": False}}
+    if args.data_root:
+        overrides["imaging"] = {"data_root": args.data_root}
+    if args.epochs:
+        overrides["training"]["max_epochs"] = args.epochs
+    if args.threads:
+        overrides["training"]["num_threads"] = args.threads
+    import yaml
+
+    for item in args.set:
+        key, _, value = item.partition("=")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    print(Path(run(args.config, args.out, overrides, args.families)).read_text())
+
+
+if __name__ == "__main__":
+    main()

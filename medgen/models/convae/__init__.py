@@ -1,0 +1,14 @@
+"""A plain convolutional autoencoder: the reconstruction-error baseline of the anomaly harness.
+
+Not a registry family (it is configured under imaging.evaluation); same networks-plan split.
+"""
+
+PRESETS = {
+    "default": {
+        "channels_base": 16,
+        "bottleneck": 64,      # a narrow code so the AE cannot copy anomalies through
+        "lr": 0.001,
+        "batch_size": 64,
+        "max_epochs": 20,
+    },
+}

@@ -1,0 +1,43 @@
+"""f-AnoGAN (Schlegl et al., Medical Image Analysis 2019): WGAN-GP + izi_f encoder.
+
+Stage 1 trains a WGAN-GP with residual blocks on normal images; stage 2 trains an encoder
+E with G and the critic frozen (izi_f loss). Score A(x) = A_R + kappa * A_D from one
+forward pass. The image size comes from the prepared data (paper: 64 x 64).
+"""
+
+PRESETS = {
+    "paper": {
+        "latent_dim": 128,
+        "channels_base": 64,        # residual-block width ("dim" in the WGAN-GP code)
+        "residual_blocks": True,
+        "batch_size": 64,
+        "n_critic": 5,              # critic steps per generator step
+        "gp_weight": 10.0,          # gradient penalty lambda
+        "lr": 0.0001,               # Adam(1e-4, betas (0, 0.9))
+        "beta1": 0.0,
+        "beta2": 0.9,
+        "max_epochs": 50,           # the paper counts iterations (unknown in epochs)
+        "encoder_lr": 0.00005,      # RMSProp 5e-5
+        "encoder_optimizer": "rmsprop",
+        "encoder_epochs": 50,
+        "kappa": 1.0,               # weight of the feature term in training and scoring
+        "score_batch_size": 256,
+    },
+    "default": {
+        "latent_dim": 128,
+        "channels_base": 32,
+        "residual_blocks": False,   # DCGAN-style strided convs: ~30x cheaper on CPU
+        "batch_size": 64,
+        "n_critic": 5,
+        "gp_weight": 10.0,
+        "lr": 0.0002,               # 2x the paper: fewer epochs on small data sets
+        "beta1": 0.0,
+        "beta2": 0.9,
+        "max_epochs": 30,
+        "encoder_lr": 0.001,        # Adam: converges in a few epochs instead of RMSProp's tens
+        "encoder_optimizer": "adam",
+        "encoder_epochs": 15,
+        "kappa": 1.0,
+        "score_batch_size": 256,
+    },
+}

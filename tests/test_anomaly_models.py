@@ -1,0 +1,190 @@
+"""AnoGAN / f-AnoGAN / baselines: presets, training with resume, batched scoring, metrics."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from medgen import registry
+from medgen.data.imaging.prepare import save_npz
+from medgen.errors import MedgenInputError
+from medgen.evaluate import anomaly as ev
+from medgen.models.anogan.networks import Discriminator, Generator
+from medgen.models.anogan.scoring import map_latents
+from medgen.models.anomaly import fit_pca, load_scorer, train_anomaly_model
+
+TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 1,
+            "progress_bar": False}
+TINY = {
+    "anogan": {"latent_dim": 8, "generator_channels": 8, "discriminator_channels": 8,
+               "batch_size": 16, "score_steps": 10, "score_batch_size": 32},
+    "fanogan": {"latent_dim": 8, "channels_base": 8, "batch_size": 16, "n_critic": 2,
+                "score_batch_size": 32},
+}
+
+
+def blobs(n: int, size: int = 16, seed: int = 0, anomalous: bool = False) -> np.ndarray:
+    """Gaussian blobs in [0, 1]; anomalous ones carry a bright square (synthetic fixture)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    centres = rng.uniform(5, size - 5, (n, 2))
+    images = np.exp(-((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2) / 12)
+    if anomalous:
+        images[:, 2:6, 2:6] = 1.0
+    return images[:, None].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    save_npz(folder / "train.npz", {"images": blobs(64), "y": np.zeros(64, np.int8)})
+    test = np.concatenate([blobs(20, seed=1), blobs(20, seed=2, anomalous=True)])
+    y = np.repeat([0, 1], 20).astype(np.int8)
+    for split in ("val", "test"):
+        save_npz(folder / f"{split}.npz", {"images": test, "y": y,
+                                           "subject": np.array([f"i{i}" for i in range(40)]),
+                                           "index": np.arange(40)})
+    return folder
+
+
+@pytest.mark.parametrize("family", ["anogan", "fanogan"])
+def test_presets_and_overrides(family):
+    for preset in ("paper", "default"):
+        hp = registry.resolve_hparams(family, preset)
+        assert all(isinstance(v, (int, float, bool, str)) for v in hp.values())
+    with pytest.raises(MedgenInputError, match=f"models.{family}.params.nope"):
+        registry.resolve_hparams(family, "default", {"nope": 1})
+    with pytest.raises(MedgenInputError, match="expected int"):
+        registry.resolve_hparams(family, "default", {"latent_dim": "big"})
+
+
+def test_anogan_paper_preset_is_faithful():
+    hp = registry.resolve_hparams("anogan", "paper")
+    assert (hp["score_steps"], hp["score_lambda"]) == (500, 0.1)
+    assert registry.resolve_hparams("fanogan", "paper")["kappa"] == 1.0
+
+
+@pytest.mark.parametrize("family", ["anogan", "fanogan"])
+def test_train_resume_and_score(family, data_dir, tmp_path):
+    hp = {**registry.resolve_hparams(family, "default"), **TINY[family]}
+    out = tmp_path / family
+    path = train_anomaly_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
+    saved = torch.load(path, weights_only=True)
+    assert saved["family"] == family and saved["image_size"] == 16
+    # a rerun with more epochs resumes from last.ckpt instead of starting again
+    ckpt_dir = out / ("gan" if family == "fanogan" else "") / "checkpoints"
+    assert (ckpt_dir / "last.ckpt").exists()
+    train_anomaly_model(family, data_dir / "train.npz", hp, {**TRAINING, "max_epochs": 2}, 0, out)
+    metrics = (ckpt_dir.parent / "metrics.csv").read_text().splitlines()
+    epochs = {row["epoch"] for row in csv.DictReader(metrics)}
+    # only epoch 1 ran (epoch 0 came from the checkpoint); medgen.train's CSVLogger rewrites
+    # metrics.csv on resume, so epoch 0's row is not in this file
+    assert epochs == {"1"}
+    if family == "fanogan":  # the encoder stage left G and the critic untouched
+        after = torch.load(path, weights_only=True)["state"]
+        gan = torch.load(out / "gan" / "checkpoints" / "last.ckpt", weights_only=True)
+        for key, value in after["generator"].items():
+            torch.testing.assert_close(value, gan["state_dict"][f"generator.{key}"])
+    tsv = ev.score_anomalies(family, path, data_dir / "test.npz", tmp_path / "scores", "test")
+    scores = ev.read_scores(tsv)
+    assert len(scores["score"]) == 40 and np.isfinite(scores["score"]).all()
+    assert len(list((tmp_path / "scores" / "residuals_test").glob("*.png"))) == 40
+
+
+def test_batched_latent_mapping_equals_one_at_a_time():
+    torch.manual_seed(0)
+    g, d = Generator(8, 1, 16, 8), Discriminator(1, 16, 8, 0.2)
+    x = torch.as_tensor(blobs(6)) * 2 - 1
+    batched = map_latents(g, d, x, steps=30, lam=0.1, lr=0.05, seed=0)
+    single = [map_latents(g, d, x[i:i + 1], steps=30, lam=0.1, lr=0.05, seed=i).score
+              for i in range(6)]
+    torch.testing.assert_close(batched.score, torch.cat(single), rtol=1e-4, atol=1e-3)
+    assert (batched.steps == 30).all()
+    # the loss falls during mapping
+    start = map_latents(g, d, x, steps=0, seed=0).score
+    assert (batched.score < start).all()
+
+
+def test_early_stop_drops_converged_images():
+    torch.manual_seed(0)
+    g, d = Generator(8, 1, 16, 8), Discriminator(1, 16, 8, 0.2)
+    x = torch.as_tensor(blobs(8)) * 2 - 1
+    full = map_latents(g, d, x, steps=200, lr=0.05)
+    early = map_latents(g, d, x, steps=200, lr=0.05, tol=0.01, check_every=10)
+    assert early.steps.max() < 200
+    assert torch.allclose(early.score, full.score, rtol=0.1)
+
+
+def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
+    pca = fit_pca(data_dir / "train.npz", 5, tmp_path / "pca.npz")
+    tsv = ev.score_anomalies("pca", pca, data_dir / "test.npz", tmp_path / "pca", "test")
+    scores = ev.read_scores(tsv)
+    assert ev.image_metrics(scores["score"], scores["y"])["auroc"] > 0.9  # square is off-manifold
+    tsv = ev.score_anomalies("brightness", None, data_dir / "test.npz", tmp_path / "b", "test")
+    assert ev.image_metrics(*[ev.read_scores(tsv)[k] for k in ("score", "y")])["auroc"] > 0.9
+    with pytest.raises(MedgenInputError, match="not a medgen anomaly model"):
+        torch.save({"family": "vae"}, tmp_path / "other.pt")
+        load_scorer(tmp_path / "other.pt")
+
+
+def test_threshold_calibration():
+    normal = np.arange(100, dtype=float)
+    threshold = ev.calibrate_threshold(normal, 0.05)
+    assert (normal > threshold).mean() <= 0.05
+    result = ev.sensitivity_specificity(np.array([1.0, 200, 300, 50]), np.array([0, 1, 1, 0]),
+                                        threshold)
+    assert result["sensitivity"] == 1.0 and result["specificity"] == 1.0
+    with pytest.raises(MedgenInputError, match="held-out normal"):
+        ev.calibrate_threshold(np.array([]), 0.05)
+
+
+def test_pixel_metrics():
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, :2, :2] = 1
+    masks = np.ones_like(labels)
+    perfect = labels.astype(np.float32)
+    assert ev.pixel_metrics(perfect, labels, masks) == {"pixel_auprc": 1.0, "best_dice": 1.0}
+    inverted = 1 - perfect
+    assert ev.pixel_metrics(inverted, labels, masks)["best_dice"] == pytest.approx(0.4)
+    masks[0, :2, :2] = 0  # labels outside the mask do not count
+    assert np.isnan(ev.pixel_metrics(perfect, labels, masks)["pixel_auprc"])
+
+
+def test_wrong_image_geometry(tmp_path):
+    save_npz(tmp_path / "train.npz", {"images": np.zeros((4, 1, 20, 20), np.float32)})
+    with pytest.raises(MedgenInputError, match="not a power of two"):
+        train_anomaly_model("anogan", tmp_path / "train.npz",
+                            registry.resolve_hparams("anogan", "default"), TRAINING, 0, tmp_path)
+
+
+def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
+    from medgen.evaluate.anomaly_experiment import resolve_sections
+
+    pca = fit_pca(data_dir / "train.npz", 5, tmp_path / "pca.npz")
+    dirs = {}
+    for method, path in (("pca", pca), ("brightness", None)):
+        for split in ("val", "test"):
+            ev.score_anomalies(method, path, data_dir / f"{split}.npz", tmp_path / method, split)
+        dirs[method] = tmp_path / method
+    imaging = resolve_sections({})["imaging"]
+    table = ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
+    rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
+    assert [(r["method"], r["split"]) for r in rows] == [
+        ("pca", "val"), ("pca", "test"), ("brightness", "val"), ("brightness", "test")]
+    test_pca = rows[1]
+    assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
+    for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_latent_mapping_under_no_grad():
+    # sliding-window inference calls scorers inside torch.no_grad()
+    torch.manual_seed(0)
+    g, d = Generator(8, 1, 16, 8), Discriminator(1, 16, 8, 0.2)
+    x = torch.as_tensor(blobs(2)) * 2 - 1
+    with torch.no_grad():
+        fit_ = map_latents(g, d, x, steps=5, seed=0)
+    torch.testing.assert_close(fit_.score, map_latents(g, d, x, steps=5, seed=0).score)

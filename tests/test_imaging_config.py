@@ -1,0 +1,89 @@
+"""Schema additions (imaging, models.anogan, models.fanogan) and the dataset configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medgen.config import REPO_ROOT, load_schema, load_yaml
+from medgen.data.imaging.prepare import load_split, prepare_images
+from medgen.errors import MedgenInputError
+from medgen.evaluate.anomaly_experiment import resolve_sections
+
+DATASETS = REPO_ROOT / "config" / "datasets"
+
+
+def _walk(schema: dict, path: str = ""):
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}.{key}".lstrip("."), sub
+        yield from _walk(sub, f"{path}.{key}")
+
+
+def test_every_added_key_has_description_and_default():
+    schema = load_schema()["properties"]
+    for section in ("imaging", "models"):
+        for key, sub in _walk(schema[section], section):
+            if key.startswith("models.tybalt"):
+                continue
+            assert "description" in sub, key
+            assert "default" in sub or key.endswith(".params"), key
+        assert schema[section]["additionalProperties"] is False
+
+
+def test_defaults_keep_imaging_and_gans_off():
+    cfg = resolve_sections({})
+    assert cfg["imaging"]["activate"] is False and cfg["imaging"]["kind"] == "mni152_demo"
+    assert not cfg["models"]["anogan"]["activate"] and not cfg["models"]["fanogan"]["activate"]
+    assert cfg["models"]["fanogan"]["preset"] == "default"
+
+
+@pytest.mark.parametrize("name", ["pneumoniamnist", "brats_anomaly"])
+def test_dataset_configs_validate(name):
+    config = load_yaml(DATASETS / f"{name}.yaml")
+    cfg = resolve_sections(config)
+    assert cfg["imaging"]["activate"] and (REPO_ROOT / cfg["imaging"]["sample_sheet"]).exists()
+    # the one machine-specific setting is the data path
+    assert cfg["imaging"]["data_root"].startswith("../shared/data/imaging/")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"imaging": {"unit": "voxel"}}, "imaging.unit"),
+    ({"imaging": {"nope": 1}}, "Additional properties"),
+    ({"models": {"fanogan": {"preset": "fast"}}}, "models.fanogan.preset"),
+])
+def test_bad_imaging_config(bad, message):
+    with pytest.raises(MedgenInputError, match=message):
+        resolve_sections(bad)
+
+
+def test_mni152_demo_prepares_from_installed_package(tmp_path):
+    cfg = resolve_sections({"imaging": {"image_size": 32, "slice_size": 96, "unit": "patch",
+                                        "max_patches_per_subject": 100}})["imaging"]
+    out = prepare_images(None, cfg, 0, tmp_path)
+    train, test = load_split(out["train"]), load_split(out["test"])
+    assert train["images"].shape[1:] == (1, 32, 32) and len(train["images"]) == 100
+    assert set(np.unique(test["subject"])) == {"mni152_right"}
+    assert (test["y"] == 0).all()  # healthy template: no anomalies to detect
+    assert "val" not in out
+
+
+@pytest.mark.realdata
+def test_pneumoniamnist_splits(shared_data, tmp_path):
+    cfg = resolve_sections(load_yaml(DATASETS / "pneumoniamnist.yaml"))["imaging"]
+    cfg["data_root"] = str(shared_data / "imaging" / "pneumoniamnist")
+    out = prepare_images(DATASETS / "pneumoniamnist_samples.tsv", cfg, 0, tmp_path)
+    counts = {s: np.bincount(load_split(p)["y"], minlength=2).tolist() for s, p in out.items()}
+    assert counts == {"train": [1214, 0], "val": [135, 389], "test": [234, 390]}
+    assert load_split(out["train"])["images"].shape[1:] == (1, 32, 32)
+
+
+def test_sheet_for_npz_needs_npz_split(tmp_path):
+    np.savez(tmp_path / "x.npz", train_images=np.zeros((2, 28, 28), np.uint8),
+             train_labels=np.zeros((2, 1), np.uint8))
+    (tmp_path / "s.tsv").write_text("subject\tsplit\timage\nx\ttrain\tx.npz\n")
+    cfg = resolve_sections({"imaging": {"kind": "npz2d"}})["imaging"]
+    with pytest.raises(MedgenInputError, match="no npz_split"):
+        prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")
+    assert not Path(tmp_path / "out" / "train.npz").exists()

@@ -1,0 +1,304 @@
+"""Imaging readers, preprocessing, sample sheets: good input; one clear error per bad input."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medgen.config import fill_defaults, load_schema
+from medgen.data.imaging import readers, slices
+from medgen.data.imaging.prepare import load_split, prepare_images
+from medgen.data.imaging.sheet import assign_splits, read_sample_sheet
+from medgen.errors import MedgenInputError
+
+
+def imaging_cfg(**overrides):
+    cfg = fill_defaults(load_schema()["properties"]["imaging"], {"kind": "volumes"})
+    cfg.update(image_size=16, slice_size=24, patch_stride=8, max_patches_per_subject=50)
+    cfg.update(overrides)
+    return cfg
+
+
+def blob_volume(shape=(20, 22, 12), seed=0, lesion=False):
+    """A bright ellipsoid 'brain' on a zero background (synthetic, for unit tests only)."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    inside = (grid**2).sum(0) < 0.7
+    data = np.where(inside, 100 + 10 * rng.standard_normal(shape), 0).astype(np.float32)
+    label = np.zeros(shape, np.float32)
+    if lesion:
+        label[8:12, 9:13, 5:8] = 2
+        data[label > 0] += 80
+    return data, label
+
+
+def save_nii(path: Path, data, affine=None) -> Path:
+    nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine), path)
+    return path
+
+
+def write_sheet(path: Path, rows: list[dict[str, str]]) -> Path:
+    header = list(rows[0])
+    lines = ["\t".join(header)] + ["\t".join(r[h] for h in header) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def subjects(tmp_path):
+    """Three synthetic subjects with t1, t2 and a label map; one per split."""
+    rows = []
+    for i, split in enumerate(["train", "val", "test"]):
+        data, label = blob_volume(seed=i, lesion=split != "train")
+        rows.append({
+            "subject": f"s{i}", "split": split,
+            "t1": str(save_nii(tmp_path / f"s{i}_t1.nii.gz", data).name),
+            "t2": str(save_nii(tmp_path / f"s{i}_t2.nii.gz", 0.5 * data).name),
+            "label": str(save_nii(tmp_path / f"s{i}_seg.nii.gz", label).name),
+        })
+    return rows
+
+
+def test_prepare_volumes_writes_splits_with_labels(tmp_path, subjects):
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    out = prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"], unit="patch"), 0,
+                         tmp_path / "out")
+    assert set(out) == {"train", "val", "test"}
+    train, test = load_split(out["train"]), load_split(out["test"])
+    assert train["images"].shape[1:] == (2, 16, 16) and (train["y"] == 0).all()
+    assert test["images"].shape[1:] == (2, 24, 24)
+    assert set(np.unique(test["y"])) == {0, 1}  # slices through the lesion and beside it
+    assert 0 <= test["images"].min() and test["images"].max() <= 1
+    anomalous = test["y"] == 1
+    assert (test["labels_map"][anomalous].sum(axis=(1, 2)) > 0).all()
+    assert (test["labels_map"][~anomalous].sum(axis=(1, 2)) == 0).all()
+    assert (tmp_path / "out" / "provenance.json").exists()
+
+
+def test_cached_rerun_does_not_read_files_again(tmp_path, subjects, monkeypatch):
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    cfg = imaging_cfg(modalities=["t1"])
+    first = load_split(prepare_images(sheet, cfg, 0, tmp_path / "a", tmp_path / "cache")["test"])
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the cache should have served this volume")
+
+    monkeypatch.setattr("medgen.data.imaging.transforms.read_volume", no_reading)
+    second = load_split(prepare_images(sheet, cfg, 0, tmp_path / "b", tmp_path / "cache")["test"])
+    np.testing.assert_array_equal(first["images"], second["images"])
+
+
+def test_reorient_to_ras(tmp_path):
+    data, _ = blob_volume()
+    data[0, 0, 0] = 500  # marker voxel at the array origin
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0])
+    save_nii(tmp_path / "a.nii.gz", data, lps)
+    write_sheet(tmp_path / "s.tsv", [{"subject": "a", "split": "train", "t1": "a.nii.gz"}])
+    from medgen.data.imaging.prepare import volume_dataset
+    rows = read_sample_sheet(tmp_path / "s.tsv", ["t1"])
+    vol = volume_dataset(rows, imaging_cfg(modalities=["t1"], crop_to_mask=False, mask="threshold",
+                                           mask_threshold=-1, intensity="zscore"), None)[0]
+    image = np.asarray(vol["image"])[0]
+    assert image.shape == data.shape
+    assert np.unravel_index(image.argmax(), image.shape) == (data.shape[0] - 1,
+                                                              data.shape[1] - 1, 0)
+    assert nib.aff2axcodes(np.asarray(vol["affine"])) == ("R", "A", "S")
+
+
+def test_metaimage_reader(tmp_path):
+    data = np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2)
+    header = ("ObjectType = Image\nNDims = 3\nDimSize = 4 3 2\nElementType = MET_SHORT\n"
+              "ElementSpacing = 0.5 1 2\nOffset = 10 20 30\nElementDataFile = LOCAL\n")
+    path = tmp_path / "x.mha"
+    path.write_bytes(header.encode() + data.T.tobytes())  # x varies fastest on disk
+    volume, affine = readers.read_volume(path)
+    np.testing.assert_array_equal(volume, data)
+    np.testing.assert_allclose(affine[:3, 3], [-10, -20, 30])  # LPS -> RAS
+    np.testing.assert_allclose(np.diag(affine)[:3], [-0.5, -1, 2])
+    path.write_bytes(header.encode() + data.T.tobytes()[:10])
+    with pytest.raises(MedgenInputError, match="truncated MetaImage"):
+        readers.read_volume(path)
+
+
+def test_truncated_nifti_is_one_clear_error(tmp_path, subjects):
+    good = (tmp_path / subjects[0]["t1"]).read_bytes()
+    (tmp_path / subjects[0]["t1"]).write_bytes(good[: len(good) // 2])
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match=r"s0_t1\.nii\.gz: cannot read image"):
+        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.npz"))  # nothing half-written
+
+
+@pytest.mark.parametrize("kind", ["nifti2d", "npz"])
+def test_2d_file_where_3d_expected(tmp_path, subjects, kind):
+    if kind == "nifti2d":
+        save_nii(tmp_path / "flat.nii.gz", np.ones((20, 22), np.float32))
+        subjects[0]["t1"] = "flat.nii.gz"
+    else:
+        np.savez(tmp_path / "flat.npz", train_images=np.ones((3, 8, 8), np.uint8))
+        subjects[0]["t1"] = "flat.npz"
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="3D volume"):
+        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.npz"))
+
+
+@pytest.mark.parametrize("mismatch", ["shape", "affine"])
+def test_modalities_on_different_grids(tmp_path, subjects, mismatch):
+    data, _ = blob_volume(shape=(18, 22, 12) if mismatch == "shape" else (20, 22, 12))
+    affine = np.diag([1.0, 1.0, 1.5, 1.0]) if mismatch == "affine" else np.eye(4)
+    save_nii(tmp_path / "s1_t2.nii.gz", data, affine)
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="subject 's1': modality 't2' has shape"):
+        prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"]), 0, tmp_path / "out")
+    out = prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"], on_mismatch="resample"), 0,
+                         tmp_path / "out")
+    assert load_split(out["val"])["images"].shape[1] == 2
+
+
+def test_empty_mask(tmp_path, subjects):
+    save_nii(tmp_path / "s2_t1.nii.gz", np.zeros((20, 22, 12), np.float32))
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="subject 's2': the nonzero mask is empty"):
+        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.npz"))
+
+
+def test_sheet_missing_file(tmp_path, subjects):
+    subjects[1]["t1"] = "missing.nii.gz"
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match=r"line 3: file in column 't1' does not exist"):
+        read_sample_sheet(sheet, ["t1"])
+
+
+def test_sheet_duplicate_subject(tmp_path, subjects):
+    subjects[2]["subject"] = "s0"
+    subjects[2]["split"] = "train"
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="duplicate subject ID 's0'"):
+        read_sample_sheet(sheet, ["t1"])
+
+
+def test_sheet_subject_in_two_splits(tmp_path, subjects):
+    subjects[2]["subject"] = "s0"
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="subject 's0' is in two splits"):
+        read_sample_sheet(sheet, ["t1"])
+
+
+def test_sheet_bad_split_and_missing_column(tmp_path, subjects):
+    subjects[0]["split"] = "training"
+    sheet = write_sheet(tmp_path / "samples.tsv", subjects)
+    with pytest.raises(MedgenInputError, match="line 2, column 'split'"):
+        read_sample_sheet(sheet, ["t1"])
+    with pytest.raises(MedgenInputError, match="lacks column"):
+        read_sample_sheet(sheet, ["flair"])
+
+
+def test_group_split_keeps_subjects_apart():
+    subjects = [f"p{i}" for i in range(20)]
+    split = assign_splits(subjects, 0.2, 0.3, seed=1)
+    assert sorted(split) == sorted(subjects)
+    assert [list(split.values()).count(s) for s in ("train", "val", "test")] == [10, 4, 6]
+    assert split == assign_splits(list(reversed(subjects)), 0.2, 0.3, seed=1)
+
+
+def test_unit_labels_threshold():
+    y = slices.unit_labels(np.array([0, 1, 10]), np.array([100, 100, 100]), threshold=0.05)
+    assert y.tolist() == [0, -1, 1]
+
+
+@pytest.mark.realdata
+def test_dicom_series_tilt_refused_or_corrected(shared_data):
+    folder = shared_data / "imaging" / "ct" / "dcmqa_GE_head"
+    with pytest.raises(MedgenInputError, match="gantry tilt 18.5 degrees"):
+        readers.read_volume(folder)
+    volume, affine = readers.read_volume(folder, dicom_tilt="correct")
+    assert volume.shape[:2] == (512, 512)
+    # the stack runs along z while the slice plane is tilted: a sheared affine
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    cos = abs(normal @ affine[:3, 2]) / np.linalg.norm(normal) / np.linalg.norm(affine[:3, 2])
+    assert np.degrees(np.arccos(cos)) == pytest.approx(18.5, abs=0.3)
+    assert volume.min() >= -2000 and volume.max() > 1000  # Hounsfield units (GE pads -1500)
+    assert volume.shape[2] == 37  # 152 mm of 4.22-7.38 mm steps regridded at the median 4.22
+
+
+@pytest.mark.realdata
+def test_dicom_folder_with_mixed_series(shared_data, tmp_path):
+    import pydicom
+
+    source = shared_data / "imaging" / "ct" / "dcmqa_GE_head"
+    for name in ("01.dcm", "02.dcm", "03.dcm"):
+        shutil.copy(source / name, tmp_path / name)
+    other = pydicom.dcmread(tmp_path / "03.dcm")
+    other.SeriesInstanceUID = other.SeriesInstanceUID + ".9"
+    other.save_as(tmp_path / "03.dcm")
+    with pytest.raises(MedgenInputError, match="holds 2 DICOM series"):
+        readers.read_volume(tmp_path)
+
+
+@pytest.mark.realdata
+def test_analyze_ct_and_truncated_copy(shared_data, tmp_path):
+    source = shared_data / "imaging" / "ct" / "cmtk_cad001"
+    volume, affine = readers.read_volume(source / "cad001_ct.hdr")
+    assert volume.shape == (128, 128, 23) and volume.min() < -900
+    shutil.copy(source / "cad001_ct.hdr", tmp_path)
+    payload = gzip.decompress((source / "cad001_ct.img.gz").read_bytes())
+    (tmp_path / "cad001_ct.img.gz").write_bytes(gzip.compress(payload)[:5000])
+    with pytest.raises(MedgenInputError, match="cannot read image"):
+        readers.read_volume(tmp_path / "cad001_ct.hdr")
+
+
+@pytest.mark.realdata
+def test_brats_subject_preprocessing(shared_data, tmp_path):
+    root = shared_data / "imaging" / "brats"
+    rows = [{"subject": s, "split": sp, "flair": f"{s}/{s}_flair.nii.gz",
+             "label": f"{s}/{s}_seg.nii.gz"}
+            for s, sp in (("BraTS2021_00000", "train"), ("BraTS2021_00002", "test"))]
+    sheet = write_sheet(tmp_path / "samples.tsv", rows)
+    cfg = imaging_cfg(modalities=["flair"], target_spacing=[3.0, 3.0, 3.0], slice_size=64,
+                      unit="patch", image_size=32, data_root=str(root))
+    out = prepare_images(sheet, cfg, 0, tmp_path / "out")
+    test = load_split(out["test"])
+    assert (test["y"] == 1).sum() > 5 and (test["y"] == 0).sum() > 5
+    assert len(load_split(out["train"])["images"]) > 20
+    # residual maps of slices go back into the input's grid, on the brain
+    from medgen.evaluate.anomaly import score_anomalies
+    from medgen.models.anomaly import fit_pca
+
+    pca = fit_pca(out["train"], 5, tmp_path / "pca.npz")
+    score_anomalies("pca", pca, out["test"], tmp_path / "scores", "test",
+                    geometry_path=tmp_path / "out" / "volumes.json")
+    source = nib.load(root / "BraTS2021_00002" / "BraTS2021_00002_flair.nii.gz")
+    residual = nib.load(tmp_path / "scores" / "residuals_test" / "BraTS2021_00002_residual.nii.gz")
+    assert residual.shape == source.shape
+    np.testing.assert_allclose(residual.affine, source.affine)
+    on = np.asarray(residual.dataobj) > 0.05
+    assert on.sum() > 1000 and (np.asarray(source.dataobj)[on] > 0).mean() > 0.9
+    # the same path applied to the preprocessed FLAIR slices recovers the input FLAIR
+    from medgen.evaluate.anomaly import _write_niftis
+
+    test = load_split(out["test"])
+    geometry = __import__("json").loads((tmp_path / "out" / "volumes.json").read_text())
+    _write_niftis(tmp_path / "back", test, test["images"][:, 0], geometry)
+    back = np.asarray(nib.load(tmp_path / "back" / "BraTS2021_00002_residual.nii.gz").dataobj)
+    flair = np.asarray(source.dataobj, dtype=np.float32)
+    brain = (back > 0) & (flair > 0)
+    assert np.corrcoef(back[brain], flair[brain])[0, 1] > 0.9
+
+
+def test_undo_pad_or_crop_inverts_slicing():
+    from medgen.evaluate.anomaly import undo_pad_or_crop
+
+    for shape in ((21, 30), (40, 17), (24, 24)):
+        arr = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        padded = slices.pad_or_crop(__import__("torch").as_tensor(arr)[None], 24)[0].numpy()
+        back = undo_pad_or_crop(padded, list(shape))
+        kept = back != 0
+        np.testing.assert_array_equal(back[kept], arr[kept])
+        assert kept.sum() >= min(shape[0], 24) * min(shape[1], 24) - 1
