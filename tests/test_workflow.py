@@ -104,5 +104,6 @@ def test_same_config_twice_gives_byte_identical_metrics(real_run, shared_data):
     snakemake("--cores", "2", "--configfile", str(dataset), str(second))
     again = real_run["tmp"] / "results_again" / "ci"
     for name in ("tybalt/train/metrics.csv", "tybalt/eval/metrics.json",
-                 "tybalt/eval/metrics.tsv", "data/split_manifest.tsv"):
+                 "tybalt/eval/metrics.tsv", "data/split_manifest.tsv",
+                 "imaging/report/metrics.tsv"):
         assert (again / name).read_bytes() == (real_run["run"] / name).read_bytes(), name

@@ -225,6 +225,33 @@ def score_anomalies(
     return tsv
 
 
+def score_splits(
+    method: str,
+    model_path: str | os.PathLike | None,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    evaluation: dict[str, Any],
+    kind: str,
+) -> dict[str, Path]:
+    """Score every prepared evaluation split (val, test) present in ``data_dir``.
+
+    Volumes get their residual maps back on the input grid (volumes.json); AnoGAN scores
+    whole slices with its own window overlap (mapping is slow, windows multiply it).
+    """
+    data_dir = Path(data_dir)
+    geometry = data_dir / "volumes.json"
+    geometry = geometry if kind != "npz2d" and geometry.exists() else None
+    overlap = evaluation["anogan_window_overlap" if method == "anogan" else "window_overlap"]
+    written = {}
+    for split in ("val", "test"):
+        if (data_dir / f"{split}.npz").exists():
+            written[split] = score_anomalies(
+                method, model_path, data_dir / f"{split}.npz", out_dir, split,
+                geometry_path=geometry, window_overlap=overlap, residual=evaluation["residual"],
+            )
+    return written
+
+
 def read_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

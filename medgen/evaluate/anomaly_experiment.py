@@ -23,7 +23,7 @@ from medgen import atomic
 from medgen.config import deep_update, load_schema, load_yaml, fill_defaults
 from medgen.data.imaging.prepare import prepare_images
 from medgen.errors import MedgenInputError
-from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_anomalies
+from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_splits
 from medgen.models.anomaly import fit_pca, train_anomaly_model
 from medgen.registry import resolve_hparams
 
@@ -61,8 +61,6 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
     t = time.perf_counter()
     splits = prepare_images(imaging["sample_sheet"], imaging, seed, out_dir / "data")
     timings["prepare_s"] = time.perf_counter() - t
-    geometry = out_dir / "data" / "volumes.json"
-    geometry = geometry if imaging["kind"] != "npz2d" and geometry.exists() else None
     ev = imaging["evaluation"]
 
     models: dict[str, Path | None] = {}
@@ -92,14 +90,10 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
 
     score_dirs = {}
     for method, path in models.items():
-        for split in ("val", "test"):
-            if split in splits:
-                t = time.perf_counter()
-                overlap = ev["anogan_window_overlap" if method == "anogan" else "window_overlap"]
-                score_anomalies(method, path, splits[split], out_dir / "scores" / method, split,
-                                geometry_path=geometry, window_overlap=overlap,
-                                residual=ev["residual"])
-                timings[f"score_{method}_{split}_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        score_splits(method, path, out_dir / "data", out_dir / "scores" / method, ev,
+                     imaging["kind"])
+        timings[f"score_{method}_s"] = time.perf_counter() - t
         score_dirs[method] = out_dir / "scores" / method
     metrics = evaluate_anomaly(score_dirs, out_dir / "data", imaging, out_dir / "report", seed)
     atomic.write_json(out_dir / "report" / "timings.json", timings)

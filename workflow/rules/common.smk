@@ -87,8 +87,66 @@ def expression_inputs(wildcards=None):
     return paths
 
 
+IMAGING = f"{RUN}/imaging"
+ANOMALY_FAMILIES = ("anogan", "fanogan")
+TRIVIAL_SCORES = ("brightness", "mask_fraction", "intensity")  # need no training
+
+
+def imaging_families():
+    return [f for f in ANOMALY_FAMILIES if is_activated(f"models.{f}")]
+
+
+def imaging_methods():
+    """Every scorer evaluated side by side: the activated families, then the baselines."""
+    return imaging_families() + list(config["imaging"]["evaluation"]["baselines"])
+
+
+def anomaly_hparams(family):
+    """A family's hyperparameters; the conv-autoencoder baseline trains convae_epochs."""
+    if family == "convae":
+        from medgen.models.convae import PRESETS
+
+        return {**PRESETS["default"], "max_epochs": config["imaging"]["evaluation"]["convae_epochs"]}
+    return model_hparams(family)
+
+
+def anomaly_training(family):
+    """Trainer settings; training.max_epochs applies to the families, not the baseline."""
+    if family == "convae":
+        return {**config["training"], "max_epochs": None}
+    return config["training"]
+
+
+def imaging_model(method):
+    """What a method scores with: a trained model.pt, the PCA fit, or nothing."""
+    if method in TRIVIAL_SCORES:
+        return []
+    if method == "pca":
+        return f"{IMAGING}/models/pca.npz"
+    return f"{IMAGING}/models/{method}/model.pt"
+
+
+def imaging_inputs(wildcards=None):
+    """The sample sheet and every image it lists, so changed inputs rerun preprocessing."""
+    sheet = config["imaging"]["sample_sheet"]
+    if config["imaging"]["kind"] == "mni152_demo" or not sheet:
+        return []
+    from medgen.data.imaging.sheet import read_sample_sheet
+
+    imaging = config["imaging"]
+    try:
+        rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], config["seed"],
+                                 imaging["data_root"])
+    except MedgenInputError as err:
+        raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
+    paths = dict.fromkeys(str(path) for row in rows for path in row.paths())  # ordered, unique
+    return [sheet, *paths]
+
+
 def all_outputs():
     targets = [f"{RUN}/provenance.json"]
     if is_activated("expression") and is_activated("models.tybalt"):
         targets += [f"{RUN}/tybalt/eval/metrics.json", f"{RUN}/tybalt/eval/latent_umap.png"]
+    if is_activated("imaging") and imaging_methods():
+        targets += [f"{IMAGING}/report/metrics.json"]
     return targets

@@ -49,3 +49,21 @@ rule preprocess_expression:
         runtime=30,
     script:
         "../scripts/preprocess_expression.py"
+
+
+rule prepare_images:
+    input:
+        imaging_inputs,
+    output:
+        data=directory(f"{IMAGING}/data"),
+    log:
+        f"{LOGS}/prepare_images.log",
+    params:
+        imaging=config["imaging"],
+        seed=config["seed"],
+        cache_dir=f"{CACHE}/imaging",
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/prepare_images.py"

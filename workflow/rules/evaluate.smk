@@ -50,3 +50,64 @@ rule evaluate_tybalt:
         runtime=30,
     script:
         "../scripts/evaluate_tybalt.py"
+
+
+rule score_anomalies:
+    input:
+        data=f"{IMAGING}/data",
+        model=lambda wildcards: imaging_model(wildcards.method),
+    output:
+        scores=directory(f"{IMAGING}/scores/{{method}}"),
+    log:
+        f"{LOGS}/score_{{method}}.log",
+    params:
+        evaluation=config["imaging"]["evaluation"],
+        kind=config["imaging"]["kind"],
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../scripts/score_anomalies.py"
+
+
+rule evaluate_anomaly:
+    input:
+        data=f"{IMAGING}/data",
+        scores=expand(f"{IMAGING}/scores/{{method}}", method=imaging_methods()),
+    output:
+        metrics=f"{IMAGING}/report/metrics.json",
+        table=report(
+            f"{IMAGING}/report/metrics.tsv",
+            caption="../report/anomaly_metrics.rst",
+            category="Anomaly detection",
+            labels={"figure": "metrics vs baselines"},
+        ),
+        roc=report(
+            f"{IMAGING}/report/roc_test.png",
+            caption="../report/anomaly_roc.rst",
+            category="Anomaly detection",
+            labels={"figure": "ROC (test)"},
+        ),
+        hist=report(
+            f"{IMAGING}/report/hist_test.png",
+            caption="../report/anomaly_hist.rst",
+            category="Anomaly detection",
+            labels={"figure": "score histograms (test)"},
+        ),
+        grids=[
+            report(
+                f"{IMAGING}/report/grid_{family}.png",
+                caption="../report/anomaly_grid.rst",
+                category="Anomaly detection",
+                labels={"figure": f"{family}: inputs, reconstructions, residuals"},
+            )
+            for family in imaging_families()
+        ],
+    log:
+        f"{LOGS}/evaluate_anomaly.log",
+    params:
+        methods=imaging_methods(),
+        imaging=config["imaging"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_anomaly.py"

@@ -20,3 +20,38 @@ rule train_tybalt:
         runtime=120,
     script:
         "../scripts/train_tybalt.py"
+
+
+rule train_anomaly_model:
+    input:
+        data=f"{IMAGING}/data",
+    output:
+        model=f"{IMAGING}/models/{{family}}/model.pt",
+    log:
+        f"{LOGS}/train_{{family}}.log",
+    wildcard_constraints:
+        family="anogan|fanogan|convae",
+    params:
+        hparams=lambda wildcards: anomaly_hparams(wildcards.family),
+        training=lambda wildcards: anomaly_training(wildcards.family),
+        seed=config["seed"],
+    threads: 2
+    resources:
+        gpu=gpus_requested(),
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../scripts/train_anomaly_model.py"
+
+
+rule fit_pca_baseline:
+    input:
+        data=f"{IMAGING}/data",
+    output:
+        model=f"{IMAGING}/models/pca.npz",
+    log:
+        f"{LOGS}/fit_pca_baseline.log",
+    params:
+        components=config["imaging"]["evaluation"]["pca_components"],
+    script:
+        "../scripts/fit_pca_baseline.py"

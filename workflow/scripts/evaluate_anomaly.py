@@ -1,0 +1,11 @@
+"""Thresholds, AUROC/AUPRC, pixel metrics and figures for every method side by side."""
+
+from pathlib import Path
+
+from medgen.evaluate.anomaly import evaluate_anomaly
+from medgen.smk import logged
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    score_dirs = dict(zip(snakemake.params.methods, snakemake.input.scores))  # noqa: F821
+    evaluate_anomaly(score_dirs, snakemake.input.data, snakemake.params.imaging,  # noqa: F821
+                     Path(snakemake.output.metrics).parent, snakemake.params.seed)  # noqa: F821

@@ -1,0 +1,14 @@
+"""Per-image anomaly scores and residual maps of one method on the val and test images."""
+
+from medgen.evaluate.anomaly import score_splits
+from medgen.smk import logged
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    score_splits(
+        snakemake.wildcards.method,  # noqa: F821
+        snakemake.input.model or None,  # noqa: F821 - trivial scores need no model
+        snakemake.input.data,  # noqa: F821
+        snakemake.output.scores,  # noqa: F821
+        snakemake.params.evaluation,  # noqa: F821
+        snakemake.params.kind,  # noqa: F821
+    )
