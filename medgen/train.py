@@ -29,6 +29,8 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medgen.atomic import atomic_path
 
@@ -124,6 +126,9 @@ def make_trainer(
         save_last=True,
     )
     strategy = "ddp" if training["devices"] * training["num_nodes"] > 1 else "auto"
+    if SLURMEnvironment.detect():
+        # Snakemake resubmits a stopped job (retries); Lightning's own requeue would fight it.
+        trainer_kwargs.setdefault("plugins", [SLURMEnvironment(auto_requeue=False)])
     return L.Trainer(
         default_root_dir=out_dir,
         accelerator=training["accelerator"],
@@ -176,6 +181,11 @@ def fit(
         earlier_metrics = _metrics_up_to(kept_metrics, finished_epoch)
     try:
         trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        # Lightning's own SIGTERM handler got there first; it exits with status 0, which
+        # would look like success to Snakemake/SLURM.
+        log.warning("received SIGTERM: stopping; the rerun resumes from the last epoch checkpoint")
+        raise TrainingPreempted(signal.SIGTERM) from None
     finally:
         if trainer.is_global_zero:
             _merge_metrics(ckpt_dir / "live" / "metrics.csv", earlier_metrics, kept_metrics)
