@@ -22,7 +22,7 @@ from medgen import atomic
 from medgen.data.imaging.prepare import load_split
 from medgen.errors import MedgenInputError
 from medgen.models.anogan.networks import n_doublings
-from medgen.train import EpochSeededSampler, fit
+from medgen.train import EpochSeededSampler, fit, seed_all
 
 MODEL_FILE = "model.pt"
 FAMILIES = ("anogan", "fanogan", "convae")
@@ -79,6 +79,7 @@ def train_anomaly_model(
     channels, size = _geometry(images, data_path)
     loader = _train_loader(images, hparams["batch_size"], seed)
     epochs = training.get("max_epochs") or hparams["max_epochs"]
+    seed_all(seed)  # initial weights depend on the seed only, not on what ran before
     if family == "anogan":
         from medgen.models.anogan.plan import DCGANPlan
 
@@ -92,6 +93,7 @@ def train_anomaly_model(
         gan = WGANGPPlan(hparams, channels, size)
         fit(gan, loader, None, out_dir / "gan", training, epochs, seed)
         gan_state = {"generator": gan.generator.state_dict(), "critic": gan.critic.state_dict()}
+        seed_all(seed + 1)
         enc = EncoderPlan(hparams, channels, size, gan_state)
         enc_epochs = training.get("max_epochs") or hparams["encoder_epochs"]
         fit(enc, loader, None, out_dir / "encoder", training, enc_epochs, seed + 1)
