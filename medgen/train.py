@@ -124,6 +124,10 @@ def make_trainer(
         every_n_epochs=1,
         save_top_k=1,  # without a monitor: keep only the newest epoch, plus last.ckpt
         save_last=True,
+        # always overwrite last.ckpt: with the counter, a run resumed in a moved/copied folder
+        # (checkpoint dirpath differs) wrote last-v1.ckpt and the next resume took the stale
+        # last.ckpt
+        enable_version_counter=False,
     )
     strategy = "ddp" if training["devices"] * training["num_nodes"] > 1 else "auto"
     if SLURMEnvironment.detect():

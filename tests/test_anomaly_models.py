@@ -189,3 +189,18 @@ def test_latent_mapping_under_no_grad():
     with torch.no_grad():
         fit_ = map_latents(g, d, x, steps=5, seed=0)
     torch.testing.assert_close(fit_.score, map_latents(g, d, x, steps=5, seed=0).score)
+
+
+def test_resume_after_moving_the_run_folder(data_dir, tmp_path):
+    import shutil
+
+    hp = {**registry.resolve_hparams("anogan", "default"), **TINY["anogan"]}
+    train_anomaly_model("anogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for epochs in (2, 3):
+        train_anomaly_model("anogan", data_dir / "train.npz", hp,
+                            {**TRAINING, "max_epochs": epochs}, 0, tmp_path / "b")
+    # the third run resumed from the second's last.ckpt (epoch 1), not the copied epoch 0
+    rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").read_text().splitlines()))
+    assert {row["epoch"] for row in rows} == {"2"}
+    assert not list((tmp_path / "b" / "checkpoints").glob("last-v*.ckpt"))

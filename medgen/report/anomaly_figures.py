@@ -30,7 +30,7 @@ def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], tit
             continue
         fpr, tpr, _ = roc_curve(y[keep], score[keep])
         ax.plot(fpr, tpr, label=f"{method} ({roc_auc_score(y[keep], score[keep]):.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
     ax.set(xlabel="false-positive rate", ylabel="sensitivity", title=title)
     ax.legend(fontsize=7, loc="lower right")
     _save(fig, path)
@@ -41,8 +41,9 @@ def histograms(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], tit
     fig, axes = plt.subplots(1, n, figsize=(3 * n, 2.6), squeeze=False)
     for ax, (method, (score, y)) in zip(axes[0], curves.items()):
         bins = np.histogram_bin_edges(score, 30)
-        ax.hist(score[y == 0], bins, alpha=0.6, label="normal", density=True)
-        ax.hist(score[y == 1], bins, alpha=0.6, label="anomalous", density=True)
+        for cls, label in ((0, "normal"), (1, "anomalous")):
+            if (y == cls).any():  # the healthy demo has no anomalous images
+                ax.hist(score[y == cls], bins, alpha=0.6, label=label, density=True)
         ax.set_title(method, fontsize=8)
         ax.tick_params(labelsize=6)
     axes[0][0].legend(fontsize=6)
