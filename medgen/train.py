@@ -114,9 +114,14 @@ def make_trainer(
     max_epochs: int,
     seed: int,
     extra_callbacks: list[Callback] | None = None,
+    gan: bool = False,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
-    """A Trainer with medgen's checkpointing, logging, seeding and signal handling."""
+    """A Trainer with medgen's checkpointing, logging, seeding and signal handling.
+
+    ``gan``: alternating generator/critic steps each leave the other network's parameters
+    unused, which DDP must be told about.
+    """
     checkpoints = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         filename="epoch{epoch:03d}",
@@ -129,7 +134,9 @@ def make_trainer(
         # last.ckpt
         enable_version_counter=False,
     )
-    strategy = "ddp" if training["devices"] * training["num_nodes"] > 1 else "auto"
+    strategy = "auto"
+    if training["devices"] * training["num_nodes"] > 1:
+        strategy = "ddp_find_unused_parameters_true" if gan else "ddp"
     if SLURMEnvironment.detect():
         # Snakemake resubmits a stopped job (retries); Lightning's own requeue would fight it.
         trainer_kwargs.setdefault("plugins", [SLURMEnvironment(auto_requeue=False)])
@@ -175,7 +182,8 @@ def fit(
     if training.get("num_threads"):
         torch.set_num_threads(training["num_threads"])
     L.seed_everything(seed, workers=True, verbose=False)
-    trainer = make_trainer(out_dir, training, max_epochs, seed, **trainer_kwargs)
+    trainer = make_trainer(out_dir, training, max_epochs, seed,
+                           gan=not plan.automatic_optimization, **trainer_kwargs)
     last = ckpt_dir / LAST_CHECKPOINT
     ckpt_path = last if last.exists() else None
     earlier_metrics = None

@@ -205,3 +205,25 @@ def test_resume_after_moving_the_run_folder(data_dir, tmp_path):
     rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").read_text().splitlines()))
     assert [row["epoch"] for row in rows] == ["0", "1", "2"]
     assert not list((tmp_path / "b" / "checkpoints").glob("last-v*.ckpt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["anogan", "fanogan"])
+def test_ddp_two_cpu_processes(family, data_dir, tmp_path):
+    """GAN steps leave the other network's parameters unused: DDP must still run them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job = Path(__file__).parent / "helpers" / "train_anomaly_job.py"
+    result = subprocess.run(
+        [sys.executable, str(job), family, str(data_dir / "train.npz"), str(tmp_path), "2"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["family"] == family
+    stage = tmp_path / "gan" if family == "fanogan" else tmp_path
+    rows = list(csv.DictReader((stage / "metrics.csv").read_text().splitlines()))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    losses = [float(v) for row in rows for k, v in row.items() if "loss" in k and v]
+    assert losses and np.isfinite(losses).all()
