@@ -140,6 +140,21 @@ class TybaltVAE(nn.Module):
     def _with_condition(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         return torch.cat([x, c], dim=1) if self.n_conditions else x
 
+    @classmethod
+    def from_hparams(cls, n_genes: int, n_conditions: int, hparams: dict) -> "TybaltVAE":
+        """Build from a preset's hyperparameters (the plan and model.pt loading share this)."""
+        return cls(
+            n_genes=n_genes,
+            latent_dim=hparams["latent_dim"],
+            hidden_layers=hparams["hidden_layers"],
+            hidden_dim=hparams["hidden_dim"],
+            mean_activation=hparams["mean_activation"],
+            logvar_activation=hparams["logvar_activation"],
+            batch_norm=hparams["batch_norm"],
+            reconstruction=hparams["reconstruction"],
+            n_conditions=n_conditions,
+        )
+
     def encode(
         self, x: torch.Tensor, c: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:

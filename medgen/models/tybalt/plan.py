@@ -62,17 +62,7 @@ class TybaltPlan(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.hp = dict(hparams)
-        self.module = TybaltVAE(
-            n_genes=n_genes,
-            latent_dim=hparams["latent_dim"],
-            hidden_layers=hparams["hidden_layers"],
-            hidden_dim=hparams["hidden_dim"],
-            mean_activation=hparams["mean_activation"],
-            logvar_activation=hparams["logvar_activation"],
-            batch_norm=hparams["batch_norm"],
-            reconstruction=hparams["reconstruction"],
-            n_conditions=n_conditions,
-        )
+        self.module = TybaltVAE.from_hparams(n_genes, n_conditions, hparams)
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 

@@ -158,17 +158,7 @@ def load_model(
             f"{extra}); evaluate with the same preprocessing as training"
         )
     hp = payload["hparams"]
-    module = TybaltVAE(
-        n_genes=payload["n_genes"],
-        latent_dim=hp["latent_dim"],
-        hidden_layers=hp["hidden_layers"],
-        hidden_dim=hp["hidden_dim"],
-        mean_activation=hp["mean_activation"],
-        logvar_activation=hp["logvar_activation"],
-        batch_norm=hp["batch_norm"],
-        reconstruction=hp["reconstruction"],
-        n_conditions=len(payload["condition_categories"]),
-    )
+    module = TybaltVAE.from_hparams(payload["n_genes"], len(payload["condition_categories"]), hp)
     module.load_state_dict(payload["state_dict"])
     module.eval()
     return module, payload
