@@ -88,8 +88,9 @@ def expression_inputs(wildcards=None):
 
 
 IMAGING = f"{RUN}/imaging"
-ANOMALY_FAMILIES = ("anogan", "fanogan")
-TRIVIAL_SCORES = ("brightness", "mask_fraction", "intensity")  # need no training
+from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # scores that need no model
+
+ANOMALY_FAMILIES = ("anogan", "fanogan")  # registry families with an imaging workflow
 
 
 def imaging_families():
