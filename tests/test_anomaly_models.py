@@ -173,8 +173,11 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     imaging = resolve_sections({})["imaging"]
     table = ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
     rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
+    deviations = [(f"{c}_deviation", s) for s in ("val", "test")
+                  for c in ("brightness", "contrast", "sharpness")]
     assert [(r["method"], r["split"]) for r in rows] == [
-        ("pca", "val"), ("pca", "test"), ("brightness", "val"), ("brightness", "test")]
+        ("pca", "val"), ("pca", "test"), ("brightness", "val"), ("brightness", "test"),
+        *deviations]
     test_pca = rows[1]
     assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
     for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
@@ -227,3 +230,11 @@ def test_ddp_two_cpu_processes(family, data_dir, tmp_path):
     assert [row["epoch"] for row in rows] == ["0", "1"]
     losses = [float(v) for row in rows for k, v in row.items() if "loss" in k and v]
     assert losses and np.isfinite(losses).all()
+
+
+def test_covariate_deviation_is_two_sided():
+    reference = {"sharpness": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
+    values = {"sharpness": np.array([3.0, 1.0, 5.0, 9.0])}
+    got = ev.covariate_deviations(reference, values)["sharpness_deviation"]
+    # median 3, MAD 1: too blurry and too sharp are equally far
+    np.testing.assert_allclose(got, [0.0, 2.0, 2.0, 6.0])

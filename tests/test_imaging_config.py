@@ -87,3 +87,25 @@ def test_sheet_for_npz_needs_npz_split(tmp_path):
     with pytest.raises(MedgenInputError, match="no npz_split"):
         prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")
     assert not Path(tmp_path / "out" / "train.npz").exists()
+
+
+def test_npz_images_normalised_one_by_one_before_padding(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, (28, 28))
+    exposures = np.stack([base * 255, (base * 0.5 + 0.3) * 255]).astype(np.uint8)
+    np.savez(tmp_path / "x.npz", train_images=exposures, train_labels=np.zeros((2, 1), np.uint8))
+    (tmp_path / "s.tsv").write_text("subject\tsplit\timage\tnpz_split\nx\ttrain\tx.npz\ttrain\n")
+    cfg = resolve_sections({"imaging": {"kind": "npz2d", "image_size": 32}})["imaging"]
+    assert cfg["intensity"] == "percentile"
+    train = load_split(prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")["train"])
+    images = train["images"][:, 0, 2:-2, 2:-2]  # the 28 x 28 inside the zero padding
+    # the same anatomy at two exposures becomes the same image (up to uint8 rounding)
+    np.testing.assert_allclose(images[0], images[1], atol=0.03)
+    # percentiles come from the image, not the padding: 1 % of pixels at 0, 1 % at 1
+    assert 0.005 < (images <= 0).mean() < 0.03 and 0.005 < (images >= 1).mean() < 0.03
+    # trivial scores keep the stored intensities
+    np.testing.assert_allclose(train["raw_images"][:, 0, 2:-2, 2:-2], exposures / 255, atol=1e-6)
+
+    cfg["intensity"] = "ct_window"
+    with pytest.raises(MedgenInputError, match="imaging.intensity"):
+        prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out2")

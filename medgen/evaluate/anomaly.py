@@ -67,7 +67,8 @@ def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
     count = np.maximum(inside.sum(axis=(1, 2)), 1)
     if method in TRIVIAL:
         if method == "brightness":
-            score = (images.mean(axis=1) * inside).sum(axis=(1, 2)) / count
+            stored = data.get("raw_images", images)  # as stored, before normalisation
+            score = (stored.mean(axis=1) * inside).sum(axis=(1, 2)) / count
             return {"score": score, "residual_map": None}
         if method == "mask_fraction":
             if "mask_fraction" not in data:
@@ -288,8 +289,8 @@ def image_metrics(scores: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def image_covariates(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Brightness (mean), contrast (std) and sharpness (mean gradient magnitude) of each
-    image inside its mask (first channel)."""
-    images = data["images"][:, 0]
+    image inside its mask (first channel), as stored before normalisation."""
+    images = data.get("raw_images", data["images"])[:, 0]
     inside = data["masks"].astype(bool) if "masks" in data else np.ones(images.shape, bool)
     count = np.maximum(inside.sum(axis=(1, 2)), 1)
     mean = (images * inside).sum(axis=(1, 2)) / count
@@ -303,6 +304,19 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic) if np.std(a) > 0 and np.std(b) > 0 else float("nan")
+
+
+def covariate_deviations(reference: dict[str, np.ndarray], values: dict[str, np.ndarray]
+                         ) -> dict[str, np.ndarray]:
+    """Trivial two-sided anomaly scores: how far an image's brightness, contrast or sharpness
+    lies from the training normals', in robust z units (|x - median| / MAD). They need no
+    label knowledge (no direction), like the models."""
+    out = {}
+    for name, ref in reference.items():
+        median = np.median(ref)
+        mad = max(float(np.median(np.abs(ref - median))), 1e-12)
+        out[f"{name}_deviation"] = np.abs(values[name] - median) / mad
+    return out
 
 
 def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
@@ -369,6 +383,18 @@ def evaluate_anomaly(
                     residual_grid(out_dir / f"grid_{method}.png", data[s],
                                   maps["reconstruction"].astype(np.float32),
                                   maps["residual_map"].astype(np.float32), ev["n_grid"], seed)
+    train_path = data_dir / "train.npz"
+    train = load_split(train_path) if train_path.exists() else None
+    # only when training units are whole images like the evaluated ones (not patches)
+    if train is not None and all(train["images"].shape[1:] == data[s]["images"].shape[1:]
+                                 for s in splits):
+        reference = image_covariates(train)
+        for s in splits:
+            y = data[s]["y"]
+            for name, score in covariate_deviations(reference, covariates[s]).items():
+                rows.append({"method": name, "split": s, "n_normal": int((y == 0).sum()),
+                             "n_anomalous": int((y == 1).sum()), **image_metrics(score, y)})
+                curves[s][name] = (score, y)
     for s in splits:
         roc_curves(out_dir / f"roc_{s}.png", curves[s], f"ROC, {s} split")
         histograms(out_dir / f"hist_{s}.png", curves[s], f"scores, {s} split")

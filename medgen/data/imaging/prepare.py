@@ -141,6 +141,31 @@ def _to_size(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(resized(t)) for t in tensor]).astype(np.float32)
 
 
+def normalise_images(images: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Per-image intensity normalisation of (N, 1, H, W) images (config 'intensity').
+
+    Each image is scaled on its own, as each volume is: X-rays from different machines and
+    exposures differ in brightness and contrast more than normal and diseased lungs do.
+    """
+    from medgen.data.imaging.transforms import IMAGE, MASK, MaskedNormalised
+
+    method = cfg["intensity"]
+    if method == "none":
+        return images
+    if method == "ct_window":
+        raise MedgenInputError(
+            "config key 'imaging.intensity': 'ct_window' needs Hounsfield units; 2D 'npz2d' "
+            "images take 'percentile', 'zscore' or 'none'"
+        )
+    normalise = MaskedNormalised(method, cfg["lower_percentile"], cfg["upper_percentile"],
+                                 cfg["ct_window"])
+    whole = torch.ones((1, *images.shape[-2:]), dtype=torch.uint8)
+    return np.stack([
+        normalise({IMAGE: torch.as_tensor(image), MASK: whole})[IMAGE].numpy()
+        for image in images
+    ]).astype(np.float32)
+
+
 def _prepare_npz(rows, cfg, out_dir) -> dict[str, Any]:
     splits: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
     for row in rows:
@@ -155,8 +180,12 @@ def _prepare_npz(rows, cfg, out_dir) -> dict[str, Any]:
             keep = labels == cfg["npz_train_label"]
             images, labels = images[keep], labels[keep]
         n = len(images)
+        raw = (images / scale).astype(np.float32)[:, None]
         arrays = {
-            "images": _to_size(images / scale, cfg["image_size"]).astype(np.float32),
+            # normalised before padding, so that pad zeros do not count as dark pixels
+            "images": _to_size(normalise_images(raw, cfg)[:, 0], cfg["image_size"]),
+            # trivial scores (brightness, ...) look at the image as stored, not normalised
+            "raw_images": _to_size(raw[:, 0], cfg["image_size"]),
             "y": (labels != 0).astype(np.int8) if labels.min() >= 0 else labels.astype(np.int8),
             "subject": np.array([f"{row.subject}:{i}" for i in range(n)]),
             "index": np.arange(n, dtype=np.int32),
