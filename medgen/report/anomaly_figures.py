@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medgen import atomic  # noqa: E402
+from medgen.evaluate.anomaly import TRIVIAL  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
@@ -29,7 +30,9 @@ def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], tit
         if len(np.unique(y[keep])) < 2:
             continue
         fpr, tpr, _ = roc_curve(y[keep], score[keep])
-        ax.plot(fpr, tpr, label=f"{method} ({roc_auc_score(y[keep], score[keep]):.3f})")
+        model_free = method in TRIVIAL or method.endswith("_deviation")  # dashed
+        ax.plot(fpr, tpr, ls="--" if model_free else "-",
+                label=f"{method} ({roc_auc_score(y[keep], score[keep]):.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
     ax.set(xlabel="false-positive rate", ylabel="sensitivity", title=title)
     ax.legend(fontsize=7, loc="lower right")
