@@ -64,7 +64,8 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
     ev = imaging["evaluation"]
 
     models: dict[str, Path | None] = {}
-    active = families or [f for f, sec in cfg["models"].items() if sec["activate"]]
+    active = families if families is not None else [
+        f for f, sec in cfg["models"].items() if sec["activate"]]  # [] = baselines only
     for family in active:
         section = cfg["models"][family]
         hp = resolve_hparams(family, section["preset"], section["params"])
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="dataset config YAML")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--data-root", help="override imaging.data_root")
-    parser.add_argument("--families", nargs="*", help="families to train (default: activated)")
+    parser.add_argument("--families", nargs="*",
+                        help="families to train (default: activated; none given: baselines only)")
     parser.add_argument("--epochs", type=int, help="training.max_epochs for every family")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--set", nargs="*", default=[], metavar="models.fanogan.params.k=v",
