@@ -17,7 +17,7 @@ import torch
 from medgen.atomic import atomic_path
 from medgen.train import PREEMPTED_EXIT_CODE
 
-from conftest import make_expression
+from conftest import make_expression, skip_or_fail_in_ci
 
 JOB = Path(__file__).parent / "helpers" / "train_tybalt_job.py"
 
@@ -107,9 +107,7 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch
 def test_full_disk_on_a_real_tiny_filesystem(tmp_path):
     if os.geteuid() != 0:
         message = "mounting a tiny tmpfs needs root (CI is root)"
-        if os.environ.get("MEDGEN_CI") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_in_ci(message)
     mount = tmp_path / "tiny"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)

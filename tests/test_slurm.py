@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from medgen import config as medgen_config
+from conftest import skip_or_fail_in_ci
 
 REPO_ROOT = medgen_config.REPO_ROOT
 SLURM_LOCAL = REPO_ROOT.parent / "shared" / "tools" / "slurm-local.sh"
@@ -34,16 +35,12 @@ def _slurm_up() -> bool:
 def slurm_cluster():
     if not SLURM_LOCAL.exists():
         message = f"needs ../shared/tools/slurm-local.sh (shared/data tools) at {SLURM_LOCAL}"
-        if os.environ.get("MEDGEN_CI") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_in_ci(message)
     started = False
     if not _slurm_up():
         if os.geteuid() != 0:
             message = "bringing up SLURM with slurm-local.sh needs root (CI runs as root)"
-            if os.environ.get("MEDGEN_CI") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
+            skip_or_fail_in_ci(message)
         env = {**os.environ, "SLURM_LOCAL_STATE": str(STATE)}
         subprocess.run(["bash", str(SLURM_LOCAL)], check=True, env=env, capture_output=True)
         started = True
