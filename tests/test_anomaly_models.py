@@ -154,6 +154,35 @@ def test_pixel_metrics():
     assert np.isnan(ev.pixel_metrics(perfect, labels, masks)["pixel_auprc"])
 
 
+def test_pixel_metrics_per_subject_in_the_report(tmp_path):
+    from medgen.evaluate.anomaly_experiment import resolve_sections
+
+    # subject "bright": the lesion is the brightest tissue; "dark": normal tissue is brighter
+    images = np.full((4, 1, 8, 8), 0.5, np.float32)
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[:, 2:4, 2:4] = 1
+    images[:2, 0, 2:4, 2:4] = 0.9
+    images[2:, 0, 2:4, 2:4] = 0.2
+    images[2:, 0, 6:, 6:] = 0.9
+    data = {"images": images, "masks": np.ones((4, 8, 8), np.uint8), "labels_map": labels,
+            "y": np.array([0, 1, 0, 1], np.int8), "index": np.arange(4),
+            "subject": np.array(["bright", "bright", "dark", "dark"])}
+    for split in ("val", "test"):
+        save_npz(tmp_path / "data" / f"{split}.npz", data)
+        ev.score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
+                           tmp_path / "intensity", split)
+    imaging = resolve_sections({"imaging": {"evaluation": {"pixel_level": True}}})["imaging"]
+    ev.evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data", imaging,
+                        tmp_path / "report")
+    rows = list(csv.DictReader((tmp_path / "report" / "pixel_by_subject.tsv").open(),
+                               delimiter="\t"))
+    test = {r["subject"]: float(r["pixel_auprc"]) for r in rows if r["split"] == "test"}
+    pooled = next(r for r in csv.DictReader((tmp_path / "report" / "metrics.tsv").open(),
+                                            delimiter="\t") if r["split"] == "test")
+    assert test["bright"] == 1.0 and test["dark"] < 0.5
+    assert test["dark"] < float(pooled["pixel_auprc"]) < test["bright"]
+
+
 def test_wrong_image_geometry(tmp_path):
     save_npz(tmp_path / "train.npz", {"images": np.zeros((4, 1, 20, 20), np.float32)})
     with pytest.raises(MedgenInputError, match="not a power of two"):

@@ -7,7 +7,7 @@ patches score whole slices through MONAI's sliding-window inferer (reconstructio
 the per-window score averaged into a score map; slice score = its mean inside the mask).
 ``evaluate_anomaly`` computes image/slice-level AUROC/AUPRC, the threshold at a chosen
 false-positive rate on held-out normals (val) with test sensitivity/specificity, and
-pixel-level AUPRC / best Dice inside the mask.
+pixel-level AUPRC / best Dice inside the mask, pooled and per subject.
 """
 
 from __future__ import annotations
@@ -334,6 +334,24 @@ def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> di
             "best_dice": float(dice.max())}
 
 
+def pixel_metrics_by_subject(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray,
+                             subjects: np.ndarray) -> list[dict[str, Any]]:
+    """``pixel_metrics`` of each subject's slices on their own (each with its best threshold):
+    one pooled number can hide a subject where a method fails."""
+    return [{"subject": str(name),
+             **pixel_metrics(maps[subjects == name], labels[subjects == name],
+                             masks[subjects == name])}
+            for name in dict.fromkeys(subjects)]
+
+
+def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["\t".join(columns)] + [
+        "\t".join(f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, ""))
+                  for c in columns) for r in rows]
+    atomic.write_text(path, "\n".join(lines) + "\n")
+
+
 def evaluate_anomaly(
     score_dirs: dict[str, str | os.PathLike],
     data_dir: str | os.PathLike,
@@ -352,7 +370,7 @@ def evaluate_anomaly(
     ev = imaging_cfg["evaluation"]
     splits = [s for s in ("val", "test") if (data_dir / f"{s}.npz").exists()]
     data = {s: load_split(data_dir / f"{s}.npz") for s in splits}
-    rows, curves = [], {s: {} for s in splits}
+    rows, curves, by_subject = [], {s: {} for s in splits}, []
     covariates = {s: image_covariates(data[s]) for s in splits}
     for method, folder in score_dirs.items():
         folder = Path(folder)
@@ -374,7 +392,10 @@ def evaluate_anomaly(
             maps_path = folder / f"maps_{s}.npz"
             if ev["pixel_level"] and "labels_map" in data[s] and maps_path.exists():
                 maps = load_split(maps_path)["residual_map"]
-                row.update(pixel_metrics(maps, data[s]["labels_map"], data[s]["masks"]))
+                truth = (maps, data[s]["labels_map"], data[s]["masks"])
+                row.update(pixel_metrics(*truth))
+                by_subject += [{"method": method, "split": s, **r}
+                               for r in pixel_metrics_by_subject(*truth, data[s]["subject"])]
             rows.append(row)
             curves[s][method] = (table["score"], table["y"])
             if s == "test" and maps_path.exists():
@@ -398,13 +419,12 @@ def evaluate_anomaly(
     for s in splits:
         roc_curves(out_dir / f"roc_{s}.png", curves[s], f"ROC, {s} split")
         histograms(out_dir / f"hist_{s}.png", curves[s], f"scores, {s} split")
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["\t".join(columns)] + [
-        "\t".join(f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, ""))
-                  for c in columns) for r in rows]
-    atomic.write_text(out_dir / "metrics.tsv", "\n".join(lines) + "\n")
+    _write_table(out_dir / "metrics.tsv", rows)
+    if by_subject:
+        _write_table(out_dir / "pixel_by_subject.tsv", by_subject)
     atomic.write_json(out_dir / "metrics.json", {
         "metrics": rows,
+        "pixel_by_subject": by_subject,
         "provenance": provenance.collect({"imaging": imaging_cfg}, seed,
                                          [data_dir / f"{s}.npz" for s in splits]),
     })

@@ -103,6 +103,16 @@ rule evaluate_anomaly:
             )
             for family in imaging_families()
         ],
+        by_subject=[
+            report(
+                f"{IMAGING}/report/pixel_by_subject.tsv",
+                caption="../report/anomaly_pixel_by_subject.rst",
+                category="Anomaly detection",
+                labels={"figure": "pixel level per subject"},
+            )
+        ]
+        if config["imaging"]["evaluation"]["pixel_level"]
+        else [],
     log:
         f"{LOGS}/evaluate_anomaly.log",
     params:
