@@ -117,7 +117,7 @@ def _write_niftis(folder: Path, data: dict[str, np.ndarray], maps: np.ndarray,
 
     from medgen.data.imaging.readers import read_volume
 
-    axis, size = geometry["slice_axis"], geometry["slice_size"]
+    axis = geometry["slice_axis"]
     folder.mkdir(parents=True, exist_ok=True)
     for subject in np.unique(data["subject"]):
         info = geometry["subjects"][str(subject)]

@@ -26,7 +26,6 @@ from medgen.evaluate.latent import latent_metrics
 from medgen.evaluate.reconstruction import reconstruction_metrics
 from medgen.models.tybalt import FAMILY
 from medgen.models.tybalt.data import (
-    ExpressionData,
     condition_categories,
     eval_loader,
     one_hot,
