@@ -181,6 +181,7 @@ def test_pixel_metrics_per_subject_in_the_report(tmp_path):
                                             delimiter="\t") if r["split"] == "test")
     assert test["bright"] == 1.0 and test["dark"] < 0.5
     assert test["dark"] < float(pooled["pixel_auprc"]) < test["bright"]
+    assert float(pooled["pixel_rho_intensity"]) == 1.0  # the intensity map is the image
 
 
 def test_wrong_image_geometry(tmp_path):

@@ -394,6 +394,11 @@ def evaluate_anomaly(
                 maps = load_split(maps_path)["residual_map"]
                 truth = (maps, data[s]["labels_map"], data[s]["masks"])
                 row.update(pixel_metrics(*truth))
+                # what the map responds to: a map that is mostly the lesion-bright intensity
+                # itself is the intensity bar in disguise
+                inside = data[s]["masks"].astype(bool)
+                row["pixel_rho_intensity"] = spearman(maps[inside].astype(np.float32),
+                                                      data[s]["images"][:, 0][inside])
                 by_subject += [{"method": method, "split": s, **r}
                                for r in pixel_metrics_by_subject(*truth, data[s]["subject"])]
             rows.append(row)
