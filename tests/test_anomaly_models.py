@@ -212,6 +212,12 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
     for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+    assert not (tmp_path / "report" / "pixel_by_subject.tsv").exists()
+    # pixel level asked for but no tumour masks: the declared table exists, header only
+    imaging["evaluation"]["pixel_level"] = True
+    ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "pixel")
+    assert (tmp_path / "pixel" / "pixel_by_subject.tsv").read_text() == (
+        "method\tsplit\tsubject\tpixel_auprc\tbest_dice\n")
 
 
 def test_latent_mapping_under_no_grad():

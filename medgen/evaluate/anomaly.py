@@ -344,8 +344,8 @@ def pixel_metrics_by_subject(maps: np.ndarray, labels: np.ndarray, masks: np.nda
             for name in dict.fromkeys(subjects)]
 
 
-def _write_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
+def _write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:
+    columns = list(dict.fromkeys([*columns, *(k for r in rows for k in r)]))
     lines = ["\t".join(columns)] + [
         "\t".join(f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r.get(c, ""))
                   for c in columns) for r in rows]
@@ -425,8 +425,9 @@ def evaluate_anomaly(
         roc_curves(out_dir / f"roc_{s}.png", curves[s], f"ROC, {s} split")
         histograms(out_dir / f"hist_{s}.png", curves[s], f"scores, {s} split")
     _write_table(out_dir / "metrics.tsv", rows)
-    if by_subject:
-        _write_table(out_dir / "pixel_by_subject.tsv", by_subject)
+    if ev["pixel_level"]:  # header only when no split has tumour masks
+        _write_table(out_dir / "pixel_by_subject.tsv", by_subject,
+                     ("method", "split", "subject", "pixel_auprc", "best_dice"))
     atomic.write_json(out_dir / "metrics.json", {
         "metrics": rows,
         "pixel_by_subject": by_subject,
