@@ -334,6 +334,13 @@ def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> di
             "best_dice": float(dice.max())}
 
 
+def pixel_intensity_rho(maps: np.ndarray, images: np.ndarray, masks: np.ndarray) -> float:
+    """Rank correlation, inside the mask, of anomaly maps with the first modality's intensity:
+    what a map responds to (near 1: the intensity bar in disguise)."""
+    inside = masks.astype(bool)
+    return spearman(maps[inside].astype(np.float32), images[:, 0][inside])
+
+
 def pixel_metrics_by_subject(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray,
                              subjects: np.ndarray) -> list[dict[str, Any]]:
     """``pixel_metrics`` of each subject's slices on their own (each with its best threshold):
@@ -390,25 +397,20 @@ def evaluate_anomaly(
             if threshold is not None and s == "test":
                 row.update(sensitivity_specificity(table["score"], table["y"], threshold))
             maps_path = folder / f"maps_{s}.npz"
-            if ev["pixel_level"] and "labels_map" in data[s] and maps_path.exists():
-                maps = load_split(maps_path)["residual_map"]
-                truth = (maps, data[s]["labels_map"], data[s]["masks"])
+            maps = load_split(maps_path) if maps_path.exists() else None
+            if ev["pixel_level"] and "labels_map" in data[s] and maps is not None:
+                truth = (maps["residual_map"], data[s]["labels_map"], data[s]["masks"])
                 row.update(pixel_metrics(*truth))
-                # what the map responds to: a map that is mostly the lesion-bright intensity
-                # itself is the intensity bar in disguise
-                inside = data[s]["masks"].astype(bool)
-                row["pixel_rho_intensity"] = spearman(maps[inside].astype(np.float32),
-                                                      data[s]["images"][:, 0][inside])
+                row["pixel_rho_intensity"] = pixel_intensity_rho(
+                    maps["residual_map"], data[s]["images"], data[s]["masks"])
                 by_subject += [{"method": method, "split": s, **r}
                                for r in pixel_metrics_by_subject(*truth, data[s]["subject"])]
             rows.append(row)
             curves[s][method] = (table["score"], table["y"])
-            if s == "test" and maps_path.exists():
-                maps = load_split(maps_path)
-                if "reconstruction" in maps:
-                    residual_grid(out_dir / f"grid_{method}.png", data[s],
-                                  maps["reconstruction"].astype(np.float32),
-                                  maps["residual_map"].astype(np.float32), ev["n_grid"], seed)
+            if s == "test" and maps is not None and "reconstruction" in maps:
+                residual_grid(out_dir / f"grid_{method}.png", data[s],
+                              maps["reconstruction"].astype(np.float32),
+                              maps["residual_map"].astype(np.float32), ev["n_grid"], seed)
     train_path = data_dir / "train.npz"
     train = load_split(train_path) if train_path.exists() else None
     # only when training units are whole images like the evaluated ones (not patches)
