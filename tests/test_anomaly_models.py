@@ -68,7 +68,7 @@ def test_anogan_paper_preset_is_faithful():
 
 
 @pytest.mark.parametrize("family", ["anogan", "fanogan"])
-def test_train_resume_and_score(family, data_dir, tmp_path):
+def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
     hp = {**registry.resolve_hparams(family, "default"), **TINY[family]}
     out = tmp_path / family
     path = train_anomaly_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
@@ -93,6 +93,8 @@ def test_train_resume_and_score(family, data_dir, tmp_path):
     scores = ev.read_scores(tsv)
     assert len(scores["score"]) == 40 and np.isfinite(scores["score"]).all()
     assert len(list((tmp_path / "scores" / "residuals_test").glob("*.png"))) == 40
+    if family == "anogan":  # the mapping's progress bar runs to its end: 2 batches x 10 steps
+        assert "20/20" in capsys.readouterr().err
 
 
 def test_batched_latent_mapping_equals_one_at_a_time():

@@ -50,9 +50,14 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=overlap, mode="constant")
-    with torch.no_grad():
-        recon, score_map = inferer(torch.as_tensor(images), predictor)
+        scorer, "batch_size", 256), overlap=overlap, mode="constant", progress=True)
+    inner_progress = getattr(scorer, "progress", None)
+    scorer.progress = False  # one bar over windows, not one per window batch
+    try:
+        with torch.no_grad():
+            recon, score_map = inferer(torch.as_tensor(images), predictor)
+    finally:
+        scorer.progress = inner_progress
     return np.asarray(recon), np.asarray(score_map)[:, 0]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
 
 from medgen import atomic
 from medgen.data.imaging.prepare import load_split
@@ -142,27 +143,35 @@ class GANScorer:
         self.batch_size = hp["score_batch_size"]
         self.steps = hp.get("score_steps", 0)
         self.tol = hp.get("score_early_stop_tol", 0.0)
+        self.progress = True  # a bar while AnoGAN maps latents (minutes to hours)
 
     def score(self, images: np.ndarray | torch.Tensor) -> Scores:
         x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
         parts = []
-        for start in range(0, len(x_all), self.batch_size):
-            x = x_all[start:start + self.batch_size].to(self.device) * 2 - 1
-            if self.family == "anogan":
-                from medgen.models.anogan.scoring import map_latents
+        n_batches = -(-len(x_all) // self.batch_size)
+        # progress in mapping steps: Gamma per batch; a batch that stops early jumps ahead
+        bar = tqdm(total=n_batches * self.steps, unit="step", mininterval=5,
+                   desc=f"AnoGAN latent mapping ({len(x_all)} images, {self.batch_size} at once)",
+                   disable=self.family != "anogan" or not self.progress)
+        with bar:
+            for start in range(0, len(x_all), self.batch_size):
+                x = x_all[start:start + self.batch_size].to(self.device) * 2 - 1
+                if self.family == "anogan":
+                    from medgen.models.anogan.scoring import map_latents
 
-                fit_ = map_latents(self.generator, self.discriminator, x, self.steps,
-                                   self.hp["score_lambda"], self.hp["score_lr"], self.tol,
-                                   seed=start)
-                parts.append((fit_.score, fit_.residual, fit_.discrimination,
-                              fit_.reconstruction, fit_.steps))
-            else:
-                from medgen.models.fanogan.scoring import encode_scores
+                    fit_ = map_latents(self.generator, self.discriminator, x, self.steps,
+                                       self.hp["score_lambda"], self.hp["score_lr"], self.tol,
+                                       seed=start, on_step=lambda _: bar.update())
+                    bar.update(self.steps - int(fit_.steps.max()))
+                    parts.append((fit_.score, fit_.residual, fit_.discrimination,
+                                  fit_.reconstruction, fit_.steps))
+                else:
+                    from medgen.models.fanogan.scoring import encode_scores
 
-                fit_ = encode_scores(self.encoder, self.generator, self.critic, x,
-                                     self.hp["kappa"])
-                parts.append((fit_.score, fit_.residual, fit_.discrimination,
-                              fit_.reconstruction, None))
+                    fit_ = encode_scores(self.encoder, self.generator, self.critic, x,
+                                         self.hp["kappa"])
+                    parts.append((fit_.score, fit_.residual, fit_.discrimination,
+                                  fit_.reconstruction, None))
         cat = lambda i: torch.cat([p[i] for p in parts]).cpu().numpy()  # noqa: E731
         return Scores(
             score=cat(0), terms={"residual": cat(1), "discrimination": cat(2)},

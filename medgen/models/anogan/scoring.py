@@ -14,6 +14,7 @@ Optionally, an image stops once ``check_every`` steps improve its loss by less t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,8 +51,12 @@ def map_latents(
     tol: float = 0.0,
     check_every: int = 25,
     seed: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> LatentFit:
-    """Map a batch of images (N, C, H, W) in [-1, 1] to latents; per-image Adam on z."""
+    """Map a batch of images (N, C, H, W) in [-1, 1] to latents; per-image Adam on z.
+
+    ``on_step(step)`` is called after every step (progress reporting).
+    """
     generator.eval()
     discriminator.eval()
     for p in (*generator.parameters(), *discriminator.parameters()):
@@ -82,6 +87,8 @@ def map_latents(
         v_hat = v[active] / (1 - ADAM_BETAS[1] ** t)
         z[active] = za.detach() - lr * m_hat / (v_hat.sqrt() + ADAM_EPS)
         taken[active] += 1
+        if on_step is not None:
+            on_step(step)
         if tol > 0 and step % check_every == 0 and step < steps:
             current = loss.detach()
             converged = (previous[active] - current) < tol * current.abs()
