@@ -95,6 +95,10 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
     assert len(list((tmp_path / "scores" / "residuals_test").glob("*.png"))) == 40
     if family == "anogan":  # the mapping's progress bar runs to its end: 2 batches x 10 steps
         assert "20/20" in capsys.readouterr().err
+        # larger images go through sliding windows: one bar over windows, the scorer's off
+        scorer = load_scorer(path)
+        ev.run_scorer(scorer, {"images": np.tile(blobs(2), (1, 1, 2, 2))}, family)
+        assert "AnoGAN latent mapping" not in capsys.readouterr().err and scorer.progress
 
 
 def test_batched_latent_mapping_equals_one_at_a_time():

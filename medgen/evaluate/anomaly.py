@@ -51,13 +51,16 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
         scorer, "batch_size", 256), overlap=overlap, mode="constant", progress=True)
-    inner_progress = getattr(scorer, "progress", None)
-    scorer.progress = False  # one bar over windows, not one per window batch
+    # one bar over windows, not one per window batch from scorers that have their own
+    own_bar = getattr(scorer, "progress", None)
+    if own_bar is not None:
+        scorer.progress = False
     try:
         with torch.no_grad():
             recon, score_map = inferer(torch.as_tensor(images), predictor)
     finally:
-        scorer.progress = inner_progress
+        if own_bar is not None:
+            scorer.progress = own_bar
     return np.asarray(recon), np.asarray(score_map)[:, 0]
 
 
