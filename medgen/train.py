@@ -33,6 +33,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medgen.atomic import atomic_path
+from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,20 @@ class StopOnSignal(Callback):
                 signal.Signals(signum).name,
             )
             raise TrainingPreempted(signum)
+
+
+def inference_device(accelerator: str) -> str:
+    """The torch device for scoring with trained models, from the config's
+    ``training.accelerator`` read as Lightning reads it: 'auto' takes a GPU when one is visible."""
+    if accelerator == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if accelerator == "gpu":
+        raise MedgenInputError(
+            "config key 'training.accelerator' is 'gpu' but torch sees no CUDA device here; "
+            "run on a GPU node or set it to 'auto' or 'cpu'")
+    return "cpu"
 
 
 def make_trainer(

@@ -137,6 +137,38 @@ def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
         load_scorer(tmp_path / "other.pt")
 
 
+def test_inference_device_follows_training_accelerator(monkeypatch):
+    from medgen.train import inference_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert inference_device("cpu") == inference_device("auto") == "cpu"
+    with pytest.raises(MedgenInputError, match="training.accelerator.*no CUDA device"):
+        inference_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert inference_device("auto") == inference_device("gpu") == "cuda"
+    assert inference_device("cpu") == "cpu"
+
+
+def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, monkeypatch):
+    import medgen.models.anomaly as models
+
+    hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
+    path = train_anomaly_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0,
+                               tmp_path / "fanogan")
+    asked = []
+    real_load_scorer = models.load_scorer
+
+    def recording_load_scorer(model_path, device="cpu"):
+        asked.append(device)
+        return real_load_scorer(model_path, "cpu")  # no GPU here: record, then run on CPU
+
+    monkeypatch.setattr(models, "load_scorer", recording_load_scorer)
+    evaluation = {"window_overlap": 0.5, "anogan_window_overlap": 0.0, "residual": "abs"}
+    written = ev.score_splits("fanogan", path, data_dir, tmp_path / "scores", evaluation,
+                              "npz2d", device="cuda")
+    assert asked == ["cuda", "cuda"] and set(written) == {"val", "test"}
+
+
 def test_threshold_calibration():
     normal = np.arange(100, dtype=float)
     threshold = ev.calibrate_threshold(normal, 0.05)

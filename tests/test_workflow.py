@@ -52,6 +52,20 @@ def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):
         assert rule in result.stdout
 
 
+def test_scoring_asks_for_a_gpu_only_for_networks_when_training_on_gpus(tmp_path):
+    config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
+                          training={"accelerator": "gpu", "devices": 2})
+    result = snakemake("-n", "--cores", "1", "--configfile", str(config))
+    jobs = result.stdout.split("rule ")
+    gpus = {}
+    for job in jobs:
+        if job.startswith("score_anomalies:"):
+            method = job.split("wildcards: method=")[1].split()[0]
+            gpus[method] = job.split("gpu=")[1].split(",")[0]
+    assert gpus and gpus.pop("fanogan") == "1", result.stdout  # the default config's demo
+    assert set(gpus.values()) == {"0"}, gpus  # PCA and trivial scores stay on the CPU
+
+
 @pytest.mark.parametrize(
     ("sections", "message"),
     [

@@ -241,11 +241,13 @@ def score_splits(
     out_dir: str | os.PathLike,
     evaluation: dict[str, Any],
     kind: str,
+    device: str = "cpu",
 ) -> dict[str, Path]:
     """Score every prepared evaluation split (val, test) present in ``data_dir``.
 
     Volumes get their residual maps back on the input grid (volumes.json); AnoGAN scores
     whole slices with its own window overlap (mapping is slow, windows multiply it).
+    ``device``: where trained networks run ('cpu', 'cuda'); see ``train.inference_device``.
     """
     data_dir = Path(data_dir)
     geometry = data_dir / "volumes.json"
@@ -256,7 +258,8 @@ def score_splits(
         if (data_dir / f"{split}.npz").exists():
             written[split] = score_anomalies(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
-                geometry_path=geometry, window_overlap=overlap, residual=evaluation["residual"],
+                geometry_path=geometry, device=device, window_overlap=overlap,
+                residual=evaluation["residual"],
             )
     return written
 

@@ -26,6 +26,7 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_splits
 from medgen.models.anomaly import fit_pca, train_anomaly_model
 from medgen.registry import resolve_hparams
+from medgen.train import inference_device
 
 log = logging.getLogger(__name__)
 SECTIONS = ("seed", "imaging", "models", "training")
@@ -90,10 +91,11 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
             models[name] = None
 
     score_dirs = {}
+    device = inference_device(training["accelerator"])
     for method, path in models.items():
         t = time.perf_counter()
         score_splits(method, path, out_dir / "data", out_dir / "scores" / method, ev,
-                     imaging["kind"])
+                     imaging["kind"], device)
         timings[f"score_{method}_s"] = time.perf_counter() - t
         score_dirs[method] = out_dir / "scores" / method
     metrics = evaluate_anomaly(score_dirs, out_dir / "data", imaging, out_dir / "report", seed)

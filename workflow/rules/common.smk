@@ -127,6 +127,13 @@ def imaging_model(method):
     return f"{IMAGING}/models/{method}/model.pt"
 
 
+def scoring_gpus(method):
+    """One GPU for scoring with a trained network (AnoGAN maps latents for minutes to hours)
+    when the config trains on GPUs; PCA and trivial scores run on the CPU."""
+    networks = method not in TRIVIAL_SCORES and method != "pca"
+    return min(gpus_requested(), 1) if networks else 0
+
+
 def imaging_inputs(wildcards=None):
     """The sample sheet and every image it lists, so changed inputs rerun preprocessing."""
     sheet = config["imaging"]["sample_sheet"]

@@ -63,7 +63,9 @@ rule score_anomalies:
     params:
         evaluation=config["imaging"]["evaluation"],
         kind=config["imaging"]["kind"],
+        accelerator=config["training"]["accelerator"],
     resources:
+        gpu=lambda wildcards: scoring_gpus(wildcards.method),
         mem_mb=8000,
         runtime=120,
     script:

@@ -2,6 +2,7 @@
 
 from medgen.evaluate.anomaly import score_splits
 from medgen.smk import logged
+from medgen.train import inference_device
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     score_splits(
@@ -11,4 +12,5 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
         snakemake.output.scores,  # noqa: F821
         snakemake.params.evaluation,  # noqa: F821
         snakemake.params.kind,  # noqa: F821
+        inference_device(snakemake.params.accelerator),  # noqa: F821
     )
