@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default="benchmarks/results/anomaly_scoring.json")
     args = parser.parse_args()
+    if args.device == "gpu" and not torch.cuda.is_available():
+        parser.error("--device gpu: torch sees no CUDA device here")
     args.torch_device = inference_device(args.device)
     args.batch = args.batch or (256 if args.torch_device == "cuda" else 64)
     if args.threads:
