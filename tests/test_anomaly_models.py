@@ -222,6 +222,38 @@ def test_pixel_metrics_per_subject_in_the_report(tmp_path):
     assert float(pooled["pixel_rho_intensity"]) == 1.0  # the intensity map is the image
 
 
+def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
+    from medgen.evaluate.anomaly_experiment import resolve_sections
+
+    # a rounded lesion (4 x 4 less its corners, which a 3 x 3 median keeps whole) and
+    # single bright pixels elsewhere, which it removes
+    images = np.full((2, 1, 12, 12), 0.5, np.float32)
+    labels = np.zeros((2, 12, 12), np.uint8)
+    labels[:, 2:6, 2:6] = 1
+    labels[:, [2, 2, 5, 5], [2, 5, 2, 5]] = 0
+    images[:, 0][labels > 0] = 0.9
+    images[:, 0, [8, 10, 9], [9, 3, 11]] = 1.0
+    data = {"images": images, "masks": np.ones((2, 12, 12), np.uint8), "labels_map": labels,
+            "y": np.array([0, 1], np.int8), "index": np.arange(2),
+            "subject": np.array(["a", "b"])}
+    for split in ("val", "test"):
+        save_npz(tmp_path / "data" / f"{split}.npz", data)
+        ev.score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
+                           tmp_path / "intensity", split)
+    auprc = {}
+    for size in (0, 3):
+        imaging = resolve_sections({"imaging": {"evaluation": {
+            "pixel_level": True, "median_filter": size}}})["imaging"]
+        table = ev.evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data",
+                                    imaging, tmp_path / f"report{size}")
+        rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
+        auprc[size] = float(next(r for r in rows if r["split"] == "test")["pixel_auprc"])
+    assert auprc[0] < 0.9 and auprc[3] == 1.0
+    # the saved maps stay raw: filtering happens in the metrics only
+    raw = np.load(tmp_path / "intensity" / "maps_test.npz")["residual_map"]
+    assert raw[0, 8, 9] == 1.0
+
+
 def test_wrong_image_geometry(tmp_path):
     save_npz(tmp_path / "train.npz", {"images": np.zeros((4, 1, 20, 20), np.float32)})
     with pytest.raises(MedgenInputError, match="not a power of two"):
