@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,29 @@ def test_scoring_asks_for_a_gpu_only_for_networks_when_training_on_gpus(tmp_path
             gpus[method] = job.split("gpu=")[1].split(",")[0]
     assert gpus and gpus.pop("fanogan") == "1", result.stdout  # the default config's demo
     assert set(gpus.values()) == {"0"}, gpus  # PCA and trivial scores stay on the CPU
+
+
+@pytest.mark.workflow
+def test_evaluation_settings_rerun_the_evaluation_not_preprocessing_training_or_scoring(
+        tmp_path):
+    # the default config's imaging demo (nilearn's MNI152 template), trained for one epoch
+    results = tmp_path / "results"
+    sections = {"results_dir": str(results), "cache_dir": str(tmp_path / "cache"),
+                "run_name": "demo", "training": {"accelerator": "cpu", "progress_bar": False},
+                "models": {"fanogan": {"params": {"max_epochs": 1, "encoder_epochs": 1}}},
+                "imaging": {"evaluation": {"baselines": ["pca"]}}}
+    target = str(results / "demo" / "imaging" / "report" / "metrics.json")
+    (tmp_path / "first").mkdir()
+    snakemake(target, "--cores", "2", "--configfile",
+              str(write_config(tmp_path / "first", **sections)))
+    sections["imaging"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
+                                         "false_positive_rate": 0.1, "n_grid": 4}
+    (tmp_path / "second").mkdir()
+    plan = snakemake(target, "-n", "--cores", "2", "--configfile",
+                     str(write_config(tmp_path / "second", **sections))).stdout
+    jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
+    assert sorted(jobs) == ["evaluate_anomaly", "score_anomalies"], plan
+    assert "wildcards: method=brightness" in plan  # only the new baseline is scored
 
 
 @pytest.mark.parametrize(

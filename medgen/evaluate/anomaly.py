@@ -29,6 +29,9 @@ from medgen.errors import MedgenInputError
 
 TRIVIAL = ("brightness", "mask_fraction", "intensity")
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
+# the imaging.evaluation keys that scoring reads; the others (thresholds, metrics, figures,
+# baselines) only change the evaluation, so they must not rerun scoring in the workflow
+SCORING_KEYS = ("residual", "window_overlap", "anogan_window_overlap")
 
 
 def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np.ndarray]:

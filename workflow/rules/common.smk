@@ -88,6 +88,7 @@ def expression_inputs(wildcards=None):
 
 
 IMAGING = f"{RUN}/imaging"
+from medgen.evaluate.anomaly import SCORING_KEYS
 from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # scores that need no model
 
 ANOMALY_FAMILIES = ("anogan", "fanogan")  # registry families with an imaging workflow
@@ -116,6 +117,18 @@ def anomaly_training(family):
     if family == "convae":
         return {**config["training"], "max_epochs": None}
     return config["training"]
+
+
+def preprocessing_settings():
+    """The imaging section without its evaluation keys: a change to how results are scored
+    must not rerun preprocessing, and with it every training job."""
+    return {key: value for key, value in config["imaging"].items() if key != "evaluation"}
+
+
+def scoring_settings():
+    """Only the evaluation keys scoring reads: thresholds, metrics, figures and the list of
+    baselines rerun the evaluation, not every scorer (AnoGAN maps for minutes to hours)."""
+    return {key: config["imaging"]["evaluation"][key] for key in SCORING_KEYS}
 
 
 def imaging_model(method):

@@ -59,7 +59,7 @@ rule prepare_images:
     log:
         f"{LOGS}/prepare_images.log",
     params:
-        imaging=config["imaging"],
+        imaging=preprocessing_settings(),
         seed=config["seed"],
         cache_dir=f"{CACHE}/imaging",
     resources:

@@ -61,7 +61,7 @@ rule score_anomalies:
     log:
         f"{LOGS}/score_{{method}}.log",
     params:
-        evaluation=config["imaging"]["evaluation"],
+        evaluation=scoring_settings(),
         kind=config["imaging"]["kind"],
         accelerator=config["training"]["accelerator"],
     resources:
