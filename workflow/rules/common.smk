@@ -88,8 +88,7 @@ def expression_inputs(wildcards=None):
 
 
 IMAGING = f"{RUN}/imaging"
-from medgen.evaluate.anomaly import SCORING_KEYS
-from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # scores that need no model
+from medgen.evaluate.anomaly import SCORING_KEYS, TRIVIAL as TRIVIAL_SCORES  # TRIVIAL: no model
 
 ANOMALY_FAMILIES = ("anogan", "fanogan")  # registry families with an imaging workflow
 
