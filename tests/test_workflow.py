@@ -68,7 +68,7 @@ def test_scoring_asks_for_a_gpu_only_for_networks_when_training_on_gpus(tmp_path
 
 
 @pytest.mark.workflow
-def test_evaluation_settings_rerun_the_evaluation_not_preprocessing_training_or_scoring(
+def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_training_or_scoring(
         tmp_path):
     # the default config's imaging demo (nilearn's MNI152 template), trained for one epoch
     results = tmp_path / "results"
@@ -82,6 +82,7 @@ def test_evaluation_settings_rerun_the_evaluation_not_preprocessing_training_or_
               str(write_config(tmp_path / "first", **sections)))
     sections["imaging"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
                                          "false_positive_rate": 0.1, "n_grid": 4}
+    sections["training"]["progress_bar"] = True  # only the log changes: no retraining
     (tmp_path / "second").mkdir()
     plan = snakemake(target, "-n", "--cores", "2", "--configfile",
                      str(write_config(tmp_path / "second", **sections))).stdout

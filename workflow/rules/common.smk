@@ -111,11 +111,14 @@ def anomaly_hparams(family):
     return model_hparams(family)
 
 
-def anomaly_training(family):
-    """Trainer settings; training.max_epochs applies to the families, not the baseline."""
+def training_settings(family=None):
+    """Trainer settings that can change the weights, as a rule's params. progress_bar only
+    changes the log, so it is left out (the scripts read it from config): turning the bar off
+    for SLURM logs must not retrain. max_epochs applies to the families, not the baseline."""
+    settings = {key: value for key, value in config["training"].items() if key != "progress_bar"}
     if family == "convae":
-        return {**config["training"], "max_epochs": None}
-    return config["training"]
+        settings["max_epochs"] = None
+    return settings
 
 
 def preprocessing_settings():

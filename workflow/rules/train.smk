@@ -11,7 +11,7 @@ rule train_tybalt:
         f"{LOGS}/train_tybalt.log",
     params:
         hparams=model_hparams("tybalt") if is_activated("models.tybalt") else {},
-        training=config["training"],
+        training=training_settings(),
         seed=config["seed"],
     threads: 2
     resources:
@@ -33,7 +33,7 @@ rule train_anomaly_model:
         family="anogan|fanogan|convae",
     params:
         hparams=lambda wildcards: anomaly_hparams(wildcards.family),
-        training=lambda wildcards: anomaly_training(wildcards.family),
+        training=lambda wildcards: training_settings(wildcards.family),
         seed=config["seed"],
     threads: 2
     resources:

@@ -10,7 +10,8 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
         snakemake.wildcards.family,  # noqa: F821
         Path(snakemake.input.data) / "train.npz",  # noqa: F821
         snakemake.params.hparams,  # noqa: F821
-        snakemake.params.training,  # noqa: F821
+        {**snakemake.params.training,  # noqa: F821
+         "progress_bar": snakemake.config["training"]["progress_bar"]},  # noqa: F821
         snakemake.params.seed,  # noqa: F821
         Path(snakemake.output.model).parent,  # noqa: F821
     )

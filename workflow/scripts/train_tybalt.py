@@ -9,7 +9,8 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     train_tybalt(
         h5ad_path=snakemake.input.h5ad,  # noqa: F821
         hparams=snakemake.params.hparams,  # noqa: F821
-        training=snakemake.params.training,  # noqa: F821
+        training={**snakemake.params.training,  # noqa: F821
+                  "progress_bar": snakemake.config["training"]["progress_bar"]},  # noqa: F821
         seed=snakemake.params.seed,  # noqa: F821
         out_dir=Path(snakemake.output.model).parent,  # noqa: F821
     )
