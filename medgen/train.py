@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import signal
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +208,11 @@ def fit(
         log.info("resuming from %s (epoch %d done)", ckpt_path, finished_epoch)
         earlier_metrics = _metrics_up_to(kept_metrics, finished_epoch)
     try:
-        trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+        with warnings.catch_warnings():
+            # checkpoints/ holds our signature.json and live log by design, and checkpoints of
+            # another config were discarded above: Lightning's warning is noise in every log.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+            trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         # Lightning's own SIGTERM handler got there first; it exits with status 0, which
         # would look like success to Snakemake/SLURM.

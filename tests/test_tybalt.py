@@ -147,6 +147,15 @@ def test_resume_continues_from_last_checkpoint(expression_h5ad, tmp_path):
     assert ckpt["epoch"] == 2
 
 
+def test_fresh_training_does_not_warn_about_a_non_empty_checkpoint_folder(
+        expression_h5ad, tmp_path):
+    # signature.json sits in checkpoints/ before Lightning looks: its warning meant nothing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _train(expression_h5ad, tmp_path)
+    assert not [w for w in caught if "is not empty" in str(w.message)]
+
+
 def test_resume_equals_uninterrupted(expression_h5ad, tmp_path):
     _train(expression_h5ad, tmp_path / "a", epochs=1)
     a = torch.load(_train(expression_h5ad, tmp_path / "a", epochs=2), weights_only=True)
