@@ -1,4 +1,5 @@
-"""Glue for workflow/scripts: log to the rule's log file and fail with one clear line."""
+"""Glue for workflow/scripts: log to the rule's log file and fail with one clear line;
+the trainer settings a training rule passes on."""
 
 from __future__ import annotations
 
@@ -39,3 +40,11 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
             stream.flush()
             sys.stderr = sys.__stderr__
             stream.close()
+
+
+def trainer_settings(snakemake: Any) -> dict[str, Any]:
+    """The rule's ``params.training`` plus ``progress_bar``, which common.smk keeps out of the
+    params (it changes only the log, so flipping it must not retrain) and the script reads
+    from the config instead."""
+    return {**snakemake.params.training,
+            "progress_bar": snakemake.config["training"]["progress_bar"]}
