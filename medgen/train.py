@@ -212,6 +212,9 @@ def fit(
             # checkpoints/ holds our signature.json and live log by design, and checkpoints of
             # another config were discarded above: Lightning's warning is noise in every log.
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* is not empty")
+            # on resume the live log starts again; the epochs already trained are kept in
+            # checkpoints/metrics.csv and merged back below, so nothing is lost
+            warnings.filterwarnings("ignore", message=r"Experiment logs directory .* not empty")
             trainer.fit(plan, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         # Lightning's own SIGTERM handler got there first; it exits with status 0, which

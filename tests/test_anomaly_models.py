@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -99,6 +100,15 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
         scorer = load_scorer(path)
         ev.run_scorer(scorer, {"images": np.tile(blobs(2), (1, 1, 2, 2))}, family)
         assert "AnoGAN latent mapping" not in capsys.readouterr().err and scorer.progress
+
+
+def test_fanogan_encoder_stage_does_not_warn_about_its_frozen_networks(data_dir, tmp_path):
+    # izi_f keeps G and the critic in eval mode on purpose: Lightning's warning is noise
+    hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_anomaly_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
+    assert not [w for w in caught if "in eval mode" in str(w.message)]
 
 
 def test_batched_latent_mapping_equals_one_at_a_time():

@@ -10,6 +10,7 @@ PCA baseline (``fit_pca``) shares that interface so every method runs in one har
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,10 @@ def train_anomaly_model(
         seed_all(seed + 1)
         enc = EncoderPlan(hparams, channels, size, gan_state)
         enc_epochs = training.get("max_epochs") or hparams["encoder_epochs"]
-        fit(enc, loader, None, out_dir / "encoder", training, enc_epochs, seed + 1)
+        with warnings.catch_warnings():
+            # G and the critic stay frozen in eval mode on purpose (izi_f trains E only)
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            fit(enc, loader, None, out_dir / "encoder", training, enc_epochs, seed + 1)
         state = {**gan_state, "encoder": enc.encoder.state_dict()}
     else:
         from medgen.models.convae.plan import ConvAEPlan

@@ -121,11 +121,3 @@ class EncoderPlan(L.LightningModule):
         self.log_dict({"izif": loss.detach(), "izif_residual": a_r.mean().detach()},
                       on_step=False, on_epoch=True, prog_bar=True)
         return loss
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        x = batch[0] * 2 - 1
-        a_r, a_d, _ = izif_loss(self.encoder, self.generator, self.critic, x, self.hp["kappa"])
-        self.log("val_izif", (a_r + a_d).mean(), on_epoch=True, prog_bar=True)
-
-
-
