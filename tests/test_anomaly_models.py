@@ -147,6 +147,20 @@ def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
         load_scorer(tmp_path / "other.pt")
 
 
+def test_convae_baseline_takes_its_code_width_from_the_config(data_dir, tmp_path):
+    from medgen.evaluate.anomaly_experiment import resolve_sections
+    from medgen.models.convae import baseline_hparams
+
+    evaluation = resolve_sections({"imaging": {"evaluation": {"convae_bottleneck": 5}}}
+                                  )["imaging"]["evaluation"]
+    hp = {**baseline_hparams(evaluation), "channels_base": 4, "batch_size": 32}
+    path = train_anomaly_model("convae", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
+    code = load_scorer(path).model.encoder[-1]
+    assert (code.out_features, evaluation["convae_epochs"]) == (5, 20)  # unset: default
+    with pytest.raises(MedgenInputError, match="imaging.evaluation.convae_bottleneck"):
+        resolve_sections({"imaging": {"evaluation": {"convae_bottleneck": 0}}})
+
+
 def test_inference_device_follows_training_accelerator(monkeypatch):
     from medgen.train import inference_device
 

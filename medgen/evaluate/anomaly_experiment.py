@@ -75,9 +75,9 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
                                              out_dir / "models" / family)
         timings[f"train_{family}_s"] = time.perf_counter() - t
     if "convae" in ev["baselines"]:
-        from medgen.models.convae import PRESETS
+        from medgen.models.convae import baseline_hparams
 
-        hp = {**PRESETS["default"], "max_epochs": ev["convae_epochs"]}
+        hp = baseline_hparams(ev)
         t = time.perf_counter()
         models["convae"] = train_anomaly_model("convae", splits["train"], hp,
                                                {**training, "max_epochs": None}, seed,

@@ -103,11 +103,11 @@ def imaging_methods():
 
 
 def anomaly_hparams(family):
-    """A family's hyperparameters; the conv-autoencoder baseline trains convae_epochs."""
+    """A family's hyperparameters; the conv-autoencoder baseline's come from imaging.evaluation."""
     if family == "convae":
-        from medgen.models.convae import PRESETS
+        from medgen.models.convae import baseline_hparams
 
-        return {**PRESETS["default"], "max_epochs": config["imaging"]["evaluation"]["convae_epochs"]}
+        return baseline_hparams(config["imaging"]["evaluation"])
     return model_hparams(family)
 
 

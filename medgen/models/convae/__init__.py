@@ -12,3 +12,9 @@ PRESETS = {
         "max_epochs": 20,
     },
 }
+
+
+def baseline_hparams(evaluation: dict) -> dict:
+    """The baseline's hyperparameters from ``imaging.evaluation`` (epochs and bottleneck)."""
+    return {**PRESETS["default"], "max_epochs": evaluation["convae_epochs"],
+            "bottleneck": evaluation["convae_bottleneck"]}
