@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -26,4 +28,23 @@ def test_write_json_is_deterministic_and_readable(tmp_path):
     write_json(target, {"a": [1.5, 2], "b": 1})
     assert target.read_bytes() == first
     assert json.loads(first) == {"a": [1.5, 2], "b": 1}
-    assert target.stat().st_mode & 0o044  # group/other can read what the lab shares
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_file_mode_follows_umask(tmp_path, umask):
+    """mkstemp makes 0600; the output must get the mode a plain open() gives (0666 & ~umask),
+    so under the usual 022 group/other can read what the lab shares."""
+    target = tmp_path / "m.json"
+    plain = tmp_path / "plain.txt"
+    previous = os.umask(umask)
+    try:
+        write_json(target, {"a": 1})
+        with open(plain, "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE(target.stat().st_mode)
+    assert mode == 0o666 & ~umask
+    assert mode == stat.S_IMODE(plain.stat().st_mode)
+    if umask == 0o022:
+        assert mode == 0o644

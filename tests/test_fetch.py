@@ -219,6 +219,7 @@ def test_download_unreachable_and_bad_scheme(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.workflow
 def test_corrupt_cached_table_is_detected_and_rebuilt_by_the_workflow(wheel, tmp_path):
     """A damaged cache file is removed before the DAG is built, so the fetch rule reruns."""
     import subprocess

@@ -7,7 +7,9 @@ it is not running already, and stops only the daemons it started.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,7 +102,7 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
     )
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "results" / "slurm"
-    assert json.loads((run / "tybalt/eval/metrics.json").read_text())
+    _check_outputs(run, shared_data)
 
     # Every job of the DAG was an sbatch job: one SLURM log per rule, and squeue (finished
     # jobs stay listed for MinJobAge) knows each rule by the plugin's comment.
@@ -113,3 +115,32 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
         assert f"rule_{rule}" in queue, queue
     assert "Submitted job" in result.stdout + result.stderr or "SLURM jobid" in (
         result.stdout + result.stderr)
+
+
+def _check_outputs(run: Path, shared_data: Path) -> None:
+    """What the jobs wrote, checked against the config above (default preset, pca only)."""
+    metrics = json.loads((run / "tybalt/eval/metrics.json").read_text())
+    assert set(metrics) == {"methods", "knn_k", "labels", "n_train", "n_test", "n_genes",
+                            "notes"}
+    assert set(metrics["methods"]) == {"tybalt", "pca"}  # evaluation.baselines: [pca]
+    assert metrics["labels"] == ["tumor_normal", "cancer_type"]
+    assert metrics["knn_k"] == 5
+    assert metrics["n_genes"] == 1000  # expression.top_k_genes
+    assert 0 < metrics["n_test"] < metrics["n_train"]
+    for method, row in metrics["methods"].items():
+        assert row["latent_dim"] == 100, method  # the default preset's latent_dim
+        for key in ("test_mse", "test_bce", "knn_accuracy_tumor_normal",
+                    "knn_accuracy_cancer_type", "silhouette_tumor_normal",
+                    "silhouette_cancer_type"):
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (method, key)
+        assert 0 < row["test_mse"] < 1, method  # expression scaled to [0, 1]
+        assert 0 <= row["knn_accuracy_cancer_type"] <= 1, method
+
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["config"]["run_name"] == "slurm"
+    assert provenance["config"]["training"]["max_epochs"] == 2
+    assert provenance["seed"] == 0
+    tables = {str(shared_data / f"expression/tcga_mirna/{t}.parquet") for t in ("BRCA", "PRAD")}
+    assert set(provenance["inputs"]) >= tables, provenance["inputs"]
+    for table in tables:
+        assert re.fullmatch(r"[0-9a-f]{64}", provenance["inputs"][table]), table

@@ -39,13 +39,41 @@ def _train(h5ad, out, epochs=1, seed=0, preset="default", **params):
 
 
 # -- presets and module ----------------------------------------------------------------------
+# The shipped presets, written out: a change to a preset must change this test too.
+DEFAULT_HPARAMS = {
+    "latent_dim": 100, "hidden_layers": 0, "hidden_dim": 300,
+    "mean_activation": "linear", "logvar_activation": "linear", "batch_norm": False,
+    "reconstruction": "bce", "beta": 0.01, "kappa": 1.0,
+    "lr": 0.001, "batch_size": 50, "max_epochs": 100, "condition_on": None,
+}
+PAPER_HPARAMS = {
+    "latent_dim": 100, "hidden_layers": 0, "hidden_dim": 300,
+    "mean_activation": "relu", "logvar_activation": "relu", "batch_norm": True,
+    "reconstruction": "bce", "beta": 1.0, "kappa": 1.0,
+    "lr": 0.0005, "batch_size": 50, "max_epochs": 50, "condition_on": None,
+}
+
+
 def test_presets_resolve_with_plain_values():
-    for name, preset in PRESETS.items():
+    assert set(PRESETS) == {"default", "paper"}
+    for name, expected in (("default", DEFAULT_HPARAMS), ("paper", PAPER_HPARAMS)):
         hp = resolve_hparams("tybalt", name)
-        assert hp == preset
+        assert hp == expected, name
         assert all(v is None or type(v) in (int, float, bool, str) for v in hp.values())
-    assert PRESETS["paper"]["latent_dim"] == 100 and PRESETS["paper"]["batch_size"] == 50
-    assert PRESETS["paper"]["lr"] == 0.0005 and PRESETS["paper"]["max_epochs"] == 50
+        # type() too: 0.01 == 0 is False, but 1 == 1.0 and False == 0 would pass a bare ==
+        assert {k: type(v) for k, v in hp.items()} == {k: type(v) for k, v in expected.items()}
+
+
+def test_override_changes_exactly_that_key():
+    overrides = {"latent_dim": 8, "beta": 1, "mean_activation": "relu", "condition_on": "tissue"}
+    for key, value in overrides.items():
+        hp = resolve_hparams("tybalt", "default", {key: value})
+        assert hp[key] == value
+        assert {k: v for k, v in hp.items() if k != key} == {
+            k: v for k, v in DEFAULT_HPARAMS.items() if k != key
+        }
+    # Resolving must not mutate the shipped preset.
+    assert resolve_hparams("tybalt", "default") == DEFAULT_HPARAMS
 
 
 def test_override_type_checked():

@@ -35,6 +35,7 @@ def write_config(tmp_path: Path, **sections) -> Path:
     return path
 
 
+@pytest.mark.workflow
 def test_lint_has_no_findings_but_the_conda_suggestion():
     result = snakemake("--lint", check=False)
     output = result.stdout + result.stderr
@@ -44,6 +45,7 @@ def test_lint_has_no_findings_but_the_conda_suggestion():
     assert others == [], output
 
 
+@pytest.mark.workflow
 def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):
     config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
                           cache_dir=str(tmp_path / "cache"))
@@ -53,6 +55,7 @@ def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):
         assert rule in result.stdout
 
 
+@pytest.mark.workflow
 def test_scoring_asks_for_a_gpu_only_for_networks_when_training_on_gpus(tmp_path):
     config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
                           training={"accelerator": "gpu", "devices": 2})
@@ -91,6 +94,7 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     assert "wildcards: method=brightness" in plan  # only the new baseline is scored
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("sections", "message"),
     [
