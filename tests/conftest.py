@@ -88,7 +88,12 @@ def real_run(shared_data, tmp_path_factory) -> dict[str, Any]:
     inputs = sorted((shared_data / "expression/tcga_mirna").glob("*.parquet"))
     before = checksums(inputs)
     config = tmp / "config.yaml"
-    config.write_text(yaml.safe_dump(small_real_config(shared_data, tmp / "results", "ci")))
+    sections = small_real_config(shared_data, tmp / "results", "ci")
+    # tcga_mirna.yaml runs the expression branch only; turn the default config's imaging demo
+    # (MNI152, f-AnoGAN) back on so that this one run covers both branches
+    sections["imaging"] = {"activate": True}
+    sections["models"] = {"fanogan": {"activate": True}}
+    config.write_text(yaml.safe_dump(sections))
     dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
     args = ("--cores", "2", "--configfile", str(dataset), str(config))
     first = run_snakemake(*args)

@@ -1,0 +1,120 @@
+"""Each shipped dataset config runs its own data set, and nothing the default config adds.
+
+A dataset config overrides config/config.yaml key by key, so a branch it does not mention
+(the default's TCGA expression run, or its MNI152 imaging demo) would run as well unless the
+config switches it off. Dry runs only: the job list, never a training.
+
+What a config is about is read from the file itself: a branch (``expression`` / ``imaging``)
+whose section it sets without ``activate: false``. Model rules are matched by their output
+paths (``/tybalt/``, ``/<family>/``), not by rule names, so the checks hold for either rule
+layout; the data and scoring rules are matched by name.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, run_snakemake
+
+from medgen import config as medgen_config
+from medgen import registry
+
+DATASETS = sorted((REPO_ROOT / "config" / "datasets").glob("*.yaml"))  # not the sample sheets
+EXPRESSION_FAMILIES = ("tybalt",)
+IMAGING_FAMILIES = ("anogan", "fanogan", "convae")  # convae: the conv-autoencoder baseline
+EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
+IMAGING_RULES = {"prepare_images", "fit_pca_baseline", "score_anomalies", "evaluate_anomaly"}
+JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
+
+
+def _paths(body: str, key: str) -> list[str]:
+    found = re.search(rf"^\s+{key}: (.*)$", body, re.MULTILINE)
+    return found.group(1).split(", ") if found else []
+
+
+def planned_jobs(stdout: str) -> list[dict]:
+    """The dry run's jobs: rule name, input and output paths."""
+    return [{"rule": rule, "input": _paths(body, "input"), "output": _paths(body, "output")}
+            for rule, body in JOB.findall(stdout)]
+
+
+def subjects(path: Path) -> set[str]:
+    """The branches the file itself turns on (sets the section, not to activate: false)."""
+    raw = medgen_config.load_yaml(path)
+    return {branch for branch in ("expression", "imaging")
+            if isinstance(raw.get(branch), dict) and raw[branch].get("activate", True)}
+
+
+def needs_shared_data(path: Path) -> bool:
+    return "../shared/data" in path.read_text()
+
+
+def test_every_model_family_belongs_to_a_branch():
+    assert set(registry.FAMILIES) <= set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES)
+
+
+def test_there_are_dataset_configs():
+    assert DATASETS, "config/datasets/ holds no dataset config"
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("path", [
+    pytest.param(path, id=path.stem,
+                 marks=[pytest.mark.realdata] if needs_shared_data(path) else [])
+    for path in DATASETS
+])
+def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
+    if needs_shared_data(path):
+        request.getfixturevalue("shared_data")  # its relative ../shared/data paths resolve
+    about = subjects(path)
+    assert about, f"{path.name} sets neither an expression nor an imaging section"
+    resolved = medgen_config.load(path)
+    for branch in about:
+        assert resolved[branch]["activate"], f"{path.name}: {branch} is not activated"
+
+    override = tmp_path / "override.yaml"  # outputs and downloads away from the checkout
+    override.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"),
+                                        "cache_dir": str(tmp_path / "cache")}))
+    result = run_snakemake("-n", "--cores", "1", "--configfile", str(path), str(override))
+    jobs = planned_jobs(result.stdout)
+    assert jobs, result.stdout
+    rules = {job["rule"] for job in jobs}
+    outputs = [out for job in jobs for out in job["output"]]
+    inputs = [inp for job in jobs for inp in job["input"]]
+
+    def trained(family: str) -> bool:
+        return any(f"/{family}/" in out and out.endswith("model.pt") for out in outputs)
+
+    def touches(family: str) -> list[str]:
+        return [p for p in outputs + inputs if f"/{family}/" in p]
+
+    if "expression" in about:
+        assert "preprocess_expression" in rules, result.stdout
+        for family in EXPRESSION_FAMILIES:
+            if resolved["models"][family]["activate"]:
+                assert trained(family), f"no {family} training job:\n{result.stdout}"
+                # the evaluation reads the trained model
+                assert any(f"/{family}/" in inp and inp.endswith("model.pt") for inp in inputs), \
+                    f"no job evaluates {family}:\n{result.stdout}"
+    else:
+        assert not rules & EXPRESSION_RULES, f"{path.name} runs expression jobs: {sorted(rules)}"
+        for family in EXPRESSION_FAMILIES:
+            assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+
+    if "imaging" in about:
+        assert {"prepare_images", "score_anomalies", "evaluate_anomaly"} <= rules, result.stdout
+        baselines = resolved["imaging"]["evaluation"]["baselines"]
+        if "pca" in baselines:
+            assert "fit_pca_baseline" in rules, result.stdout
+        networks = [f for f in IMAGING_FAMILIES
+                    if f in baselines or (f in registry.FAMILIES and resolved["models"][f]["activate"])]
+        assert networks, f"{path.name} trains no imaging model"
+        for family in networks:
+            assert trained(family), f"no {family} training job:\n{result.stdout}"
+    else:
+        assert not rules & IMAGING_RULES, f"{path.name} runs imaging jobs: {sorted(rules)}"
+        for family in IMAGING_FAMILIES:
+            assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
