@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medgen.data.imaging.prepare import load_split  # noqa: E402
 from medgen.evaluate.anomaly import image_metrics  # noqa: E402
-from medgen.models.anomaly import load_scorer  # noqa: E402
+from medgen.evaluate.scorers import load_scorer  # noqa: E402
 from medgen.train import inference_device  # noqa: E402
 
 
@@ -62,8 +62,8 @@ def trained_networks(args) -> tuple[Path, Path, Path]:
     from medgen.config import load_yaml
     from medgen.data.imaging.prepare import prepare_images
     from medgen.evaluate.anomaly_experiment import resolve_sections
-    from medgen.models.anomaly import train_anomaly_model
     from medgen.registry import resolve_hparams
+    from medgen.train import train_model
 
     work = Path(args.work)
     data, models = work / "data", work / "models"
@@ -81,7 +81,7 @@ def trained_networks(args) -> tuple[Path, Path, Path]:
                "fanogan": resolve_hparams("fanogan", "default", {"channels_base": 64})}
     for family, path in paths.items():
         if not path.exists():
-            train_anomaly_model(family, splits["train"], hparams[family], training, cfg["seed"],
+            train_model(family, splits["train"], hparams[family], training, cfg["seed"],
                                 path.parent)
     return data, paths["anogan"], paths["fanogan"]
 

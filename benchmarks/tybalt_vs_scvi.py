@@ -12,7 +12,7 @@ samples are exact copies. Both tools train on the same 90% (9,413 samples) and v
 same 10% every epoch (the paper held out 10%).
 
 Each tool runs in its own subprocess so that peak RSS (ru_maxrss) is per tool:
-- medgen: ``train_tybalt`` with the 'paper' preset (Lightning via ``medgen.train.fit``,
+- medgen: ``train_model('tybalt', ...)`` with the 'paper' preset (Lightning via ``medgen.train.fit``,
   including its per-epoch checkpoint writing, CSV logging and the final model.pt);
 - scvi-tools: ``SCVI(n_latent=100, n_hidden=100, n_layers=1, gene_likelihood='normal')``,
   ``train(batch_size=50, train_size=0.9, check_val_every_n_epoch=1)``, no checkpoints
@@ -116,15 +116,15 @@ def run_medgen(data: Path, epochs: int, threads: int, work: Path) -> dict:
 
     warnings.filterwarnings("ignore")
     sys.path.insert(0, str(REPO))
-    from medgen.models.tybalt.workflow import train_tybalt
     from medgen.registry import resolve_hparams
+    from medgen.train import train_model
 
     hparams = resolve_hparams("tybalt", "paper")
     training = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": epochs,
                 "num_threads": threads, "progress_bar": False}
     timer = _epoch_timer()
     start = time.perf_counter()
-    train_tybalt(data, hparams, training, SEED, work / "medgen", callbacks=[timer])
+    train_model("tybalt", data, hparams, training, SEED, work / "medgen", callbacks=[timer])
     wall = time.perf_counter() - start
     return {"train_wall_s": wall, "epoch_s": timer.per_epoch(),
             "checkpoints": "written every epoch (kept), plus model.pt"}

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from medgen import registry
 from medgen.errors import MedgenInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,24 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_schema() -> dict[str, Any]:
-    return load_yaml(SCHEMA_PATH)
+    """The config schema, with one ``models.<name>`` entry per registered family."""
+    return with_registered_families(load_yaml(SCHEMA_PATH))
+
+
+def with_registered_families(schema: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``properties.models.properties`` from the registry: each configurable family
+    gets the shared ``definitions.model_entry`` with its description and its presets as
+    the choices of ``preset`` (the registry is the one list of families and presets)."""
+    entry = schema["definitions"]["model_entry"]
+    families = {}
+    for name in registry.configurable():
+        spec = registry.get(name)
+        block = copy.deepcopy(entry)
+        block["description"] = spec.description
+        block["properties"]["preset"]["enum"] = list(spec.presets)
+        families[name] = block
+    schema["properties"]["models"]["properties"] = families
+    return schema
 
 
 def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -109,10 +127,6 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
 
 
 def _validate_model_params(config: dict[str, Any]) -> None:
-    # Imported here: the registry imports model code, which config validation should not need
-    # unless a family is configured.
-    from medgen import registry
-
     for family, section in config.get("models", {}).items():
         registry.resolve_hparams(family, section["preset"], section.get("params", {}))
 

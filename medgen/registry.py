@@ -1,35 +1,52 @@
-"""Model registry: family name -> implementation and presets.
+"""Model registry: family name -> its :class:`medgen.family.FamilySpec`, one line each.
 
 Explicit and small (as MONAI's factories): a typo in a config fails with the list of valid
-names. Implementations are imported lazily so that validating a config stays fast.
+names. Family modules are imported on first use, so validating a config stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from functools import cache
 from typing import Any
 
 from medgen.errors import MedgenInputError
+from medgen.family import FamilySpec
 
-# family name -> module that defines PRESETS (dict of preset name -> hyperparameters)
 FAMILIES: dict[str, str] = {
-    "tybalt": "medgen.models.tybalt",
-    "anogan": "medgen.models.anogan",
-    "fanogan": "medgen.models.fanogan",
+    "tybalt": "medgen.models.tybalt",  # Way & Greene 2018: VAE on expression
+    "anogan": "medgen.models.anogan",  # Schlegl et al. 2017: DCGAN + latent mapping
+    "fanogan": "medgen.models.fanogan",  # Schlegl et al. 2019: WGAN-GP + izi_f encoder
+    "convae": "medgen.models.convae",  # baseline: convolutional autoencoder
 }
 
 
-def family_module(family: str) -> ModuleType:
+@cache
+def get(family: str) -> FamilySpec:
+    """The spec of ``family``; MedgenInputError naming the valid families otherwise."""
     if family not in FAMILIES:
         raise MedgenInputError(
             f"unknown model family '{family}'; valid families: {', '.join(sorted(FAMILIES))}"
         )
-    return importlib.import_module(FAMILIES[family])
+    spec = importlib.import_module(FAMILIES[family]).FAMILY
+    if spec.name != family:  # a copied folder that kept the old name
+        raise RuntimeError(f"{FAMILIES[family]}.FAMILY is named {spec.name!r}, not {family!r}")
+    return spec
+
+
+def names(task: str | None = None, baselines: bool = True) -> list[str]:
+    """Registered family names (of one task; without baselines when ``baselines`` is False)."""
+    return [name for name in FAMILIES
+            if (task is None or get(name).task == task) and (baselines or not get(name).baseline)]
+
+
+def configurable() -> list[str]:
+    """Families configured under ``models.<name>`` (every family but the baselines)."""
+    return names(baselines=False)
 
 
 def presets(family: str) -> dict[str, dict[str, Any]]:
-    return family_module(family).PRESETS
+    return dict(get(family).presets)
 
 
 def resolve_hparams(family: str, preset: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,6 +75,16 @@ def resolve_hparams(family: str, preset: str, params: dict[str, Any] | None = No
             )
         hparams[key] = value
     return hparams
+
+
+def family_hparams(family: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A family's hyperparameters from a resolved config: ``models.<family>`` (preset and
+    overrides), or the baseline's own config keys."""
+    spec = get(family)
+    if spec.config_hparams is not None:
+        return spec.config_hparams(config)
+    section = config["models"][family]
+    return resolve_hparams(family, section["preset"], section.get("params"))
 
 
 def _compatible(value: Any, expected: type) -> bool:

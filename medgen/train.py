@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
 import signal
 import warnings
@@ -33,12 +32,20 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from medgen import checkpoint, provenance, registry
 from medgen.atomic import atomic_path
 from medgen.errors import MedgenInputError
+from medgen.family import resolve
+from medgen.seeding import epoch_seed, seed_all
 
 log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
+# task -> "module:function" giving a family's TrainingData (medgen.data.training_data)
+DATA_MODULES = {
+    "expression": "medgen.data.expression_loaders:training_data",
+    "anomaly": "medgen.data.imaging.loaders:training_data",
+}
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", distinct from crashes (1)
 
 
@@ -48,16 +55,6 @@ class TrainingPreempted(SystemExit):
     def __init__(self, signum: int) -> None:
         super().__init__(PREEMPTED_EXIT_CODE)
         self.signum = signum
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % (2**31 - 1)
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class EpochSeeding(Callback):
@@ -267,20 +264,83 @@ def _merge_metrics(live: Path, earlier: pd.DataFrame | None, kept: Path) -> None
         newer.to_csv(tmp, index=False, lineterminator="\n")
 
 
-class EpochSeededSampler(torch.utils.data.Sampler[int]):
-    """Shuffles with a generator seeded by (seed, epoch); Lightning calls set_epoch."""
+def train_model(
+    family: str,
+    data_path: str | os.PathLike,
+    hparams: dict[str, Any],
+    training: dict[str, Any],
+    seed: int,
+    out_dir: str | os.PathLike,
+    config: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+) -> Path:
+    """Train every stage of ``family`` on ``data_path``; write ``out_dir/model.pt``.
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n = n
-        self.seed = seed
-        self.epoch = 0
+    Parameters
+    ----------
+    family
+        A registered family (``medgen.registry``); its task picks the data module.
+    data_path
+        The task's prepared training data: the preprocessed ``.h5ad`` (expression) or a
+        prepared ``train.npz`` (anomaly).
+    hparams
+        Resolved hyperparameters (``medgen.registry.family_hparams``).
+    training
+        The validated ``training:`` config section; ``max_epochs`` (when set) replaces each
+        stage's epochs, except for baselines.
+    seed
+        Seeds initialisation, shuffling and sampling; stage k trains with
+        ``seed + stage.seed_offset``.
+    out_dir
+        Per stage (``<stage>/`` or the folder itself): ``checkpoints/`` (resumed from
+        ``last.ckpt`` when its signature matches: same family, hyperparameters, training
+        data content, epochs-independent settings) and ``metrics.csv``; then ``model.pt``
+        (``medgen.checkpoint`` format).
+    config
+        The resolved config, stored in the checkpoint (default: hparams and training).
+    callbacks
+        Extra Lightning callbacks (e.g. timers in benchmarks).
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    Returns
+    -------
+    Path of ``model.pt``.
 
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return iter(torch.randperm(self.n, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.n
+    Raises
+    ------
+    MedgenInputError
+        Unknown family, or training data that do not fit the family.
+    """
+    spec = registry.get(family)
+    out_dir = Path(out_dir)
+    data = resolve(DATA_MODULES[spec.task])(data_path, hparams, seed, family)
+    state: dict[str, dict[str, torch.Tensor]] = {}
+    trainer = None
+    for stage in spec.stages:
+        epochs = hparams[stage.epochs_key]
+        if not spec.baseline and training.get("max_epochs"):
+            epochs = training["max_epochs"]
+        stage_seed = seed + stage.seed_offset
+        seed_all(stage_seed)  # initial weights depend on the seed only, not on what ran before
+        plan = resolve(stage.plan).build(hparams, data.dims, state)
+        # Checkpoints of another family, stage, configuration, training data or process
+        # layout are never resumed.
+        signature = {"family": family, "stage": stage.name, "hparams": hparams,
+                     "data_sha256": data.content_hash,
+                     "devices": [training["devices"], training["num_nodes"]]}
+        with warnings.catch_warnings():
+            if stage.frozen_modules:  # pretrained networks stay in eval mode on purpose
+                warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            trainer = fit(plan, data.train, data.val, out_dir / stage.name, training, epochs,
+                          stage_seed, signature=signature, extra_callbacks=callbacks)
+        state.update(plan.export_state())
+    path = out_dir / checkpoint.MODEL_FILE
+    if trainer is not None and not trainer.is_global_zero:
+        return path  # one writer under DDP
+    checkpoint.save(checkpoint.Checkpoint(
+        family=family, hparams=dict(hparams), state=state, data=data.signature,
+        config=config or {"training": training, "hparams": hparams},
+        provenance={**data.provenance, "training": provenance.collect(
+            config={"training": training, "hparams": hparams}, seed=seed, inputs=[data_path])},
+        seed=int(seed),
+    ), path)
+    return path

@@ -13,9 +13,11 @@ from medgen import registry
 from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
 from medgen.evaluate import anomaly as ev
-from medgen.models.anogan.networks import Discriminator, Generator
-from medgen.models.anogan.scoring import map_latents
-from medgen.models.anomaly import fit_pca, load_scorer, train_anomaly_model
+from medgen.checkpoint import load as load_checkpoint
+from medgen.evaluate.scorers import fit_pca, load_scorer
+from medgen.models.anogan.module import map_latents
+from medgen.nn.dcgan import Discriminator, Generator
+from medgen.train import train_model
 
 TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 1,
             "progress_bar": False}
@@ -72,13 +74,13 @@ def test_anogan_paper_preset_is_faithful():
 def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
     hp = {**registry.resolve_hparams(family, "default"), **TINY[family]}
     out = tmp_path / family
-    path = train_anomaly_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
-    saved = torch.load(path, weights_only=True)
-    assert saved["family"] == family and saved["image_size"] == 16
+    path = train_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
+    saved = load_checkpoint(path)
+    assert saved.family == family and saved.data["image_size"] == 16
     # a rerun with more epochs resumes from last.ckpt instead of starting again
     ckpt_dir = out / ("gan" if family == "fanogan" else "") / "checkpoints"
     assert (ckpt_dir / "last.ckpt").exists()
-    train_anomaly_model(family, data_dir / "train.npz", hp, {**TRAINING, "max_epochs": 2}, 0, out)
+    train_model(family, data_dir / "train.npz", hp, {**TRAINING, "max_epochs": 2}, 0, out)
     metrics = (ckpt_dir.parent / "metrics.csv").read_text().splitlines()
     epochs = {row["epoch"] for row in csv.DictReader(metrics)}
     # epoch 0 came from the checkpoint, epoch 1 was trained; metrics.csv keeps both
@@ -86,7 +88,7 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
     ckpt = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 1
     if family == "fanogan":  # the encoder stage left G and the critic untouched
-        after = torch.load(path, weights_only=True)["state"]
+        after = load_checkpoint(path).state
         gan = torch.load(out / "gan" / "checkpoints" / "last.ckpt", weights_only=True)
         for key, value in after["generator"].items():
             torch.testing.assert_close(value, gan["state_dict"][f"generator.{key}"])
@@ -107,7 +109,7 @@ def test_fanogan_encoder_stage_does_not_warn_about_its_frozen_networks(data_dir,
     hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train_anomaly_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
+        train_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
     assert not [w for w in caught if "in eval mode" in str(w.message)]
 
 
@@ -142,7 +144,7 @@ def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
     assert ev.image_metrics(scores["score"], scores["y"])["auroc"] > 0.9  # square is off-manifold
     tsv = ev.score_anomalies("brightness", None, data_dir / "test.npz", tmp_path / "b", "test")
     assert ev.image_metrics(*[ev.read_scores(tsv)[k] for k in ("score", "y")])["auroc"] > 0.9
-    with pytest.raises(MedgenInputError, match="not a medgen anomaly model"):
+    with pytest.raises(MedgenInputError, match="not a medgen model file"):
         torch.save({"family": "vae"}, tmp_path / "other.pt")
         load_scorer(tmp_path / "other.pt")
 
@@ -154,7 +156,7 @@ def test_convae_baseline_takes_its_code_width_from_the_config(data_dir, tmp_path
     evaluation = resolve_sections({"imaging": {"evaluation": {"convae_bottleneck": 5}}}
                                   )["imaging"]["evaluation"]
     hp = {**baseline_hparams(evaluation), "channels_base": 4, "batch_size": 32}
-    path = train_anomaly_model("convae", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
+    path = train_model("convae", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
     code = load_scorer(path).model.encoder[-1]
     assert (code.out_features, evaluation["convae_epochs"]) == (5, 20)  # unset: default
     with pytest.raises(MedgenInputError, match="imaging.evaluation.convae_bottleneck"):
@@ -174,10 +176,10 @@ def test_inference_device_follows_training_accelerator(monkeypatch):
 
 
 def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, monkeypatch):
-    import medgen.models.anomaly as models
+    import medgen.evaluate.scorers as models
 
     hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
-    path = train_anomaly_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0,
+    path = train_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0,
                                tmp_path / "fanogan")
     asked = []
     real_load_scorer = models.load_scorer
@@ -281,7 +283,7 @@ def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
 def test_wrong_image_geometry(tmp_path):
     save_npz(tmp_path / "train.npz", {"images": np.zeros((4, 1, 20, 20), np.float32)})
     with pytest.raises(MedgenInputError, match="not a power of two"):
-        train_anomaly_model("anogan", tmp_path / "train.npz",
+        train_model("anogan", tmp_path / "train.npz",
                             registry.resolve_hparams("anogan", "default"), TRAINING, 0, tmp_path)
 
 
@@ -328,10 +330,10 @@ def test_resume_after_moving_the_run_folder(data_dir, tmp_path):
     import shutil
 
     hp = {**registry.resolve_hparams("anogan", "default"), **TINY["anogan"]}
-    train_anomaly_model("anogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path / "a")
+    train_model("anogan", data_dir / "train.npz", hp, TRAINING, 0, tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for epochs in (2, 3):
-        train_anomaly_model("anogan", data_dir / "train.npz", hp,
+        train_model("anogan", data_dir / "train.npz", hp,
                             {**TRAINING, "max_epochs": epochs}, 0, tmp_path / "b")
     # the third run resumed from the second's last.ckpt (epoch 1), not the copied epoch 0:
     # each epoch was trained once

@@ -64,7 +64,7 @@ def test_unknown_model_name_lists_valid_families():
         medgen_config.validate(medgen_config.deep_update(base, {"models": {"vae": {}}}))
     assert "tybalt" in str(err.value)
     with pytest.raises(MedgenInputError, match="valid families: .*tybalt"):
-        registry.family_module("vae")
+        registry.get("vae")
 
 
 def test_model_param_overrides_are_checked_key_by_key():
@@ -92,3 +92,14 @@ def test_dataset_configs_validate():
     assert datasets, "config/datasets/ holds no dataset config"
     for path in datasets:
         medgen_config.load(path)
+
+
+def test_preset_choices_come_from_the_registry():
+    models = medgen_config.load_schema()["properties"]["models"]["properties"]
+    assert set(models) == set(registry.configurable())
+    for family, block in models.items():
+        assert block["properties"]["preset"]["enum"] == list(registry.presets(family))
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    with pytest.raises(MedgenInputError, match="models.fanogan.preset.*expected one of: paper"):
+        medgen_config.validate(medgen_config.deep_update(
+            base, {"models": {"fanogan": {"preset": "huge"}}}))

@@ -91,7 +91,8 @@ def test_node_associations_separating_node():
 
 @pytest.fixture(scope="module")
 def evaluated(expression_h5ad, tmp_path_factory):
-    from medgen.models.tybalt.workflow import evaluate_tybalt, train_tybalt
+    from medgen.evaluate.expression import evaluate_expression
+    from medgen.train import train_model
     from medgen.registry import resolve_hparams
 
     with warnings.catch_warnings():
@@ -100,8 +101,8 @@ def evaluated(expression_h5ad, tmp_path_factory):
         hp = resolve_hparams("tybalt", "default", {"latent_dim": 4, "batch_size": 16})
         training = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 2,
                     "num_threads": 1, "progress_bar": False}
-        model = train_tybalt(expression_h5ad, hp, training, 0, root / "train")
-        runs = [evaluate_tybalt(expression_h5ad, model, EVALUATION, LABELS, 0, root / name)
+        model = train_model("tybalt", expression_h5ad, hp, training, 0, root / "train")
+        runs = [evaluate_expression(expression_h5ad, model, EVALUATION, LABELS, 0, root / name)
                 for name in ("eval1", "eval2")]
     return root, runs
 
@@ -140,9 +141,9 @@ def test_metrics_files_byte_identical(evaluated):
 
 
 def test_evaluation_refuses_unknown_label(evaluated, expression_h5ad):
-    from medgen.models.tybalt.workflow import evaluate_tybalt
+    from medgen.evaluate.expression import evaluate_expression
 
     root, _ = evaluated
     with pytest.raises(MedgenInputError, match="not obs columns"):
-        evaluate_tybalt(expression_h5ad, root / "train" / "model.pt", EVALUATION, ["sex"], 0,
+        evaluate_expression(expression_h5ad, root / "train" / "model.pt", EVALUATION, ["sex"], 0,
                         root / "bad")

@@ -135,7 +135,7 @@ def test_rule_killed_mid_run_leaves_nothing_snakemake_takes_as_complete(shared_d
 
     config = small_real_config(shared_data, tmp_path / "results", "killed")
     config["training"]["max_epochs"] = 500  # long enough to be killed while training
-    config["imaging"] = {"activate": False}  # only the expression branch: train_tybalt sooner
+    config["imaging"] = {"activate": False}  # only the expression branch: the training job sooner
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     args = ["--cores", "2", "--configfile", str(REPO_ROOT / "config/datasets/tcga_mirna.yaml"),
@@ -144,7 +144,7 @@ def test_rule_killed_mid_run_leaves_nothing_snakemake_takes_as_complete(shared_d
     job = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=REPO_ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
-    last = run / "tybalt/train/checkpoints/last.ckpt"
+    last = run / "models/tybalt/checkpoints/last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and job.poll() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -152,9 +152,9 @@ def test_rule_killed_mid_run_leaves_nothing_snakemake_takes_as_complete(shared_d
     os.killpg(job.pid, signal.SIGKILL)  # the node dies: no handler runs
     job.wait(timeout=60)
 
-    assert not (run / "tybalt/train/model.pt").exists()
+    assert not (run / "models/tybalt/model.pt").exists()
     assert not list(run.rglob("*.part"))
     dry = run_snakemake("-n", *args)
-    assert "train_tybalt" in dry.stdout
+    assert "train_model" in dry.stdout and "models/tybalt/model.pt" in dry.stdout
     assert (run / "data/expression.h5ad").exists()  # finished steps are kept
     assert "preprocess_expression" not in dry.stdout.split("Job stats:")[-1].split("total")[0]

@@ -269,7 +269,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
     assert len(load_split(out["train"])["images"]) > 20
     # residual maps of slices go back into the input's grid, on the brain
     from medgen.evaluate.anomaly import score_anomalies
-    from medgen.models.anomaly import fit_pca
+    from medgen.evaluate.scorers import fit_pca
 
     pca = fit_pca(out["train"], 5, tmp_path / "pca.npz")
     score_anomalies("pca", pca, out["test"], tmp_path / "scores", "test",

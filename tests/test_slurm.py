@@ -106,7 +106,7 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
 
     # Every job of the DAG was an sbatch job: one SLURM log per rule, and squeue (finished
     # jobs stay listed for MinJobAge) knows each rule by the plugin's comment.
-    expected = {"preprocess_expression", "train_tybalt", "evaluate_tybalt", "provenance"}
+    expected = {"preprocess_expression", "train_model", "evaluate_expression", "provenance"}
     logged_rules = {p.name.removeprefix("rule_") for p in (tmp_path / "slurm_logs").iterdir()}
     assert expected <= logged_rules, logged_rules
     queue = subprocess.run(["squeue", "-h", "--states=all", "-o", "%i %k"],

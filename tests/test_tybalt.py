@@ -12,7 +12,9 @@ from medgen.errors import MedgenInputError
 from medgen.models.tybalt import PRESETS
 from medgen.models.tybalt.module import TybaltVAE
 from medgen.models.tybalt.plan import TybaltPlan, kl_weight
-from medgen.models.tybalt.workflow import load_model, train_tybalt
+from medgen.checkpoint import load as load_checkpoint
+from medgen.evaluate.expression import load_model
+from medgen.train import train_model
 from medgen.registry import resolve_hparams
 
 TRAINING = {
@@ -34,8 +36,8 @@ def _hparams(preset: str = "default", **params) -> dict:
 
 
 def _train(h5ad, out, epochs=1, seed=0, preset="default", **params):
-    return train_tybalt(h5ad, _hparams(preset, **params), {**TRAINING, "max_epochs": epochs},
-                        seed, out)
+    return train_model("tybalt", h5ad, _hparams(preset, **params),
+                       {**TRAINING, "max_epochs": epochs}, seed, out)
 
 
 # -- presets and module ----------------------------------------------------------------------
@@ -149,12 +151,12 @@ def test_bce_summed_over_genes():
 )
 def test_one_epoch_smoke(expression_h5ad, tmp_path, preset, params):
     path = _train(expression_h5ad, tmp_path, preset=preset, **params)
-    payload = torch.load(path, weights_only=True)
-    assert payload["family"] == "tybalt" and payload["n_genes"] == 24
-    assert payload["hparams"]["condition_on"] == params.get("condition_on")
+    saved = load_checkpoint(path)
+    assert saved.family == "tybalt" and len(saved.data["genes"]) == 24
+    assert saved.hparams["condition_on"] == params.get("condition_on")
     if params.get("condition_on"):
-        assert len(payload["condition_categories"]) == 2
-    module, _ = load_model(path, genes=payload["genes"])
+        assert len(saved.data["condition_categories"]) == 2
+    module, _ = load_model(path, genes=saved.data["genes"])
     assert module.latent_dim == 4
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert {"train_total", "val_total", "train_kl", "val_reconstruction"} <= set(metrics)
@@ -188,27 +190,26 @@ def test_training_and_resuming_do_not_warn_about_our_own_checkpoint_files(
 
 def test_resume_equals_uninterrupted(expression_h5ad, tmp_path):
     _train(expression_h5ad, tmp_path / "a", epochs=1)
-    a = torch.load(_train(expression_h5ad, tmp_path / "a", epochs=2), weights_only=True)
-    b = torch.load(_train(expression_h5ad, tmp_path / "b", epochs=2), weights_only=True)
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    a = load_checkpoint(_train(expression_h5ad, tmp_path / "a", epochs=2)).state["vae"]
+    b = load_checkpoint(_train(expression_h5ad, tmp_path / "b", epochs=2)).state["vae"]
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
 
 
 def test_same_seed_identical_weights(expression_h5ad, tmp_path):
-    a = torch.load(_train(expression_h5ad, tmp_path / "a", seed=3), weights_only=True)
-    b = torch.load(_train(expression_h5ad, tmp_path / "b", seed=3), weights_only=True)
-    c = torch.load(_train(expression_h5ad, tmp_path / "c", seed=4), weights_only=True)
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
-    assert not torch.equal(a["state_dict"]["decoder_out.weight"],
-                           c["state_dict"]["decoder_out.weight"])
+    a = load_checkpoint(_train(expression_h5ad, tmp_path / "a", seed=3)).state["vae"]
+    b = load_checkpoint(_train(expression_h5ad, tmp_path / "b", seed=3)).state["vae"]
+    c = load_checkpoint(_train(expression_h5ad, tmp_path / "c", seed=4)).state["vae"]
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+    assert not torch.equal(a["decoder_out.weight"], c["decoder_out.weight"])
 
 
 def test_wrong_family_or_genes_refused(expression_h5ad, tmp_path):
     path = _train(expression_h5ad, tmp_path)
     payload = torch.load(path, weights_only=True)
     with pytest.raises(MedgenInputError, match="24 genes"):
-        load_model(path, genes=payload["genes"][::-1])
+        load_model(path, genes=payload["data"]["genes"][::-1])
     other = tmp_path / "other.pt"
     torch.save({**payload, "family": "ggan"}, other)
     with pytest.raises(MedgenInputError, match="family 'ggan'; expected 'tybalt'"):

@@ -50,7 +50,7 @@ def test_dry_run_of_default_config_lists_the_pipeline(tmp_path):
     config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
                           cache_dir=str(tmp_path / "cache"))
     result = snakemake("-n", "--cores", "1", "--configfile", str(config))
-    for rule in ("fetch_syng_bts", "preprocess_expression", "train_tybalt", "evaluate_tybalt",
+    for rule in ("fetch_syng_bts", "preprocess_expression", "train_model", "evaluate_expression",
                  "provenance"):
         assert rule in result.stdout
 
@@ -146,7 +146,7 @@ def test_same_config_twice_gives_byte_identical_metrics(real_run, shared_data):
     dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
     snakemake("--cores", "2", "--configfile", str(dataset), str(second))
     again = real_run["tmp"] / "results_again" / "ci"
-    for name in ("tybalt/train/metrics.csv", "tybalt/eval/metrics.json",
+    for name in ("models/tybalt/metrics.csv", "tybalt/eval/metrics.json",
                  "tybalt/eval/metrics.tsv", "data/split_manifest.tsv",
                  "imaging/report/metrics.tsv"):
         assert (again / name).read_bytes() == (real_run["run"] / name).read_bytes(), name

@@ -26,6 +26,7 @@ import torch
 from medgen import atomic, provenance
 from medgen.data.imaging.prepare import load_split, save_npz
 from medgen.errors import MedgenInputError
+from medgen.evaluate import scorers
 
 TRIVIAL = ("brightness", "mask_fraction", "intensity")
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
@@ -200,11 +201,9 @@ def score_anomalies(
     residual
         'abs' |x - recon| or 'positive' max(x - recon, 0) for the residual maps.
     """
-    from medgen.models.anomaly import load_scorer
-
     out_dir = Path(out_dir)
     data = load_split(data_path)
-    scorer = None if method in TRIVIAL else load_scorer(model_path, device)
+    scorer = None if method in TRIVIAL else scorers.load_scorer(model_path, device)
     result = run_scorer(scorer, data, method, window_overlap, residual)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),

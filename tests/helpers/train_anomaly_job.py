@@ -5,8 +5,8 @@ A script file because Lightning's DDP launcher starts the other ranks by running
 
 import sys
 
-from medgen.models.anomaly import train_anomaly_model
 from medgen.registry import resolve_hparams
+from medgen.train import train_model
 
 family, data, out, devices = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 tiny = {
@@ -17,4 +17,4 @@ tiny = {
 }[family]
 training = {"accelerator": "cpu", "devices": devices, "num_nodes": 1, "max_epochs": None,
             "num_threads": 1, "progress_bar": False}
-train_anomaly_model(family, data, resolve_hparams(family, "default", tiny), training, 0, out)
+train_model(family, data, resolve_hparams(family, "default", tiny), training, 0, out)

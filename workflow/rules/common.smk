@@ -1,4 +1,5 @@
 # Validation, paths, toggles and input functions shared by every rule file.
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -35,10 +36,25 @@ def is_activated(section):
     return bool(node.get("activate", False))
 
 
-def model_hparams(family):
-    """The family's preset with the dataset config's overrides applied."""
-    section = config["models"][family]
-    return registry.resolve_hparams(family, section["preset"], section["params"])
+def activated_families(task):
+    """Registered families of ``task`` switched on in the config (baselines come from the
+    task's own evaluation settings instead)."""
+    return [
+        family
+        for family in registry.names(task, baselines=False)
+        if is_activated(f"models.{family}")
+    ]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def family_hparams(family):
+    """The family's preset with the dataset config's overrides applied (or, for a baseline,
+    its own evaluation settings)."""
+    return registry.family_hparams(family, config)
 
 
 def gpus_requested():
@@ -87,38 +103,38 @@ def expression_inputs(wildcards=None):
     return paths
 
 
+MODELS = f"{RUN}/models"
 IMAGING = f"{RUN}/imaging"
 from medgen.evaluate.anomaly import SCORING_KEYS, TRIVIAL as TRIVIAL_SCORES  # TRIVIAL: no model
 
-ANOMALY_FAMILIES = ("anogan", "fanogan")  # registry families with an imaging workflow
+# where each task's training data come from (the training rule's input)
+TRAINING_DATA = {
+    "expression": f"{RUN}/data/expression.h5ad",
+    "anomaly": f"{IMAGING}/data",
+}
 
 
-def imaging_families():
-    return [f for f in ANOMALY_FAMILIES if is_activated(f"models.{f}")]
+def training_data(wildcards):
+    return TRAINING_DATA[registry.get(wildcards.family).task]
 
 
 def imaging_methods():
     """Every scorer evaluated side by side: the activated families, then the baselines."""
-    return imaging_families() + list(config["imaging"]["evaluation"]["baselines"])
+    return activated_families("anomaly") + list(config["imaging"]["evaluation"]["baselines"])
 
 
-def anomaly_hparams(family):
-    """A family's hyperparameters; the conv-autoencoder baseline's come from imaging.evaluation."""
-    if family == "convae":
-        from medgen.models.convae import baseline_hparams
-
-        return baseline_hparams(config["imaging"]["evaluation"])
-    return model_hparams(family)
-
-
-def training_settings(family=None):
+def training_settings(family):
     """Trainer settings that can change the weights, as a rule's params. progress_bar only
     changes the log, so it is left out (the scripts read it from config): turning the bar off
-    for SLURM logs must not retrain. max_epochs applies to the families, not the baseline."""
+    for SLURM logs must not retrain. max_epochs does not apply to baselines."""
     settings = {key: value for key, value in config["training"].items() if key != "progress_bar"}
-    if family == "convae":
+    if registry.get(family).baseline:
         settings["max_epochs"] = None
     return settings
+
+
+def training_resources(family):
+    return registry.get(family).resources
 
 
 def preprocessing_settings():
@@ -139,7 +155,7 @@ def imaging_model(method):
         return []
     if method == "pca":
         return f"{IMAGING}/models/pca.npz"
-    return f"{IMAGING}/models/{method}/model.pt"
+    return f"{MODELS}/{method}/model.pt"
 
 
 def scoring_gpus(method):
@@ -168,8 +184,12 @@ def imaging_inputs(wildcards=None):
 
 def all_outputs():
     targets = [f"{RUN}/provenance.json"]
-    if is_activated("expression") and is_activated("models.tybalt"):
-        targets += [f"{RUN}/tybalt/eval/metrics.json", f"{RUN}/tybalt/eval/latent_umap.png"]
+    if is_activated("expression"):
+        targets += expand(
+            "{run}/{family}/eval/metrics.json",
+            run=RUN,
+            family=activated_families("expression"),
+        )
     if is_activated("imaging") and imaging_methods():
         targets += [f"{IMAGING}/report/metrics.json"]
     return targets

@@ -1,46 +1,51 @@
 # Evaluation against baselines on the held-out patients, with figures for the report.
 
-TYBALT_EVAL = f"{RUN}/tybalt/eval"
+EXPRESSION_EVAL = f"{RUN}/{{family}}/eval"
 
 
-rule evaluate_tybalt:
+rule evaluate_expression:
     input:
         h5ad=f"{RUN}/data/expression.h5ad",
-        model=f"{RUN}/tybalt/train/model.pt",
-        train_metrics=f"{RUN}/tybalt/train/metrics.csv",
+        model=f"{MODELS}/{{family}}/model.pt",
     output:
-        metrics=f"{TYBALT_EVAL}/metrics.json",
+        metrics=f"{EXPRESSION_EVAL}/metrics.json",
         metrics_table=report(
-            f"{TYBALT_EVAL}/metrics.tsv",
-            caption="../report/tybalt_metrics.rst",
-            category="Tybalt VAE",
-            labels={"figure": "metrics vs baselines"},
+            f"{EXPRESSION_EVAL}/metrics.tsv",
+            caption="../report/expression_metrics.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "metrics vs baselines"},
         ),
-        latent=f"{TYBALT_EVAL}/latent.h5ad",
-        latent_tsv=f"{TYBALT_EVAL}/latent.tsv",
-        gene_weights=f"{TYBALT_EVAL}/gene_weights.tsv",
+        latent=f"{EXPRESSION_EVAL}/latent.h5ad",
+        latent_tsv=f"{EXPRESSION_EVAL}/latent.tsv",
+        gene_weights=f"{EXPRESSION_EVAL}/gene_weights.tsv",
         associations=report(
-            f"{TYBALT_EVAL}/node_associations.tsv",
-            caption="../report/tybalt_associations.rst",
-            category="Tybalt VAE",
-            labels={"figure": "node-label associations"},
+            f"{EXPRESSION_EVAL}/node_associations.tsv",
+            caption="../report/expression_associations.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "node-label associations"},
         ),
-        prior_samples=f"{TYBALT_EVAL}/prior_samples.tsv",
-        traversal=f"{TYBALT_EVAL}/traversal.tsv",
+        prior_samples=f"{EXPRESSION_EVAL}/prior_samples.tsv",
+        traversal=f"{EXPRESSION_EVAL}/traversal.tsv",
         curves=report(
-            f"{TYBALT_EVAL}/training_curves.png",
-            caption="../report/tybalt_curves.rst",
-            category="Tybalt VAE",
-            labels={"figure": "training curves"},
+            f"{EXPRESSION_EVAL}/training_curves.png",
+            caption="../report/expression_curves.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "training curves"},
         ),
         umap=report(
-            f"{TYBALT_EVAL}/latent_umap.png",
-            caption="../report/tybalt_umap.rst",
-            category="Tybalt VAE",
-            labels={"figure": "latent UMAP"},
+            f"{EXPRESSION_EVAL}/latent_umap.png",
+            caption="../report/expression_umap.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "latent UMAP"},
         ),
     log:
-        f"{LOGS}/evaluate_tybalt.log",
+        f"{LOGS}/evaluate_{{family}}.log",
+    wildcard_constraints:
+        family=one_of(registry.names("expression")),
     params:
         evaluation=config["evaluation"],
         labels=config["expression"]["labels"],
@@ -49,7 +54,7 @@ rule evaluate_tybalt:
         mem_mb=4000,
         runtime=30,
     script:
-        "../scripts/evaluate_tybalt.py"
+        "../scripts/evaluate_expression.py"
 
 
 rule score_anomalies:
@@ -103,7 +108,7 @@ rule evaluate_anomaly:
                 category="Anomaly detection",
                 labels={"figure": f"{family}: inputs, reconstructions, residuals"},
             )
-            for family in imaging_families()
+            for family in activated_families("anomaly")
         ],
         by_subject=[
             report(

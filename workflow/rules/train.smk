@@ -1,47 +1,27 @@
-# Model training: one rule per family, each declaring what a cluster profile maps to sbatch.
+# Model training: one rule for every registered family; its task picks the training data.
 
 
-rule train_tybalt:
+rule train_model:
     input:
-        h5ad=f"{RUN}/data/expression.h5ad",
+        data=training_data,
     output:
-        model=f"{RUN}/tybalt/train/model.pt",
-        metrics=f"{RUN}/tybalt/train/metrics.csv",
-    log:
-        f"{LOGS}/train_tybalt.log",
-    params:
-        hparams=model_hparams("tybalt") if is_activated("models.tybalt") else {},
-        training=training_settings(),
-        seed=config["seed"],
-    threads: 2
-    resources:
-        gpu=gpus_requested(),
-        mem_mb=8000,
-        runtime=120,
-    script:
-        "../scripts/train_tybalt.py"
-
-
-rule train_anomaly_model:
-    input:
-        data=f"{IMAGING}/data",
-    output:
-        model=f"{IMAGING}/models/{{family}}/model.pt",
+        model=f"{MODELS}/{{family}}/model.pt",
     log:
         f"{LOGS}/train_{{family}}.log",
     wildcard_constraints:
-        family="anogan|fanogan|convae",
+        family=one_of(registry.names()),
     params:
-        hparams=lambda wildcards: anomaly_hparams(wildcards.family),
+        hparams=lambda wildcards: family_hparams(wildcards.family),
         training=lambda wildcards: training_settings(wildcards.family),
         seed=config["seed"],
-    threads: 2
+    # CPU results depend on the thread count: the rule reserves what torch will use
+    threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=gpus_requested(),
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=lambda wildcards: training_resources(wildcards.family)["mem_mb"],
+        runtime=lambda wildcards: training_resources(wildcards.family)["runtime"],
     script:
-        "../scripts/train_anomaly_model.py"
+        "../scripts/train_model.py"
 
 
 rule fit_pca_baseline:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from medgen.models.anomaly import fit_pca
+from medgen.evaluate.scorers import fit_pca
 from medgen.smk import logged
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake

@@ -5,6 +5,8 @@ The image size is not a hyperparameter: networks are built for the prepared data
 (the paper used 64 x 64 patches; config imaging.image_size).
 """
 
+from medgen.family import FamilySpec, Stage
+
 PRESETS = {
     "paper": {
         "latent_dim": 100,          # DCGAN's uniform/normal latent of 100
@@ -41,3 +43,12 @@ PRESETS = {
         "score_early_stop_tol": 0.001,  # stop an image once 25 steps improve it < 0.1 %
     },
 }
+
+FAMILY = FamilySpec(
+    name="anogan",
+    task="anomaly",
+    presets=PRESETS,
+    stages=(Stage("", "medgen.models.anogan.plan:DCGANPlan"),),
+    load="medgen.models.anogan.module:load_for_inference",
+    description="AnoGAN (Schlegl et al. 2017), DCGAN on normals plus latent mapping.",
+)

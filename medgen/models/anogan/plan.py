@@ -1,36 +1,23 @@
-"""Lightning training plan for AnoGAN's DCGAN (manual optimisation: two optimisers)."""
+"""Lightning plan for AnoGAN's DCGAN: the non-saturating GAN game with one-sided label
+smoothing (Radford et al. 2016; Schlegl et al. 2017)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 
-from medgen.models.anogan.networks import Discriminator, Generator
+from medgen.models.adversarial import AdversarialPlan
+from medgen.models.anogan.module import build_networks
 
 
-class DCGANPlan(L.LightningModule):
-    """Alternating D and G updates on normal images scaled to [-1, 1].
-
-    One iteration:
-    1. sample z ~ N(0, I), generate G(z);
-    2. update D on real (label ``real_label``, one-sided smoothing) and fake (label 0);
-    3. update G with the non-saturating loss -log D(G(z)).
-    """
+class DCGANPlan(AdversarialPlan):
+    """D and G updated once per batch (``AdversarialPlan`` gives the step order)."""
 
     def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
-        super().__init__()
-        self.save_hyperparameters({"hp": dict(hparams), "channels": channels,
-                                   "image_size": image_size})
-        self.hp = dict(hparams)
-        self.automatic_optimization = False
-        self.generator = Generator(hparams["latent_dim"], channels, image_size,
-                                   hparams["generator_channels"])
-        self.discriminator = Discriminator(channels, image_size,
-                                           hparams["discriminator_channels"],
-                                           hparams["leaky_slope"])
+        super().__init__(hparams, channels, image_size)
+        self.generator, self.discriminator = build_networks(hparams, channels, image_size)
 
     def configure_optimizers(self):
         betas = (self.hp["beta1"], 0.999)
@@ -39,32 +26,26 @@ class DCGANPlan(L.LightningModule):
                                  betas=betas)
         return [opt_g, opt_d]
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        opt_g, opt_d = self.optimizers()
-        x = batch[0] * 2 - 1
-        z = torch.randn(len(x), self.hp["latent_dim"], device=x.device)
-        fake = self.generator(z)
-
+    def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor):
         # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
+        fake = self.generator(z)
         real_logit, _ = self.discriminator(x)
         fake_logit, _ = self.discriminator(fake.detach())
         loss_d = F.binary_cross_entropy_with_logits(
             real_logit, torch.full_like(real_logit, self.hp["real_label"])
         ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
-        opt_d.zero_grad()
-        self.manual_backward(loss_d)
-        opt_d.step()
+        # mode-collapse watch: per-pixel spread of the generated batch vs the real batch
+        diversity = fake.detach().std(dim=0).mean() / x.std(dim=0).mean().clamp_min(1e-6)
+        logs = {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logit).mean().detach(),
+                "g_diversity": diversity}
+        return loss_d, logs, fake
 
+    def generator_loss(self, x: torch.Tensor, z: torch.Tensor, fake: torch.Tensor):
         # (2) Update G: maximise log D(G(z)) (non-saturating form of min log(1 - D(G(z))))
         fake_logit, _ = self.discriminator(fake)
         loss_g = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
-        opt_g.zero_grad()
-        self.manual_backward(loss_g)
-        opt_g.step()
+        return loss_g, {"loss_g": loss_g.detach()}
 
-        # mode-collapse watch: per-pixel spread of the generated batch vs the real batch
-        diversity = fake.detach().std(dim=0).mean() / x.std(dim=0).mean().clamp_min(1e-6)
-        self.log_dict({"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-                       "d_real": torch.sigmoid(real_logit).mean().detach(),
-                       "g_diversity": diversity},
-                      on_step=False, on_epoch=True, prog_bar=True)
+    def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"generator": self.generator.state_dict(),
+                "discriminator": self.discriminator.state_dict()}

@@ -1,7 +1,13 @@
 """A plain convolutional autoencoder: the reconstruction-error baseline of the anomaly harness.
 
-Not a registry family (it is configured under imaging.evaluation); same networks-plan split.
+A registered family marked ``baseline``: it is configured under ``imaging.evaluation``
+(``convae_epochs``, ``convae_bottleneck``), not under ``models``, and ``training.max_epochs``
+does not shorten it.
 """
+
+from typing import Any
+
+from medgen.family import FamilySpec, Stage
 
 PRESETS = {
     "default": {
@@ -14,7 +20,20 @@ PRESETS = {
 }
 
 
-def baseline_hparams(evaluation: dict) -> dict:
-    """The baseline's hyperparameters from ``imaging.evaluation`` (epochs and bottleneck)."""
+def baseline_hparams(config: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's hyperparameters from a resolved config's ``imaging.evaluation``."""
+    evaluation = config["imaging"]["evaluation"]
     return {**PRESETS["default"], "max_epochs": evaluation["convae_epochs"],
             "bottleneck": evaluation["convae_bottleneck"]}
+
+
+FAMILY = FamilySpec(
+    name="convae",
+    task="anomaly",
+    presets=PRESETS,
+    stages=(Stage("", "medgen.models.convae.plan:ConvAEPlan"),),
+    load="medgen.models.convae.module:load_for_inference",
+    description="Convolutional autoencoder, the reconstruction-error baseline.",
+    baseline=True,
+    config_hparams=baseline_hparams,
+)

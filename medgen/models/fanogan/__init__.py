@@ -5,6 +5,8 @@ E with G and the critic frozen (izi_f loss). Score A(x) = A_R + kappa * A_D from
 forward pass. The image size comes from the prepared data (paper: 64 x 64).
 """
 
+from medgen.family import FamilySpec, Stage
+
 PRESETS = {
     "paper": {
         "latent_dim": 128,
@@ -41,3 +43,18 @@ PRESETS = {
         "score_batch_size": 256,
     },
 }
+
+FAMILY = FamilySpec(
+    name="fanogan",
+    task="anomaly",
+    presets=PRESETS,
+    stages=(
+        Stage("gan", "medgen.models.fanogan.plan:WGANGPPlan"),
+        # E is trained with G and the critic frozen; its own seed (+1) so that its random
+        # draws do not depend on how many the GAN stage made
+        Stage("encoder", "medgen.models.fanogan.plan:EncoderPlan", epochs_key="encoder_epochs",
+              seed_offset=1, frozen_modules=True),
+    ),
+    load="medgen.models.fanogan.module:load_for_inference",
+    description="f-AnoGAN (Schlegl et al. 2019), WGAN-GP plus izi_f encoder.",
+)

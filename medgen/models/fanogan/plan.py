@@ -7,20 +7,20 @@ from typing import Any
 import lightning as L
 import torch
 
-
-from medgen.models.fanogan.networks import build_networks
+from medgen.models.adversarial import AdversarialPlan
+from medgen.models.fanogan.module import build_networks, izif_loss
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """E[(||grad_x_hat D(x_hat)||_2 - 1)^2] on random interpolates x_hat (Gulrajani 2017)."""
-    alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
+    alpha = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     out, _ = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-class WGANGPPlan(L.LightningModule):
+class WGANGPPlan(AdversarialPlan):
     """One critic update per batch; one generator update every ``n_critic`` batches.
 
     1. critic: minimise D(G(z)) - D(x) + gp_weight * GP;
@@ -28,23 +28,22 @@ class WGANGPPlan(L.LightningModule):
     """
 
     def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
-        super().__init__()
-        self.save_hyperparameters({"hp": dict(hparams), "channels": channels,
-                                   "image_size": image_size})
-        self.hp = dict(hparams)
-        self.automatic_optimization = False
+        super().__init__(hparams, channels, image_size)
+        self.generator_every = hparams["n_critic"]
+        # the encoder is built and dropped: its initialisation draws keep the generator's
+        # and critic's initial weights the same as the encoder stage's networks
         self.generator, self.critic, _ = build_networks(hparams, channels, image_size)
+
+    @property
+    def discriminator(self) -> torch.nn.Module:
+        return self.critic  # the base plan's name for it
 
     def configure_optimizers(self):
         betas = (self.hp["beta1"], self.hp["beta2"])
         return [torch.optim.Adam(self.generator.parameters(), self.hp["lr"], betas=betas),
                 torch.optim.Adam(self.critic.parameters(), self.hp["lr"], betas=betas)]
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        opt_g, opt_c = self.optimizers()
-        x = batch[0] * 2 - 1
-        z = torch.randn(len(x), self.hp["latent_dim"], device=x.device)
-
+    def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor):
         # (1) Update critic: minimise D(G(z)) - D(x) + lambda * (||grad D(x_hat)|| - 1)^2
         with torch.no_grad():
             fake = self.generator(z)
@@ -53,35 +52,16 @@ class WGANGPPlan(L.LightningModule):
         wasserstein = real_out.mean() - fake_out.mean()
         gp = gradient_penalty(self.critic, x, fake)
         loss_c = -wasserstein + self.hp["gp_weight"] * gp
-        opt_c.zero_grad()
-        self.manual_backward(loss_c)
-        opt_c.step()
-        self.log_dict({"wasserstein": wasserstein.detach(), "gp": gp.detach()},
-                      on_step=False, on_epoch=True, prog_bar=True)
+        return loss_c, {"wasserstein": wasserstein.detach(), "gp": gp.detach()}, None
 
+    def generator_loss(self, x: torch.Tensor, z: torch.Tensor, cache: None):
         # (2) Update G every n_critic critic steps: minimise -D(G(z))
-        if (batch_idx + 1) % self.hp["n_critic"] == 0:
-            for p in self.critic.parameters():
-                p.requires_grad_(False)
-            out, _ = self.critic(self.generator(z))
-            loss_g = -out.mean()
-            opt_g.zero_grad()
-            self.manual_backward(loss_g)
-            opt_g.step()
-            for p in self.critic.parameters():
-                p.requires_grad_(True)
-            self.log("loss_g", loss_g.detach(), on_step=False, on_epoch=True)
+        out, _ = self.critic(self.generator(z))
+        loss_g = -out.mean()
+        return loss_g, {"loss_g": loss_g.detach()}
 
-
-def izif_loss(encoder, generator, critic, x: torch.Tensor, kappa: float):
-    """izi_f: MSE(x, G(E(x))) + kappa * MSE(f(x), f(G(E(x)))) per image -> (N,), (N,), recon."""
-    z = encoder(x)[0]
-    recon = generator(z)
-    _, f_real = critic(x)
-    _, f_fake = critic(recon)
-    a_r = ((x - recon) ** 2).flatten(1).mean(1)
-    a_d = ((f_real - f_fake) ** 2).mean(1)
-    return a_r, kappa * a_d, recon
+    def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"generator": self.generator.state_dict(), "critic": self.critic.state_dict()}
 
 
 class EncoderPlan(L.LightningModule):
@@ -102,6 +82,11 @@ class EncoderPlan(L.LightningModule):
             for p in module.parameters():
                 p.requires_grad_(False)
 
+    @classmethod
+    def build(cls, hparams: dict[str, Any], dims: dict[str, Any], previous: dict) -> EncoderPlan:
+        """Stage 2: the encoder on the GAN that stage 1 exported (``previous``)."""
+        return cls(hparams, dims["channels"], dims["image_size"], previous)
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.generator.eval()  # frozen: batch norm keeps G's running statistics
@@ -121,3 +106,6 @@ class EncoderPlan(L.LightningModule):
         self.log_dict({"izif": loss.detach(), "izif_residual": a_r.mean().detach()},
                       on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"encoder": self.encoder.state_dict()}

@@ -1,8 +1,9 @@
 """Tybalt variational autoencoder (Way & Greene, PSB 2018) on gene expression.
 
 Layers, as in scvi-tools: ``module.TybaltVAE`` (networks + loss terms), ``plan.TybaltPlan``
-(Lightning: KL warm-up, Adam, logging), ``workflow`` (what the Snakemake rules call:
-``train_tybalt``, ``evaluate_tybalt``).
+(Lightning: KL warm-up, Adam, logging). Data, training and evaluation are the expression
+task's: ``medgen.data.expression_loaders``, ``medgen.train.train_model``,
+``medgen.evaluate.expression``.
 
 ``PRESETS`` are flat dicts of plain values: ``medgen.registry.resolve_hparams`` type-checks
 config overrides against them, so every key has a concrete value (or None).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-FAMILY = "tybalt"
+from medgen.family import FamilySpec, Stage
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Faithful to the publication and its reference Keras code (docs/MODELS.md section 1).
@@ -62,5 +63,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "condition_on": None,
     },
 }
+
+FAMILY = FamilySpec(
+    name="tybalt",
+    task="expression",
+    presets=PRESETS,
+    stages=(Stage("", "medgen.models.tybalt.plan:TybaltPlan"),),
+    load="medgen.models.tybalt.module:load_for_inference",
+    description="Tybalt variational autoencoder (Way & Greene 2018) on expression.",
+    resources={"mem_mb": 8000, "runtime": 120},
+)
 
 __all__ = ["FAMILY", "PRESETS"]

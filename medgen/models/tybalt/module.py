@@ -214,3 +214,12 @@ class TybaltVAE(nn.Module):
         for layer in reversed([m for m in self.decoder_hidden if isinstance(m, nn.Linear)]):
             weight = weight @ layer.weight
         return weight[:, : self.latent_dim].T.contiguous()
+
+
+def load_for_inference(checkpoint, device: str = "cpu") -> TybaltVAE:
+    """The trained VAE (eval mode) from a ``medgen.checkpoint.Checkpoint`` of this family."""
+    module = TybaltVAE.from_hparams(len(checkpoint.data["genes"]),
+                                    len(checkpoint.data["condition_categories"]),
+                                    checkpoint.hparams)
+    module.load_state_dict(checkpoint.state["vae"])
+    return module.to(device).eval()

@@ -66,6 +66,14 @@ class TybaltPlan(L.LightningModule):
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
 
+    @classmethod
+    def build(cls, hparams: dict[str, Any], dims: dict[str, Any], previous: dict) -> TybaltPlan:
+        """The plan for ``dims`` (n_genes, n_conditions); one stage: no ``previous``."""
+        return cls(n_genes=dims["n_genes"], n_conditions=dims["n_conditions"], hparams=hparams)
+
+    def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"vae": self.module.state_dict()}
+
     @property
     def current_kl_weight(self) -> float:
         return kl_weight(self.current_epoch, self.hp["beta"], self.hp["kappa"])

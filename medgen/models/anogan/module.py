@@ -1,4 +1,4 @@
-"""AnoGAN scoring: map each image to a latent z by gradient descent, score the fit.
+"""AnoGAN networks and scoring (Schlegl et al., IPMI 2017): a DCGAN, and latent mapping.
 
 For an image x (scaled to [-1, 1]) and its own latent z, minimise over Gamma steps
 
@@ -16,11 +16,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
+
+from medgen.models.anomaly import Scores, geometry_of
+from medgen.nn.dcgan import Discriminator, Generator
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+
+def build_networks(hp: dict[str, Any], channels: int, image_size: int,
+                   spatial_dims: int = 2) -> tuple[Generator, Discriminator]:
+    """(generator, discriminator) of the DCGAN for ``hp`` (an anogan preset)."""
+    return (Generator(hp["latent_dim"], channels, image_size, hp["generator_channels"],
+                      spatial_dims),
+            Discriminator(channels, image_size, hp["discriminator_channels"],
+                          hp["leaky_slope"], spatial_dims=spatial_dims))
 
 
 @dataclass
@@ -99,3 +114,54 @@ def map_latents(
     with torch.no_grad():
         score, residual, discrimination, gz = _losses(generator, discriminator, x, fx, z, lam)
     return LatentFit(score, residual, discrimination, gz, taken)
+
+
+class AnoGANScorer:
+    """Scores images with a trained AnoGAN by latent mapping (``map_latents``).
+
+    ``batch_size`` images are mapped at once, each with its own z; ``steps`` (Gamma),
+    ``tol`` (early stop) and ``progress`` (a bar over mapping steps) may be changed by
+    callers such as the scoring benchmark.
+    """
+
+    def __init__(self, generator: Generator, discriminator: Discriminator,
+                 hp: dict[str, Any], image_size: int, device: str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.discriminator = discriminator.to(self.device).eval()
+        self.hp, self.image_size = hp, image_size
+        self.batch_size = hp["score_batch_size"]
+        self.steps = hp["score_steps"]
+        self.tol = hp["score_early_stop_tol"]
+        self.progress = True  # mapping takes minutes to hours: show a bar
+
+    def score(self, images: np.ndarray | torch.Tensor) -> Scores:
+        """Scores of images (N, C, S, S) in [0, 1]."""
+        x_all = torch.as_tensor(np.asarray(images), dtype=torch.float32)
+        parts = []
+        n_batches = -(-len(x_all) // self.batch_size)
+        # progress in mapping steps: Gamma per batch; a batch that stops early jumps ahead
+        bar = tqdm(total=n_batches * self.steps, unit="step", mininterval=5,
+                   desc=f"AnoGAN latent mapping ({len(x_all)} images, {self.batch_size} at once)",
+                   disable=not self.progress)
+        with bar:
+            for start in range(0, len(x_all), self.batch_size):
+                x = x_all[start:start + self.batch_size].to(self.device) * 2 - 1
+                fit = map_latents(self.generator, self.discriminator, x, self.steps,
+                                  self.hp["score_lambda"], self.hp["score_lr"], self.tol,
+                                  seed=start, on_step=lambda _: bar.update())
+                bar.update(self.steps - int(fit.steps.max()))
+                parts.append(fit)
+        cat = lambda name: torch.cat([getattr(p, name) for p in parts]).cpu().numpy()  # noqa: E731
+        return Scores(score=cat("score"),
+                      terms={"residual": cat("residual"), "discrimination": cat("discrimination")},
+                      reconstruction=(cat("reconstruction") + 1) / 2, steps=cat("steps"))
+
+
+def load_for_inference(checkpoint, device: str = "cpu") -> AnoGANScorer:
+    """An :class:`AnoGANScorer` from a ``medgen.checkpoint.Checkpoint`` of this family."""
+    channels, size, dims = geometry_of(checkpoint.data)
+    generator, discriminator = build_networks(checkpoint.hparams, channels, size, dims)
+    generator.load_state_dict(checkpoint.state["generator"])
+    discriminator.load_state_dict(checkpoint.state["discriminator"])
+    return AnoGANScorer(generator, discriminator, checkpoint.hparams, size, device)

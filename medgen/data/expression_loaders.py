@@ -1,4 +1,5 @@
-"""Read the preprocessed expression ``.h5ad`` and serve it as in-memory tensors.
+"""Read the preprocessed expression ``.h5ad`` and serve it as in-memory tensors: the data
+module of every expression family (Tybalt; GGAN next).
 
 Layout (written by medgen's expression preprocessing): ``X`` float samples x genes in
 [0, 1], ``obs['split']`` in {train, val, test}, label columns in ``obs``, gene names as
@@ -17,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from medgen.data.training_data import TrainingData, content_hash
 from medgen.errors import MedgenInputError
-from medgen.train import EpochSeededSampler
+from medgen.seeding import EpochSeededSampler
 
 SPLIT_KEY = "split"
 SPLITS = ("train", "val", "test")
@@ -70,13 +72,18 @@ def read_expression(path: str | os.PathLike) -> ExpressionData:
     return data
 
 
-def condition_categories(data: ExpressionData, column: str | None) -> list[str]:
-    """Sorted categories of the conditioning column on the train split ([] when None)."""
+def condition_categories(data: ExpressionData, column: str | None,
+                         family: str = "tybalt") -> list[str]:
+    """Sorted categories of the conditioning column on the train split ([] when None).
+
+    Raises MedgenInputError naming ``models.<family>.params.condition_on`` when the column
+    is not in ``obs``, and when it has missing values.
+    """
     if column is None:
         return []
     if column not in data.adata.obs:
         raise MedgenInputError(
-            f"config key 'models.tybalt.params.condition_on' is {column!r}, which is not an "
+            f"config key 'models.{family}.params.condition_on' is {column!r}, which is not an "
             f"obs column; available: {', '.join(map(str, data.adata.obs.columns))}"
         )
     values = data.adata.obs[column][data.mask("train")]
@@ -159,4 +166,30 @@ def eval_loader(
         return None
     return torch.utils.data.DataLoader(
         _dataset(x, c, mask), batch_size=VAL_BATCH_SIZE, shuffle=False, collate_fn=_keep_batch
+    )
+
+
+def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
+                  family: str) -> TrainingData:
+    """Loaders of the train (shuffled, seeded) and val splits of a preprocessed h5ad.
+
+    ``hparams['condition_on']`` (optional) names an obs column whose train categories are
+    one-hot coded as the condition. The signature holds the ordered gene list and the
+    condition's categories; the content hash covers X, genes, samples, splits and codes.
+    """
+    data = read_expression(path)
+    column = hparams.get("condition_on")
+    categories = condition_categories(data, column, family)
+    codes = one_hot(data, column, categories)
+    train, val = data.mask("train"), data.mask("val")
+    return TrainingData(
+        train=train_loader(data.x, codes, train, hparams["batch_size"], seed),
+        val=eval_loader(data.x, codes, val),
+        dims={"n_genes": len(data.genes), "n_conditions": len(categories)},
+        signature={"genes": list(data.genes), "condition_on": column,
+                   "condition_categories": categories},
+        content_hash=content_hash(data.x, codes, list(data.genes),
+                                  list(map(str, data.adata.obs_names)),
+                                  data.adata.obs[SPLIT_KEY].astype(str).tolist()),
+        provenance={"input": data.provenance},
     )

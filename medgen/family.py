@@ -1,0 +1,109 @@
+"""What a model family declares: its task, presets, training stages and inference loader.
+
+Each family folder ``medgen/models/<name>/`` exports one :class:`FamilySpec` as ``FAMILY``
+in its ``__init__.py``; ``medgen.registry`` lists them, one line each. Everything else (the
+workflow's rules, the trainer, evaluation, the config schema's preset choices) is found
+through the spec, so a new family is its folder, a registry line, its schema block and its
+report captions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Task = Literal["expression", "anomaly", "synthesis", "expression_inference"]
+TASKS: tuple[str, ...] = ("expression", "anomaly", "synthesis", "expression_inference")
+
+
+def resolve(reference: str) -> Any:
+    """The object a ``"package.module:attribute"`` reference names (imported on first use:
+    the registry and config validation must not pay for torch and Lightning)."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: a Lightning plan trained to its epoch count, then exported.
+
+    Attributes
+    ----------
+    name
+        Sub-folder of the training folder for this stage's checkpoints and metrics
+        ('' for a one-stage family: the training folder itself).
+    plan
+        ``"module:Class"`` of the stage's LightningModule. The class provides
+        ``build(hparams, dims, previous)`` (``dims``: the data's sizes,
+        ``TrainingData.dims``; ``previous``: the state dicts the earlier stages exported)
+        and ``export_state()`` -> {network name: state dict}, kept in ``model.pt``.
+    epochs_key
+        Hyperparameter holding this stage's epochs (``training.max_epochs`` overrides it
+        unless the family is a baseline).
+    seed_offset
+        Added to the run's seed for this stage (f-AnoGAN's encoder: +1), so that stages draw
+        different random numbers and a stage's result does not depend on the ones before.
+    frozen_modules
+        True when the plan keeps pretrained modules in eval mode on purpose (Lightning's
+        warning about them is then noise).
+    """
+
+    name: str
+    plan: str
+    epochs_key: str = "max_epochs"
+    seed_offset: int = 0
+    frozen_modules: bool = False
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A model family as the rest of medgen sees it.
+
+    Attributes
+    ----------
+    name
+        Registry name; also the ``models.<name>`` config key and the ``{family}`` wildcard.
+    task
+        What the family is for; it picks the data loader, the evaluation rule and the
+        report section ('expression', 'anomaly', later 'synthesis', 'expression_inference').
+    presets
+        Preset name -> flat dict of hyperparameters (plain values, so checkpoints load with
+        ``weights_only=True``); overrides are type-checked against them.
+    stages
+        Training stages in order (f-AnoGAN: the GAN, then the encoder).
+    load
+        ``"module:function"``; ``function(checkpoint, device)`` -> the trained model ready
+        for inference (``checkpoint``: a ``medgen.checkpoint.Checkpoint``): for
+        'expression' a module with ``encode``/``decode``/``gene_weights``, for 'anomaly' a
+        scorer with ``score(images) -> Scores``.
+    description
+        One line for the config schema and ``medgen presets``; cite the paper.
+    baseline
+        A baseline trained in the same harness (the conv autoencoder): not a
+        ``models.<name>`` config entry; its hyperparameters come from ``config_hparams``
+        and ``training.max_epochs`` does not shorten it.
+    config_hparams
+        For baselines: ``config_hparams(config)`` -> hyperparameters from the resolved
+        config.
+    resources
+        Scheduler resources of the training job (``mem_mb``, ``runtime`` in minutes).
+    """
+
+    name: str
+    task: Task
+    presets: Mapping[str, dict[str, Any]]
+    stages: tuple[Stage, ...]
+    load: str
+    description: str
+    baseline: bool = False
+    config_hparams: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    resources: Mapping[str, int] = field(
+        default_factory=lambda: {"mem_mb": 8000, "runtime": 240})
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"family {self.name!r}: unknown task {self.task!r}; one of {TASKS}")
+        if not self.stages:
+            raise ValueError(f"family {self.name!r} declares no training stage")

@@ -1,0 +1,78 @@
+"""One Lightning plan for every GAN (as scvi-tools' ``AdversarialTrainingPlan``): two
+optimisers, manual optimisation, the alternating step, and the hyperparameters a checkpoint
+needs. Families supply the two losses and the networks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+
+class AdversarialPlan(L.LightningModule):
+    """Alternating discriminator / generator updates on images scaled to [-1, 1].
+
+    One training step, on a batch x in [0, 1] and z ~ N(0, I) of size ``latent_dim``:
+    1. x <- 2x - 1;
+    2. update D (or the critic) on ``discriminator_loss(x, z)``, every batch;
+    3. every ``generator_every``-th batch, update G on ``generator_loss(x, z, cache)`` with
+       D's parameters frozen (``cache``: what step 2 computed and step 3 may reuse).
+
+    Subclasses set ``self.generator`` and ``self.discriminator`` and implement
+    ``discriminator_loss`` -> (loss, logs, cache), ``generator_loss`` -> (loss, logs) and
+    ``configure_optimizers`` -> [optimiser of G, optimiser of D].
+
+    Parameters
+    ----------
+    hparams
+        The resolved preset (plain values: checkpoints load with ``weights_only=True``).
+    channels, image_size
+        Image geometry the networks are built for.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    generator_every: int = 1
+
+    def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
+        super().__init__()
+        self.save_hyperparameters({"hp": dict(hparams), "channels": channels,
+                                   "image_size": image_size})
+        self.hp = dict(hparams)
+        self.automatic_optimization = False
+
+    @classmethod
+    def build(cls, hparams: dict[str, Any], dims: dict[str, Any], previous: dict) -> AdversarialPlan:
+        """The plan for data of ``dims`` (channels, image_size); a first stage: no ``previous``."""
+        return cls(hparams, dims["channels"], dims["image_size"])
+
+    def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor):
+        raise NotImplementedError
+
+    def generator_loss(self, x: torch.Tensor, z: torch.Tensor, cache: Any):
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        x = batch[0] * 2 - 1
+        z = torch.randn(len(x), self.hp["latent_dim"], device=x.device)
+
+        loss_d, logs, cache = self.discriminator_loss(x, z)
+        opt_d.zero_grad()
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.log_dict(logs, on_step=False, on_epoch=True, prog_bar=True)
+
+        if (batch_idx + 1) % self.generator_every == 0:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(False)  # G's loss must not leave gradients in D
+            loss_g, logs = self.generator_loss(x, z, cache)
+            opt_g.zero_grad()
+            self.manual_backward(loss_g)
+            opt_g.step()
+            for p in self.discriminator.parameters():
+                p.requires_grad_(True)
+            self.log_dict(logs, on_step=False, on_epoch=True)

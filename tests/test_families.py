@@ -1,0 +1,161 @@
+"""The contract every registered family keeps (parametrised over medgen.registry): presets
+that validate, one epoch on a tiny synthetic fixture, a model.pt that loads back for
+inference, refusal of another family's or other data's checkpoint, and a resume signature
+that covers the training data."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from medgen import checkpoint, registry
+from medgen import config as medgen_config
+from medgen.data.imaging.prepare import save_npz
+from medgen.errors import MedgenInputError
+from medgen.evaluate.expression import load_model
+from medgen.evaluate.scorers import load_scorer
+from medgen.train import train_model
+from tests.conftest import make_expression
+
+TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
+            "num_threads": 1, "progress_bar": False}
+# Size keys shrunk wherever a preset has them, so that a new family is tiny here too.
+TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
+        "generator_channels": 4, "discriminator_channels": 4, "bottleneck": 4, "n_critic": 2,
+        "score_steps": 3, "score_batch_size": 16}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's num_workers/logging hints
+        yield
+
+
+def tiny_hparams(family: str) -> dict:
+    preset = registry.presets(family)["default"]
+    hp = {**preset, **{k: v for k, v in TINY.items() if k in preset}}
+    return {k: (1 if k.endswith("epochs") else v) for k, v in hp.items()}
+
+
+@pytest.fixture(scope="module")
+def task_data(tmp_path_factory):
+    """One tiny training input per task, and a variant with other content."""
+    root = tmp_path_factory.mktemp("tasks")
+    adata = make_expression(n=60, n_genes=12)
+    adata.write_h5ad(root / "expression.h5ad")
+    other = make_expression(n=60, n_genes=12, seed=1)
+    other.write_h5ad(root / "expression_other.h5ad")
+    for name, seed in (("train.npz", 0), ("train_other.npz", 1)):
+        images = np.random.default_rng(seed).random((32, 1, 16, 16)).astype(np.float32)
+        save_npz(root / name, {"images": images, "y": np.zeros(32, np.int8)})
+    return {"expression": (root / "expression.h5ad", root / "expression_other.h5ad"),
+            "anomaly": (root / "train.npz", root / "train_other.npz")}
+
+
+def load_for_task(task: str, path):
+    """The trained model through the task's own evaluation entry point."""
+    if task == "expression":
+        return load_model(path)[0]
+    if task == "anomaly":
+        return load_scorer(path)
+    raise AssertionError(f"no contract check written for task {task!r}")
+
+
+def infer(task: str, model, data_path) -> np.ndarray:
+    if task == "expression":
+        from medgen.data.expression_loaders import read_expression
+
+        x = torch.from_numpy(read_expression(data_path).x)
+        with torch.no_grad():
+            mu, _ = model.encode(x, torch.zeros(len(x), 0))
+        return mu.numpy()
+    images = np.load(data_path)["images"]
+    return model.score(images).score
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_presets_validate_against_the_schema(family):
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    for preset in registry.presets(family):
+        if registry.get(family).baseline:  # configured through its task's settings
+            assert registry.family_hparams(family, medgen_config.validate(base))
+            continue
+        resolved = medgen_config.validate(medgen_config.deep_update(
+            base, {"models": {family: {"preset": preset}}}))
+        assert resolved["models"][family]["preset"] == preset
+        hp = registry.resolve_hparams(family, preset)
+        assert all(isinstance(v, (int, float, str, bool, type(None))) for v in hp.values())
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_one_epoch_save_load_and_refusals(family, task_data, tmp_path):
+    spec = registry.get(family)
+    data, _ = task_data[spec.task]
+    path = train_model(family, data, tiny_hparams(family), TRAINING, 0, tmp_path / family)
+    saved = checkpoint.load(path, family=family)
+    assert saved.format == checkpoint.FORMAT_VERSION and saved.seed == 0
+    assert set(saved.provenance["training"]) >= {"versions", "git_revision", "inputs"}
+    # every stage left its networks in the file, and inference works on the training data
+    assert saved.state and all(saved.state.values())
+    output = infer(spec.task, load_for_task(spec.task, path), data)
+    assert np.isfinite(output).all() and len(output) > 0
+
+    others = [f for f in registry.names() if f != family]
+    with pytest.raises(MedgenInputError, match=f"family '{family}'; expected '{others[0]}'"):
+        checkpoint.load(path, family=others[0])
+    key = "genes" if spec.task == "expression" else "channels"
+    wrong = saved.data[key][::-1] if key == "genes" else saved.data[key] + 2
+    with pytest.raises(MedgenInputError, match=f"{path}.*{key}"):
+        checkpoint.load(path, data={key: wrong})
+    # a model of another task is refused by this task's entry point, naming the family
+    other_task = next((f for f in others if registry.get(f).task != spec.task), None)
+    if other_task is not None:
+        other_path = tmp_path / "other.pt"
+        torch.save({**torch.load(path, weights_only=True), "family": other_task}, other_path)
+        with pytest.raises(MedgenInputError, match=f"family '{other_task}'"):
+            load_for_task(spec.task, other_path)
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_changed_training_data_start_training_afresh(family, task_data, tmp_path):
+    spec = registry.get(family)
+    data, other = task_data[spec.task]
+    hp = tiny_hparams(family)
+    out = tmp_path / family
+    first = checkpoint.load(train_model(family, data, hp, TRAINING, 0, out)).state
+    # same seed and settings, training data changed in place: the old last.ckpt must not
+    # be resumed (it would return the first model's weights)
+    data.rename(data.with_suffix(".bak"))
+    other.rename(data)
+    try:
+        second = checkpoint.load(train_model(family, data, hp, TRAINING, 0, out)).state
+    finally:
+        data.rename(other)
+        data.with_suffix(".bak").rename(data)
+    fresh = checkpoint.load(train_model(family, other, hp, TRAINING, 0, tmp_path / "f")).state
+    for name, weights in second.items():
+        for key, value in weights.items():
+            torch.testing.assert_close(value, fresh[name][key], msg=f"{name}.{key}")
+    assert any(not torch.equal(second[n][k], v) for n in first for k, v in first[n].items()
+               if v.is_floating_point()), "trained on other data, yet the same weights"
+
+
+def test_legacy_model_files_load_or_say_which_version_wrote_them(task_data, tmp_path):
+    # the anomaly families' files before format 2 carried no version at all
+    path = train_model("convae", task_data["anomaly"][0], tiny_hparams("convae"), TRAINING, 0,
+                       tmp_path)
+    saved = checkpoint.load(path)
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"family": "convae", "hparams": saved.hparams, "channels": 1, "image_size": 16,
+                "seed": 0, "state": saved.state}, legacy)
+    upgraded = checkpoint.load(legacy, family="convae")
+    assert upgraded.format == 0 and upgraded.data["image_size"] == 16
+    assert np.isfinite(load_scorer(legacy).score(np.zeros((2, 1, 16, 16), np.float32)).score).all()
+    future = tmp_path / "future.pt"
+    torch.save({**torch.load(path, weights_only=True), checkpoint.FORMAT_KEY: 99}, future)
+    with pytest.raises(MedgenInputError, match="checkpoint format 99"):
+        checkpoint.load(future)
