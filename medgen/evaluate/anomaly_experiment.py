@@ -6,55 +6,41 @@ numbers in the report come from; the Snakemake rules call the same functions one
 
 prepare_images -> train_anomaly_model (each active family, the conv AE) -> fit_pca ->
 score_anomalies (val, test; every method and trivial baseline) -> evaluate_anomaly.
+
+The config resolves as the workflow's does (``medgen.config.load``): config/config.yaml, then
+the dataset config, then the command-line overrides, validated against the schema.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import yaml
 
+import medgen.config
 from medgen import atomic
-from medgen.config import deep_update, load_schema, load_yaml, fill_defaults
 from medgen.data.imaging.prepare import prepare_images
-from medgen.errors import MedgenInputError
-from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_splits
+from medgen.evaluate.anomaly import evaluate_anomaly
+from medgen.evaluate.anomaly_inference import score_splits
+from medgen.evaluate.anomaly_methods import TRIVIAL
 from medgen.models.anomaly import fit_pca, train_anomaly_model
+from medgen.models.convae import baseline_hparams
 from medgen.registry import resolve_hparams
 from medgen.train import inference_device
 
 log = logging.getLogger(__name__)
-SECTIONS = ("seed", "imaging", "models", "training")
-
-
-def resolve_sections(config: dict[str, Any]) -> dict[str, Any]:
-    """Defaults + validation of the sections this experiment reads (imaging, models, training)."""
-    schema = load_schema()
-    out: dict[str, Any] = {}
-    for key in SECTIONS:
-        sub = schema["properties"][key]
-        value = fill_defaults(sub, copy.deepcopy(config.get(key, sub.get("default"))))
-        if key == "models":
-            value = {k: v for k, v in value.items() if k in ("anogan", "fanogan")}
-        error = next(iter(jsonschema.Draft7Validator(sub).iter_errors(value)), None)
-        if error is not None:
-            where = ".".join(map(str, [key, *error.absolute_path]))
-            raise MedgenInputError(f"config key '{where}': {error.message}")
-        out[key] = value
-    return out
+# the configured model families with an imaging workflow (the default config also activates
+# the expression model, tybalt, which this experiment does not train)
+ANOMALY_FAMILIES = ("anogan", "fanogan")
 
 
 def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] | None = None,
         families: list[str] | None = None) -> Path:
-    config = load_yaml(config_path)
-    if overrides:
-        config = deep_update(config, overrides)
-    cfg = resolve_sections(config)
+    cfg = medgen.config.load(config_path, overrides)
     imaging, training, seed = cfg["imaging"], cfg["training"], cfg["seed"]
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
@@ -65,8 +51,8 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
     ev = imaging["evaluation"]
 
     models: dict[str, Path | None] = {}
-    active = families if families is not None else [
-        f for f, sec in cfg["models"].items() if sec["activate"]]  # [] = baselines only
+    active = families if families is not None else [  # [] = baselines only
+        f for f, sec in cfg["models"].items() if f in ANOMALY_FAMILIES and sec["activate"]]
     for family in active:
         section = cfg["models"][family]
         hp = resolve_hparams(family, section["preset"], section["params"])
@@ -75,8 +61,6 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
                                              out_dir / "models" / family)
         timings[f"train_{family}_s"] = time.perf_counter() - t
     if "convae" in ev["baselines"]:
-        from medgen.models.convae import baseline_hparams
-
         hp = baseline_hparams(ev)
         t = time.perf_counter()
         models["convae"] = train_anomaly_model("convae", splits["train"], hp,
@@ -123,8 +107,6 @@ def main(argv: list[str] | None = None) -> None:
         overrides["training"]["max_epochs"] = args.epochs
     if args.threads:
         overrides["training"]["num_threads"] = args.threads
-    import yaml
-
     for item in args.set:
         key, _, value = item.partition("=")
         node = overrides
