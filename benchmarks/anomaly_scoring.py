@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medgen.data.imaging.prepare import load_split  # noqa: E402
-from medgen.evaluate.anomaly import image_metrics  # noqa: E402
+from medgen.evaluate.anomaly_metrics import image_metrics  # noqa: E402
 from medgen.evaluate.scorers import load_scorer  # noqa: E402
 from medgen.train import inference_device  # noqa: E402
 
@@ -59,21 +59,19 @@ def timed(fn):
 
 def trained_networks(args) -> tuple[Path, Path, Path]:
     """(data dir, AnoGAN model.pt, f-AnoGAN model.pt) under --work, trained if missing."""
-    from medgen.config import load_yaml
+    from medgen.config import load
     from medgen.data.imaging.prepare import prepare_images
-    from medgen.evaluate.anomaly_experiment import resolve_sections
-    from medgen.registry import resolve_hparams
     from medgen.train import train_model
+    from medgen.registry import resolve_hparams
 
     work = Path(args.work)
     data, models = work / "data", work / "models"
     paths = {family: models / family / "model.pt" for family in ("anogan", "fanogan")}
     if all(p.exists() for p in paths.values()):
         return data, paths["anogan"], paths["fanogan"]
-    config = load_yaml(args.pneumoniamnist_config)
-    config["imaging"].update(image_size=64, data_root=args.pneumoniamnist_root)
-    cfg = resolve_sections(config)
-    splits = prepare_images(config["imaging"]["sample_sheet"], cfg["imaging"], cfg["seed"], data)
+    cfg = load(args.pneumoniamnist_config,
+               {"imaging": {"image_size": 64, "data_root": args.pneumoniamnist_root}})
+    splits = prepare_images(cfg["imaging"]["sample_sheet"], cfg["imaging"], cfg["seed"], data)
     training = {**cfg["training"], "max_epochs": args.train_epochs,
                 "accelerator": "gpu" if args.torch_device == "cuda" else "cpu",
                 "num_threads": args.threads or cfg["training"].get("num_threads")}

@@ -10,9 +10,19 @@ import pytest
 import torch
 
 from medgen import registry
+from medgen.config import validate
 from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
-from medgen.evaluate import anomaly as ev
+from medgen.evaluate.anomaly import evaluate_anomaly
+from medgen.evaluate.anomaly_inference import run_scorer, score_anomalies, score_splits
+from medgen.evaluate.anomaly_metrics import (
+    calibrate_threshold,
+    covariate_deviations,
+    image_metrics,
+    pixel_metrics,
+    sensitivity_specificity,
+)
+from medgen.evaluate.anomaly_outputs import read_scores
 from medgen.checkpoint import load as load_checkpoint
 from medgen.evaluate.scorers import fit_pca, load_scorer
 from medgen.models.anogan.module import map_latents
@@ -92,15 +102,15 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
         gan = torch.load(out / "gan" / "checkpoints" / "last.ckpt", weights_only=True)
         for key, value in after["generator"].items():
             torch.testing.assert_close(value, gan["state_dict"][f"generator.{key}"])
-    tsv = ev.score_anomalies(family, path, data_dir / "test.npz", tmp_path / "scores", "test")
-    scores = ev.read_scores(tsv)
+    tsv = score_anomalies(family, path, data_dir / "test.npz", tmp_path / "scores", "test")
+    scores = read_scores(tsv)
     assert len(scores["score"]) == 40 and np.isfinite(scores["score"]).all()
     assert len(list((tmp_path / "scores" / "residuals_test").glob("*.png"))) == 40
     if family == "anogan":  # the mapping's progress bar runs to its end: 2 batches x 10 steps
         assert "20/20" in capsys.readouterr().err
         # larger images go through sliding windows: one bar over windows, the scorer's off
         scorer = load_scorer(path)
-        ev.run_scorer(scorer, {"images": np.tile(blobs(2), (1, 1, 2, 2))}, family)
+        run_scorer(scorer, {"images": np.tile(blobs(2), (1, 1, 2, 2))}, family)
         assert "AnoGAN latent mapping" not in capsys.readouterr().err and scorer.progress
 
 
@@ -139,28 +149,25 @@ def test_early_stop_drops_converged_images():
 
 def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
     pca = fit_pca(data_dir / "train.npz", 5, tmp_path / "pca.npz")
-    tsv = ev.score_anomalies("pca", pca, data_dir / "test.npz", tmp_path / "pca", "test")
-    scores = ev.read_scores(tsv)
-    assert ev.image_metrics(scores["score"], scores["y"])["auroc"] > 0.9  # square is off-manifold
-    tsv = ev.score_anomalies("brightness", None, data_dir / "test.npz", tmp_path / "b", "test")
-    assert ev.image_metrics(*[ev.read_scores(tsv)[k] for k in ("score", "y")])["auroc"] > 0.9
+    tsv = score_anomalies("pca", pca, data_dir / "test.npz", tmp_path / "pca", "test")
+    scores = read_scores(tsv)
+    assert image_metrics(scores["score"], scores["y"])["auroc"] > 0.9  # square is off-manifold
+    tsv = score_anomalies("brightness", None, data_dir / "test.npz", tmp_path / "b", "test")
+    assert image_metrics(*[read_scores(tsv)[k] for k in ("score", "y")])["auroc"] > 0.9
     with pytest.raises(MedgenInputError, match="not a medgen model file"):
         torch.save({"family": "vae"}, tmp_path / "other.pt")
         load_scorer(tmp_path / "other.pt")
 
 
 def test_convae_baseline_takes_its_code_width_from_the_config(data_dir, tmp_path):
-    from medgen.evaluate.anomaly_experiment import resolve_sections
-    from medgen.models.convae import baseline_hparams
-
-    evaluation = resolve_sections({"imaging": {"evaluation": {"convae_bottleneck": 5}}}
-                                  )["imaging"]["evaluation"]
-    hp = {**baseline_hparams(evaluation), "channels_base": 4, "batch_size": 32}
+    resolved = validate({"imaging": {"evaluation": {"convae_bottleneck": 5}}})
+    evaluation = resolved["imaging"]["evaluation"]
+    hp = {**registry.family_hparams("convae", resolved), "channels_base": 4, "batch_size": 32}
     path = train_model("convae", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
     code = load_scorer(path).model.encoder[-1]
     assert (code.out_features, evaluation["convae_epochs"]) == (5, 20)  # unset: default
     with pytest.raises(MedgenInputError, match="imaging.evaluation.convae_bottleneck"):
-        resolve_sections({"imaging": {"evaluation": {"convae_bottleneck": 0}}})
+        validate({"imaging": {"evaluation": {"convae_bottleneck": 0}}})
 
 
 def test_inference_device_follows_training_accelerator(monkeypatch):
@@ -176,34 +183,33 @@ def test_inference_device_follows_training_accelerator(monkeypatch):
 
 
 def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, monkeypatch):
-    import medgen.evaluate.scorers as models
-
     hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
     path = train_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0,
                                tmp_path / "fanogan")
     asked = []
-    real_load_scorer = models.load_scorer
+    real_load_scorer = load_scorer
 
     def recording_load_scorer(model_path, device="cpu"):
         asked.append(device)
         return real_load_scorer(model_path, "cpu")  # no GPU here: record, then run on CPU
 
-    monkeypatch.setattr(models, "load_scorer", recording_load_scorer)
+    # scoring looks the loader up in its own namespace
+    monkeypatch.setattr("medgen.evaluate.anomaly_inference.load_scorer", recording_load_scorer)
     evaluation = {"window_overlap": 0.5, "anogan_window_overlap": 0.0, "residual": "abs"}
-    written = ev.score_splits("fanogan", path, data_dir, tmp_path / "scores", evaluation,
-                              "npz2d", device="cuda")
+    written = score_splits("fanogan", path, data_dir, tmp_path / "scores", evaluation,
+                           "npz2d", device="cuda")
     assert asked == ["cuda", "cuda"] and set(written) == {"val", "test"}
 
 
 def test_threshold_calibration():
     normal = np.arange(100, dtype=float)
-    threshold = ev.calibrate_threshold(normal, 0.05)
+    threshold = calibrate_threshold(normal, 0.05)
     assert (normal > threshold).mean() <= 0.05
-    result = ev.sensitivity_specificity(np.array([1.0, 200, 300, 50]), np.array([0, 1, 1, 0]),
-                                        threshold)
+    result = sensitivity_specificity(np.array([1.0, 200, 300, 50]), np.array([0, 1, 1, 0]),
+                                     threshold)
     assert result["sensitivity"] == 1.0 and result["specificity"] == 1.0
     with pytest.raises(MedgenInputError, match="held-out normal"):
-        ev.calibrate_threshold(np.array([]), 0.05)
+        calibrate_threshold(np.array([]), 0.05)
 
 
 def test_pixel_metrics():
@@ -211,16 +217,14 @@ def test_pixel_metrics():
     labels[0, :2, :2] = 1
     masks = np.ones_like(labels)
     perfect = labels.astype(np.float32)
-    assert ev.pixel_metrics(perfect, labels, masks) == {"pixel_auprc": 1.0, "best_dice": 1.0}
+    assert pixel_metrics(perfect, labels, masks) == {"pixel_auprc": 1.0, "best_dice": 1.0}
     inverted = 1 - perfect
-    assert ev.pixel_metrics(inverted, labels, masks)["best_dice"] == pytest.approx(0.4)
+    assert pixel_metrics(inverted, labels, masks)["best_dice"] == pytest.approx(0.4)
     masks[0, :2, :2] = 0  # labels outside the mask do not count
-    assert np.isnan(ev.pixel_metrics(perfect, labels, masks)["pixel_auprc"])
+    assert np.isnan(pixel_metrics(perfect, labels, masks)["pixel_auprc"])
 
 
 def test_pixel_metrics_per_subject_in_the_report(tmp_path):
-    from medgen.evaluate.anomaly_experiment import resolve_sections
-
     # subject "bright": the lesion is the brightest tissue; "dark": normal tissue is brighter
     images = np.full((4, 1, 8, 8), 0.5, np.float32)
     labels = np.zeros((4, 8, 8), np.uint8)
@@ -233,11 +237,11 @@ def test_pixel_metrics_per_subject_in_the_report(tmp_path):
             "subject": np.array(["bright", "bright", "dark", "dark"])}
     for split in ("val", "test"):
         save_npz(tmp_path / "data" / f"{split}.npz", data)
-        ev.score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
-                           tmp_path / "intensity", split)
-    imaging = resolve_sections({"imaging": {"evaluation": {"pixel_level": True}}})["imaging"]
-    ev.evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data", imaging,
-                        tmp_path / "report")
+        score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
+                        tmp_path / "intensity", split)
+    imaging = validate({"imaging": {"evaluation": {"pixel_level": True}}})["imaging"]
+    evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data", imaging,
+                     tmp_path / "report")
     rows = list(csv.DictReader((tmp_path / "report" / "pixel_by_subject.tsv").open(),
                                delimiter="\t"))
     test = {r["subject"]: float(r["pixel_auprc"]) for r in rows if r["split"] == "test"}
@@ -249,8 +253,6 @@ def test_pixel_metrics_per_subject_in_the_report(tmp_path):
 
 
 def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
-    from medgen.evaluate.anomaly_experiment import resolve_sections
-
     # a rounded lesion (4 x 4 less its corners, which a 3 x 3 median keeps whole) and
     # single bright pixels elsewhere, which it removes
     images = np.full((2, 1, 12, 12), 0.5, np.float32)
@@ -264,14 +266,14 @@ def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
             "subject": np.array(["a", "b"])}
     for split in ("val", "test"):
         save_npz(tmp_path / "data" / f"{split}.npz", data)
-        ev.score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
-                           tmp_path / "intensity", split)
+        score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
+                        tmp_path / "intensity", split)
     auprc = {}
     for size in (0, 3):
-        imaging = resolve_sections({"imaging": {"evaluation": {
+        imaging = validate({"imaging": {"evaluation": {
             "pixel_level": True, "median_filter": size}}})["imaging"]
-        table = ev.evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data",
-                                    imaging, tmp_path / f"report{size}")
+        table = evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data",
+                                 imaging, tmp_path / f"report{size}")
         rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
         auprc[size] = float(next(r for r in rows if r["split"] == "test")["pixel_auprc"])
     assert auprc[0] < 0.9 and auprc[3] == 1.0
@@ -288,16 +290,14 @@ def test_wrong_image_geometry(tmp_path):
 
 
 def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
-    from medgen.evaluate.anomaly_experiment import resolve_sections
-
     pca = fit_pca(data_dir / "train.npz", 5, tmp_path / "pca.npz")
     dirs = {}
     for method, path in (("pca", pca), ("brightness", None)):
         for split in ("val", "test"):
-            ev.score_anomalies(method, path, data_dir / f"{split}.npz", tmp_path / method, split)
+            score_anomalies(method, path, data_dir / f"{split}.npz", tmp_path / method, split)
         dirs[method] = tmp_path / method
-    imaging = resolve_sections({})["imaging"]
-    table = ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
+    imaging = validate({})["imaging"]
+    table = evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
     rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
     deviations = [(f"{c}_deviation", s) for s in ("val", "test")
                   for c in ("brightness", "contrast", "sharpness")]
@@ -311,7 +311,7 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     assert not (tmp_path / "report" / "pixel_by_subject.tsv").exists()
     # pixel level asked for but no tumour masks: the declared table exists, header only
     imaging["evaluation"]["pixel_level"] = True
-    ev.evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "pixel")
+    evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "pixel")
     assert (tmp_path / "pixel" / "pixel_by_subject.tsv").read_text() == (
         "method\tsplit\tsubject\tpixel_auprc\tbest_dice\n")
 
@@ -367,6 +367,6 @@ def test_ddp_two_cpu_processes(family, data_dir, tmp_path):
 def test_covariate_deviation_is_two_sided():
     reference = {"sharpness": np.array([1.0, 2.0, 3.0, 4.0, 5.0])}
     values = {"sharpness": np.array([3.0, 1.0, 5.0, 9.0])}
-    got = ev.covariate_deviations(reference, values)["sharpness_deviation"]
+    got = covariate_deviations(reference, values)["sharpness_deviation"]
     # median 3, MAD 1: too blurry and too sharp are equally far
     np.testing.assert_allclose(got, [0.0, 2.0, 2.0, 6.0])

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medgen.config import REPO_ROOT, load_schema, load_yaml
+from medgen.config import REPO_ROOT, load, load_schema, validate
 from medgen.data.imaging.prepare import load_split, prepare_images
 from medgen.errors import MedgenInputError
-from medgen.evaluate.anomaly_experiment import resolve_sections
 
 DATASETS = REPO_ROOT / "config" / "datasets"
 
@@ -33,7 +32,7 @@ def test_every_added_key_has_description_and_default():
 
 
 def test_defaults_keep_imaging_and_gans_off():
-    cfg = resolve_sections({})
+    cfg = validate({})  # the schema's defaults, without config/config.yaml's demo
     assert cfg["imaging"]["activate"] is False and cfg["imaging"]["kind"] == "mni152_demo"
     assert not cfg["models"]["anogan"]["activate"] and not cfg["models"]["fanogan"]["activate"]
     assert cfg["models"]["fanogan"]["preset"] == "default"
@@ -41,8 +40,7 @@ def test_defaults_keep_imaging_and_gans_off():
 
 @pytest.mark.parametrize("name", ["pneumoniamnist", "brats_anomaly"])
 def test_dataset_configs_validate(name):
-    config = load_yaml(DATASETS / f"{name}.yaml")
-    cfg = resolve_sections(config)
+    cfg = load(DATASETS / f"{name}.yaml")  # on config/config.yaml, as the workflow reads it
     assert cfg["imaging"]["activate"] and (REPO_ROOT / cfg["imaging"]["sample_sheet"]).exists()
     # the one machine-specific setting is the data path
     assert cfg["imaging"]["data_root"].startswith("../shared/data/imaging/")
@@ -50,17 +48,19 @@ def test_dataset_configs_validate(name):
 
 @pytest.mark.parametrize("bad, message", [
     ({"imaging": {"unit": "voxel"}}, "imaging.unit"),
-    ({"imaging": {"nope": 1}}, "Additional properties"),
+    ({"imaging": {"nope": 1}}, "unknown config key 'imaging.nope'"),
     ({"models": {"fanogan": {"preset": "fast"}}}, "models.fanogan.preset"),
 ])
 def test_bad_imaging_config(bad, message):
     with pytest.raises(MedgenInputError, match=message):
-        resolve_sections(bad)
+        validate(bad)
+    with pytest.raises(MedgenInputError, match=message):  # as the experiment CLI resolves it
+        load(overrides=bad)
 
 
 def test_mni152_demo_prepares_from_installed_package(tmp_path):
-    cfg = resolve_sections({"imaging": {"image_size": 32, "slice_size": 96, "unit": "patch",
-                                        "max_patches_per_subject": 100}})["imaging"]
+    cfg = validate({"imaging": {"image_size": 32, "slice_size": 96, "unit": "patch",
+                                "max_patches_per_subject": 100}})["imaging"]
     out = prepare_images(None, cfg, 0, tmp_path)
     train, test = load_split(out["train"]), load_split(out["test"])
     assert train["images"].shape[1:] == (1, 32, 32) and len(train["images"]) == 100
@@ -71,7 +71,7 @@ def test_mni152_demo_prepares_from_installed_package(tmp_path):
 
 @pytest.mark.realdata
 def test_pneumoniamnist_splits(shared_data, tmp_path):
-    cfg = resolve_sections(load_yaml(DATASETS / "pneumoniamnist.yaml"))["imaging"]
+    cfg = load(DATASETS / "pneumoniamnist.yaml")["imaging"]
     cfg["data_root"] = str(shared_data / "imaging" / "pneumoniamnist")
     out = prepare_images(DATASETS / "pneumoniamnist_samples.tsv", cfg, 0, tmp_path)
     counts = {s: np.bincount(load_split(p)["y"], minlength=2).tolist() for s, p in out.items()}
@@ -83,7 +83,7 @@ def test_sheet_for_npz_needs_npz_split(tmp_path):
     np.savez(tmp_path / "x.npz", train_images=np.zeros((2, 28, 28), np.uint8),
              train_labels=np.zeros((2, 1), np.uint8))
     (tmp_path / "s.tsv").write_text("subject\tsplit\timage\nx\ttrain\tx.npz\n")
-    cfg = resolve_sections({"imaging": {"kind": "npz2d"}})["imaging"]
+    cfg = validate({"imaging": {"kind": "npz2d"}})["imaging"]
     with pytest.raises(MedgenInputError, match="no npz_split"):
         prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")
     assert not Path(tmp_path / "out" / "train.npz").exists()
@@ -95,7 +95,7 @@ def test_npz_images_normalised_one_by_one_before_padding(tmp_path):
     exposures = np.stack([base * 255, (base * 0.5 + 0.3) * 255]).astype(np.uint8)
     np.savez(tmp_path / "x.npz", train_images=exposures, train_labels=np.zeros((2, 1), np.uint8))
     (tmp_path / "s.tsv").write_text("subject\tsplit\timage\tnpz_split\nx\ttrain\tx.npz\ttrain\n")
-    cfg = resolve_sections({"imaging": {"kind": "npz2d", "image_size": 32}})["imaging"]
+    cfg = validate({"imaging": {"kind": "npz2d", "image_size": 32}})["imaging"]
     assert cfg["intensity"] == "percentile"
     train = load_split(prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")["train"])
     images = train["images"][:, 0, 2:-2, 2:-2]  # the 28 x 28 inside the zero padding

@@ -268,7 +268,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
     assert (test["y"] == 1).sum() > 5 and (test["y"] == 0).sum() > 5
     assert len(load_split(out["train"])["images"]) > 20
     # residual maps of slices go back into the input's grid, on the brain
-    from medgen.evaluate.anomaly import score_anomalies
+    from medgen.evaluate.anomaly_inference import score_anomalies
     from medgen.evaluate.scorers import fit_pca
 
     pca = fit_pca(out["train"], 5, tmp_path / "pca.npz")
@@ -281,11 +281,11 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
     on = np.asarray(residual.dataobj) > 0.05
     assert on.sum() > 1000 and (np.asarray(source.dataobj)[on] > 0).mean() > 0.9
     # the same path applied to the preprocessed FLAIR slices recovers the input FLAIR
-    from medgen.evaluate.anomaly import _write_niftis
+    from medgen.evaluate.anomaly_outputs import write_niftis
 
     test = load_split(out["test"])
     geometry = __import__("json").loads((tmp_path / "out" / "volumes.json").read_text())
-    _write_niftis(tmp_path / "back", test, test["images"][:, 0], geometry)
+    write_niftis(tmp_path / "back", test, test["images"][:, 0], geometry)
     back = np.asarray(nib.load(tmp_path / "back" / "BraTS2021_00002_residual.nii.gz").dataobj)
     flair = np.asarray(source.dataobj, dtype=np.float32)
     brain = (back > 0) & (flair > 0)
@@ -293,7 +293,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
 
 
 def test_undo_pad_or_crop_inverts_slicing():
-    from medgen.evaluate.anomaly import undo_pad_or_crop
+    from medgen.evaluate.anomaly_outputs import undo_pad_or_crop
 
     for shape in ((21, 30), (40, 17), (24, 24)):
         arr = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)

@@ -20,7 +20,8 @@ import pandas as pd
 from medgen import provenance
 from medgen.atomic import atomic_path
 from medgen.data import tcga
-from medgen.data.io.tables import read_table, separator
+from medgen.data.io.delimited import separator
+from medgen.data.io.tables import read_table
 from medgen.data.splits import TRAIN, split_groups
 from medgen.errors import MedgenInputError
 

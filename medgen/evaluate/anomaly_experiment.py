@@ -4,57 +4,39 @@ numbers in the report come from; the Snakemake rules call the same functions one
     python -m medgen.evaluate.anomaly_experiment --config config/datasets/pneumoniamnist.yaml \
         --out results/pneumoniamnist_anomaly
 
-prepare_images -> train_anomaly_model (each active family, the conv AE) -> fit_pca ->
+prepare_images -> train_model (each active anomaly family, the conv AE) -> fit_pca ->
 score_anomalies (val, test; every method and trivial baseline) -> evaluate_anomaly.
+
+The config resolves as the workflow's does (``medgen.config.load``): config/config.yaml, then
+the dataset config, then the command-line overrides, validated against the schema.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import yaml
 
+import medgen.config
 from medgen import atomic
-from medgen.config import deep_update, load_schema, load_yaml, fill_defaults
 from medgen.data.imaging.prepare import prepare_images
-from medgen.errors import MedgenInputError
-from medgen.evaluate.anomaly import TRIVIAL, evaluate_anomaly, score_splits
-from medgen.models.anomaly import fit_pca, train_anomaly_model
-from medgen.registry import resolve_hparams
-from medgen.train import inference_device
+from medgen.evaluate.anomaly import evaluate_anomaly
+from medgen.evaluate.anomaly_inference import score_splits
+from medgen.evaluate.anomaly_methods import TRIVIAL
+from medgen.evaluate.scorers import fit_pca
+from medgen.registry import family_hparams, names
+from medgen.train import inference_device, train_model
 
 log = logging.getLogger(__name__)
-SECTIONS = ("seed", "imaging", "models", "training")
-
-
-def resolve_sections(config: dict[str, Any]) -> dict[str, Any]:
-    """Defaults + validation of the sections this experiment reads (imaging, models, training)."""
-    schema = load_schema()
-    out: dict[str, Any] = {}
-    for key in SECTIONS:
-        sub = schema["properties"][key]
-        value = fill_defaults(sub, copy.deepcopy(config.get(key, sub.get("default"))))
-        if key == "models":
-            value = {k: v for k, v in value.items() if k in ("anogan", "fanogan")}
-        error = next(iter(jsonschema.Draft7Validator(sub).iter_errors(value)), None)
-        if error is not None:
-            where = ".".join(map(str, [key, *error.absolute_path]))
-            raise MedgenInputError(f"config key '{where}': {error.message}")
-        out[key] = value
-    return out
 
 
 def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] | None = None,
         families: list[str] | None = None) -> Path:
-    config = load_yaml(config_path)
-    if overrides:
-        config = deep_update(config, overrides)
-    cfg = resolve_sections(config)
+    cfg = medgen.config.load(config_path, overrides)
     imaging, training, seed = cfg["imaging"], cfg["training"], cfg["seed"]
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
@@ -65,24 +47,16 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
     ev = imaging["evaluation"]
 
     models: dict[str, Path | None] = {}
-    active = families if families is not None else [
-        f for f, sec in cfg["models"].items() if sec["activate"]]  # [] = baselines only
-    for family in active:
-        section = cfg["models"][family]
-        hp = resolve_hparams(family, section["preset"], section["params"])
+    # the activated anomaly families (the default config also activates an expression
+    # family, which this experiment does not train), then the trained baselines
+    active = families if families is not None else [  # [] = baselines only
+        f for f in names("anomaly", baselines=False) if cfg["models"][f]["activate"]]
+    trained_baselines = [b for b in ev["baselines"] if b in names("anomaly")]
+    for family in [*active, *trained_baselines]:
         t = time.perf_counter()
-        models[family] = train_anomaly_model(family, splits["train"], hp, training, seed,
-                                             out_dir / "models" / family)
+        models[family] = train_model(family, splits["train"], family_hparams(family, cfg),
+                                     training, seed, out_dir / "models" / family, config=cfg)
         timings[f"train_{family}_s"] = time.perf_counter() - t
-    if "convae" in ev["baselines"]:
-        from medgen.models.convae import baseline_hparams
-
-        hp = baseline_hparams(ev)
-        t = time.perf_counter()
-        models["convae"] = train_anomaly_model("convae", splits["train"], hp,
-                                               {**training, "max_epochs": None}, seed,
-                                               out_dir / "models" / "convae")
-        timings["train_convae_s"] = time.perf_counter() - t
     if "pca" in ev["baselines"]:
         models["pca"] = fit_pca(splits["train"], ev["pca_components"],
                                 out_dir / "models" / "pca.npz")
@@ -123,8 +97,6 @@ def main(argv: list[str] | None = None) -> None:
         overrides["training"]["max_epochs"] = args.epochs
     if args.threads:
         overrides["training"]["num_threads"] = args.threads
-    import yaml
-
     for item in args.set:
         key, _, value = item.partition("=")
         node = overrides

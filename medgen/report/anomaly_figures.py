@@ -1,7 +1,11 @@
-"""Figures of the anomaly evaluation: ROC curves, score histograms, image grids."""
+"""Figures of the anomaly evaluation: ROC curves, score histograms, image grids.
+
+Figures only: values (scores, labels, which methods need no model) are passed in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +15,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medgen import atomic  # noqa: E402
-from medgen.evaluate.anomaly import TRIVIAL  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:
@@ -21,7 +24,9 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> None:
+def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str,
+               model_free: Collection[str] = ()) -> None:
+    """One ROC curve per method (AUROC in the legend); ``model_free`` methods drawn dashed."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -30,8 +35,7 @@ def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], tit
         if len(np.unique(y[keep])) < 2:
             continue
         fpr, tpr, _ = roc_curve(y[keep], score[keep])
-        model_free = method in TRIVIAL or method.endswith("_deviation")  # dashed
-        ax.plot(fpr, tpr, ls="--" if model_free else "-",
+        ax.plot(fpr, tpr, ls="--" if method in model_free else "-",
                 label=f"{method} ({roc_auc_score(y[keep], score[keep]):.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
     ax.set(xlabel="false-positive rate", ylabel="sensitivity", title=title)

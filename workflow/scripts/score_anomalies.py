@@ -1,6 +1,6 @@
 """Per-image anomaly scores and residual maps of one method on the val and test images."""
 
-from medgen.evaluate.anomaly import score_splits
+from medgen.evaluate.anomaly_inference import score_splits
 from medgen.smk import logged
 from medgen.train import inference_device
 

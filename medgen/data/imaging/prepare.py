@@ -19,9 +19,16 @@ import torch
 
 from medgen import atomic, provenance
 from medgen.data.imaging import slices as slicing
+from medgen.data.imaging.demo import mni152_demo_sheet
 from medgen.data.imaging.readers import read_npz2d
 from medgen.data.imaging.sheet import SPLITS, SheetRow, read_sample_sheet
-from medgen.data.imaging.transforms import volume_transforms, unwrap_transform_error
+from medgen.data.imaging.transforms import (
+    IMAGE,
+    MASK,
+    MaskedNormalised,
+    unwrap_transform_error,
+    volume_transforms,
+)
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
@@ -147,8 +154,6 @@ def normalise_images(images: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     Each image is scaled on its own, as each volume is: X-rays from different machines and
     exposures differ in brightness and contrast more than normal and diseased lungs do.
     """
-    from medgen.data.imaging.transforms import IMAGE, MASK, MaskedNormalised
-
     method = cfg["intensity"]
     if method == "none":
         return images
@@ -227,8 +232,6 @@ def prepare_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = dict(imaging_cfg)
     if cfg["kind"] == "mni152_demo":
-        from medgen.data.imaging.demo import mni152_demo_sheet
-
         sample_sheet = mni152_demo_sheet(out_dir / "mni152")
         cfg["modalities"] = ["t1"]
     if sample_sheet is None:

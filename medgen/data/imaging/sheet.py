@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 
+from medgen.atomic import atomic_path
 from medgen.config import REPO_ROOT, load_yaml
 from medgen.errors import MedgenInputError
 
@@ -156,8 +157,6 @@ def read_sample_sheet(
 
 def write_sample_sheet(path: str | Path, rows: list[dict[str, str]]) -> None:
     """Write rows (dicts with the same keys) as a TSV sample sheet, atomically."""
-    from medgen.atomic import atomic_path
-
     columns = list(rows[0])
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, delimiter="\t")

@@ -2,13 +2,11 @@
 
 Every reader returns an AnnData with samples as ``obs`` and genes as ``var`` (string IDs,
 float64 values), whatever the file's orientation, so that preprocessing sees one shape.
+CSV/TSV reading and the table -> AnnData conversion live in ``medgen.data.io.delimited``.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from pathlib import Path
 from typing import Literal
 
@@ -16,12 +14,19 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from medgen.data.io.delimited import (
+    check_orientation,
+    file_suffix,
+    first_non_numeric,
+    frame_to_anndata,
+    read_delimited,
+)
+from medgen.data.io.gctx import read_gctx
+from medgen.data.io.xena import read_xena
 from medgen.errors import MedgenInputError
 
 Format = Literal["auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena"]
-Orientation = Literal["samples_as_rows", "genes_as_rows"]
 FORMATS: tuple[str, ...] = ("auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena")
-ORIENTATIONS: tuple[str, ...] = ("samples_as_rows", "genes_as_rows")
 
 # File name endings (compression stripped) -> format; 'xena' is never guessed because a
 # Xena table is a CSV/TSV whose gene IDs only show their SYMBOL|EntrezID form once read.
@@ -29,15 +34,6 @@ _SUFFIX_FORMATS = {
     ".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".tab": "tsv",
     ".parquet": "parquet", ".pq": "parquet", ".h5ad": "h5ad", ".gctx": "gctx",
 }
-_COMPRESSION = (".gz",)
-
-
-def _suffix(path: Path) -> str:
-    """The format-bearing suffix, looking past a compression suffix (``x.csv.gz`` -> ``.csv``)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSION:
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
 
 
 def guess_format(path: str | Path) -> str:
@@ -49,7 +45,7 @@ def guess_format(path: str | Path) -> str:
         If the name ends in none of the known suffixes.
     """
     path = Path(path)
-    fmt = _SUFFIX_FORMATS.get(_suffix(path))
+    fmt = _SUFFIX_FORMATS.get(file_suffix(path))
     if fmt is None:
         known = ", ".join(sorted(_SUFFIX_FORMATS))
         raise MedgenInputError(
@@ -58,139 +54,6 @@ def guess_format(path: str | Path) -> str:
             + ", ".join(f for f in FORMATS if f != "auto")
         )
     return fmt
-
-
-def separator(path: str | Path) -> str:
-    """Field separator from the extension: ',' for .csv, tab for .tsv/.txt/.tab."""
-    return "," if _suffix(Path(path)) == ".csv" else "\t"
-
-
-def _check_orientation(orientation: str) -> None:
-    if orientation not in ORIENTATIONS:
-        raise MedgenInputError(
-            f"orientation is {orientation!r}; expected one of: {', '.join(ORIENTATIONS)}"
-        )
-
-
-def frame_to_anndata(frame: pd.DataFrame, orientation: str, path: str | Path) -> ad.AnnData:
-    """Turn a numeric table into a samples x genes AnnData (string IDs, float64 values)."""
-    _check_orientation(orientation)
-    if orientation == "genes_as_rows":
-        frame = frame.T
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        raise MedgenInputError(
-            f"{path} holds no data ({frame.shape[0]} samples x {frame.shape[1]} genes)"
-        )
-    values = frame.to_numpy(dtype=np.float64)
-    obs = pd.DataFrame(index=pd.Index(frame.index.astype(str), name=None))
-    var = pd.DataFrame(index=pd.Index(frame.columns.astype(str), name=None))
-    return ad.AnnData(X=values, obs=obs, var=var)
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), newline="")
-    return open(path, newline="")  # noqa: SIM115 - caller closes
-
-
-def _find_ragged_row(path: Path, sep: str) -> tuple[int, int, int] | None:
-    """First data line whose field count differs from the table's; (line, seen, expected)."""
-    with _open_text(path) as handle:
-        reader = csv.reader(handle, delimiter=sep)
-        header = next(reader, None)
-        if header is None:
-            return None
-        expected: int | None = None
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if expected is None:
-                # R-style files omit the row-name header cell: header has one field fewer.
-                expected = len(row) if len(row) in (len(header), len(header) + 1) else len(
-                    header
-                )
-            if len(row) != expected:
-                return line_no, len(row), expected
-    return None
-
-
-def _duplicate_header_cells(path: Path, sep: str, n_columns: int) -> list[str]:
-    """Repeated header cells; pandas silently renames them ('g', 'g.1'), so read the raw line."""
-    with _open_text(path) as handle:
-        header = next(csv.reader(handle, delimiter=sep), [])
-    cells = header[-n_columns:] if n_columns else []
-    seen: set[str] = set()
-    repeated = []
-    for cell in cells:
-        if cell in seen and cell not in repeated:
-            repeated.append(cell)
-        seen.add(cell)
-    return repeated
-
-
-def _first_non_numeric(frame: pd.DataFrame) -> tuple[str, str, str] | None:
-    """(row ID, column, value) of the first cell that does not parse as a number."""
-    for column in frame.columns:
-        series = frame[column]
-        if pd.api.types.is_numeric_dtype(series):
-            continue
-        parsed = pd.to_numeric(series, errors="coerce")
-        bad = parsed.isna() & series.notna()
-        if bad.any():
-            row = bad.idxmax()
-            return str(row), str(column), str(series.loc[row])
-    return None
-
-
-def read_delimited(
-    path: str | Path, orientation: str = "samples_as_rows", sep: str | None = None
-) -> ad.AnnData:
-    """Read a CSV/TSV (optionally gzipped) whose first column holds row IDs.
-
-    Parameters
-    ----------
-    path
-        The table. The separator comes from the extension unless ``sep`` is given.
-    orientation
-        ``samples_as_rows`` or ``genes_as_rows``.
-
-    Raises
-    ------
-    MedgenInputError
-        For ragged rows (naming the line) or non-numeric cells (naming row and column).
-    """
-    path = Path(path)
-    sep = sep or separator(path)
-    if not path.is_file():
-        raise MedgenInputError(f"expression table {path} does not exist")
-    try:
-        frame = pd.read_csv(path, sep=sep, index_col=0)
-    except pd.errors.ParserError as err:
-        raise MedgenInputError(f"{path} is not a well-formed table: {err}") from None
-    except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise MedgenInputError(f"{path} could not be read as a table: {err}") from None
-    repeated = _duplicate_header_cells(path, sep, frame.shape[1])
-    if repeated:
-        what = "gene" if orientation == "samples_as_rows" else "sample"
-        raise MedgenInputError(
-            f"{path}: duplicate {what} IDs in the header: {', '.join(map(repr, repeated[:5]))}"
-        )
-    bad_cell = _first_non_numeric(frame)
-    if bad_cell is not None:
-        row, column, value = bad_cell
-        raise MedgenInputError(
-            f"{path}: non-numeric value {value!r} in row '{row}', column '{column}'; "
-            "expected numbers only outside the first (ID) column and the header"
-        )
-    # pandas pads short rows with NaN; only then is a line-by-line scan worth its time.
-    if frame.isna().to_numpy().any():
-        ragged = _find_ragged_row(path, sep)
-        if ragged is not None:
-            line, seen, expected = ragged
-            raise MedgenInputError(
-                f"{path}: line {line} has {seen} fields, expected {expected} (ragged rows)"
-            )
-    return frame_to_anndata(frame, orientation, path)
 
 
 def read_parquet(path: str | Path, orientation: str = "samples_as_rows") -> ad.AnnData:
@@ -206,7 +69,7 @@ def read_parquet(path: str | Path, orientation: str = "samples_as_rows") -> ad.A
         first = frame.columns[0]
         if not pd.api.types.is_numeric_dtype(frame[first]):
             frame = frame.set_index(first)
-    bad_cell = _first_non_numeric(frame)
+    bad_cell = first_non_numeric(frame)
     if bad_cell is not None:
         row, column, value = bad_cell
         raise MedgenInputError(
@@ -260,7 +123,7 @@ def read_table(
         raise MedgenInputError(
             f"table format {format!r} for {path}; expected one of: {', '.join(FORMATS)}"
         )
-    _check_orientation(orientation)
+    check_orientation(orientation)
     fmt = guess_format(path) if format == "auto" else format
     if fmt in ("csv", "tsv"):
         return read_delimited(path, orientation, sep="," if fmt == "csv" else "\t")
@@ -269,9 +132,5 @@ def read_table(
     if fmt == "h5ad":
         return read_h5ad(path)
     if fmt == "gctx":
-        from medgen.data.io.gctx import read_gctx
-
         return read_gctx(path)
-    from medgen.data.io.xena import read_xena
-
     return read_xena(path, orientation)

@@ -18,7 +18,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 
-from medgen.data.io.tables import read_delimited
+from medgen.data.io.delimited import read_delimited
 from medgen.errors import MedgenInputError
 
 UNKNOWN_SYMBOL = "?"
