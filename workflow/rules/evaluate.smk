@@ -41,13 +41,13 @@ rule evaluate_tybalt:
         ),
     log:
         f"{LOGS}/evaluate_tybalt.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         evaluation=config["evaluation"],
         labels=config["expression"]["labels"],
         seed=config["seed"],
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/evaluate_tybalt.py"
 
@@ -60,14 +60,14 @@ rule score_anomalies:
         scores=directory(f"{IMAGING}/scores/{{method}}"),
     log:
         f"{LOGS}/score_{{method}}.log",
-    params:
-        evaluation=scoring_settings(),
-        kind=config["imaging"]["kind"],
-        accelerator=config["training"]["accelerator"],
     resources:
         gpu=lambda wildcards: scoring_gpus(wildcards.method),
         mem_mb=8000,
         runtime=120,
+    params:
+        evaluation=scoring_settings(),
+        kind=config["imaging"]["kind"],
+        accelerator=config["training"]["accelerator"],
     script:
         "../scripts/score_anomalies.py"
 
@@ -105,16 +105,18 @@ rule evaluate_anomaly:
             )
             for family in imaging_families()
         ],
-        by_subject=[
-            report(
-                f"{IMAGING}/report/pixel_by_subject.tsv",
-                caption="../report/anomaly_pixel_by_subject.rst",
-                category="Anomaly detection",
-                labels={"figure": "pixel level per subject"},
-            )
-        ]
-        if config["imaging"]["evaluation"]["pixel_level"]
-        else [],
+        by_subject=(
+            [
+                report(
+                    f"{IMAGING}/report/pixel_by_subject.tsv",
+                    caption="../report/anomaly_pixel_by_subject.rst",
+                    category="Anomaly detection",
+                    labels={"figure": "pixel level per subject"},
+                )
+            ]
+            if config["imaging"]["evaluation"]["pixel_level"]
+            else []
+        ),
     log:
         f"{LOGS}/evaluate_anomaly.log",
     params:

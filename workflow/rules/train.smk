@@ -9,15 +9,15 @@ rule train_tybalt:
         metrics=f"{RUN}/tybalt/train/metrics.csv",
     log:
         f"{LOGS}/train_tybalt.log",
-    params:
-        hparams=model_hparams("tybalt") if is_activated("models.tybalt") else {},
-        training=training_settings(),
-        seed=config["seed"],
     threads: 2
     resources:
         gpu=gpus_requested(),
         mem_mb=8000,
         runtime=120,
+    params:
+        hparams=model_hparams("tybalt") if is_activated("models.tybalt") else {},
+        training=training_settings(),
+        seed=config["seed"],
     script:
         "../scripts/train_tybalt.py"
 
@@ -31,15 +31,15 @@ rule train_anomaly_model:
         f"{LOGS}/train_{{family}}.log",
     wildcard_constraints:
         family="anogan|fanogan|convae",
-    params:
-        hparams=lambda wildcards: anomaly_hparams(wildcards.family),
-        training=lambda wildcards: training_settings(wildcards.family),
-        seed=config["seed"],
     threads: 2
     resources:
         gpu=gpus_requested(),
         mem_mb=8000,
         runtime=240,
+    params:
+        hparams=lambda wildcards: anomaly_hparams(wildcards.family),
+        training=lambda wildcards: training_settings(wildcards.family),
+        seed=config["seed"],
     script:
         "../scripts/train_anomaly_model.py"
 

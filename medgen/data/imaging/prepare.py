@@ -21,7 +21,7 @@ from medgen import atomic, provenance
 from medgen.data.imaging import slices as slicing
 from medgen.data.imaging.readers import read_npz2d
 from medgen.data.imaging.sheet import SPLITS, SheetRow, read_sample_sheet
-from medgen.data.imaging.transforms import volume_transforms, unwrap_transform_error
+from medgen.data.imaging.transforms import unwrap_transform_error, volume_transforms
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
