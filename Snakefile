@@ -1,24 +1,12 @@
-# medgen workflow: the table of contents. Logic lives in workflow/rules/common.smk, one rule
-# file per stage; each rule calls one medgen function through workflow/scripts/.
-from snakemake.utils import min_version
-
-min_version("9.0")
+# medgen: the workflow is in workflow/Snakefile (the Snakemake workflow catalog's layout);
+# this file lets `snakemake` run it from the repository root.
 
 
-configfile: "config/config.yaml"
+include: "workflow/Snakefile"
 
 
-report: "workflow/report/workflow.rst"
-
-
-include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/report.smk"
-
-
-rule all:
+# An included file's default target is not the caller's: name it here.
+rule default:
     input:
-        all_outputs(),
+        rules.all.input,
     default_target: True

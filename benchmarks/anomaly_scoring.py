@@ -152,7 +152,7 @@ def preprocessing_rows(args) -> list[dict]:
     try:
         for label in ("cold (decode + preprocess + write cache)", "cached (read cache)"):
             dataset = volume_dataset(rows_sheet, cfg, cache)
-            _, t = timed(lambda: [load_volume(dataset, i) for i in range(len(rows_sheet))])
+            _, t = timed(lambda ds=dataset: [load_volume(ds, i) for i in range(len(rows_sheet))])
             out.append({"stage": label, "volumes": len(rows_sheet), "seconds": t,
                         "volumes_per_s": len(rows_sheet) / t})
     finally:

@@ -74,7 +74,8 @@ def main() -> None:
             jobs = int(result.stdout.split("Job stats:")[1].split("total")[1].split()[0])
     summary = {
         "subjects": args.subjects, "families": ["tybalt", "anogan", "fanogan"], "jobs": jobs,
-        "seconds": [round(s, 2) for s in seconds], "median_s": round(statistics.median(seconds), 2),
+        "seconds": [round(s, 2) for s in seconds],
+        "median_s": round(statistics.median(seconds), 2),
         "target_s": 20.0, "meets_target": statistics.median(seconds) < 20.0,
     }
     print(f"{'subjects':>9} {'jobs':>5} {'median s':>9} {'runs (s)':>24} {'target':>7}")

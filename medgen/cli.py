@@ -11,9 +11,8 @@ import sys
 
 import yaml
 
-from medgen import __version__
+from medgen import __version__, registry
 from medgen import config as medgen_config
-from medgen import registry
 from medgen.errors import MedgenInputError
 
 

@@ -1,4 +1,4 @@
-"""Load, default-fill and validate a medgen config against workflow/schemas/config.schema.yaml.
+"""Load, default-fill and validate a medgen config against medgen/schemas/config.schema.yaml.
 
 The same function serves Snakemake (common.smk) and the ``medgen`` CLI, so a bad key fails
 the same way everywhere: one message naming the key and what was expected.
@@ -7,6 +7,7 @@ the same way everywhere: one message naming the key and what was expected.
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,22 @@ from medgen import registry
 from medgen.errors import MedgenInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "config.yaml"
+
+
+def package_file(*parts: str) -> Path:
+    """A data file shipped inside the medgen package (works from a checkout and a wheel)."""
+    return Path(str(resources.files("medgen").joinpath(*parts)))
+
+
+# The schemas are package data; workflow/schemas/ holds symlinks to them for the workflow
+# catalog. The default config is config/config.yaml, the file Snakemake reads; a wheel ships
+# a copy of it made at build time (setup.py), which only an installed package has.
+SCHEMA_PATH = package_file("schemas", "config.schema.yaml")
+_PACKAGED_DEFAULT_CONFIG = package_file("resources", "config.yaml")
+DEFAULT_CONFIG_PATH = (
+    _PACKAGED_DEFAULT_CONFIG if _PACKAGED_DEFAULT_CONFIG.is_file()
+    else REPO_ROOT / "config" / "config.yaml"
+)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

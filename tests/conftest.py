@@ -60,7 +60,9 @@ def run_snakemake(*args: str, check: bool = True):
         text=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

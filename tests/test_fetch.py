@@ -6,11 +6,15 @@ import hashlib
 import http.server
 import json
 import os
+import re
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from medgen.data import fetch
 from medgen.data.fetch import download, extract_tables, fetch_syng_bts
@@ -36,6 +40,13 @@ def wheel(tmp_path) -> tuple[Path, str]:
         archive.writestr("syng_bts/data/transfer/BRCA.parquet", b"brca-bytes")
         archive.writestr("syng_bts/data/transfer/PRAD.parquet", b"prad-bytes")
         archive.writestr("syng_bts/data/other/COAD.parquet", b"not-a-transfer-table")
+        # what pip checks when it downloads the wheel from a local folder (the workflow tests)
+        info = "syng_bts-0.0.1.dist-info"
+        archive.writestr(f"{info}/METADATA",
+                         "Metadata-Version: 2.1\nName: syng-bts\nVersion: 0.0.1\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: medgen-tests\n"
+                         "Root-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
     return path, _sha(path.read_bytes())
 
 
@@ -219,36 +230,78 @@ def test_download_unreachable_and_bad_scheme(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.workflow
-def test_corrupt_cached_table_is_detected_and_rebuilt_by_the_workflow(wheel, tmp_path):
-    """A damaged cache file is removed before the DAG is built, so the fetch rule reruns."""
-    import subprocess
-    import sys
+# --- the workflow: checksums are checked inside a job, never while the DAG is built ---------
 
-    import yaml
 
-    from conftest import REPO_ROOT
-
+def _workflow_cache(wheel, tmp_path) -> tuple[Path, Path, Path]:
+    """A cache holding the fixture wheel's tables (made outside Snakemake) and a config."""
     path, sha = wheel
     cache = tmp_path / "cache"
     extract_tables(path, sha, ["BRCA", "PRAD"], cache / "syng_bts-0.0.1")
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
-        "cache_dir": str(cache), "results_dir": str(tmp_path / "results"),
+        "cache_dir": str(cache), "results_dir": str(tmp_path / "results"), "run_name": "r",
         "expression": {"syng_bts": {"version": "0.0.1", "sha256": sha}},
     }))
+    return cache / "syng_bts-0.0.1", config, tmp_path / "results" / "r" / "data"
 
-    def dry_run() -> str:
-        result = subprocess.run(
-            # mtime only: the cache was made outside Snakemake, so it has no metadata record
-            [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--rerun-triggers", "mtime",
-             "--configfile",
-             str(config)], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-        return result.stdout.split("Job stats:")[1].split("total")[0]  # the jobs to run
 
-    assert "fetch_syng_bts" not in dry_run()  # intact cache: nothing to fetch
-    damaged = cache / "syng_bts-0.0.1" / "PRAD.parquet"
+def _snakemake(
+    config: Path, *args: str, pip_wheels: Path | None = None, check: bool = True
+) -> str:
+    """Run snakemake from the repo; pip (if a job calls it) sees only ``pip_wheels``."""
+    from conftest import REPO_ROOT
+
+    pip_env = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_NO_CACHE_DIR": "1",
+               "PIP_FIND_LINKS": str(pip_wheels or config.parent / "no-wheels")}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile", str(config)],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **pip_env},
+    )
+    assert result.returncode == 0 or not check, result.stdout + result.stderr
+    return result.stdout
+
+
+def _planned_rules(stdout: str) -> list[str]:
+    return sorted(re.findall(r"^rule (\w+):", stdout, re.MULTILINE))
+
+
+@pytest.mark.workflow
+def test_dry_run_with_a_corrupt_cached_table_deletes_nothing(wheel, tmp_path):
+    """-n, --lint and --report must not hash or remove cache files: a damaged table stays
+    as it is, and the plan holds the job that will check (and rebuild) it."""
+    folder, config, _ = _workflow_cache(wheel, tmp_path)
+    damaged = folder / "PRAD.parquet"
     damaged.write_bytes(b"prad-byteZ")
-    assert "fetch_syng_bts" in dry_run()
-    assert not damaged.exists()
-    assert (cache / "syng_bts-0.0.1" / "BRCA.parquet").exists()
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    planned = _planned_rules(_snakemake(config, "-n"))
+    assert "verify_syng_bts" in planned and "fetch_syng_bts" not in planned
+    _snakemake(config, "--lint", check=False)  # exits 1: no conda env per rule (by design)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert after == before  # still there, same bytes, untouched
+    assert damaged.read_bytes() == b"prad-byteZ"
+
+
+@pytest.mark.workflow
+def test_corrupt_cached_table_is_detected_and_rebuilt_by_a_real_run(wheel, tmp_path):
+    """The verify job reruns when a cached table changed, finds the damage and rebuilds it."""
+    path, _ = wheel
+    folder, config, data = _workflow_cache(wheel, tmp_path)
+    target = str(data / "syng_bts_sha256.json")
+    # Intact cache: verified without pip (pip would fail here: no wheels to find).
+    _snakemake(config, target)
+    record = json.loads((data / "syng_bts_sha256.json").read_text())
+    assert record["tables"] == {"BRCA.parquet": _sha(b"brca-bytes"),
+                                "PRAD.parquet": _sha(b"prad-bytes")}
+    assert "Nothing to be done" in _snakemake(config, target, "-n")
+
+    damaged = folder / "PRAD.parquet"
+    damaged.write_bytes(b"prad-byteZ")
+    assert _planned_rules(_snakemake(config, target, "-n")) == ["verify_syng_bts"]
+    assert damaged.read_bytes() == b"prad-byteZ"  # the dry run left it alone
+    _snakemake(config, target, pip_wheels=path.parent)
+    assert damaged.read_bytes() == b"prad-bytes"  # rebuilt from the wheel
+    assert (folder / "BRCA.parquet").read_bytes() == b"brca-bytes"
+    log = (data.parent / "logs" / "verify_syng_bts.log").read_text()
+    assert "does not match" in log and "downloading syng-bts 0.0.1" in log
+    assert "Nothing to be done" in _snakemake(config, target, "-n")

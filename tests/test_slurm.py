@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from medgen import config as medgen_config
+
 from conftest import skip_or_fail_in_ci
 
 REPO_ROOT = medgen_config.REPO_ROOT

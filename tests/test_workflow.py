@@ -19,13 +19,17 @@ REPO_ROOT = medgen_config.REPO_ROOT
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args: str, cwd: Path = REPO_ROOT, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    *args: str, cwd: Path = REPO_ROOT, check: bool = True
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

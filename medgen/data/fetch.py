@@ -33,8 +33,7 @@ CACHE_MANIFEST = "SHA256SUMS.json"
 _CHUNK = 1 << 16
 
 
-def _cached_tables(folder: Path, tables: Sequence[str]) -> dict[str, Path] | None:
-    """The cached tables if every one is present and matches the manifest, else None."""
+def _read_manifest(folder: Path) -> dict[str, str] | None:
     manifest_path = folder / CACHE_MANIFEST
     if not manifest_path.is_file():
         return None
@@ -42,35 +41,28 @@ def _cached_tables(folder: Path, tables: Sequence[str]) -> dict[str, Path] | Non
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _cached_tables(folder: Path, tables: Sequence[str]) -> dict[str, Path] | None:
+    """The cached tables if every one is present and matches the manifest, else None.
+
+    Hashes every table: call it from a job (the fetch rule's), never while Snakemake builds
+    its DAG, so that ``snakemake -n``, ``--lint`` and ``--report`` read and change nothing.
+    """
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        return None
     paths = {table: folder / f"{table}.parquet" for table in tables}
-    for table, path in paths.items():
-        if not path.is_file() or manifest.get(path.name) != sha256_file(path):
-            logger.info("cached %s is missing or changed; fetching the wheel again", path)
+    for path in paths.values():
+        if not path.is_file():
+            logger.info("cached %s is missing; fetching the wheel again", path)
+            return None
+        if manifest.get(path.name) != sha256_file(path):
+            logger.warning("cached %s does not match %s; fetching the wheel again to rebuild it",
+                           path, folder / CACHE_MANIFEST)
             return None
     return paths
-
-
-def drop_corrupt_cache(cache_dir: str | os.PathLike, version: str, tables: Sequence[str]) -> list[Path]:
-    """Remove cached syng-bts tables that no longer match the cache's checksums.
-
-    Called before Snakemake builds its DAG: a removed table is a missing output, so the fetch
-    rule runs again and rebuilds it instead of preprocessing reading a damaged file.
-    """
-    folder = Path(cache_dir) / f"syng_bts-{version}"
-    manifest_path = folder / CACHE_MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    except (OSError, ValueError):
-        manifest = {}
-    removed = []
-    for table in tables:
-        path = folder / f"{table}.parquet"
-        if path.is_file() and manifest.get(path.name) != sha256_file(path):
-            logger.warning("cached %s does not match %s: removing it to fetch it again",
-                           path, manifest_path)
-            path.unlink()
-            removed.append(path)
-    return removed
 
 
 def extract_tables(
@@ -126,12 +118,7 @@ def extract_tables(
                 shutil.copyfileobj(src, out, _CHUNK)
             paths[table] = dest
     manifest_path = dest_dir / CACHE_MANIFEST
-    manifest = {}
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except ValueError:
-            manifest = {}
+    manifest = _read_manifest(dest_dir) or {}
     manifest.update({p.name: sha256_file(p) for p in paths.values()})
     manifest["wheel_sha256"] = sha256
     write_json(manifest_path, manifest)
@@ -150,7 +137,8 @@ def fetch_syng_bts(
     Runs ``python -m pip download --no-deps --only-binary=:all: syng-bts==VERSION`` into a
     temporary folder, checks the wheel's sha256 and keeps only the requested tables in
     ``cache_dir/syng_bts-VERSION/``. A second call whose tables are cached (and match the
-    cache's checksums) downloads nothing.
+    cache's checksums) downloads nothing; a cached table that is missing or no longer matches
+    its checksum is rebuilt from a fresh download (written atomically over the damaged one).
 
     Parameters
     ----------
@@ -195,6 +183,37 @@ def fetch_syng_bts(
                 f"pip download of syng-bts=={version} gave {len(wheels)} wheels; expected 1"
             )
         return extract_tables(wheels[0], sha256, tables, folder)
+
+
+def verify_syng_bts(
+    version: str,
+    sha256: str,
+    tables: Sequence[str],
+    cache_dir: str | os.PathLike,
+    checksums_out: str | os.PathLike,
+    pip_options: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Check the cached syng-bts tables, rebuild damaged ones, record what was verified.
+
+    The workflow's verify_syng_bts job: its inputs are the cached tables, so Snakemake runs
+    it again whenever a table changes after the last verification (a newer file). It calls
+    :func:`fetch_syng_bts`, which hashes every table against the cache's manifest and fetches
+    the wheel again when one does not match, then writes ``checksums_out`` (table file name
+    -> sha256, and the wheel's sha256) for the steps that read the tables.
+
+    Returns
+    -------
+    dict
+        Table name -> cached parquet path, every one verified.
+    """
+    paths = fetch_syng_bts(version, sha256, tables, cache_dir, pip_options)
+    manifest = _read_manifest(Path(cache_dir) / f"syng_bts-{version}") or {}
+    write_json(checksums_out, {
+        "syng_bts_version": version,
+        "wheel_sha256": manifest.get("wheel_sha256", sha256),
+        "tables": {path.name: manifest[path.name] for path in paths.values()},
+    })
+    return paths
 
 
 def _filename(url: str, filename: str | None) -> str:

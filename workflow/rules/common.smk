@@ -20,13 +20,6 @@ RUN = f"{config['results_dir']}/{config['run_name']}"
 CACHE = config["cache_dir"]
 LOGS = f"{RUN}/logs"
 
-if config["expression"]["source"] == "syng_bts":
-    # A damaged cached table becomes a missing one, so fetch_syng_bts rebuilds it.
-    from medgen.data.fetch import drop_corrupt_cache
-
-    drop_corrupt_cache(CACHE, config["expression"]["syng_bts"]["version"],
-                       config["expression"]["syng_bts"]["tables"])
-
 
 def is_activated(section):
     """True when config[section] (a dotted path, e.g. 'models.tybalt') has activate: true."""
@@ -68,6 +61,20 @@ def syng_bts_dir():
     return f"{CACHE}/syng_bts-{config['expression']['syng_bts']['version']}"
 
 
+def syng_bts_checksums():
+    """The run's record of the cached syng-bts tables, written once verify_syng_bts checked
+    (or rebuilt) them."""
+    return f"{RUN}/data/syng_bts_sha256.json"
+
+
+def verified_expression_inputs():
+    """What steps reading the expression tables wait for besides the tables: the syng-bts
+    checksum record, so they read the cache only after a job has verified (or rebuilt) it."""
+    if config["expression"]["source"] == "syng_bts":
+        return [syng_bts_checksums()]
+    return []
+
+
 def url_download_path():
     url_cfg = config["expression"]["url"]
     if not url_cfg["url"] or not url_cfg["sha256"]:
@@ -84,13 +91,23 @@ def expression_table_specs():
     expr = config["expression"]
     if expr["source"] == "syng_bts":
         return [
-            {"path": f"{syng_bts_dir()}/{name}.parquet", "format": "parquet",
-             "orientation": "samples_as_rows", "group": name}
+            {
+                "path": f"{syng_bts_dir()}/{name}.parquet",
+                "format": "parquet",
+                "orientation": "samples_as_rows",
+                "group": name,
+            }
             for name in expr["syng_bts"]["tables"]
         ]
     if expr["source"] == "url":
-        return [{"path": url_download_path(), "format": expr["url"]["format"],
-                 "orientation": expr["url"]["orientation"], "group": None}]
+        return [
+            {
+                "path": url_download_path(),
+                "format": expr["url"]["format"],
+                "orientation": expr["url"]["orientation"],
+                "group": None,
+            }
+        ]
     if not expr["files"]:
         raise WorkflowError("expression.source is 'files' but expression.files is empty")
     return [dict(spec) for spec in expr["files"]]
@@ -174,8 +191,9 @@ def imaging_inputs(wildcards=None):
 
     imaging = config["imaging"]
     try:
-        rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], config["seed"],
-                                 imaging["data_root"])
+        rows = read_sample_sheet(
+            sheet, imaging["modalities"], imaging["split"], config["seed"], imaging["data_root"]
+        )
     except MedgenInputError as err:
         raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
     paths = dict.fromkeys(str(path) for row in rows for path in row.paths())  # ordered, unique

@@ -18,6 +18,22 @@ if config["expression"]["source"] == "syng_bts":
         script:
             "../scripts/fetch_syng_bts.py"
 
+    # Checks the cached tables inside a job (never while the DAG is built, so -n, --lint and
+    # --report hash and delete nothing): a table changed since the last check is newer than
+    # this rule's output, so the job reruns, finds the mismatch and rebuilds the table.
+    rule verify_syng_bts:
+        input:
+            tables=rules.fetch_syng_bts.output.tables,
+        output:
+            checksums=syng_bts_checksums(),
+        log:
+            f"{LOGS}/verify_syng_bts.log",
+        params:
+            syng_bts=config["expression"]["syng_bts"],
+            cache_dir=lambda wildcards, input: str(Path(input.tables[0]).parent.parent),
+        script:
+            "../scripts/fetch_syng_bts.py"
+
 
 if config["expression"]["source"] == "url":
 
@@ -35,18 +51,19 @@ if config["expression"]["source"] == "url":
 rule preprocess_expression:
     input:
         tables=expression_inputs,
+        verified=verified_expression_inputs(),
     output:
         h5ad=f"{RUN}/data/expression.h5ad",
         split=f"{RUN}/data/split_manifest.tsv",
     log:
         f"{LOGS}/preprocess_expression.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         expression=config["expression"],
         tables=expression_table_specs(),
         seed=config["seed"],
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/preprocess_expression.py"
 
@@ -58,12 +75,12 @@ rule prepare_images:
         data=directory(f"{IMAGING}/data"),
     log:
         f"{LOGS}/prepare_images.log",
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         imaging=preprocessing_settings(),
         seed=config["seed"],
         cache_dir=f"{CACHE}/imaging",
-    resources:
-        mem_mb=8000,
-        runtime=60,
     script:
         "../scripts/prepare_images.py"

@@ -46,13 +46,13 @@ rule evaluate_expression:
         f"{LOGS}/evaluate_{{family}}.log",
     wildcard_constraints:
         family=one_of(registry.names("expression")),
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         evaluation=config["evaluation"],
         labels=config["expression"]["labels"],
         seed=config["seed"],
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../scripts/evaluate_expression.py"
 
@@ -65,14 +65,14 @@ rule score_anomalies:
         scores=directory(f"{IMAGING}/scores/{{method}}"),
     log:
         f"{LOGS}/score_{{method}}.log",
-    params:
-        evaluation=scoring_settings(),
-        kind=config["imaging"]["kind"],
-        accelerator=config["training"]["accelerator"],
     resources:
         gpu=lambda wildcards: scoring_gpus(wildcards.method),
         mem_mb=8000,
         runtime=120,
+    params:
+        evaluation=scoring_settings(),
+        kind=config["imaging"]["kind"],
+        accelerator=config["training"]["accelerator"],
     script:
         "../scripts/score_anomalies.py"
 
@@ -110,16 +110,18 @@ rule evaluate_anomaly:
             )
             for family in activated_families("anomaly")
         ],
-        by_subject=[
-            report(
-                f"{IMAGING}/report/pixel_by_subject.tsv",
-                caption="../report/anomaly_pixel_by_subject.rst",
-                category="Anomaly detection",
-                labels={"figure": "pixel level per subject"},
-            )
-        ]
-        if config["imaging"]["evaluation"]["pixel_level"]
-        else [],
+        by_subject=(
+            [
+                report(
+                    f"{IMAGING}/report/pixel_by_subject.tsv",
+                    caption="../report/anomaly_pixel_by_subject.rst",
+                    category="Anomaly detection",
+                    labels={"figure": "pixel level per subject"},
+                )
+            ]
+            if config["imaging"]["evaluation"]["pixel_level"]
+            else []
+        ),
     log:
         f"{LOGS}/evaluate_anomaly.log",
     params:

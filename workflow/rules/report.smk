@@ -4,6 +4,7 @@
 rule provenance:
     input:
         expression_inputs() if is_activated("expression") else [],
+        verified_expression_inputs() if is_activated("expression") else [],
         imaging_inputs() if is_activated("imaging") else [],
     output:
         report(

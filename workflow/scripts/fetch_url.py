@@ -7,4 +7,5 @@ from medgen.smk import logged
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     target = Path(snakemake.output.table)  # noqa: F821
-    download(snakemake.params.url["url"], snakemake.params.url["sha256"], target.parent, target.name)  # noqa: F821
+    url = snakemake.params.url  # noqa: F821
+    download(url["url"], url["sha256"], target.parent, target.name)

@@ -15,10 +15,10 @@ import jsonschema
 import numpy as np
 
 from medgen.atomic import atomic_path
-from medgen.config import REPO_ROOT, load_yaml
+from medgen.config import load_yaml, package_file
 from medgen.errors import MedgenInputError
 
-SHEET_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "imaging_sheet.schema.yaml"
+SHEET_SCHEMA_PATH = package_file("schemas", "imaging_sheet.schema.yaml")
 SPLITS = ("train", "val", "test")
 OPTIONAL_PATH_COLUMNS = ("mask", "label")
 
