@@ -7,6 +7,6 @@ include: "workflow/Snakefile"
 
 # An included file's default target is not the caller's: name it here.
 rule default:
+    default_target: True
     input:
         rules.all.input,
-    default_target: True

@@ -61,8 +61,8 @@ def trained_networks(args) -> tuple[Path, Path, Path]:
     """(data dir, AnoGAN model.pt, f-AnoGAN model.pt) under --work, trained if missing."""
     from medgen.config import load
     from medgen.data.imaging.prepare import prepare_images
-    from medgen.train import train_model
     from medgen.registry import resolve_hparams
+    from medgen.train import train_model
 
     work = Path(args.work)
     data, models = work / "data", work / "models"

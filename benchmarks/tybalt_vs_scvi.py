@@ -12,7 +12,7 @@ samples are exact copies. Both tools train on the same 90% (9,413 samples) and v
 same 10% every epoch (the paper held out 10%).
 
 Each tool runs in its own subprocess so that peak RSS (ru_maxrss) is per tool:
-- medgen: ``train_model('tybalt', ...)`` with the 'paper' preset (Lightning via ``medgen.train.fit``,
+- medgen: ``train_model('tybalt', ...)``, 'paper' preset (Lightning via ``medgen.train.fit``,
   including its per-epoch checkpoint writing, CSV logging and the final model.pt);
 - scvi-tools: ``SCVI(n_latent=100, n_hidden=100, n_layers=1, gene_likelihood='normal')``,
   ``train(batch_size=50, train_size=0.9, check_val_every_n_epoch=1)``, no checkpoints

@@ -49,7 +49,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise MedgenInputError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+        raise MedgenInputError(
+            f"config file {path} must hold a mapping, got {type(data).__name__}")
     return data
 
 
@@ -146,7 +147,9 @@ def _validate_model_params(config: dict[str, Any]) -> None:
         registry.resolve_hparams(family, section["preset"], section.get("params", {}))
 
 
-def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Default config, then a dataset config file, then overrides; validated."""
     config = load_yaml(DEFAULT_CONFIG_PATH)
     if path is not None:

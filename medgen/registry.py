@@ -49,7 +49,9 @@ def presets(family: str) -> dict[str, dict[str, Any]]:
     return dict(get(family).presets)
 
 
-def resolve_hparams(family: str, preset: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_hparams(
+    family: str, preset: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The preset's hyperparameters with ``params`` applied key by key.
 
     An unknown preset or key fails with the valid choices, so typos never pass silently.

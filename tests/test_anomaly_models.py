@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from medgen import registry
+from medgen.checkpoint import load as load_checkpoint
 from medgen.config import validate
 from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
@@ -23,7 +24,6 @@ from medgen.evaluate.anomaly_metrics import (
     sensitivity_specificity,
 )
 from medgen.evaluate.anomaly_outputs import read_scores
-from medgen.checkpoint import load as load_checkpoint
 from medgen.evaluate.scorers import fit_pca, load_scorer
 from medgen.models.anogan.module import map_latents
 from medgen.nn.dcgan import Discriminator, Generator

@@ -92,8 +92,8 @@ def test_node_associations_separating_node():
 @pytest.fixture(scope="module")
 def evaluated(expression_h5ad, tmp_path_factory):
     from medgen.evaluate.expression import evaluate_expression
-    from medgen.train import train_model
     from medgen.registry import resolve_hparams
+    from medgen.train import train_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
+from medgen.checkpoint import load as load_checkpoint
 from medgen.errors import MedgenInputError
+from medgen.evaluate.expression import load_model
 from medgen.models.tybalt import PRESETS
 from medgen.models.tybalt.module import TybaltVAE
 from medgen.models.tybalt.plan import TybaltPlan, kl_weight
-from medgen.checkpoint import load as load_checkpoint
-from medgen.evaluate.expression import load_model
-from medgen.train import train_model
 from medgen.registry import resolve_hparams
+from medgen.train import train_model
 
 TRAINING = {
     "accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 1,

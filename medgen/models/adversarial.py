@@ -45,7 +45,8 @@ class AdversarialPlan(L.LightningModule):
         self.automatic_optimization = False
 
     @classmethod
-    def build(cls, hparams: dict[str, Any], dims: dict[str, Any], previous: dict) -> AdversarialPlan:
+    def build(cls, hparams: dict[str, Any], dims: dict[str, Any],
+              previous: dict) -> AdversarialPlan:
         """The plan for data of ``dims`` (channels, image_size); a first stage: no ``previous``."""
         return cls(hparams, dims["channels"], dims["image_size"])
 

@@ -10,16 +10,16 @@ rule train_model:
         f"{LOGS}/train_{{family}}.log",
     wildcard_constraints:
         family=one_of(registry.names()),
-    params:
-        hparams=lambda wildcards: family_hparams(wildcards.family),
-        training=lambda wildcards: training_settings(wildcards.family),
-        seed=config["seed"],
     # CPU results depend on the thread count: the rule reserves what torch will use
     threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=gpus_requested(),
         mem_mb=lambda wildcards: training_resources(wildcards.family)["mem_mb"],
         runtime=lambda wildcards: training_resources(wildcards.family)["runtime"],
+    params:
+        hparams=lambda wildcards: family_hparams(wildcards.family),
+        training=lambda wildcards: training_settings(wildcards.family),
+        seed=config["seed"],
     script:
         "../scripts/train_model.py"
 

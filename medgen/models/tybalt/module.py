@@ -141,7 +141,7 @@ class TybaltVAE(nn.Module):
         return torch.cat([x, c], dim=1) if self.n_conditions else x
 
     @classmethod
-    def from_hparams(cls, n_genes: int, n_conditions: int, hparams: dict) -> "TybaltVAE":
+    def from_hparams(cls, n_genes: int, n_conditions: int, hparams: dict) -> TybaltVAE:
         """Build from a preset's hyperparameters (the plan and model.pt loading share this)."""
         return cls(
             n_genes=n_genes,
