@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from medgen.atomic import atomic_path
+from medgen.checkpoint import load as load_checkpoint
 from medgen.train import PREEMPTED_EXIT_CODE
 
 from conftest import make_expression, skip_or_fail_in_ci
@@ -38,7 +39,7 @@ def _job(h5ad: str, out: Path, epochs: int, devices: int = 1) -> subprocess.Pope
 
 
 def _state(out: Path) -> dict[str, torch.Tensor]:
-    return torch.load(out / "model.pt", weights_only=True)["state_dict"]
+    return load_checkpoint(out / "model.pt").state["vae"]
 
 
 @pytest.mark.slow

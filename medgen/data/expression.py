@@ -385,6 +385,72 @@ def preprocess_expression(
     return out
 
 
+def preprocess_for_model(
+    tables: list[dict[str, Any]],
+    cfg: dict[str, Any],
+    signature: dict[str, Any],
+    out_h5ad: str | os.PathLike,
+    metadata_path: str | os.PathLike | None = None,
+) -> ad.AnnData:
+    """New samples prepared for a trained expression model: every sample is evaluation data.
+
+    Steps (1)-(5) of :func:`preprocess_expression` (read, combine, drop empty samples, join
+    metadata, normalise and log1p); then the model's genes in the model's order and its
+    min-max scaling (both stored in its checkpoint signature, ``genes``, ``scale_min``,
+    ``scale_max``), clipping to [0, 1]. ``obs['split']`` is 'test' for every sample.
+
+    Raises
+    ------
+    MedgenInputError
+        A gene the model needs is missing from the tables (the message names some), or the
+        model was trained before scaling ranges were stored in checkpoints.
+    """
+    if "scale_min" not in signature:
+        raise MedgenInputError(
+            "the model's checkpoint holds no scaling ranges (written before medgen stored "
+            "them); retrain it to apply it to new data"
+        )
+    if not tables:
+        raise MedgenInputError("no expression tables given (expression.files is empty)")
+    data_type = cfg["data_type"]
+    paths = [str(t["path"]) for t in tables]
+    adatas = [load_table(t, data_type, cfg["barcode_labels"]) for t in tables]
+    adata = concat_tables(adatas, paths) if len(adatas) > 1 else adatas[0]
+    # genes are not dropped here: the model's gene list decides
+    adata = drop_empty(adata, cfg["drop_empty"], ", ".join(paths))
+    metadata_path = metadata_path or cfg.get("metadata", {}).get("path")
+    if metadata_path:
+        join_metadata(adata, metadata_path, cfg["metadata"]["sample_column"],
+                      cfg["barcode_labels"])
+    check_labels(adata.obs, list(cfg["labels"]))
+    log_values = log_normalise(adata, data_type, cfg["target_sum"])
+    genes = list(signature["genes"])
+    position = {str(g): i for i, g in enumerate(adata.var_names)}
+    missing = [g for g in genes if g not in position]
+    if missing:
+        raise MedgenInputError(
+            f"{', '.join(paths)}: {len(missing)} of the model's {len(genes)} genes are missing "
+            f"(first: {missing[:5]}); the tables must measure every gene the model was "
+            "trained on"
+        )
+    keep = np.array([position[g] for g in genes])
+    scaled, n_clipped = minmax_apply(log_values[:, keep], np.asarray(signature["scale_min"]),
+                                     np.asarray(signature["scale_max"]))
+    obs = adata.obs.copy()
+    obs.insert(0, "split", "test")
+    out = ad.AnnData(X=scaled.astype(np.float32), obs=obs, var=adata.var.iloc[keep].copy())
+    inputs = paths + ([str(metadata_path)] if metadata_path else [])
+    out.uns["provenance_json"] = json.dumps(
+        provenance.collect(config=cfg, inputs=inputs), sort_keys=True, default=str)
+    out.uns["preprocessing"] = {"applied_to_model_genes": len(genes),
+                                "clipped_values": n_clipped,
+                                "clipped_fraction": float(n_clipped / max(scaled.size, 1))}
+    out.strings_to_categoricals()
+    with atomic_path(out_h5ad) as tmp:
+        out.write_h5ad(tmp)
+    return out
+
+
 def _log_summary(adata: ad.AnnData, labels: list[str], n_clipped: int) -> None:
     counts = adata.obs["split"].value_counts()
     logger.info(

@@ -44,8 +44,12 @@ class ExpressionData:
         return json.loads(raw) if isinstance(raw, str) else {}
 
 
-def read_expression(path: str | os.PathLike) -> ExpressionData:
-    """Read and check the h5ad; bad layout raises MedgenInputError naming the problem."""
+def read_expression(path: str | os.PathLike, need_train: bool = True) -> ExpressionData:
+    """Read and check the h5ad; bad layout raises MedgenInputError naming the problem.
+
+    ``need_train``: refuse a file without training samples (False for new data that a
+    trained model is applied to).
+    """
     try:
         adata = ad.read_h5ad(path)
     except (OSError, FileNotFoundError) as err:
@@ -67,7 +71,7 @@ def read_expression(path: str | os.PathLike) -> ExpressionData:
             f"found values in [{x.min():.3g}, {x.max():.3g}]"
         )
     data = ExpressionData(adata=adata, x=x, genes=[str(g) for g in adata.var_names])
-    if not data.mask("train").any():
+    if need_train and not data.mask("train").any():
         raise MedgenInputError(f"{path}: no samples with obs['{SPLIT_KEY}'] == 'train'")
     return data
 
@@ -169,6 +173,16 @@ def eval_loader(
     )
 
 
+def scaling_ranges(data: ExpressionData) -> dict[str, list[float]]:
+    """The per-gene min-max ranges preprocessing fitted on the training split (``var``
+    columns ``scale_min``/``scale_max``), kept with a model so new data can be scaled alike."""
+    var = data.adata.var
+    if not {"scale_min", "scale_max"} <= set(var.columns):
+        return {}
+    return {"scale_min": var["scale_min"].astype(float).tolist(),
+            "scale_max": var["scale_max"].astype(float).tolist()}
+
+
 def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
                   family: str) -> TrainingData:
     """Loaders of the train (shuffled, seeded) and val splits of a preprocessed h5ad.
@@ -187,7 +201,7 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
         val=eval_loader(data.x, codes, val),
         dims={"n_genes": len(data.genes), "n_conditions": len(categories)},
         signature={"genes": list(data.genes), "condition_on": column,
-                   "condition_categories": categories},
+                   "condition_categories": categories, **scaling_ranges(data)},
         content_hash=content_hash(data.x, codes, list(data.genes),
                                   list(map(str, data.adata.obs_names)),
                                   data.adata.obs[SPLIT_KEY].astype(str).tolist()),

@@ -200,8 +200,41 @@ def imaging_inputs(wildcards=None):
     return [sheet, *paths]
 
 
+APPLY = f"{RUN}/apply"
+
+
+def apply_task():
+    """The task of the model that apply.model names (read from its checkpoint)."""
+    from medgen.apply import model_task  # torch and the task code: only in apply mode
+
+    try:
+        return model_task(config["apply"]["model"])
+    except MedgenInputError as err:
+        raise WorkflowError(f"config key 'apply.model': {err}") from None
+
+
+def apply_inputs(wildcards=None):
+    """The trained model and the new data it is applied to."""
+    data = expression_inputs() if apply_task() == "expression" else imaging_inputs()
+    return [config["apply"]["model"], *data]
+
+
+def run_inputs():
+    """Every input file of this run, for its provenance."""
+    if is_activated("apply"):
+        return apply_inputs()
+    inputs = []
+    if is_activated("expression"):
+        inputs += expression_inputs() + verified_expression_inputs()
+    if is_activated("imaging"):
+        inputs += imaging_inputs()
+    return inputs
+
+
 def all_outputs():
     targets = [f"{RUN}/provenance.json"]
+    if is_activated("apply"):
+        return targets + [APPLY]
     if is_activated("expression"):
         targets += expand(
             "{run}/{family}/eval/metrics.json",

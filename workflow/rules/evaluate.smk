@@ -130,3 +130,24 @@ rule evaluate_anomaly:
         seed=config["seed"],
     script:
         "../scripts/evaluate_anomaly.py"
+
+
+rule apply_model:
+    input:
+        apply_inputs,
+    output:
+        directory(APPLY),
+    log:
+        f"{LOGS}/apply_model.log",
+    resources:
+        gpu=min(gpus_requested(), 1),
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=config["apply"]["model"],
+        expression=config["expression"],
+        imaging=config["imaging"],
+        seed=config["seed"],
+        accelerator=config["training"]["accelerator"],
+    script:
+        "../scripts/apply_model.py"

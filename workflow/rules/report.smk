@@ -3,9 +3,7 @@
 
 rule provenance:
     input:
-        expression_inputs() if is_activated("expression") else [],
-        verified_expression_inputs() if is_activated("expression") else [],
-        imaging_inputs() if is_activated("imaging") else [],
+        run_inputs(),
     output:
         report(
             f"{RUN}/provenance.json",

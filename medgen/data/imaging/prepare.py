@@ -9,6 +9,7 @@ holds the training units (normal images, slices or tumour-free patches); ``val.n
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -91,7 +92,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir) -> dict[str, Any]:
+def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[str, Any]:
     dataset = volume_dataset(rows, cfg, cache_dir)
     rng = np.random.default_rng(seed)
     splits: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
@@ -120,7 +121,7 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir) -> dict[str, Any]:
     outputs = {}
     for split, parts in splits.items():
         if not parts:
-            if split == "train":
+            if split == "train" and not apply:
                 raise MedgenInputError("the sample sheet has no subject in split 'train'")
             continue
         arrays = _concat(parts)
@@ -171,7 +172,7 @@ def normalise_images(images: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def _prepare_npz(rows, cfg, out_dir) -> dict[str, Any]:
+def _prepare_npz(rows, cfg, out_dir, apply=False) -> dict[str, Any]:
     splits: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
     for row in rows:
         if not row.npz_split:
@@ -201,7 +202,7 @@ def _prepare_npz(rows, cfg, out_dir) -> dict[str, Any]:
         if parts:
             save_npz(out_dir / f"{split}.npz", _concat(parts))
             outputs[split] = out_dir / f"{split}.npz"
-    if "train" not in outputs:
+    if "train" not in outputs and not apply:
         raise MedgenInputError("the sample sheet has no subject in split 'train'")
     return outputs
 
@@ -212,6 +213,7 @@ def prepare_images(
     seed: int,
     out_dir: str | Path,
     cache_dir: str | Path | None = None,
+    apply: bool = False,
 ) -> dict[str, Path]:
     """Read, preprocess and split the images of a sample sheet; returns split -> .npz path.
 
@@ -227,6 +229,9 @@ def prepare_images(
         Folder for ``{train,val,test}.npz``, ``volumes.json`` and ``provenance.json``.
     cache_dir
         Disk cache of preprocessed volumes (default ``<out_dir>/cache``).
+    apply
+        New data for a trained model: every subject is evaluation data ('test', whatever
+        the sheet says), and no training split is needed.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,11 +244,13 @@ def prepare_images(
     rows = read_sample_sheet(
         sample_sheet, cfg["modalities"], cfg.get("split"), seed, cfg.get("data_root")
     )
+    if apply:
+        rows = [dataclasses.replace(row, split="test") for row in rows]
     if cfg["kind"] == "npz2d":
-        outputs = _prepare_npz(rows, cfg, out_dir)
+        outputs = _prepare_npz(rows, cfg, out_dir, apply)
     else:
         cache = Path(cache_dir) if cache_dir else out_dir / "cache"
-        outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache)
+        outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache, apply)
     inputs = [p for r in rows for p in r.paths()]
     atomic.write_json(out_dir / "provenance.json", provenance.collect(
         {"imaging": cfg, "splits": {r.subject: r.split for r in rows}}, seed, inputs))

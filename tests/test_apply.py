@@ -1,0 +1,154 @@
+"""Apply path: a trained model.pt on new data, without training (medgen.apply and the
+workflow's apply mode)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from medgen import checkpoint
+from medgen import config as medgen_config
+from medgen.apply import apply_model
+from medgen.data.expression import preprocess_expression
+from medgen.errors import MedgenInputError
+from medgen.registry import resolve_hparams
+from medgen.train import train_model
+
+from conftest import REPO_ROOT, run_snakemake
+
+TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 2,
+            "num_threads": 1, "progress_bar": False}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def counts_table(path: Path, n: int, genes: list[str], seed: int) -> Path:
+    """A samples x genes count table with TCGA barcodes (synthetic fixture)."""
+    rng = np.random.default_rng(seed)
+    types = ["01", "11"] * (n // 2)
+    index = [f"TCGA-{seed:02d}-{i:04d}-{t}A" for i, t in enumerate(types)]
+    frame = pd.DataFrame(rng.poisson(20, (n, len(genes))) + 1, index=index, columns=genes)
+    frame.iloc[:, 0] += np.array([40 if t == "01" else 0 for t in types])  # tumour marker
+    frame.to_csv(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def expression_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("apply_expression")
+    genes = [f"g{i}" for i in range(30)]
+    table = counts_table(root / "train.csv", 80, genes, seed=1)
+    cfg = medgen_config.load(overrides={"expression": {
+        "source": "files", "top_k_genes": 12, "labels": ["tumor_normal"],
+        "files": [{"path": str(table), "format": "csv", "orientation": "samples_as_rows"}]}})
+    preprocess_expression(cfg["expression"]["files"], cfg["expression"], 0,
+                          root / "expression.h5ad", root / "split.tsv")
+    hp = resolve_hparams("tybalt", "default", {"latent_dim": 3, "batch_size": 16})
+    model = train_model("tybalt", root / "expression.h5ad", hp, TRAINING, 0, root / "model",
+                        config=cfg)
+    return root, genes, cfg, model
+
+
+def test_expression_model_applied_to_new_samples(expression_model, tmp_path):
+    root, genes, cfg, model = expression_model
+    # a new cohort: other samples, the genes in another order, and an extra gene
+    new = counts_table(tmp_path / "new.csv", 20, genes[::-1] + ["extra"], seed=7)
+    config = medgen_config.deep_update(cfg, {"expression": {"files": [
+        {"path": str(new), "format": "csv", "orientation": "samples_as_rows"}]}})
+    metrics = json.loads(apply_model(model, config, tmp_path / "out").read_text())
+    assert metrics["n_samples"] == 20 and metrics["family"] == "tybalt"
+    assert np.isfinite(metrics["test_mse"])
+    latent = pd.read_csv(tmp_path / "out" / "latent.tsv", sep="\t", index_col=0)
+    assert latent.shape == (20, 3)
+    assoc = pd.read_csv(tmp_path / "out" / "node_associations.tsv", sep="\t")
+    assert set(assoc["label"]) == {"tumor_normal"}
+    # the model's genes in the model's order, scaled with the training ranges (clipped to
+    # [0, 1], not refitted on the new cohort: a refit would put each gene's min at exactly 0)
+    saved = checkpoint.load(model)
+    prepared = ad.read_h5ad(tmp_path / "out" / "data" / "expression.h5ad")
+    assert list(prepared.var_names) == saved.data["genes"]
+    assert len(saved.data["scale_min"]) == len(saved.data["genes"]) == 12
+    assert not np.allclose(prepared.X.min(axis=0), 0.0)
+    assert (prepared.obs["split"] == "test").all()
+
+
+def test_expression_apply_refuses_tables_without_the_models_genes(expression_model, tmp_path):
+    _, genes, cfg, model = expression_model
+    trained = checkpoint.load(model).data["genes"]
+    new = counts_table(tmp_path / "new.csv", 10, [g for g in genes if g != trained[0]], seed=3)
+    config = medgen_config.deep_update(cfg, {"expression": {"files": [
+        {"path": str(new), "format": "csv", "orientation": "samples_as_rows"}]}})
+    with pytest.raises(MedgenInputError, match=f"missing .*'{trained[0]}'"):
+        apply_model(model, config, tmp_path / "out")
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.mark.realdata
+def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path):
+    brats = shared_data / "imaging" / "brats"
+    sheet = pd.read_csv(REPO_ROOT / "config" / "datasets" / "brats_anomaly_samples.tsv",
+                        sep="\t")
+    small = {"target_spacing": [4.0, 4.0, 4.0], "slice_size": 48, "image_size": 16,
+             "max_patches_per_subject": 100, "data_root": str(brats)}
+    train_sheet = tmp_path / "train.tsv"
+    sheet[sheet.subject.isin(["BraTS2021_00000", "BraTS2021_00003"])].assign(
+        split=["train", "val"]).to_csv(train_sheet, sep="\t", index=False)
+    cfg = medgen_config.load(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml",
+                             {"imaging": {**small, "sample_sheet": str(train_sheet)}})
+    from medgen.data.imaging.prepare import prepare_images
+
+    splits = prepare_images(str(train_sheet), cfg["imaging"], 0, tmp_path / "data")
+    hp = {**resolve_hparams("convae", "default"), "channels_base": 4, "max_epochs": 1}
+    model = train_model("convae", splits["train"], hp, TRAINING, 0, tmp_path / "convae",
+                        config=cfg)
+    trained_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "convae").rglob("*")}
+    # four new subjects, whatever split their sheet gives them
+    new_sheet = tmp_path / "new.tsv"
+    sheet[sheet.subject.isin(["BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
+                              "Brats18_2013_2_1"])].to_csv(new_sheet, sep="\t", index=False)
+    config = medgen_config.deep_update(cfg, {"imaging": {"sample_sheet": str(new_sheet)}})
+    out = apply_model(model, config, tmp_path / "apply")
+    rows = pd.read_csv(out, sep="\t")
+    assert set(rows["method"]) >= {"convae"} and set(rows["split"]) == {"test"}
+    scores = pd.read_csv(tmp_path / "apply" / "scores" / "convae" / "scores_test.tsv", sep="\t")
+    assert set(scores["subject"]) == {"BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
+                                      "Brats18_2013_2_1"}
+    assert not (tmp_path / "apply" / "data" / "train.npz").exists()
+    # nothing of the trained model was touched
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "convae").rglob("*")} == trained_files
+
+
+@pytest.mark.workflow
+def test_workflow_apply_mode_runs_no_training(expression_model, tmp_path):
+    root, genes, cfg, model = expression_model
+    new = counts_table(tmp_path / "new.csv", 20, genes, seed=9)
+    overrides = tmp_path / "apply.yaml"
+    overrides.write_text(yaml.safe_dump({
+        "run_name": "applied", "results_dir": str(tmp_path / "results"),
+        "apply": {"activate": True, "model": str(model)},
+        "imaging": {"activate": False},
+        "expression": {"source": "files", "labels": ["tumor_normal"], "files": [
+            {"path": str(new), "format": "csv", "orientation": "samples_as_rows"}]}}))
+    dry = run_snakemake("-n", "--cores", "1", "--configfile", str(overrides))
+    assert "apply_model" in dry.stdout
+    for rule in ("train_model", "preprocess_expression", "evaluate_expression",
+                 "prepare_images"):
+        assert f"rule {rule}:" not in dry.stdout, dry.stdout
+    run_snakemake("--cores", "1", "--configfile", str(overrides))
+    metrics = json.loads((tmp_path / "results" / "applied" / "apply" / "metrics.json")
+                         .read_text())
+    assert metrics["n_samples"] == 20
+    provenance = json.loads((tmp_path / "results" / "applied" / "provenance.json").read_text())
+    assert str(model) in json.dumps(provenance["inputs"])

@@ -1,0 +1,14 @@
+"""Apply a trained model to new data: preprocessing as in training, inference, evaluation."""
+
+from medgen.apply import apply_model
+from medgen.smk import logged
+from medgen.train import inference_device
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    params = snakemake.params  # noqa: F821
+    apply_model(
+        params.model,
+        {"expression": params.expression, "imaging": params.imaging, "seed": params.seed},
+        snakemake.output[0],  # noqa: F821
+        inference_device(params.accelerator),
+    )
