@@ -126,11 +126,11 @@ def _apply_anomaly(model_path, ckpt, config, out_dir: Path, device: str) -> Path
     new = config["imaging"]
     # preprocessing as in training; only where the new images are comes from this config
     imaging = {**trained, "sample_sheet": new["sample_sheet"], "data_root": new["data_root"],
-               "evaluation": new["evaluation"]}
+               "scoring": new["scoring"], "evaluation": new["evaluation"]}
     data_dir = out_dir / "data"
     prepare_images(imaging["sample_sheet"], imaging, config["seed"], data_dir, apply=True)
     scores = out_dir / "scores" / ckpt.family
-    score_splits(ckpt.family, model_path, data_dir, scores, imaging["evaluation"],
+    score_splits(ckpt.family, model_path, data_dir, scores, imaging["scoring"],
                  imaging["kind"], device)
     y = np.load(data_dir / "test.npz")["y"]
     if len(np.unique(y[y >= 0])) < 2:  # no labels, or one class only: nothing to rank

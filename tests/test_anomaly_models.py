@@ -195,8 +195,9 @@ def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, mon
 
     # scoring looks the loader up in its own namespace
     monkeypatch.setattr("medgen.evaluate.anomaly_inference.load_scorer", recording_load_scorer)
-    evaluation = {"window_overlap": 0.5, "anogan_window_overlap": 0.0, "residual": "abs"}
-    written = score_splits("fanogan", path, data_dir, tmp_path / "scores", evaluation,
+    scoring = {"window_overlap": 0.5, "window_overlap_by_method": {"anogan": 0.0},
+               "residual": "abs"}
+    written = score_splits("fanogan", path, data_dir, tmp_path / "scores", scoring,
                            "npz2d", device="cuda")
     assert asked == ["cuda", "cuda"] and set(written) == {"val", "test"}
 

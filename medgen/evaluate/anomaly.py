@@ -7,7 +7,7 @@ and per subject, and draws the figures.
 
 The rest of the anomaly evaluation lives beside it: scoring (``anomaly_inference``), the
 metric functions (``anomaly_metrics``), the files (``anomaly_outputs``) and the shared names
-(``anomaly_methods``; ``TRIVIAL`` and ``SCORING_KEYS`` are re-exported here for the workflow).
+(``anomaly_methods``; ``TRIVIAL`` is re-exported here for the workflow).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from medgen import atomic, provenance
 from medgen.data.imaging.prepare import load_split
-from medgen.evaluate.anomaly_methods import SCORING_KEYS, TRIVIAL
+from medgen.evaluate.anomaly_methods import TRIVIAL
 from medgen.evaluate.anomaly_metrics import (
     calibrate_threshold,
     covariate_deviations,
@@ -36,7 +36,7 @@ from medgen.evaluate.anomaly_metrics import (
 from medgen.evaluate.anomaly_outputs import read_scores, write_table
 from medgen.report.anomaly_figures import histograms, residual_grid, roc_curves
 
-__all__ = ["SCORING_KEYS", "TRIVIAL", "evaluate_anomaly"]
+__all__ = ["TRIVIAL", "evaluate_anomaly"]
 
 
 def evaluate_anomaly(

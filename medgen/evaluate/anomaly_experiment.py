@@ -68,7 +68,8 @@ def run(config_path: str | Path, out_dir: str | Path, overrides: dict[str, Any] 
     device = inference_device(training["accelerator"])
     for method, path in models.items():
         t = time.perf_counter()
-        score_splits(method, path, out_dir / "data", out_dir / "scores" / method, ev,
+        score_splits(method, path, out_dir / "data", out_dir / "scores" / method,
+                     imaging["scoring"],
                      imaging["kind"], device)
         timings[f"score_{method}_s"] = time.perf_counter() - t
         score_dirs[method] = out_dir / "scores" / method

@@ -165,26 +165,27 @@ def score_splits(
     model_path: str | os.PathLike | None,
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    evaluation: dict[str, Any],
+    scoring: dict[str, Any],
     kind: str,
     device: str = "cpu",
 ) -> dict[str, Path]:
     """Score every prepared evaluation split (val, test) present in ``data_dir``.
 
-    Volumes get their residual maps back on the input grid (volumes.json); AnoGAN scores
-    whole slices with its own window overlap (mapping is slow, windows multiply it).
+    ``scoring`` is the ``imaging.scoring`` config section (residual, window overlaps).
+    Volumes get their residual maps back on the input grid (volumes.json); a method may
+    score with its own window overlap (AnoGAN: mapping is slow, windows multiply it).
     ``device``: where trained networks run ('cpu', 'cuda'); see ``train.inference_device``.
     """
     data_dir = Path(data_dir)
     geometry = data_dir / "volumes.json"
     geometry = geometry if kind != "npz2d" and geometry.exists() else None
-    overlap = evaluation["anogan_window_overlap" if method == "anogan" else "window_overlap"]
+    overlap = scoring["window_overlap_by_method"].get(method, scoring["window_overlap"])
     written = {}
     for split in ("val", "test"):
         if (data_dir / f"{split}.npz").exists():
             written[split] = score_anomalies(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
-                residual=evaluation["residual"],
+                residual=scoring["residual"],
             )
     return written

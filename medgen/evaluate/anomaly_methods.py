@@ -8,6 +8,3 @@ from __future__ import annotations
 
 # scores that need no model: computed from the images themselves
 TRIVIAL = ("brightness", "mask_fraction", "intensity")
-# the imaging.evaluation keys that scoring reads; the others (thresholds, metrics, figures,
-# baselines) only change the evaluation, so they must not rerun scoring in the workflow
-SCORING_KEYS = ("residual", "window_overlap", "anogan_window_overlap")

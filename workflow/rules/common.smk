@@ -122,7 +122,7 @@ def expression_inputs(wildcards=None):
 
 MODELS = f"{RUN}/models"
 IMAGING = f"{RUN}/imaging"
-from medgen.evaluate.anomaly import SCORING_KEYS, TRIVIAL as TRIVIAL_SCORES  # TRIVIAL: no model
+from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # no model needed
 
 # where each task's training data come from (the training rule's input)
 TRAINING_DATA = {
@@ -155,15 +155,11 @@ def training_resources(family):
 
 
 def preprocessing_settings():
-    """The imaging section without its evaluation keys: a change to how results are scored
-    must not rerun preprocessing, and with it every training job."""
-    return {key: value for key, value in config["imaging"].items() if key != "evaluation"}
-
-
-def scoring_settings():
-    """Only the evaluation keys scoring reads: thresholds, metrics, figures and the list of
-    baselines rerun the evaluation, not every scorer (AnoGAN maps for minutes to hours)."""
-    return {key: config["imaging"]["evaluation"][key] for key in SCORING_KEYS}
+    """The imaging section without the later stages' sections (scoring, evaluation): a
+    change to how results are scored must not rerun preprocessing, and with it every
+    training job."""
+    later = ("scoring", "evaluation")
+    return {key: value for key, value in config["imaging"].items() if key not in later}
 
 
 def imaging_model(method):

@@ -70,7 +70,7 @@ rule score_anomalies:
         mem_mb=8000,
         runtime=120,
     params:
-        evaluation=scoring_settings(),
+        scoring=config["imaging"]["scoring"],
         kind=config["imaging"]["kind"],
         accelerator=config["training"]["accelerator"],
     script:

@@ -10,7 +10,7 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
         snakemake.input.model or None,  # noqa: F821 - trivial scores need no model
         snakemake.input.data,  # noqa: F821
         snakemake.output.scores,  # noqa: F821
-        snakemake.params.evaluation,  # noqa: F821
+        snakemake.params.scoring,  # noqa: F821
         snakemake.params.kind,  # noqa: F821
         inference_device(snakemake.params.accelerator),  # noqa: F821
     )

@@ -33,11 +33,30 @@ from medgen.data.imaging.transforms import (
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
-PREPROCESSING_KEYS = (
-    "modalities", "reorient", "target_spacing", "on_mismatch", "dicom_tilt", "mask",
-    "mask_threshold", "intensity", "lower_percentile", "upper_percentile", "ct_window",
-    "crop_to_mask",
-)
+
+
+class _ReadKeys(dict):
+    """A config mapping that records which keys are read."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def transform_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The settings the volume transforms read (found by building them, so no list of keys
+    can fall behind the transforms): what a cached volume depends on besides its files."""
+    recorder = _ReadKeys(cfg)
+    volume_transforms(recorder)
+    return {key: cfg.get(key) for key in sorted(recorder.read)}
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -54,7 +73,7 @@ def load_split(path: str | Path) -> dict[str, np.ndarray]:
 
 def _cache_token(row: SheetRow, cfg: dict[str, Any]) -> str:
     """Changes when an input file or a preprocessing setting changes (invalidates the cache)."""
-    parts = [json.dumps({k: cfg.get(k) for k in PREPROCESSING_KEYS}, sort_keys=True)]
+    parts = [json.dumps(transform_settings(cfg), sort_keys=True, default=str)]
     for p in row.paths():
         files = sorted(p.rglob("*")) if p.is_dir() else [p]
         parts += [f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.is_file()]
