@@ -96,6 +96,14 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
     assert sorted(jobs) == ["evaluate_anomaly", "score_anomalies"], plan
     assert "wildcards: method=brightness" in plan  # only the new baseline is scored
+    # a scoring setting rescores every method and re-evaluates; it never retrains
+    sections["imaging"]["scoring"] = {"residual": "positive"}
+    (tmp_path / "third").mkdir()
+    plan = snakemake(target, "-n", "--cores", "2", "--configfile",
+                     str(write_config(tmp_path / "third", **sections))).stdout
+    jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
+    assert sorted(set(jobs)) == ["evaluate_anomaly", "score_anomalies"], plan
+    assert "wildcards: method=fanogan" in plan and "wildcards: method=pca" in plan
 
 
 @pytest.mark.workflow

@@ -8,8 +8,8 @@ holds the training units (normal images, slices or tumour-free patches); ``val.n
 
 from __future__ import annotations
 
-import hashlib
 import dataclasses
+import hashlib
 import json
 import logging
 from pathlib import Path
