@@ -22,7 +22,7 @@ LOGS = f"{RUN}/logs"
 
 
 def is_activated(section):
-    """True when config[section] (a dotted path, e.g. 'models.tybalt') has activate: true."""
+    """True when config[section] (a dotted path, e.g. 'models.<family>') has activate: true."""
     node = config
     for key in section.split("."):
         node = node.get(key, {})
