@@ -144,7 +144,7 @@ def test_workflow_apply_mode_runs_no_training(expression_model, tmp_path):
     dry = run_snakemake("-n", "--cores", "1", "--configfile", str(overrides))
     assert "apply_model" in dry.stdout
     for rule in ("train_model", "preprocess_expression", "evaluate_expression",
-                 "prepare_images"):
+                 "prepare_training_images", "prepare_evaluation_images"):
         assert f"rule {rule}:" not in dry.stdout, dry.stdout
     run_snakemake("--cores", "1", "--configfile", str(overrides))
     metrics = json.loads((tmp_path / "results" / "applied" / "apply" / "metrics.json")

@@ -27,7 +27,8 @@ DATASETS = sorted((REPO_ROOT / "config" / "datasets").glob("*.yaml"))  # not the
 EXPRESSION_FAMILIES = tuple(registry.names("expression"))
 IMAGING_FAMILIES = tuple(registry.names("anomaly"))  # with the conv-autoencoder baseline
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
-IMAGING_RULES = {"prepare_images", "fit_pca_baseline", "score_anomalies", "evaluate_anomaly"}
+IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
+                 "score_anomalies", "evaluate_anomaly"}
 JOB = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n?)*)", re.MULTILINE)
 
 
@@ -107,7 +108,8 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
     if "imaging" in about:
-        assert {"prepare_images", "score_anomalies", "evaluate_anomaly"} <= rules, result.stdout
+        assert {"prepare_training_images", "prepare_evaluation_images", "score_anomalies",
+                "evaluate_anomaly"} <= rules, result.stdout
         baselines = resolved["imaging"]["evaluation"]["baselines"]
         if "pca" in baselines:
             assert "fit_pca_baseline" in rules, result.stdout

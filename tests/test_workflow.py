@@ -162,3 +162,42 @@ def test_same_config_twice_gives_byte_identical_metrics(real_run, shared_data):
                  "tybalt/eval/metrics.tsv", "data/split_manifest.tsv",
                  "imaging/report/metrics.tsv"):
         assert (again / name).read_bytes() == (real_run["run"] / name).read_bytes(), name
+
+
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_new_test_subjects_never_touch_training(shared_data, tmp_path):
+    import pandas as pd
+
+    sheet = pd.read_csv(REPO_ROOT / "config" / "datasets" / "brats_anomaly_samples.tsv",
+                        sep="\t")
+    path = tmp_path / "samples.tsv"
+    first = sheet[sheet.subject.isin(["BraTS2021_00000", "BraTS2021_00014", "BraTS2021_00005"])]
+    first.to_csv(path, sep="\t", index=False)
+    sections = {
+        "run_name": "brats", "results_dir": str(tmp_path / "results"),
+        "cache_dir": str(tmp_path / "cache"),
+        "training": {"accelerator": "cpu", "progress_bar": False},
+        "models": {"fanogan": {"activate": False}, "anogan": {"activate": False}},
+        "imaging": {"sample_sheet": str(path), "data_root": str(shared_data / "imaging/brats"),
+                    "target_spacing": [4.0, 4.0, 4.0], "slice_size": 48, "image_size": 16,
+                    "max_patches_per_subject": 100,
+                    "evaluation": {"baselines": ["pca", "convae"], "convae_epochs": 1}},
+    }
+    config = write_config(tmp_path, **sections)
+    dataset = str(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml")
+    snakemake("--cores", "2", "--configfile", dataset, str(config))
+    model = tmp_path / "results" / "brats" / "models" / "convae" / "model.pt"
+    trained = model.stat().st_mtime_ns
+    # one more test subject in the sample sheet
+    pd.concat([first, sheet[sheet.subject == "BraTS2021_00019"]]).to_csv(path, sep="\t",
+                                                                         index=False)
+    plan = snakemake("-n", "--cores", "2", "--configfile", dataset, str(config)).stdout
+    jobs = set(re.findall(r"^rule (\w+):", plan, re.MULTILINE))
+    assert "prepare_evaluation_images" in jobs and "evaluate_anomaly" in jobs, plan
+    assert not jobs & {"prepare_training_images", "train_model", "fit_pca_baseline"}, plan
+    snakemake("--cores", "2", "--configfile", dataset, str(config))
+    assert model.stat().st_mtime_ns == trained
+    scores = pd.read_csv(tmp_path / "results" / "brats" / "imaging" / "scores" / "convae"
+                         / "scores_test.tsv", sep="\t")
+    assert set(scores["subject"]) == {"BraTS2021_00005", "BraTS2021_00019"}

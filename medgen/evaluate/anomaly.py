@@ -45,11 +45,14 @@ def evaluate_anomaly(
     imaging_cfg: dict[str, Any],
     out_dir: str | os.PathLike,
     seed: int = 0,
+    train_path: str | os.PathLike | None = None,
 ) -> Path:
     """Metrics table (TSV + JSON), ROC curves, histograms and image grids for every method.
 
     ``score_dirs`` maps a method name to the folder ``score_anomalies`` wrote. Val and test
-    are both evaluated where present; the threshold comes from val normals.
+    are both evaluated where present; the threshold comes from val normals. ``train_path``
+    (default ``data_dir/train.npz``): the training units, the reference of the trivial
+    brightness / contrast / sharpness deviation scores.
     """
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     ev = imaging_cfg["evaluation"]
@@ -90,7 +93,7 @@ def evaluate_anomaly(
                 residual_grid(out_dir / f"grid_{method}.png", data[s],
                               maps["reconstruction"].astype(np.float32),
                               maps["residual_map"].astype(np.float32), ev["n_grid"], seed)
-    train_path = data_dir / "train.npz"
+    train_path = Path(train_path) if train_path else data_dir / "train.npz"
     train = load_split(train_path) if train_path.exists() else None
     # only when training units are whole images like the evaluated ones (not patches)
     if train is not None and all(train["images"].shape[1:] == data[s]["images"].shape[1:]

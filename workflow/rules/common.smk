@@ -127,8 +127,11 @@ from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # no model needed
 # where each task's training data come from (the training rule's input)
 TRAINING_DATA = {
     "expression": f"{RUN}/data/expression.h5ad",
-    "anomaly": f"{IMAGING}/data",
+    "anomaly": f"{IMAGING}/training",
 }
+TRAINING_IMAGES = TRAINING_DATA["anomaly"]
+TRAINING_SPLITS = ["train"]
+EVALUATION_SPLITS = ["val", "test"]
 
 
 def training_data(wildcards):
@@ -178,22 +181,55 @@ def scoring_gpus(method):
     return min(gpus_requested(), 1) if networks else 0
 
 
-def imaging_inputs(wildcards=None):
-    """The sample sheet and every image it lists, so changed inputs rerun preprocessing."""
+_SHEET_ROWS = []
+
+
+def sheet_rows():
+    """The sample sheet's rows, splits assigned (read once; [] for the built-in demo)."""
     sheet = config["imaging"]["sample_sheet"]
     if config["imaging"]["kind"] == "mni152_demo" or not sheet:
         return []
-    from medgen.data.imaging.sheet import read_sample_sheet
+    if not _SHEET_ROWS:
+        from medgen.data.imaging.sheet import read_sample_sheet
 
-    imaging = config["imaging"]
-    try:
-        rows = read_sample_sheet(
-            sheet, imaging["modalities"], imaging["split"], config["seed"], imaging["data_root"]
-        )
-    except MedgenInputError as err:
-        raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
-    paths = dict.fromkeys(str(path) for row in rows for path in row.paths())  # ordered, unique
-    return [sheet, *paths]
+        imaging = config["imaging"]
+        try:
+            _SHEET_ROWS.extend(
+                read_sample_sheet(
+                    sheet,
+                    imaging["modalities"],
+                    imaging["split"],
+                    config["seed"],
+                    imaging["data_root"],
+                )
+            )
+        except MedgenInputError as err:
+            raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
+    return _SHEET_ROWS
+
+
+def image_files(splits):
+    """Every file of the subjects in ``splits``, so changed images rerun their side only."""
+    rows = [row for row in sheet_rows() if row.split in splits]
+    return list(dict.fromkeys(str(path) for row in rows for path in row.paths()))
+
+
+def sheet_subjects(splits):
+    """Subject -> its files, for the subjects in ``splits``: a params value, so adding or
+    moving a subject reruns the side it belongs to."""
+    return {
+        row.subject: [str(path) for path in row.paths()]
+        for row in sheet_rows()
+        if row.split in splits
+    }
+
+
+def imaging_inputs(wildcards=None):
+    """The sample sheet and every image it lists (the run's provenance)."""
+    sheet = config["imaging"]["sample_sheet"]
+    if not sheet_rows():
+        return []
+    return [sheet, *image_files(TRAINING_SPLITS + EVALUATION_SPLITS)]
 
 
 APPLY = f"{RUN}/apply"

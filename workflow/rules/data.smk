@@ -68,18 +68,42 @@ rule preprocess_expression:
         "../scripts/preprocess_expression.py"
 
 
-rule prepare_images:
+# Training units and evaluation data are separate outputs: a subject added to the val or
+# test split of the sample sheet reruns only the evaluation side, never training.
+rule prepare_training_images:
     input:
-        imaging_inputs,
+        lambda wildcards: image_files(TRAINING_SPLITS),
     output:
-        data=directory(f"{IMAGING}/data"),
+        data=directory(TRAINING_IMAGES),
     log:
-        f"{LOGS}/prepare_images.log",
+        f"{LOGS}/prepare_training_images.log",
     resources:
         mem_mb=8000,
         runtime=60,
     params:
         imaging=preprocessing_settings(),
+        subjects=lambda wildcards: sheet_subjects(TRAINING_SPLITS),
+        splits=TRAINING_SPLITS,
+        seed=config["seed"],
+        cache_dir=f"{CACHE}/imaging",
+    script:
+        "../scripts/prepare_images.py"
+
+
+rule prepare_evaluation_images:
+    input:
+        lambda wildcards: image_files(EVALUATION_SPLITS),
+    output:
+        data=directory(f"{IMAGING}/data"),
+    log:
+        f"{LOGS}/prepare_evaluation_images.log",
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        imaging=preprocessing_settings(),
+        subjects=lambda wildcards: sheet_subjects(EVALUATION_SPLITS),
+        splits=EVALUATION_SPLITS,
         seed=config["seed"],
         cache_dir=f"{CACHE}/imaging",
     script:

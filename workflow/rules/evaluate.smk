@@ -80,6 +80,7 @@ rule score_anomalies:
 rule evaluate_anomaly:
     input:
         data=f"{IMAGING}/data",
+        training=TRAINING_IMAGES,
         scores=expand(f"{IMAGING}/scores/{{method}}", method=imaging_methods()),
     output:
         metrics=f"{IMAGING}/report/metrics.json",

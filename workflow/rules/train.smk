@@ -26,7 +26,7 @@ rule train_model:
 
 rule fit_pca_baseline:
     input:
-        data=f"{IMAGING}/data",
+        data=TRAINING_IMAGES,
     output:
         model=f"{IMAGING}/models/pca.npz",
     log:

@@ -1,4 +1,5 @@
-"""Read, reorient, mask, normalise and cut the sample sheet's images into train/val/test."""
+"""Read, reorient, mask, normalise and cut the sample sheet's images of some splits (the
+training units, or the val/test evaluation data)."""
 
 from medgen.data.imaging.prepare import prepare_images
 from medgen.smk import logged
@@ -6,4 +7,5 @@ from medgen.smk import logged
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     imaging = snakemake.params.imaging  # noqa: F821
     prepare_images(imaging["sample_sheet"], imaging, snakemake.params.seed,  # noqa: F821
-                   snakemake.output.data, cache_dir=snakemake.params.cache_dir)  # noqa: F821
+                   snakemake.output.data, cache_dir=snakemake.params.cache_dir,  # noqa: F821
+                   splits=tuple(snakemake.params.splits))  # noqa: F821

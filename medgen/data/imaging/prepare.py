@@ -233,6 +233,7 @@ def prepare_images(
     out_dir: str | Path,
     cache_dir: str | Path | None = None,
     apply: bool = False,
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, Path]:
     """Read, preprocess and split the images of a sample sheet; returns split -> .npz path.
 
@@ -251,6 +252,10 @@ def prepare_images(
     apply
         New data for a trained model: every subject is evaluation data ('test', whatever
         the sheet says), and no training split is needed.
+    splits
+        Prepare only these splits' subjects (the workflow prepares the training units and
+        the evaluation data as separate outputs, so new test subjects never touch
+        training); a training split is required only when 'train' is among them.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -265,11 +270,13 @@ def prepare_images(
     )
     if apply:
         rows = [dataclasses.replace(row, split="test") for row in rows]
+    rows = [row for row in rows if row.split in splits]
+    optional_train = apply or "train" not in splits
     if cfg["kind"] == "npz2d":
-        outputs = _prepare_npz(rows, cfg, out_dir, apply)
+        outputs = _prepare_npz(rows, cfg, out_dir, optional_train)
     else:
         cache = Path(cache_dir) if cache_dir else out_dir / "cache"
-        outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache, apply)
+        outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache, optional_train)
     inputs = [p for r in rows for p in r.paths()]
     atomic.write_json(out_dir / "provenance.json", provenance.collect(
         {"imaging": cfg, "splits": {r.subject: r.split for r in rows}}, seed, inputs))
