@@ -46,6 +46,7 @@ def configurable() -> list[str]:
 
 
 def presets(family: str) -> dict[str, dict[str, Any]]:
+    """Preset name -> hyperparameters of ``family`` (MedgenInputError for unknown names)."""
     return dict(get(family).presets)
 
 

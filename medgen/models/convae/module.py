@@ -63,6 +63,7 @@ class ConvAutoencoder(nn.Module):
 
 def build_network(hp: dict[str, Any], channels: int, image_size: int,
                   spatial_dims: int = 2) -> ConvAutoencoder:
+    """The autoencoder for ``hp`` (channels_base, bottleneck) and the data's geometry."""
     return ConvAutoencoder(channels, image_size, hp["channels_base"], hp["bottleneck"],
                            spatial_dims)
 
