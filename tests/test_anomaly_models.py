@@ -189,9 +189,9 @@ def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, mon
     asked = []
     real_load_scorer = load_scorer
 
-    def recording_load_scorer(model_path, device="cpu"):
+    def recording_load_scorer(model_path, device="cpu", data=None):
         asked.append(device)
-        return real_load_scorer(model_path, "cpu")  # no GPU here: record, then run on CPU
+        return real_load_scorer(model_path, "cpu", data)  # no GPU here: record, run on CPU
 
     # scoring looks the loader up in its own namespace
     monkeypatch.setattr("medgen.evaluate.anomaly_inference.load_scorer", recording_load_scorer)

@@ -52,6 +52,8 @@ def task_data(tmp_path_factory):
     for name, seed in (("train.npz", 0), ("train_other.npz", 1)):
         images = np.random.default_rng(seed).random((32, 1, 16, 16)).astype(np.float32)
         save_npz(root / name, {"images": images, "y": np.zeros(32, np.int8)})
+    # what prepare_images records beside the arrays: the modalities in channel order
+    (root / "provenance.json").write_text('{"config": {"imaging": {"modalities": ["flair"]}}}')
     return {"expression": (root / "expression.h5ad", root / "expression_other.h5ad"),
             "anomaly": (root / "train.npz", root / "train_other.npz")}
 
@@ -111,6 +113,10 @@ def test_one_epoch_save_load_and_refusals(family, task_data, tmp_path):
     wrong = saved.data[key][::-1] if key == "genes" else saved.data[key] + 2
     with pytest.raises(MedgenInputError, match=f"{path}.*{key}"):
         checkpoint.load(path, data={key: wrong})
+    if spec.task == "anomaly":  # the fixture's prepared folder names its modalities
+        assert saved.data["modalities"] == ["flair"]
+        with pytest.raises(MedgenInputError, match=r"modalities.*missing: \['flair'\], first extra: \['t1'\]"):
+            load_scorer(path, data={"modalities": ["t1"]})
     # a model of another task is refused by this task's entry point, naming the family
     other_task = next((f for f in others if registry.get(f).task != spec.task), None)
     if other_task is not None:

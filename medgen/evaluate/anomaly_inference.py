@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from monai.inferers import SlidingWindowInferer
 
-from medgen.data.imaging.prepare import load_split, save_npz
+from medgen.data.imaging.prepare import load_split, prepared_modalities, save_npz
 from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly_methods import TRIVIAL
 from medgen.evaluate.anomaly_outputs import write_niftis, write_pngs, write_scores
@@ -131,7 +131,11 @@ def score_anomalies(
     """
     out_dir = Path(out_dir)
     data = load_split(data_path)
-    scorer = None if method in TRIVIAL else load_scorer(model_path, device)
+    signature = {"channels": int(data["images"].shape[1])}
+    modalities = prepared_modalities(Path(data_path).parent)
+    if modalities is not None:
+        signature["modalities"] = modalities
+    scorer = None if method in TRIVIAL else load_scorer(model_path, device, signature)
     result = run_scorer(scorer, data, method, window_overlap, residual)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),

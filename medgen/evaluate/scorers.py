@@ -43,14 +43,16 @@ def fit_pca(data_path: str | os.PathLike, k: int, out_path: str | os.PathLike) -
     return out_path
 
 
-def load_scorer(path: str | os.PathLike, device: str = "cpu"):
+def load_scorer(path: str | os.PathLike, device: str = "cpu", data: dict | None = None):
     """A scorer from a trained anomaly family's ``model.pt`` or a PCA ``.npz``.
 
-    Raises MedgenInputError when ``path`` holds a model of another task.
+    ``data``: signature of the images about to be scored (``channels``, ``modalities``);
+    raises MedgenInputError when ``path`` holds a model of another task or was trained on
+    other channels or modalities.
     """
     path = Path(path)
     if path.suffix == ".npz":
         with np.load(path) as f:
             return PCAScorer(f["mean"], f["components"], tuple(int(s) for s in f["shape"]))
-    ckpt = checkpoint.load(path, family=tuple(registry.names("anomaly")))
+    ckpt = checkpoint.load(path, family=tuple(registry.names("anomaly")), data=data)
     return resolve(registry.get(ckpt.family).load)(ckpt, device)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from medgen.data.imaging.prepare import load_split
+from medgen.data.imaging.prepare import load_split, prepared_modalities
 from medgen.data.training_data import TrainingData, content_hash
 from medgen.errors import MedgenInputError
 from medgen.nn.dcgan import n_doublings
@@ -52,9 +52,13 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
     loader = DataLoader(dataset, batch_size=hparams["batch_size"],
                         sampler=EpochSeededSampler(len(dataset), seed),
                         drop_last=len(dataset) > hparams["batch_size"])
+    signature = {"channels": channels, "image_size": size, "spatial_dims": 2}
+    modalities = prepared_modalities(path.parent)
+    if modalities is not None:
+        signature["modalities"] = modalities
     return TrainingData(
         train=loader, val=None,
         dims={"channels": channels, "image_size": size},
-        signature={"channels": channels, "image_size": size, "spatial_dims": 2},
+        signature=signature,
         content_hash=content_hash(images),
     )

@@ -66,6 +66,16 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(handle, **arrays)
 
 
+def prepared_modalities(data_dir: str | Path) -> list[str] | None:
+    """The modalities (channel order) a prepared folder holds, from its provenance.json
+    (None when the folder has none, e.g. hand-made test data)."""
+    record = Path(data_dir) / "provenance.json"
+    if not record.exists():
+        return None
+    imaging = json.loads(record.read_text()).get("config", {}).get("imaging", {})
+    return list(imaging["modalities"]) if "modalities" in imaging else None
+
+
 def load_split(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as archive:
         return {k: archive[k] for k in archive.files}
