@@ -115,7 +115,8 @@ def test_one_epoch_save_load_and_refusals(family, task_data, tmp_path):
         checkpoint.load(path, data={key: wrong})
     if spec.task == "anomaly":  # the fixture's prepared folder names its modalities
         assert saved.data["modalities"] == ["flair"]
-        with pytest.raises(MedgenInputError, match=r"modalities.*missing: \['flair'\], first extra: \['t1'\]"):
+        other = r"modalities.*missing: \['flair'\], first extra: \['t1'\]"
+        with pytest.raises(MedgenInputError, match=other):
             load_scorer(path, data={"modalities": ["t1"]})
     # a model of another task is refused by this task's entry point, naming the family
     other_task = next((f for f in others if registry.get(f).task != spec.task), None)
