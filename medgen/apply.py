@@ -33,11 +33,41 @@ from medgen.evaluate.expression import load_model
 from medgen.evaluate.reconstruction import bce, reconstruction_metrics
 
 APPLY_DIR = "apply"
+# task -> the config section that names a model's new data
+DATA_SECTION = {"expression": "expression", "anomaly": "imaging"}
 
 
 def model_task(model_path: str | os.PathLike) -> str:
     """The task of the family that wrote ``model_path`` (MedgenInputError if unreadable)."""
     return registry.get(checkpoint.load(model_path).family).task
+
+
+def check_apply_config(config: dict[str, Any]) -> str:
+    """The task of ``apply.model``, once the config names new data that fit it.
+
+    Raises MedgenInputError (naming the key) when the model cannot be read, when the data
+    section of its task is switched off (the new data would be the default config's demo
+    or training data instead), or when expression tables are not given as local files.
+    """
+    model = config["apply"]["model"]
+    if not model:
+        raise MedgenInputError("config key 'apply.model' is empty; give the path of a model.pt")
+    task = model_task(model)
+    section = DATA_SECTION.get(task)
+    if section is None:
+        raise MedgenInputError(f"{model}: applying a {task!r} model is not supported yet")
+    if not config[section]["activate"]:
+        raise MedgenInputError(
+            f"config key '{section}.activate' is false, but apply.model ({model}) is a "
+            f"{task} model whose new data come from the '{section}' section: activate it "
+            "and name the new data there"
+        )
+    if task == "expression" and config["expression"]["source"] != "files":
+        raise MedgenInputError(
+            f"config key 'expression.source' is {config['expression']['source']!r}; to apply "
+            "a model, list the new tables under expression.files with source: files"
+        )
+    return task
 
 
 def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
@@ -64,8 +94,8 @@ def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
         Unreadable model, new data that do not fit it (other genes, channels), or a model
         whose checkpoint lacks the settings needed to prepare new data.
     """
+    task = check_apply_config({**config, "apply": {"model": str(model_path)}})
     ckpt = checkpoint.load(model_path)
-    task = registry.get(ckpt.family).task
     out_dir = Path(out_dir)
     if task == "expression":
         return _apply_expression(model_path, ckpt, config, out_dir, device)
@@ -79,10 +109,6 @@ def _apply_expression(model_path, ckpt, config, out_dir: Path, device: str) -> P
     trained = ckpt.config.get("expression", {})
     # the model's normalisation: library size of its training data
     expression["target_sum"] = trained.get("target_sum", expression["target_sum"])
-    if expression["source"] != "files":
-        raise MedgenInputError(
-            "config key 'expression.source' must be 'files' to apply a model: list the new "
-            "tables under expression.files")
     h5ad = out_dir / "data" / "expression.h5ad"
     preprocess_for_model(expression["files"], expression, ckpt.data, h5ad)
     data = read_expression(h5ad, need_train=False)
@@ -105,14 +131,19 @@ def _apply_expression(model_path, ckpt, config, out_dir: Path, device: str) -> P
                                                                 float_format="%.6g")
     with atomic.atomic_path(out_dir / "reconstruction_by_sample.tsv") as tmp:
         per_sample.to_csv(tmp, sep="\t", float_format="%.6g")
-    labels = [label for label in config["expression"]["labels"] if label in obs]
+    # a label with one class in the new cohort ranks nothing: say so instead of a silent gap
+    present = [label for label in config["expression"]["labels"] if label in obs]
+    labels = [label for label in present if obs[label].dropna().nunique() > 1]
+    one_class = sorted(set(present) - set(labels))
     if labels:
         values = {label: obs[label].to_numpy(dtype=object) for label in labels}
         with atomic.atomic_path(out_dir / "node_associations.tsv") as tmp:
             node_associations(mu, values, nodes).to_csv(tmp, sep="\t", index=False,
                                                         float_format="%.6g")
+    reconstruction = {name.removeprefix("test_"): value
+                      for name, value in reconstruction_metrics(data.x, recon).items()}
     metrics = {"model": str(model_path), "family": ckpt.family, "n_samples": len(obs),
-               "labels": labels, **reconstruction_metrics(data.x, recon)}
+               "labels": labels, "labels_with_one_class": one_class, **reconstruction}
     atomic.write_json(out_dir / "metrics.json", json.loads(json.dumps(metrics, default=str)))
     return out_dir / "metrics.json"
 

@@ -113,7 +113,10 @@ def load(
     except FileNotFoundError:
         raise MedgenInputError(f"model file {path} does not exist") from None
     except Exception as err:  # unpickling refuses non-plain objects, or a corrupt file
-        raise MedgenInputError(f"{path} is not a medgen model file: {err}") from None
+        raise MedgenInputError(
+            f"{path} is not a medgen model file (torch cannot read it as a weights-only "
+            f"PyTorch archive: {type(err).__name__}); give the model.pt a training run wrote"
+        ) from None
     if not isinstance(payload, dict):
         raise MedgenInputError(f"{path} is not a medgen model file (no dict inside)")
     checkpoint = _upgrade(payload, path)

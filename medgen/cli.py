@@ -17,13 +17,18 @@ from medgen.errors import MedgenInputError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    medgen_config.load(args.configfile)
-    print(f"{args.configfile or medgen_config.DEFAULT_CONFIG_PATH}: valid")
+    resolved = medgen_config.load(args.configfiles)
+    if resolved["apply"]["activate"]:
+        from medgen.apply import check_apply_config  # torch: only for apply configs
+
+        check_apply_config(resolved)
+    names = " + ".join(args.configfiles) or str(medgen_config.DEFAULT_CONFIG_PATH)
+    print(f"{names}: valid")
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    resolved = medgen_config.load(args.configfile)
+    resolved = medgen_config.load(args.configfiles)
     for family, section in resolved["models"].items():
         section["resolved_params"] = registry.resolve_hparams(
             family, section["preset"], section["params"]
@@ -34,7 +39,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_presets(args: argparse.Namespace) -> int:
     families = [args.family] if args.family else sorted(registry.FAMILIES)
-    yaml.safe_dump({f: registry.presets(f) for f in families}, sys.stdout, sort_keys=False)
+    for family in families:
+        spec = registry.get(family)
+        where = ("a baseline, configured by its task's evaluation settings" if spec.baseline
+                 else f"models.{family}.preset")
+        print(f"# {family} ({spec.task}): {spec.description} [{where}]")
+        yaml.safe_dump({family: registry.presets(family)}, sys.stdout, sort_keys=False)
     return 0
 
 
@@ -43,12 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"medgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    validate = sub.add_parser("validate", help="validate a dataset config (on the defaults)")
-    validate.add_argument("configfile", nargs="?", help="config/datasets/<name>.yaml")
+    validate = sub.add_parser(
+        "validate", help="validate config file(s), layered on the defaults in order")
+    validate.add_argument("configfiles", nargs="*", metavar="configfile",
+                          help="config/datasets/<name>.yaml (several: as --configfile A B)")
     validate.set_defaults(func=_cmd_validate)
 
     show = sub.add_parser("show-config", help="print the resolved config, presets applied")
-    show.add_argument("configfile", nargs="?", help="config/datasets/<name>.yaml")
+    show.add_argument("configfiles", nargs="*", metavar="configfile",
+                      help="config/datasets/<name>.yaml (several: layered in order)")
     show.set_defaults(func=_cmd_show)
 
     presets = sub.add_parser("presets", help="print the presets of each model family")
@@ -64,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedgenInputError as err:
         print(f"medgen: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `medgen show-config | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -148,12 +148,15 @@ def _validate_model_params(config: dict[str, Any]) -> None:
 
 
 def load(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+    path: str | Path | list[str | Path] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Default config, then a dataset config file, then overrides; validated."""
+    """Default config, then the config file(s) in order (as Snakemake layers several
+    ``--configfile``s), then overrides; validated."""
     config = load_yaml(DEFAULT_CONFIG_PATH)
-    if path is not None:
-        config = deep_update(config, load_yaml(path))
+    paths = path if isinstance(path, list) else [] if path is None else [path]
+    for each in paths:
+        config = deep_update(config, load_yaml(each))
     if overrides:
         config = deep_update(config, overrides)
     return validate(config)

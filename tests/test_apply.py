@@ -69,7 +69,7 @@ def test_expression_model_applied_to_new_samples(expression_model, tmp_path):
         {"path": str(new), "format": "csv", "orientation": "samples_as_rows"}]}})
     metrics = json.loads(apply_model(model, config, tmp_path / "out").read_text())
     assert metrics["n_samples"] == 20 and metrics["family"] == "tybalt"
-    assert np.isfinite(metrics["test_mse"])
+    assert np.isfinite(metrics["mse"]) and metrics["labels"] == ["tumor_normal"]
     latent = pd.read_csv(tmp_path / "out" / "latent.tsv", sep="\t", index_col=0)
     assert latent.shape == (20, 3)
     assoc = pd.read_csv(tmp_path / "out" / "node_associations.tsv", sep="\t")
@@ -152,3 +152,23 @@ def test_workflow_apply_mode_runs_no_training(expression_model, tmp_path):
     assert metrics["n_samples"] == 20
     provenance = json.loads((tmp_path / "results" / "applied" / "provenance.json").read_text())
     assert str(model) in json.dumps(provenance["inputs"])
+
+
+def test_apply_config_must_name_data_for_the_models_task(expression_model, tmp_path):
+    from medgen.apply import check_apply_config
+
+    _, _, cfg, model = expression_model
+    applied = medgen_config.deep_update(cfg, {"apply": {"activate": True, "model": str(model)}})
+    assert check_apply_config(applied) == "expression"
+    # expression off: the new data would silently be something else
+    off = medgen_config.deep_update(applied, {"expression": {"activate": False}})
+    with pytest.raises(MedgenInputError, match="'expression.activate' is false.*expression model"):
+        check_apply_config(off)
+    download = medgen_config.deep_update(applied, {"expression": {"source": "syng_bts"}})
+    with pytest.raises(MedgenInputError, match="'expression.source' is 'syng_bts'"):
+        check_apply_config(download)
+    not_a_model = tmp_path / "model.pt"
+    not_a_model.write_text("weights")
+    broken = medgen_config.deep_update(applied, {"apply": {"model": str(not_a_model)}})
+    with pytest.raises(MedgenInputError, match="not a medgen model file"):
+        check_apply_config(broken)

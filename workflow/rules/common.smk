@@ -235,14 +235,20 @@ def imaging_inputs(wildcards=None):
 APPLY = f"{RUN}/apply"
 
 
-def apply_task():
-    """The task of the model that apply.model names (read from its checkpoint)."""
-    from medgen.apply import model_task  # torch and the task code: only in apply mode
+_APPLY_TASK = []
 
-    try:
-        return model_task(config["apply"]["model"])
-    except MedgenInputError as err:
-        raise WorkflowError(f"config key 'apply.model': {err}") from None
+
+def apply_task():
+    """The task of the model that apply.model names, once the config's data fit it."""
+    if not _APPLY_TASK:
+        # torch and the task code: imported only in apply mode
+        from medgen.apply import check_apply_config
+
+        try:
+            _APPLY_TASK.append(check_apply_config(config))
+        except MedgenInputError as err:
+            raise WorkflowError(f"invalid apply config: {err}") from None
+    return _APPLY_TASK[0]
 
 
 def apply_inputs(wildcards=None):

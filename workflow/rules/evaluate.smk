@@ -53,6 +53,8 @@ rule evaluate_expression:
         evaluation=config["evaluation"],
         labels=config["expression"]["labels"],
         seed=config["seed"],
+        # the family's own description, for the report's captions
+        model=lambda wildcards: registry.get(wildcards.family).description,
     script:
         "../scripts/evaluate_expression.py"
 
