@@ -263,6 +263,20 @@ def _merge_metrics(live: Path, earlier: pd.DataFrame | None, kept: Path) -> None
         newer.to_csv(tmp, index=False, lineterminator="\n")
 
 
+def fit_in_memory(plan: L.LightningModule, train_loader: Any, max_epochs: int, seed: int,
+                  num_threads: int | None = None) -> L.LightningModule:
+    """Train ``plan`` without checkpoints, logs or a progress bar (the many short fits of a
+    cross-validation); seeded per epoch like ``fit``. Returns the trained plan."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    L.seed_everything(seed, workers=True, verbose=False)
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, deterministic=True,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[EpochSeeding(seed)])
+    trainer.fit(plan, train_loader)
+    return plan
+
+
 def train_model(
     family: str,
     data_path: str | os.PathLike,

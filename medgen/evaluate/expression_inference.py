@@ -21,13 +21,19 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KNeighborsRegressor
+from torch.utils.data import DataLoader, TensorDataset
 
 from medgen.data.gene_sets import collapse_probes, gene_sets_from_maps, select_genes
 from medgen.data.standardise import Standardiser
 from medgen.errors import MedgenInputError
+from medgen.models.ggan import PRESETS
+from medgen.models.ggan.plan import GGANPlan
+from medgen.seeding import EpochSeededSampler, seed_all
+from medgen.train import fit_in_memory
 
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)  # chosen by leave-one-out on the training samples
 KNN_NEIGHBOURS = (1, 3, 5, 10, 20)     # chosen by inner 3-fold CV on the training samples
@@ -62,6 +68,46 @@ def knn(n_samples: int) -> Regressor:
 
 
 BASELINES = {"mean": lambda n: MeanPredictor(), "ridge": lambda n: ridge(), "knn": knn}
+
+
+class GGANRegressor:
+    """GGAN (``medgen.models.ggan``) as a regressor of standardised targets on standardised
+    landmarks, for the cross-validation harness. ``l1_only``: the ablation, the same
+    generator trained with the L1 term alone (no discriminator, no consistency term)."""
+
+    def __init__(self, hparams: dict[str, Any], seed: int = 0, l1_only: bool = False,
+                 num_threads: int | None = None) -> None:
+        self.hp = dict(hparams)
+        if l1_only:
+            self.hp.update(adversarial_weight=0.0, consistency_weight=0.0)
+        self.seed, self.num_threads = seed, num_threads
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> GGANRegressor:
+        seed_all(self.seed)
+        self.plan = GGANPlan(self.hp, x.shape[1], y.shape[1])
+        data = TensorDataset(torch.as_tensor(x, dtype=torch.float32),
+                             torch.as_tensor(y, dtype=torch.float32))
+        loader = DataLoader(data, batch_size=self.hp["batch_size"],
+                            sampler=EpochSeededSampler(len(data), self.seed),
+                            drop_last=len(data) > self.hp["batch_size"])
+        fit_in_memory(self.plan, loader, self.hp["max_epochs"], self.seed, self.num_threads)
+        return self
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.plan.generator.eval()
+        return self.plan.generator(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+
+def ggan_models(preset: str = "default", seed: int = 0, **params: Any) -> dict[str, Any]:
+    """GGAN and its L1-only ablation as harness entries (``params`` override the preset)."""
+    unknown = sorted(set(params) - set(PRESETS[preset]))
+    if unknown:
+        raise MedgenInputError(f"unknown GGAN hyperparameters {unknown}; valid: "
+                               f"{', '.join(sorted(PRESETS[preset]))}")
+    hp = {**PRESETS[preset], **params}
+    return {"ggan": lambda n: GGANRegressor(hp, seed),
+            "ggan_l1_only": lambda n: GGANRegressor(hp, seed, l1_only=True)}
 
 
 @dataclass
@@ -127,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file for the table")
+    parser.add_argument("--ggan", action="store_true",
+                        help="also GGAN and its L1-only generator (default preset)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
+                        help="GGAN hyperparameter overrides (YAML values)")
     args = parser.parse_args(argv)
     sep = "\t" if ".tsv" in args.table else ","
     values = pd.read_csv(args.table, sep=sep, index_col=0)
@@ -138,7 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     y, _ = select_genes(collapse_probes(values, target_probes), gene_sets.targets, "target")
     print(f"{len(values)} samples; landmarks {x.shape[1]}/{len(gene_sets.landmarks)}, "
           f"targets {y.shape[1]}/{len(gene_sets.targets)} found")
-    table = compare(x.to_numpy(), y.to_numpy(), BASELINES, args.folds, args.seed)
+    models = dict(BASELINES)
+    if args.ggan:
+        import yaml
+
+        params = {k: yaml.safe_load(v) for k, _, v in (i.partition("=") for i in args.set)}
+        models.update(ggan_models(seed=args.seed, **params))
+    table = compare(x.to_numpy(), y.to_numpy(), models, args.folds, args.seed)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     if args.out:
         Path(args.out).write_text(json.dumps(table.reset_index().to_dict("records"), indent=2))

@@ -29,18 +29,18 @@ class AdversarialPlan(L.LightningModule):
     ----------
     hparams
         The resolved preset (plain values: checkpoints load with ``weights_only=True``).
-    channels, image_size
-        Image geometry the networks are built for.
+    dims
+        The data sizes the networks are built for (images: ``channels``, ``image_size``;
+        expression inference: ``n_landmarks``, ``n_targets``), saved with the hparams.
     """
 
     generator: nn.Module
     discriminator: nn.Module
     generator_every: int = 1
 
-    def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
+    def __init__(self, hparams: dict[str, Any], **dims: int) -> None:
         super().__init__()
-        self.save_hyperparameters({"hp": dict(hparams), "channels": channels,
-                                   "image_size": image_size})
+        self.save_hyperparameters({"hp": dict(hparams), **dims})
         self.hp = dict(hparams)
         self.automatic_optimization = False
 
@@ -48,7 +48,7 @@ class AdversarialPlan(L.LightningModule):
     def build(cls, hparams: dict[str, Any], dims: dict[str, Any],
               previous: dict) -> AdversarialPlan:
         """The plan for data of ``dims`` (channels, image_size); a first stage: no ``previous``."""
-        return cls(hparams, dims["channels"], dims["image_size"])
+        return cls(hparams, dims["channels"], dims["image_size"])  # image GANs
 
     def discriminator_loss(self, x: torch.Tensor, z: torch.Tensor):
         raise NotImplementedError
@@ -56,16 +56,29 @@ class AdversarialPlan(L.LightningModule):
     def generator_loss(self, x: torch.Tensor, z: torch.Tensor, cache: Any):
         raise NotImplementedError
 
+    def split_batch(self, batch) -> tuple[Any, torch.Tensor | None]:
+        """(real data, generator noise) of a batch: images in [0, 1] -> [-1, 1] and
+        z ~ N(0, I). Conditional GANs override it (e.g. (landmarks, targets), no z)."""
+        x = batch[0] * 2 - 1
+        return x, torch.randn(len(x), self.hp["latent_dim"], device=x.device)
+
+    @property
+    def discriminator_active(self) -> bool:
+        """False when the generator's loss has no adversarial term (an ablation): then D is
+        not trained and its optimiser never steps."""
+        return True
+
     def training_step(self, batch, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
-        x = batch[0] * 2 - 1
-        z = torch.randn(len(x), self.hp["latent_dim"], device=x.device)
+        x, z = self.split_batch(batch)
 
-        loss_d, logs, cache = self.discriminator_loss(x, z)
-        opt_d.zero_grad()
-        self.manual_backward(loss_d)
-        opt_d.step()
-        self.log_dict(logs, on_step=False, on_epoch=True, prog_bar=True)
+        cache = None
+        if self.discriminator_active:
+            loss_d, logs, cache = self.discriminator_loss(x, z)
+            opt_d.zero_grad()
+            self.manual_backward(loss_d)
+            opt_d.step()
+            self.log_dict(logs, on_step=False, on_epoch=True, prog_bar=True)
 
         if (batch_idx + 1) % self.generator_every == 0:
             for p in self.discriminator.parameters():

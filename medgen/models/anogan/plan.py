@@ -16,7 +16,7 @@ class DCGANPlan(AdversarialPlan):
     """D and G updated once per batch (``AdversarialPlan`` gives the step order)."""
 
     def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
-        super().__init__(hparams, channels, image_size)
+        super().__init__(hparams, channels=channels, image_size=image_size)
         self.generator, self.discriminator = build_networks(hparams, channels, image_size)
 
     def configure_optimizers(self):

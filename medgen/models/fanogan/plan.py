@@ -28,7 +28,7 @@ class WGANGPPlan(AdversarialPlan):
     """
 
     def __init__(self, hparams: dict[str, Any], channels: int, image_size: int) -> None:
-        super().__init__(hparams, channels, image_size)
+        super().__init__(hparams, channels=channels, image_size=image_size)
         self.generator_every = hparams["n_critic"]
         # the encoder is built and dropped: its initialisation draws keep the generator's
         # and critic's initial weights the same as the encoder stage's networks

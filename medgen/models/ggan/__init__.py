@@ -1,0 +1,38 @@
+"""GGAN (Wang, Ghasedi Dizaji & Huang, Bioinformatics 2018): a conditional GAN that infers
+target genes from landmark genes. Not registered yet: the expression_inference task's data
+module and workflow come in a later step of issue 18; ``medgen.evaluate.expression_inference``
+trains it beside the baselines.
+
+Presets are flat dicts of plain values. Layer sizes and loss weights are not in the paper:
+'paper' follows D-GEX's scale (3 x 3,000 units) for the generator; 'default' is sized to
+train on 2 CPU cores.
+"""
+
+PRESETS = {
+    "paper": {
+        "generator_hidden": [3000, 3000, 3000],
+        "discriminator_hidden": [1000],
+        "dropout": 0.1,
+        "l1_weight": 1.0,
+        "adversarial_weight": 0.01,   # small: the L1 term sets the scale of the targets
+        "consistency_weight": 0.1,
+        "noise_sd": 0.1,              # in standardised units
+        "lr": 0.0005,
+        "beta1": 0.5,
+        "batch_size": 64,
+        "max_epochs": 200,
+    },
+    "default": {
+        "generator_hidden": [1024],
+        "discriminator_hidden": [256],
+        "dropout": 0.1,
+        "l1_weight": 1.0,
+        "adversarial_weight": 0.01,
+        "consistency_weight": 0.1,
+        "noise_sd": 0.1,
+        "lr": 0.001,
+        "beta1": 0.5,
+        "batch_size": 32,
+        "max_epochs": 150,
+    },
+}
