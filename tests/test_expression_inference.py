@@ -132,3 +132,14 @@ def test_ggan_and_its_l1_only_ablation_learn_a_linear_map():
     assert np.array_equal(again.predict(x[80:]), full.predict(x[80:]))  # same seed, same model
     with pytest.raises(MedgenInputError, match="unknown GGAN hyperparameters"):
         ggan_models(latent=3)
+
+
+def test_fixed_split_scores_only_the_held_out_rows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4))
+    y = x @ rng.normal(size=(4, 3))
+    train, test = np.arange(40), np.arange(40, 60)
+    table = compare(x, y, BASELINES, split=(train, test))
+    assert table.loc["ridge", "mae"] < 0.05 and set(table.index) == {"mean", "ridge", "knn"}
+    oof = cross_validated_predictions(x, y, BASELINES["ridge"], 0, 0, [(train, test)])
+    assert np.isnan(oof[train]).all() and np.isfinite(oof[test]).all()

@@ -137,11 +137,14 @@ def inference_metrics(y: np.ndarray, y_hat: np.ndarray) -> InferenceMetrics:
 
 
 def cross_validated_predictions(x: np.ndarray, y: np.ndarray, make_model, folds: int,
-                                seed: int) -> np.ndarray:
+                                seed: int, splits=None) -> np.ndarray:
     """Out-of-fold predictions of ``make_model(n_train)`` (samples, targets), each fold's
-    model fitted on standardised landmarks and targets of its training samples only."""
-    predictions = np.empty_like(y, dtype=np.float64)
-    for train, test in KFold(folds, shuffle=True, random_state=seed).split(x):
+    model fitted on standardised landmarks and targets of its training samples only.
+    ``splits``: (train rows, test rows) pairs instead of k folds (a fixed split); rows in
+    no test part are NaN."""
+    predictions = np.full(y.shape, np.nan)
+    splits = splits or KFold(folds, shuffle=True, random_state=seed).split(x)
+    for train, test in splits:
         sx, sy = Standardiser.fit(x[train]), Standardiser.fit(y[train])
         model = make_model(len(train)).fit(sx.transform(x[train]), sy.transform(y[train]))
         predictions[test] = sy.inverse(model.predict(sx.transform(x[test])))
@@ -149,13 +152,18 @@ def cross_validated_predictions(x: np.ndarray, y: np.ndarray, make_model, folds:
 
 
 def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5,
-            seed: int = 0) -> pd.DataFrame:
+            seed: int = 0, split: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per model: MAE, median per-gene Pearson r, and the fraction of genes on which
-    the model's per-gene MAE is below ridge's (ridge must be among ``models``)."""
+    the model's per-gene MAE is below ridge's (ridge must be among ``models``). k-fold
+    out-of-fold predictions, or with ``split`` (train rows, test rows) the test rows of
+    models fitted on the train rows."""
     if not np.isfinite(x).all() or not np.isfinite(y).all():
         raise MedgenInputError("landmark or target values hold NaN or infinite entries")
-    results = {name: inference_metrics(y, cross_validated_predictions(x, y, make, folds, seed))
-               for name, make in models.items()}
+    rows = slice(None) if split is None else split[1]
+    results = {
+        name: inference_metrics(y[rows], cross_validated_predictions(
+            x, y, make, folds, seed, [split] if split is not None else None)[rows])
+        for name, make in models.items()}
     reference = results["ridge"].mae_per_gene
     rows = [{"model": name, "mae": m.mae, "median_pearson": m.median_pearson,
              "genes_better_than_ridge": float((m.mae_per_gene < reference).mean())}
@@ -165,11 +173,16 @@ def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", required=True, help="CSV/TSV (gzip ok) of expression")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="CSV/TSV (gzip ok) of probe-level expression")
+    source.add_argument("--h5ad", help="medgen's preprocessed expression (layer "
+                        "log_expression, obs split): landmarks chosen on its train split")
+    parser.add_argument("--landmark-fraction", type=float, default=0.1)
+    parser.add_argument("--evaluate-on", choices=["val", "test"], default="test")
     parser.add_argument("--genes-as-rows", action="store_true",
                         help="rows are probes/genes, columns samples (GEO layout)")
-    parser.add_argument("--landmark-map", required=True)
-    parser.add_argument("--target-map", required=True)
+    parser.add_argument("--landmark-map")
+    parser.add_argument("--target-map")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="JSON file for the table")
@@ -178,26 +191,51 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
                         help="GGAN hyperparameter overrides (YAML values)")
     args = parser.parse_args(argv)
-    sep = "\t" if ".tsv" in args.table else ","
-    values = pd.read_csv(args.table, sep=sep, index_col=0)
-    values = values.T if args.genes_as_rows else values
-    gene_sets, landmark_probes, target_probes = gene_sets_from_maps(args.landmark_map,
-                                                                    args.target_map)
-    x, _ = select_genes(collapse_probes(values, landmark_probes), gene_sets.landmarks,
-                        "landmark")
-    y, _ = select_genes(collapse_probes(values, target_probes), gene_sets.targets, "target")
-    print(f"{len(values)} samples; landmarks {x.shape[1]}/{len(gene_sets.landmarks)}, "
-          f"targets {y.shape[1]}/{len(gene_sets.targets)} found")
+    split = None
+    if args.h5ad:
+        x, y, split = _panel_from_h5ad(args.h5ad, args.landmark_fraction, args.evaluate_on)
+        print(f"{len(split[0])} train, {len(split[1])} {args.evaluate_on} samples; "
+              f"{x.shape[1]} landmarks (top {args.landmark_fraction:.0%} by training "
+              f"variance) -> {y.shape[1]} targets")
+    else:
+        sep = "\t" if ".tsv" in args.table else ","
+        values = pd.read_csv(args.table, sep=sep, index_col=0)
+        values = values.T if args.genes_as_rows else values
+        gene_sets, landmark_probes, target_probes = gene_sets_from_maps(args.landmark_map,
+                                                                        args.target_map)
+        x, _ = select_genes(collapse_probes(values, landmark_probes), gene_sets.landmarks,
+                            "landmark")
+        y, _ = select_genes(collapse_probes(values, target_probes), gene_sets.targets,
+                            "target")
+        print(f"{len(values)} samples; landmarks {x.shape[1]}/{len(gene_sets.landmarks)}, "
+              f"targets {y.shape[1]}/{len(gene_sets.targets)} found")
     models = dict(BASELINES)
     if args.ggan:
         import yaml
 
         params = {k: yaml.safe_load(v) for k, _, v in (i.partition("=") for i in args.set)}
         models.update(ggan_models(seed=args.seed, **params))
-    table = compare(x.to_numpy(), y.to_numpy(), models, args.folds, args.seed)
+    table = compare(x.to_numpy(), y.to_numpy(), models, args.folds, args.seed, split)
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     if args.out:
         Path(args.out).write_text(json.dumps(table.reset_index().to_dict("records"), indent=2))
+
+
+def _panel_from_h5ad(path: str, fraction: float, evaluate_on: str):
+    """Landmarks = the top ``fraction`` of genes by variance on the train split of a
+    preprocessed h5ad (log1p CPM layer), targets = the rest; (x, y, (train, evaluated))."""
+    import anndata as ad
+
+    from medgen.data.expression import LOG_LAYER
+    from medgen.data.gene_sets import top_variance_landmarks
+
+    adata = ad.read_h5ad(path)
+    values = pd.DataFrame(np.asarray(adata.layers[LOG_LAYER]), index=adata.obs_names,
+                          columns=adata.var_names.astype(str))
+    split = adata.obs["split"].astype(str).to_numpy()
+    train, evaluated = np.flatnonzero(split == "train"), np.flatnonzero(split == evaluate_on)
+    sets = top_variance_landmarks(values.iloc[train], fraction)
+    return values[list(sets.landmarks)], values[list(sets.targets)], (train, evaluated)
 
 
 if __name__ == "__main__":
