@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from medgen import atomic, checkpoint, registry
 from medgen.data.expression import preprocess_for_model
@@ -29,7 +28,7 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly import evaluate_anomaly
 from medgen.evaluate.anomaly_inference import score_splits
 from medgen.evaluate.associations import node_associations
-from medgen.evaluate.expression import load_model
+from medgen.evaluate.expression import decode, encode_means, load_model
 from medgen.evaluate.reconstruction import bce, reconstruction_metrics
 
 APPLY_DIR = "apply"
@@ -114,11 +113,8 @@ def _apply_expression(model_path, ckpt, config, out_dir: Path, device: str) -> P
     data = read_expression(h5ad, need_train=False)
     module, _ = load_model(model_path, genes=data.genes, device=device)
     codes = one_hot(data, ckpt.data["condition_on"], ckpt.data["condition_categories"])
-    with torch.no_grad():
-        x, c = torch.from_numpy(data.x).to(device), torch.from_numpy(codes).to(device)
-        mu = module.encode(x, c)[0].cpu().numpy().astype(np.float64)
-        recon = module.decode(torch.from_numpy(mu.astype(np.float32)).to(device), c)
-        recon = recon.cpu().numpy().astype(np.float64)
+    mu = encode_means(module, data.x, codes)
+    recon = decode(module, mu, codes)
     nodes = [f"node{j}" for j in range(mu.shape[1])]
     obs = data.adata.obs
     per_sample = pd.DataFrame({

@@ -47,16 +47,25 @@ def load_model(model_path: str | os.PathLike, genes: list[str] | None = None,
     return resolve(registry.get(ckpt.family).load)(ckpt, device), ckpt
 
 
-@torch.no_grad()
-def _encode_means(module, x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    mu, _ = module.encode(torch.from_numpy(x), torch.from_numpy(c))
-    return mu.numpy().astype(np.float64)
+def _device(module) -> torch.device:
+    return next(module.parameters()).device
 
 
 @torch.no_grad()
-def _decode(module, z: np.ndarray, c: np.ndarray) -> np.ndarray:
-    out = module.decode(torch.from_numpy(z.astype(np.float32)), torch.from_numpy(c))
-    return out.numpy().astype(np.float64)
+def encode_means(module, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Posterior means (samples, latent) of x (samples, genes) with condition codes c."""
+    device = _device(module)
+    mu, _ = module.encode(torch.from_numpy(x).to(device), torch.from_numpy(c).to(device))
+    return mu.cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def decode(module, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Decoded expression (samples, genes) in [0, 1] of latents z with condition codes c."""
+    device = _device(module)
+    out = module.decode(torch.from_numpy(z.astype(np.float32)).to(device),
+                        torch.from_numpy(c).to(device))
+    return out.cpu().numpy().astype(np.float64)
 
 
 def _round(value: Any) -> Any:
@@ -141,8 +150,8 @@ def evaluate_expression(
 
     # (1) VAE latent means for all samples; reconstructions of the test split from them
     seed_all(seed)
-    latents = {method: _encode_means(module, data.x, codes)}
-    recons = {method: _decode(module, latents[method][test], codes[test])}
+    latents = {method: encode_means(module, data.x, codes)}
+    recons = {method: decode(module, latents[method][test], codes[test])}
     # (2) baselines fitted on train at the same dimension
     for name, baseline in fit_baselines(
         list(evaluation["baselines"]), data.x[train], latent_dim, seed
@@ -196,7 +205,7 @@ def evaluate_expression(
     generator = np.random.default_rng(seed)
     n_prior = evaluation["n_prior_samples"]
     z_prior = generator.standard_normal((n_prior, latent_dim))
-    prior = pd.DataFrame(_decode(module, z_prior, np.repeat(reference, n_prior, axis=0)),
+    prior = pd.DataFrame(decode(module, z_prior, np.repeat(reference, n_prior, axis=0)),
                          index=[f"prior{i}" for i in range(n_prior)], columns=data.genes)
     _write_tsv(_with_condition(prior, signature, reference_label), out_dir / "prior_samples.tsv")
     _write_tsv(
@@ -250,7 +259,7 @@ def _traversal(
     mean, sd = mu_train.mean(axis=0), mu_train.std(axis=0)
     z = np.repeat(mean[None, :], steps, axis=0)
     z[:, node] = mean[node] + offsets * sd[node]
-    decoded = _decode(module, z, np.repeat(reference, steps, axis=0))
+    decoded = decode(module, z, np.repeat(reference, steps, axis=0))
     frame = pd.DataFrame(decoded, columns=genes)
     frame.insert(0, "node_value", z[:, node])
     frame.insert(0, "sd_offset", offsets)

@@ -1,4 +1,5 @@
 # Validation, paths, toggles and input functions shared by every rule file.
+import functools
 import re
 from pathlib import Path
 
@@ -181,31 +182,21 @@ def scoring_gpus(method):
     return min(gpus_requested(), 1) if networks else 0
 
 
-_SHEET_ROWS = []
-
-
+@functools.cache
 def sheet_rows():
     """The sample sheet's rows, splits assigned (read once; [] for the built-in demo)."""
     sheet = config["imaging"]["sample_sheet"]
     if config["imaging"]["kind"] == "mni152_demo" or not sheet:
         return []
-    if not _SHEET_ROWS:
-        from medgen.data.imaging.sheet import read_sample_sheet
+    from medgen.data.imaging.sheet import read_sample_sheet
 
-        imaging = config["imaging"]
-        try:
-            _SHEET_ROWS.extend(
-                read_sample_sheet(
-                    sheet,
-                    imaging["modalities"],
-                    imaging["split"],
-                    config["seed"],
-                    imaging["data_root"],
-                )
-            )
-        except MedgenInputError as err:
-            raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
-    return _SHEET_ROWS
+    imaging = config["imaging"]
+    try:
+        return read_sample_sheet(
+            sheet, imaging["modalities"], imaging["split"], config["seed"], imaging["data_root"]
+        )
+    except MedgenInputError as err:
+        raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
 
 
 def image_files(splits):
@@ -235,20 +226,16 @@ def imaging_inputs(wildcards=None):
 APPLY = f"{RUN}/apply"
 
 
-_APPLY_TASK = []
-
-
+@functools.cache
 def apply_task():
     """The task of the model that apply.model names, once the config's data fit it."""
-    if not _APPLY_TASK:
-        # torch and the task code: imported only in apply mode
-        from medgen.apply import check_apply_config
+    # torch and the task code: imported only in apply mode
+    from medgen.apply import check_apply_config
 
-        try:
-            _APPLY_TASK.append(check_apply_config(config))
-        except MedgenInputError as err:
-            raise WorkflowError(f"invalid apply config: {err}") from None
-    return _APPLY_TASK[0]
+    try:
+        return check_apply_config(config)
+    except MedgenInputError as err:
+        raise WorkflowError(f"invalid apply config: {err}") from None
 
 
 def apply_inputs(wildcards=None):
