@@ -18,6 +18,8 @@ FAMILIES: dict[str, str] = {
     "anogan": "medgen.models.anogan",  # Schlegl et al. 2017: DCGAN + latent mapping
     "fanogan": "medgen.models.fanogan",  # Schlegl et al. 2019: WGAN-GP + izi_f encoder
     "convae": "medgen.models.convae",  # baseline: convolutional autoencoder
+    "ggan": "medgen.models.ggan",  # Wang et al. 2018: conditional GAN, landmark -> targets
+    "dgex": "medgen.models.dgex",  # Chen et al. 2016: D-GEX MLP, landmark -> targets
 }
 
 

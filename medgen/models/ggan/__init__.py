@@ -1,14 +1,19 @@
 """GGAN (Wang, Ghasedi Dizaji & Huang, Bioinformatics 2018): a conditional GAN that infers
-target genes from landmark genes. Not registered yet: the expression_inference task's data
-module and workflow come in a later step of issue 18; ``medgen.evaluate.expression_inference``
-trains it beside the baselines.
+target genes from landmark genes (task 'expression_inference'; data module
+``medgen.data.gene_inference_loaders``, evaluation ``medgen.evaluate.expression_inference``).
 
 Presets are flat dicts of plain values. Layer sizes and loss weights are not in the paper:
 'paper' follows D-GEX's scale (3 x 3,000 units) for the generator; 'default' is sized to
 train on 2 CPU cores.
 """
 
-PRESETS = {
+from __future__ import annotations
+
+from typing import Any
+
+from medgen.family import FamilySpec, Stage
+
+PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "generator_hidden": [3000, 3000, 3000],
         "discriminator_hidden": [1000],
@@ -36,3 +41,15 @@ PRESETS = {
         "max_epochs": 150,
     },
 }
+
+FAMILY = FamilySpec(
+    name="ggan",
+    task="expression_inference",
+    presets=PRESETS,
+    stages=(Stage("", "medgen.models.ggan.plan:GGANPlan"),),
+    load="medgen.models.gene_inference:load_for_inference",
+    description="GGAN conditional GAN (Wang et al. 2018): landmark -> target genes.",
+    resources={"mem_mb": 8000, "runtime": 120},
+)
+
+__all__ = ["FAMILY", "PRESETS"]

@@ -28,6 +28,15 @@ class GGANPlan(AdversarialPlan):
     def discriminator_active(self) -> bool:
         return self.hp["adversarial_weight"] > 0
 
+    def prediction_network(self) -> torch.nn.Module:
+        """Standardised landmarks (N, l) -> standardised targets (N, t); its weights are
+        exported as ``network``."""
+        return self.generator
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_mae", (self.generator(x) - y).abs().mean(), prog_bar=True)
+
     def configure_optimizers(self):
         betas = (self.hp["beta1"], 0.999)
         return [torch.optim.Adam(self.generator.parameters(), self.hp["lr"], betas=betas),
@@ -57,5 +66,6 @@ class GGANPlan(AdversarialPlan):
         return terms.total, logs
 
     def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {"generator": self.generator.state_dict(),
+        # "network": the generator under the name every expression-inference family uses
+        return {"network": self.generator.state_dict(),
                 "discriminator": self.discriminator.state_dict()}

@@ -1,0 +1,106 @@
+"""A trained expression-inference model as users apply it: landmark profiles in the
+training data's units in, target genes in the same units out, matched by gene name.
+
+Every 'expression_inference' family (GGAN, D-GEX) stores its network as ``network`` (the
+generator for GGAN) and the data signature written by
+``medgen.data.gene_inference_loaders.training_data``: ordered landmark and target genes and
+the per-gene means and standard deviations fitted on the training samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from medgen import registry
+from medgen.data.standardise import Standardiser
+from medgen.errors import MedgenInputError
+from medgen.family import resolve
+
+INFERENCE_BATCH = 4096  # profiles per forward pass: bounded memory, full matmul efficiency
+
+
+class GeneInferenceModel:
+    """Landmarks -> targets with the model's own standardisation.
+
+    Attributes
+    ----------
+    network
+        Standardised landmarks (N, l) -> standardised targets (N, t), eval mode.
+    landmarks, targets
+        Gene names in the network's input and output order.
+    x_scaler, y_scaler
+        Per-gene standardisation fitted on the training samples.
+    """
+
+    def __init__(self, network: nn.Module, landmarks: list[str], targets: list[str],
+                 x_scaler: Standardiser, y_scaler: Standardiser, device: str = "cpu") -> None:
+        self.network = network.to(device).eval()
+        self.landmarks, self.targets = list(landmarks), list(targets)
+        self.x_scaler, self.y_scaler = x_scaler, y_scaler
+        self.device = device
+
+    def align(self, profiles: pd.DataFrame) -> np.ndarray:
+        """The landmark columns of ``profiles`` (samples x genes) in the model's order.
+
+        Raises MedgenInputError naming the first missing landmarks, duplicated gene
+        names, or non-finite values.
+        """
+        columns = profiles.columns.astype(str)
+        duplicated = sorted(set(columns[columns.duplicated()]))
+        if duplicated:
+            raise MedgenInputError(f"duplicate gene names in the profiles: {duplicated[:5]}")
+        missing = [g for g in self.landmarks if g not in set(columns)]
+        if missing:
+            raise MedgenInputError(
+                f"{len(missing)} of the model's {len(self.landmarks)} landmark genes are not "
+                f"in the profiles (first: {missing[:5]}); was the model trained on another "
+                "gene set?")
+        x = profiles.set_axis(columns, axis=1)[self.landmarks].to_numpy(dtype=np.float64)
+        if not np.isfinite(x).all():
+            rows = profiles.index[~np.isfinite(x).all(axis=1)].tolist()
+            raise MedgenInputError(f"NaN or infinite landmark values in profiles {rows[:5]}")
+        return x
+
+    @torch.no_grad()
+    def predict_standardised(self, z: np.ndarray) -> np.ndarray:
+        """Standardised landmarks (N, l) -> standardised targets (N, t), float32, in
+        batches of INFERENCE_BATCH."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != len(self.landmarks):
+            raise MedgenInputError(f"expected (profiles, {len(self.landmarks)}) landmark "
+                                   f"values, got shape {z.shape}")
+        out = np.empty((len(z), len(self.targets)), dtype=np.float32)
+        for start in range(0, len(z), INFERENCE_BATCH):
+            batch = torch.from_numpy(z[start:start + INFERENCE_BATCH]).to(self.device)
+            out[start:start + len(batch)] = self.network(batch).cpu().numpy()
+        return out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Landmarks (N, l) in the training data's units -> targets (N, t), same units."""
+        return self.y_scaler.inverse(self.predict_standardised(self.x_scaler.transform(x)))
+
+
+def scalers(signature: dict[str, Any]) -> tuple[Standardiser, Standardiser]:
+    """The (landmark, target) standardisers stored in a checkpoint's data signature."""
+    return tuple(Standardiser(np.asarray(signature[f"{side}_mean"], np.float64),
+                              np.asarray(signature[f"{side}_sd"], np.float64))
+                 for side in ("landmark", "target"))
+
+
+def load_for_inference(checkpoint, device: str = "cpu") -> GeneInferenceModel:
+    """The trained model of an expression-inference ``medgen.checkpoint.Checkpoint``: the
+    family's stage plan rebuilds the network, which gets the stored ``network`` weights."""
+    data = checkpoint.data
+    dims = {"n_landmarks": len(data["landmarks"]), "n_targets": len(data["targets"])}
+    stage = registry.get(checkpoint.family).stages[-1]
+    plan = resolve(stage.plan).build(checkpoint.hparams, dims, {})
+    network = plan.prediction_network()
+    network.load_state_dict(checkpoint.state["network"])
+    x_scaler, y_scaler = scalers(data)
+    return GeneInferenceModel(network, data["landmarks"], data["targets"], x_scaler,
+                              y_scaler, device)
