@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,16 +27,17 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KNeighborsRegressor
-from torch.utils.data import DataLoader, TensorDataset
 
+from medgen import registry
+from medgen.data.gene_inference_loaders import standardised_loader
 from medgen.data.gene_sets import collapse_probes, gene_sets_from_maps, select_genes
 from medgen.data.standardise import Standardiser
 from medgen.errors import MedgenInputError
-from medgen.models.ggan import PRESETS
-from medgen.models.ggan.plan import GGANPlan
-from medgen.seeding import EpochSeededSampler, seed_all
+from medgen.family import resolve
+from medgen.seeding import seed_all
 from medgen.train import fit_in_memory
 
+log = logging.getLogger(__name__)
 RIDGE_ALPHAS = np.logspace(-2, 5, 15)  # chosen by leave-one-out on the training samples
 KNN_NEIGHBOURS = (1, 3, 5, 10, 20)     # chosen by inner 3-fold CV on the training samples
 
@@ -70,44 +73,37 @@ def knn(n_samples: int) -> Regressor:
 BASELINES = {"mean": lambda n: MeanPredictor(), "ridge": lambda n: ridge(), "knn": knn}
 
 
-class GGANRegressor:
-    """GGAN (``medgen.models.ggan``) as a regressor of standardised targets on standardised
-    landmarks, for the cross-validation harness. ``l1_only``: the ablation, the same
-    generator trained with the L1 term alone (no discriminator, no consistency term)."""
+class FamilyRegressor:
+    """A registered expression-inference family (GGAN, D-GEX) as a regressor of
+    standardised targets on standardised landmarks, trained in memory (no checkpoints):
+    the many fits of a cross-validation and the ablations."""
 
-    def __init__(self, hparams: dict[str, Any], seed: int = 0, l1_only: bool = False,
+    def __init__(self, family: str, hparams: dict[str, Any], seed: int = 0,
                  num_threads: int | None = None) -> None:
-        self.hp = dict(hparams)
-        if l1_only:
-            self.hp.update(adversarial_weight=0.0, consistency_weight=0.0)
+        self.family, self.hp = family, dict(hparams)
         self.seed, self.num_threads = seed, num_threads
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> GGANRegressor:
+    def fit(self, x: np.ndarray, y: np.ndarray) -> FamilyRegressor:
         seed_all(self.seed)
-        self.plan = GGANPlan(self.hp, x.shape[1], y.shape[1])
-        data = TensorDataset(torch.as_tensor(x, dtype=torch.float32),
-                             torch.as_tensor(y, dtype=torch.float32))
-        loader = DataLoader(data, batch_size=self.hp["batch_size"],
-                            sampler=EpochSeededSampler(len(data), self.seed),
-                            drop_last=len(data) > self.hp["batch_size"])
+        stage = registry.get(self.family).stages[-1]
+        dims = {"n_landmarks": x.shape[1], "n_targets": y.shape[1]}
+        self.plan = resolve(stage.plan).build(self.hp, dims, {})
+        loader = standardised_loader(x, y, self.hp["batch_size"], self.seed)
         fit_in_memory(self.plan, loader, self.hp["max_epochs"], self.seed, self.num_threads)
         return self
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        self.plan.generator.eval()
-        return self.plan.generator(torch.as_tensor(x, dtype=torch.float32)).numpy()
+        network = self.plan.prediction_network().eval()
+        return network(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
 
 def ggan_models(preset: str = "default", seed: int = 0, **params: Any) -> dict[str, Any]:
     """GGAN and its L1-only ablation as harness entries (``params`` override the preset)."""
-    unknown = sorted(set(params) - set(PRESETS[preset]))
-    if unknown:
-        raise MedgenInputError(f"unknown GGAN hyperparameters {unknown}; valid: "
-                               f"{', '.join(sorted(PRESETS[preset]))}")
-    hp = {**PRESETS[preset], **params}
-    return {"ggan": lambda n: GGANRegressor(hp, seed),
-            "ggan_l1_only": lambda n: GGANRegressor(hp, seed, l1_only=True)}
+    hp = registry.resolve_hparams("ggan", preset, params)
+    l1_only = {**hp, "adversarial_weight": 0.0, "consistency_weight": 0.0}
+    return {"ggan": lambda n: FamilyRegressor("ggan", hp, seed),
+            "ggan_l1_only": lambda n: FamilyRegressor("ggan", l1_only, seed)}
 
 
 @dataclass
@@ -164,11 +160,139 @@ def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5
         name: inference_metrics(y[rows], cross_validated_predictions(
             x, y, make, folds, seed, [split] if split is not None else None)[rows])
         for name, make in models.items()}
+    return metric_table(results)
+
+
+def evaluation_splits(obs: pd.DataFrame) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(description, [(train rows, evaluated rows)]): k-fold when every sample has a fold,
+    else the split's train rows against its test rows."""
+    fold = obs["fold"].to_numpy()
+    if (fold >= 0).all():
+        k = int(fold.max()) + 1
+        return (f"{k}-fold cross-validation, out-of-fold predictions",
+                [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)])
+    split = obs["split"].astype(str).to_numpy()
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    if not len(test):
+        raise MedgenInputError("no test samples to evaluate on (obs split)")
+    return "trained on the train split, evaluated on the test split", [(train, test)]
+
+
+def evaluate_expression_inference(
+    data_path: str | os.PathLike,
+    models: dict[str, str | os.PathLike],
+    hparams: dict[str, dict[str, Any]],
+    evaluation: dict[str, Any],
+    seed: int,
+    out_dir: str | os.PathLike,
+    ablations: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Compare trained expression-inference families with baselines on one split.
+
+    Parameters
+    ----------
+    data_path
+        The prepared file (``medgen.data.gene_inference``).
+    models
+        Family -> its trained ``model.pt``. With a fixed split the model itself predicts
+        the test samples; with folds each fold trains the family afresh in memory with
+        ``hparams[family]`` (the model.pt, trained on every sample, is for new data).
+    hparams
+        Family -> resolved hyperparameters.
+    evaluation
+        ``expression_inference.evaluation`` (baselines, scatter_genes).
+    ablations
+        Name -> (family, hyperparameters): trained in memory on the same split.
+    out_dir
+        Writes metrics.json (table, mode, gene-set report, provenance), metrics.tsv,
+        per_gene.tsv (model, gene, mae, pearson), per_gene.png and scatter.png.
+
+    Returns
+    -------
+    The metrics.json content. Metrics are in the data's units (MAE) and per gene (r).
+
+    Raises
+    ------
+    MedgenInputError
+        A model trained on other genes, a file of another layout, no test samples.
+    """
+    from medgen import atomic, checkpoint, provenance
+    from medgen.data.gene_inference import read_inference_data
+    from medgen.models.gene_inference import load_for_inference
+    from medgen.report.inference_figures import per_gene_distributions, prediction_scatter
+
+    out_dir = Path(out_dir)
+    x, y, obs, uns = read_inference_data(data_path)
+    mode, splits = evaluation_splits(obs)
+    evaluated = np.sort(np.concatenate([test for _, test in splits]))
+    xa, ya = x.to_numpy(), y.to_numpy()
+    factories = {name: BASELINES[name] for name in ["ridge", *evaluation["baselines"]]}
+    for family in models:
+        if len(splits) > 1:
+            factories[family] = _family_factory(family, hparams[family], seed, num_threads)
+    for name, (family, hp) in (ablations or {}).items():
+        factories[name] = _family_factory(family, hp, seed, num_threads)
+    predictions = {name: cross_validated_predictions(xa, ya, make, 0, seed, splits)[evaluated]
+                   for name, make in factories.items()}
+    if len(splits) == 1:
+        for family, path in models.items():
+            ckpt = checkpoint.load(path, family=family,
+                                   data={"landmarks": list(x.columns),
+                                         "targets": list(y.columns)})
+            predictions[family] = load_for_inference(ckpt).predict(xa[evaluated])
+    order = [*models, *(ablations or {}), *[b for b in factories if b in BASELINES]]
+    predictions = {name: predictions[name] for name in order}
+    measured = y.iloc[evaluated]
+    results = {name: inference_metrics(measured.to_numpy(), p) for name, p in predictions.items()}
+    table = metric_table(results)
+    per_gene = pd.concat([pd.DataFrame({"model": name, "gene": y.columns, "mae": m.mae_per_gene,
+                                        "pearson": m.pearson_per_gene})
+                          for name, m in results.items()], ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out_dir / "metrics.tsv", table.to_csv(sep="\t", float_format="%.6g"))
+    atomic.write_text(out_dir / "per_gene.tsv",
+                      per_gene.to_csv(sep="\t", index=False, float_format="%.6g"))
+    per_gene_distributions(per_gene, out_dir / "per_gene.png")
+    prediction_scatter(measured, predictions, scatter_genes(results["ridge"], y.columns,
+                                                            evaluation["scatter_genes"]),
+                       out_dir / "scatter.png")
+    summary = {
+        "mode": mode, "n_samples": int(len(obs)), "n_evaluated": int(len(evaluated)),
+        "n_landmarks": int(x.shape[1]), "n_targets": int(y.shape[1]), "units": uns["units"],
+        "gene_sets": uns["gene_sets"],
+        "metrics": table.reset_index().to_dict("records"),
+        "provenance": provenance.collect(
+            config={"evaluation": evaluation, "hparams": hparams,
+                    "ablations": {k: list(v) for k, v in (ablations or {}).items()}},
+            seed=seed, inputs=[data_path, *models.values()]),
+    }
+    atomic.write_json(out_dir / "metrics.json", summary)
+    log.info("expression inference (%s):\n%s", mode,
+             table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return summary
+
+
+def metric_table(results: dict[str, InferenceMetrics]) -> pd.DataFrame:
+    """One row per model: MAE, median per-gene r, and the fraction of genes whose MAE is
+    below ridge's (``results`` must hold 'ridge')."""
     reference = results["ridge"].mae_per_gene
     rows = [{"model": name, "mae": m.mae, "median_pearson": m.median_pearson,
              "genes_better_than_ridge": float((m.mae_per_gene < reference).mean())}
             for name, m in results.items()]
     return pd.DataFrame(rows).set_index("model")
+
+
+def scatter_genes(reference: InferenceMetrics, genes: pd.Index, n: int) -> list[str]:
+    """``n`` target genes spread over the reference model's per-gene r (from its best to
+    its worst), so the scatter shows easy and hard genes alike."""
+    order = np.argsort(-np.nan_to_num(reference.pearson_per_gene, nan=-2.0), kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))
+    return [str(genes[order[i]]) for i in picks]
+
+
+def _family_factory(family: str, hp: dict[str, Any], seed: int, num_threads: int | None):
+    return lambda n: FamilyRegressor(family, hp, seed, num_threads)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@ Presets are flat dicts of plain values:
 - 'paper': the paper's best model, D-GEX-10%-9000x3 (three hidden layers of 9,000 tanh
   units, 10% dropout, MSE, SGD with momentum 0.5, learning rate 5e-4, mini-batches of 200,
   200 epochs). Sized for the 100,000-profile GEO compendium on a GPU.
-- 'small': one hidden layer of 1,000 tanh units, trainable on 2 CPU cores. With 50 to 1,500
-  training profiles the paper's learning rate barely moves SGD in 200 epochs, so 'small'
+- 'default': one hidden layer of 1,000 tanh units, trainable on 2 CPU cores. With 50 to 1,500
+  training profiles the paper's learning rate barely moves SGD in 200 epochs, so 'default'
   uses momentum 0.9 and a learning rate of 0.01 (still plain SGD, as the paper).
 """
 
@@ -27,7 +27,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 200,
         "max_epochs": 200,
     },
-    "small": {
+    "default": {
         "hidden": [1000],
         "dropout": 0.1,
         "lr": 0.01,
