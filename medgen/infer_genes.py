@@ -35,11 +35,12 @@ import pandas as pd
 from anndata.io import write_elem
 from tqdm.auto import tqdm
 
-from medgen import atomic, checkpoint, provenance, registry
+from medgen import atomic, checkpoint, provenance
 from medgen.data.io.gctx_stream import GctxWriter, iter_gctx_columns, read_gctx_meta
 from medgen.data.io.tables import guess_format, read_table
 from medgen.errors import MedgenInputError
-from medgen.models.gene_inference import GeneInferenceModel, load_for_inference
+from medgen.models.gene_inference import GeneInferenceModel
+from medgen.models.gene_inference import load as load_inference_model
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,8 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         A model of another task, missing landmark genes, non-finite landmark values (the
         message names the samples), or an unreadable input.
     """
+    model = load_inference_model(model_path, device)
     ckpt = checkpoint.load(model_path)
-    if registry.get(ckpt.family).task != "expression_inference":
-        raise MedgenInputError(f"{model_path} is a {ckpt.family} model; inferring target "
-                               "genes needs a GGAN or D-GEX model.pt")
-    model = load_for_inference(ckpt, device)
     path = cfg["path"]
     rows, cols, chunks = read_profiles(cfg)
     cols.index = cols.index.astype(str)

@@ -43,8 +43,9 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
 
 
 def trainer_settings(snakemake: Any) -> dict[str, Any]:
-    """The rule's ``params.training`` plus ``progress_bar``, which common.smk keeps out of the
-    params (it changes only the log, so flipping it must not retrain) and the script reads
-    from the config instead."""
-    return {**snakemake.params.training,
-            "progress_bar": snakemake.config["training"]["progress_bar"]}
+    """The rule's ``params.training`` plus ``progress_bar`` and ``checkpoint_every_n_epochs``,
+    which common.smk keeps out of the params (they change only the log and the resume points,
+    so changing them must not retrain) and the script reads from the config instead."""
+    training = snakemake.config["training"]
+    return {**snakemake.params.training, "progress_bar": training["progress_bar"],
+            "checkpoint_every_n_epochs": training.get("checkpoint_every_n_epochs", 1)}

@@ -139,7 +139,7 @@ def make_trainer(
         dirpath=out_dir / "checkpoints",
         filename="epoch{epoch:03d}",
         auto_insert_metric_name=False,
-        every_n_epochs=1,
+        every_n_epochs=training.get("checkpoint_every_n_epochs", 1),
         save_top_k=1,  # without a monitor: keep only the newest epoch, plus last.ckpt
         save_last=True,
         # always overwrite last.ckpt: with the counter, a run resumed in a moved/copied folder

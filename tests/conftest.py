@@ -134,6 +134,45 @@ def make_expression(n: int = 80, n_genes: int = 24, seed: int = 0) -> ad.AnnData
     return adata
 
 
+def make_inference_table(path, n: int = 60, n_landmarks: int = 6, n_targets: int = 10,
+                         seed: int = 0) -> pd.DataFrame:
+    """A samples x genes CSV (log-scale values): targets are a noisy linear map of the
+    landmarks ``L0..``; targets are ``T0..``. Returns the frame written."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(6.0, 1.0, size=(n, n_landmarks))
+    y = 5.0 + (x - 6.0) @ rng.normal(size=(n_landmarks, n_targets)) / 2
+    y += rng.normal(scale=0.1, size=y.shape)
+    frame = pd.DataFrame(np.hstack([x, y]), index=[f"S{i:03d}" for i in range(n)],
+                         columns=[f"L{j}" for j in range(n_landmarks)]
+                         + [f"T{j}" for j in range(n_targets)])
+    frame.to_csv(path)
+    return frame
+
+
+def inference_section(table, folds: int = 3, **gene_sets) -> dict:
+    """A validated expression_inference section for ``table`` with listed gene sets."""
+    from medgen import config as medgen_config
+
+    frame = pd.read_csv(table, index_col=0, nrows=1)
+    lists = {"source": "lists",
+             "landmarks": [c for c in frame.columns if c.startswith("L")],
+             "targets": [c for c in frame.columns if c.startswith("T")], **gene_sets}
+    raw = {"expression_inference": {"activate": True, "folds": folds, "gene_sets": lists,
+                                    "table": {"path": str(table),
+                                              "orientation": "samples_as_rows"}}}
+    return medgen_config.validate(raw)["expression_inference"]
+
+
+def make_inference_data(path, seed: int = 0) -> str:
+    """A prepared expression-inference file (3 folds) from ``make_inference_table``."""
+    from medgen.data.gene_inference import prepare_inference_data
+
+    table = Path(path).with_suffix(".csv")
+    make_inference_table(table, seed=seed)
+    prepare_inference_data(inference_section(table), 0, path)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def expression_h5ad(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("data") / "expression.h5ad"

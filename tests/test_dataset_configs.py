@@ -26,6 +26,8 @@ from conftest import REPO_ROOT, run_snakemake
 DATASETS = sorted((REPO_ROOT / "config" / "datasets").glob("*.yaml"))  # not the sample sheets
 EXPRESSION_FAMILIES = tuple(registry.names("expression"))
 IMAGING_FAMILIES = tuple(registry.names("anomaly"))  # with the conv-autoencoder baseline
+INFERENCE_FAMILIES = tuple(registry.names("expression_inference"))
+INFERENCE_RULES = {"prepare_inference_data", "evaluate_expression_inference", "infer_targets"}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
@@ -46,7 +48,7 @@ def planned_jobs(stdout: str) -> list[dict]:
 def subjects(path: Path) -> set[str]:
     """The branches the file itself turns on (sets the section, not to activate: false)."""
     raw = medgen_config.load_yaml(path)
-    return {branch for branch in ("expression", "imaging")
+    return {branch for branch in ("expression", "imaging", "expression_inference")
             if isinstance(raw.get(branch), dict) and raw[branch].get("activate", True)}
 
 
@@ -56,7 +58,8 @@ def needs_shared_data(path: Path) -> bool:
 
 def test_every_model_family_belongs_to_a_branch():
     # a family of a task without a workflow branch here would go unchecked
-    assert set(registry.FAMILIES) <= set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES)
+    branches = set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES) | set(INFERENCE_FAMILIES)
+    assert set(registry.FAMILIES) <= branches
 
 
 def test_there_are_dataset_configs():
@@ -73,7 +76,7 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     if needs_shared_data(path):
         request.getfixturevalue("shared_data")  # its relative ../shared/data paths resolve
     about = subjects(path)
-    assert about, f"{path.name} sets neither an expression nor an imaging section"
+    assert about, f"{path.name} sets no expression, imaging or expression_inference section"
     resolved = medgen_config.load(path)
     for branch in about:
         assert resolved[branch]["activate"], f"{path.name}: {branch} is not activated"
@@ -121,4 +124,18 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     else:
         assert not rules & IMAGING_RULES, f"{path.name} runs imaging jobs: {sorted(rules)}"
         for family in IMAGING_FAMILIES:
+            assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+
+    if "expression_inference" in about:
+        assert {"prepare_inference_data", "evaluate_expression_inference"} <= rules, \
+            result.stdout
+        activated = [f for f in INFERENCE_FAMILIES if resolved["models"][f]["activate"]]
+        assert activated, f"{path.name} trains no expression-inference model"
+        for family in activated:
+            assert trained(family), f"no {family} training job:\n{result.stdout}"
+        if resolved["expression_inference"]["infer"]["path"]:
+            assert "infer_targets" in rules, result.stdout
+    else:
+        assert not rules & INFERENCE_RULES, f"{path.name} runs inference jobs: {sorted(rules)}"
+        for family in INFERENCE_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"

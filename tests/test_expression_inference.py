@@ -113,7 +113,7 @@ def test_gpl96_bladder_cross_validation_matches_the_known_numbers(shared_data):
 
 
 def test_ggan_and_its_l1_only_ablation_learn_a_linear_map():
-    from medgen.evaluate.expression_inference import GGANRegressor, ggan_models
+    from medgen.evaluate.expression_inference import FamilyRegressor, ggan_models
     from medgen.models.ggan import PRESETS
 
     rng = np.random.default_rng(2)
@@ -121,16 +121,17 @@ def test_ggan_and_its_l1_only_ablation_learn_a_linear_map():
     y = (x @ rng.normal(size=(8, 5)) / 3).astype(np.float32)
     hp = {**PRESETS["default"], "generator_hidden": [32], "discriminator_hidden": [16],
           "max_epochs": 60, "batch_size": 16}
-    full = GGANRegressor(hp, seed=0, num_threads=1).fit(x[:80], y[:80])
-    ablation = GGANRegressor(hp, seed=0, l1_only=True, num_threads=1).fit(x[:80], y[:80])
+    l1_only = {**hp, "adversarial_weight": 0.0, "consistency_weight": 0.0}
+    full = FamilyRegressor("ggan", hp, seed=0, num_threads=1).fit(x[:80], y[:80])
+    ablation = FamilyRegressor("ggan", l1_only, seed=0, num_threads=1).fit(x[:80], y[:80])
     baseline = np.abs(y[80:] - y[:80].mean(axis=0)).mean()
     for model in (full, ablation):
         assert np.abs(model.predict(x[80:]) - y[80:]).mean() < 0.5 * baseline
     # the ablation never trains its discriminator; the full model does
     assert not ablation.plan.discriminator_active and full.plan.discriminator_active
-    again = GGANRegressor(hp, seed=0, num_threads=1).fit(x[:80], y[:80])
+    again = FamilyRegressor("ggan", hp, seed=0, num_threads=1).fit(x[:80], y[:80])
     assert np.array_equal(again.predict(x[80:]), full.predict(x[80:]))  # same seed, same model
-    with pytest.raises(MedgenInputError, match="unknown GGAN hyperparameters"):
+    with pytest.raises(MedgenInputError, match=r"models\.ggan\.params\.latent"):
         ggan_models(latent=3)
 
 

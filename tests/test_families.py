@@ -13,19 +13,22 @@ import torch
 
 from medgen import checkpoint, registry
 from medgen import config as medgen_config
+from medgen.data.gene_inference import read_inference_data
 from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
 from medgen.evaluate.expression import load_model
 from medgen.evaluate.scorers import load_scorer
+from medgen.models.gene_inference import load as load_inference_model
 from medgen.train import train_model
-from tests.conftest import make_expression
+from tests.conftest import make_expression, make_inference_data
 
 TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
             "num_threads": 1, "progress_bar": False}
 # Size keys shrunk wherever a preset has them, so that a new family is tiny here too.
 TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
         "generator_channels": 4, "discriminator_channels": 4, "bottleneck": 4, "n_critic": 2,
-        "score_steps": 3, "score_batch_size": 16}
+        "score_steps": 3, "score_batch_size": 16, "generator_hidden": [8],
+        "discriminator_hidden": [8], "hidden": [8]}
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +57,11 @@ def task_data(tmp_path_factory):
         save_npz(root / name, {"images": images, "y": np.zeros(32, np.int8)})
     # what prepare_images records beside the arrays: the modalities in channel order
     (root / "provenance.json").write_text('{"config": {"imaging": {"modalities": ["flair"]}}}')
+    for name, seed in (("inference.h5ad", 0), ("inference_other.h5ad", 1)):
+        make_inference_data(root / name, seed)
     return {"expression": (root / "expression.h5ad", root / "expression_other.h5ad"),
-            "anomaly": (root / "train.npz", root / "train_other.npz")}
+            "anomaly": (root / "train.npz", root / "train_other.npz"),
+            "expression_inference": (root / "inference.h5ad", root / "inference_other.h5ad")}
 
 
 def load_for_task(task: str, path):
@@ -64,6 +70,8 @@ def load_for_task(task: str, path):
         return load_model(path)[0]
     if task == "anomaly":
         return load_scorer(path)
+    if task == "expression_inference":
+        return load_inference_model(path)
     raise AssertionError(f"no contract check written for task {task!r}")
 
 
@@ -75,6 +83,9 @@ def infer(task: str, model, data_path) -> np.ndarray:
         with torch.no_grad():
             mu, _ = model.encode(x, torch.zeros(len(x), 0))
         return mu.numpy()
+    if task == "expression_inference":
+        x, _, _, _ = read_inference_data(data_path)
+        return model.predict(model.align(x))
     images = np.load(data_path)["images"]
     return model.score(images).score
 
@@ -90,7 +101,10 @@ def test_presets_validate_against_the_schema(family):
             base, {"models": {family: {"preset": preset}}}))
         assert resolved["models"][family]["preset"] == preset
         hp = registry.resolve_hparams(family, preset)
-        assert all(isinstance(v, (int, float, str, bool, type(None))) for v in hp.values())
+        plain = (int, float, str, bool, type(None))
+        assert all(isinstance(v, plain) or (isinstance(v, list)
+                                            and all(isinstance(i, plain) for i in v))
+                   for v in hp.values())
 
 
 @pytest.mark.parametrize("family", registry.names())
@@ -109,8 +123,9 @@ def test_one_epoch_save_load_and_refusals(family, task_data, tmp_path):
     others = [f for f in registry.names() if f != family]
     with pytest.raises(MedgenInputError, match=f"family '{family}'; expected '{others[0]}'"):
         checkpoint.load(path, family=others[0])
-    key = "genes" if spec.task == "expression" else "channels"
-    wrong = saved.data[key][::-1] if key == "genes" else saved.data[key] + 2
+    key = {"expression": "genes", "expression_inference": "landmarks"}.get(spec.task,
+                                                                           "channels")
+    wrong = saved.data[key][::-1] if key != "channels" else saved.data[key] + 2
     with pytest.raises(MedgenInputError, match=f"{path}.*{key}"):
         checkpoint.load(path, data={key: wrong})
     if spec.task == "anomaly":  # the fixture's prepared folder names its modalities

@@ -217,9 +217,9 @@ def evaluate_expression_inference(
     MedgenInputError
         A model trained on other genes, a file of another layout, no test samples.
     """
-    from medgen import atomic, checkpoint, provenance
+    from medgen import atomic, provenance
     from medgen.data.gene_inference import read_inference_data
-    from medgen.models.gene_inference import load_for_inference
+    from medgen.models.gene_inference import load as load_inference_model
     from medgen.report.inference_figures import per_gene_distributions, prediction_scatter
 
     out_dir = Path(out_dir)
@@ -237,10 +237,9 @@ def evaluate_expression_inference(
                    for name, make in factories.items()}
     if len(splits) == 1:
         for family, path in models.items():
-            ckpt = checkpoint.load(path, family=family,
-                                   data={"landmarks": list(x.columns),
-                                         "targets": list(y.columns)})
-            predictions[family] = load_for_inference(ckpt).predict(xa[evaluated])
+            model = load_inference_model(path, data={"landmarks": list(x.columns),
+                                                     "targets": list(y.columns)})
+            predictions[family] = model.predict(xa[evaluated])
     order = [*models, *(ablations or {}), *[b for b in factories if b in BASELINES]]
     predictions = {name: predictions[name] for name in order}
     measured = y.iloc[evaluated]

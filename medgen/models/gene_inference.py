@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from medgen import registry
+from medgen import checkpoint, registry
 from medgen.data.standardise import Standardiser
 from medgen.errors import MedgenInputError
 from medgen.family import resolve
@@ -104,3 +104,12 @@ def load_for_inference(checkpoint, device: str = "cpu") -> GeneInferenceModel:
     x_scaler, y_scaler = scalers(data)
     return GeneInferenceModel(network, data["landmarks"], data["targets"], x_scaler,
                               y_scaler, device)
+
+
+def load(path, device: str = "cpu", data: dict[str, Any] | None = None) -> GeneInferenceModel:
+    """The model in ``path`` (a ``model.pt``) when an expression-inference family wrote it;
+    ``data``: signature keys to check (``landmarks``, ``targets``). MedgenInputError for
+    another family's file, naming it, or another gene set."""
+    ckpt = checkpoint.load(path, family=tuple(registry.names("expression_inference")),
+                           data=data)
+    return load_for_inference(ckpt, device)

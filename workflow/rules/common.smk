@@ -125,10 +125,13 @@ MODELS = f"{RUN}/models"
 IMAGING = f"{RUN}/imaging"
 from medgen.evaluate.anomaly import TRIVIAL as TRIVIAL_SCORES  # no model needed
 
+INFERENCE = f"{RUN}/expression_inference"
+
 # where each task's training data come from (the training rule's input)
 TRAINING_DATA = {
     "expression": f"{RUN}/data/expression.h5ad",
     "anomaly": f"{IMAGING}/training",
+    "expression_inference": f"{INFERENCE}/data.h5ad",
 }
 TRAINING_IMAGES = TRAINING_DATA["anomaly"]
 TRAINING_SPLITS = ["train"]
@@ -144,11 +147,17 @@ def imaging_methods():
     return activated_families("anomaly") + list(config["imaging"]["evaluation"]["baselines"])
 
 
+LOG_ONLY_SETTINGS = ("progress_bar", "checkpoint_every_n_epochs")
+
+
 def training_settings(family):
-    """Trainer settings that can change the weights, as a rule's params. progress_bar only
-    changes the log, so it is left out (the scripts read it from config): turning the bar off
-    for SLURM logs must not retrain. max_epochs does not apply to baselines."""
-    settings = {key: value for key, value in config["training"].items() if key != "progress_bar"}
+    """Trainer settings that can change the weights, as a rule's params. progress_bar and
+    checkpoint_every_n_epochs change only the log and the resume points, so they are left out
+    (the scripts read them from config): turning the bar off for SLURM logs must not retrain.
+    max_epochs does not apply to baselines."""
+    settings = {
+        key: value for key, value in config["training"].items() if key not in LOG_ONLY_SETTINGS
+    }
     if registry.get(family).baseline:
         settings["max_epochs"] = None
     return settings
@@ -223,6 +232,70 @@ def imaging_inputs(wildcards=None):
     return [sheet, *image_files(TRAINING_SPLITS + EVALUATION_SPLITS)]
 
 
+def inference_inputs(wildcards=None):
+    """Files the landmark/target matrices are built from: the table (and its metadata and
+    gene maps), or the run's preprocessed expression."""
+    section = config["expression_inference"]
+    if section["source"] == "expression":
+        return [TRAINING_DATA["expression"]]
+    table, gene_sets = section["table"], section["gene_sets"]
+    if not table["path"]:
+        raise WorkflowError(
+            "expression_inference.source is 'table' but expression_inference.table.path "
+            "is empty; name the expression table"
+        )
+    paths = [table["path"]] + ([table["metadata"]] if table["metadata"] else [])
+    if gene_sets["source"] == "maps":
+        paths += [gene_sets["landmark_map"], gene_sets["target_map"]]
+    return paths
+
+
+def trained_hparams(family):
+    """The family's hyperparameters as its training job trains with them
+    (training.max_epochs, when set, replaces the preset's epochs)."""
+    hparams = family_hparams(family)
+    epochs = config["training"]["max_epochs"]
+    if epochs and not registry.get(family).baseline:
+        hparams = {**hparams, "max_epochs": epochs}
+    return hparams
+
+
+def inference_ablations():
+    """Ablations of activated families: name -> [family, hyperparameters]."""
+    families = activated_families("expression_inference")
+    ablations = config["expression_inference"]["evaluation"]["ablations"]
+    resolved = {}
+    for name, spec in ablations.items():
+        if spec["family"] not in families:
+            continue
+        try:
+            hparams = registry.resolve_hparams(
+                spec["family"],
+                config["models"][spec["family"]]["preset"],
+                {**config["models"][spec["family"]].get("params", {}), **spec["params"]},
+            )
+        except MedgenInputError as err:
+            raise WorkflowError(
+                f"expression_inference.evaluation.ablations.{name}: {err}"
+            ) from None
+        if config["training"]["max_epochs"]:
+            hparams["max_epochs"] = config["training"]["max_epochs"]
+        resolved[name] = [spec["family"], hparams]
+    return resolved
+
+
+def inference_model():
+    """The family whose model infers new profiles (expression_inference.infer.model)."""
+    families = activated_families("expression_inference")
+    wanted = config["expression_inference"]["infer"]["model"] or (families or [""])[0]
+    if wanted not in families:
+        raise WorkflowError(
+            f"expression_inference.infer.model is {wanted!r}; activate it under models "
+            f"(activated expression-inference families: {', '.join(families) or 'none'})"
+        )
+    return wanted
+
+
 APPLY = f"{RUN}/apply"
 
 
@@ -253,6 +326,10 @@ def run_inputs():
         inputs += expression_inputs() + verified_expression_inputs()
     if is_activated("imaging"):
         inputs += imaging_inputs()
+    if is_activated("expression_inference"):
+        inputs += [path for path in inference_inputs() if path not in inputs]
+        if config["expression_inference"]["infer"]["path"]:
+            inputs.append(config["expression_inference"]["infer"]["path"])
     return inputs
 
 
@@ -268,4 +345,8 @@ def all_outputs():
         )
     if is_activated("imaging") and imaging_methods():
         targets += [f"{IMAGING}/report/metrics.json"]
+    if is_activated("expression_inference") and activated_families("expression_inference"):
+        targets += [f"{INFERENCE}/eval/metrics.json"]
+        if config["expression_inference"]["infer"]["path"]:
+            targets += [f"{INFERENCE}/inferred/{inference_model()}.gctx"]
     return targets

@@ -70,6 +70,24 @@ rule preprocess_expression:
 
 # Training units and evaluation data are separate outputs: a subject added to the val or
 # test split of the sample sheet reruns only the evaluation side, never training.
+rule prepare_inference_data:
+    input:
+        inference_inputs,
+    output:
+        h5ad=TRAINING_DATA["expression_inference"],
+    log:
+        f"{LOGS}/prepare_inference_data.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        section=config["expression_inference"],
+        seed=config["seed"],
+        expression_h5ad=TRAINING_DATA["expression"],
+    script:
+        "../scripts/prepare_inference_data.py"
+
+
 rule prepare_training_images:
     input:
         lambda wildcards: image_files(TRAINING_SPLITS),

@@ -154,3 +154,70 @@ rule apply_model:
         accelerator=config["training"]["accelerator"],
     script:
         "../scripts/apply_model.py"
+
+
+rule evaluate_expression_inference:
+    input:
+        data=TRAINING_DATA["expression_inference"],
+        models=lambda wildcards: expand(
+            "{models}/{family}/model.pt",
+            models=MODELS,
+            family=activated_families("expression_inference"),
+        ),
+    output:
+        metrics=f"{INFERENCE}/eval/metrics.json",
+        table=report(
+            f"{INFERENCE}/eval/metrics.tsv",
+            caption="../report/inference_metrics.rst",
+            category="Expression inference",
+            labels={"figure": "metrics vs baselines"},
+        ),
+        per_gene=f"{INFERENCE}/eval/per_gene.tsv",
+        distributions=report(
+            f"{INFERENCE}/eval/per_gene.png",
+            caption="../report/inference_per_gene.rst",
+            category="Expression inference",
+            labels={"figure": "per-gene MAE and r"},
+        ),
+        scatter=report(
+            f"{INFERENCE}/eval/scatter.png",
+            caption="../report/inference_scatter.rst",
+            category="Expression inference",
+            labels={"figure": "predicted vs measured"},
+        ),
+    log:
+        f"{LOGS}/evaluate_expression_inference.log",
+    threads: config["training"]["num_threads"] or workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        families=activated_families("expression_inference"),
+        hparams={f: trained_hparams(f) for f in activated_families("expression_inference")},
+        ablations=inference_ablations(),
+        evaluation=config["expression_inference"]["evaluation"],
+        seed=config["seed"],
+        num_threads=config["training"]["num_threads"],
+    script:
+        "../scripts/evaluate_expression_inference.py"
+
+
+rule infer_targets:
+    input:
+        model=f"{MODELS}/{{family}}/model.pt",
+        profiles=config["expression_inference"]["infer"]["path"] or [],
+    output:
+        gctx=f"{INFERENCE}/inferred/{{family}}.gctx",
+        h5ad=f"{INFERENCE}/inferred/{{family}}.h5ad",
+    log:
+        f"{LOGS}/infer_targets_{{family}}.log",
+    wildcard_constraints:
+        family=one_of(registry.names("expression_inference")),
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        infer=config["expression_inference"]["infer"],
+        accelerator=config["training"]["accelerator"],
+    script:
+        "../scripts/infer_targets.py"

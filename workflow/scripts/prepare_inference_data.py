@@ -1,0 +1,12 @@
+"""Landmark and target matrices (gene sets, probe collapse, folds) for expression inference."""
+
+from medgen.data.gene_inference import prepare_inference_data
+from medgen.smk import logged
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    prepare_inference_data(
+        cfg=snakemake.params.section,  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
+        out_h5ad=snakemake.output.h5ad,  # noqa: F821
+        expression_h5ad=snakemake.params.expression_h5ad,  # noqa: F821
+    )
