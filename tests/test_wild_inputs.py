@@ -160,3 +160,22 @@ def test_gctx_latin1_strings_are_read_and_reported(tmp_path, caplog):
     assert adata.obs["pert_dose_unit"].tolist() == ["\u00b5M", "uM"]
     assert f"GCTX file {path}: 1 values of /0/META/COL/pert_dose_unit are not UTF-8 " \
            "(first at position 0" in caplog.text
+
+
+# -- 5. a label with one class in the evaluated split ------------------------------------
+def test_metric_undefined_on_a_one_class_test_split_is_nan(caplog):
+    from medgen.evaluate.latent import latent_metrics, undefined_label_notes
+
+    rng = np.random.default_rng(0)
+    # melanoma: tumours (primary and metastatic) everywhere, the two normals in train only
+    labels = np.array(["tumor"] * 38 + ["normal"] * 2, dtype=object)
+    z = rng.normal(size=(40, 3))
+    test = np.arange(40) < 10
+    with caplog.at_level(logging.WARNING):
+        notes = undefined_label_notes({"tumor_normal": labels}, test)
+    metrics = latent_metrics(z, {"tumor_normal": labels}, ~test, test, k=5)
+    for name in ("knn_accuracy", "knn_balanced_accuracy", "silhouette"):
+        assert np.isnan(metrics[f"{name}_tumor_normal"]), name  # never 1.000
+    assert notes == ["label 'tumor_normal': the test split holds 1 class (tumor); k-NN "
+                     "accuracy, balanced accuracy and silhouette are undefined (NaN)"]
+    assert notes[0] in caplog.text
