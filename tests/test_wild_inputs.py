@@ -179,3 +179,36 @@ def test_metric_undefined_on_a_one_class_test_split_is_nan(caplog):
     assert notes == ["label 'tumor_normal': the test split holds 1 class (tumor); k-NN "
                      "accuracy, balanced accuracy and silhouette are undefined (NaN)"]
     assert notes[0] in caplog.text
+
+
+# -- 15. YAML alias bombs -------------------------------------------------------------------
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + f"\nexpression:\n  labels: *a{levels - 1}\n"
+
+
+def test_yaml_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path):
+    import time
+
+    from medgen import config
+
+    path = tmp_path / "dataset.yaml"
+    path.write_text(_alias_bomb())
+    assert len(path.read_bytes()) < 600  # expands to 9**9 strings
+    start = time.perf_counter()
+    with pytest.raises(MedgenInputError, match=r"dataset\.yaml expands to more than 100000 "
+                       r"values \(YAML aliases") as err:
+        config.load(path)
+    assert time.perf_counter() - start < 2
+    assert len(str(err.value)) < 300
+    # the same config as Snakemake hands it over (already parsed)
+    import yaml
+
+    with pytest.raises(MedgenInputError, match="the config expands to more than"):
+        config.validate(yaml.safe_load(path.read_text()))
+    # a value quoted in an error message is truncated
+    with pytest.raises(MedgenInputError) as err:
+        config.load(overrides={"run_name": ["x" * 10_000] * 1000})
+    assert "config key 'run_name'" in str(err.value) and len(str(err.value)) < 300
