@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from medgen.data.expression import load_table, preprocess_expression
+from medgen.data.imaging.transforms import MASK, MakeMaskd  # MONAI: imported once
 from medgen.data.io.gctx import COL_META_PATH, MATRIX_PATH, ROW_META_PATH
 from medgen.errors import MedgenInputError
 
@@ -212,3 +213,200 @@ def test_yaml_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path):
     with pytest.raises(MedgenInputError) as err:
         config.load(overrides={"run_name": ["x" * 10_000] * 1000})
     assert "config key 'run_name'" in str(err.value) and len(str(err.value)) < 300
+
+
+# -- 1. multi-label MedMNIST files -------------------------------------------------------
+def test_multilabel_npz_normal_means_no_finding_in_any_column(tmp_path):
+    from medgen.data.imaging.readers import read_npz2d
+
+    labels = np.zeros((6, 14), np.uint8)  # ChestMNIST: one column per finding
+    labels[1, 0] = 1  # a finding in the first column
+    labels[2, 5] = 1  # ... and in others, which cutting to column 0 made "normal"
+    labels[3, [2, 13]] = 1
+    path = tmp_path / "chestmnist.npz"
+    np.savez(path, train_images=np.zeros((6, 8, 8), np.uint8), train_labels=labels)
+    before = _digest(path)
+    images, y = read_npz2d(path, "train")
+    assert images.shape == (6, 8, 8)
+    assert y.tolist() == [0, 1, 1, 1, 0, 0]
+    assert _digest(path) == before
+    bad = tmp_path / "graded.npz"  # several columns of grades, not findings: refused
+    np.savez(bad, train_images=np.zeros((6, 8, 8), np.uint8), train_labels=labels * 3)
+    with pytest.raises(MedgenInputError, match=r"graded\.npz: 'train_labels' has 14 "
+                       r"columns that are not 0/1 findings"):
+        read_npz2d(bad, "train")
+
+
+# -- 8. volumes whose background is a non-zero constant ------------------------------------
+def test_constant_nonzero_background_is_detected_and_masked(caplog):
+    import torch
+
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 20)] * 3, indexing="ij"))
+    brain = (grid**2).sum(0) < 0.4  # ~16% of the box, as in BraTS
+    rng = np.random.default_rng(0)
+    volume = np.where(brain, rng.normal(1.0, 0.5, brain.shape), -0.83).astype(np.float32)
+    data = {"subject": "BraTS-001", "image": torch.as_tensor(volume[None])}
+    with pytest.raises(MedgenInputError, match=r"subject 'BraTS-001': the nonzero mask covers "
+                       r"100% of the volume, whose background is the constant -0.83 .*"
+                       r"imaging.mask: background"):
+        MakeMaskd("nonzero", 0)(dict(data))
+    mask = MakeMaskd("background", 0)(dict(data))[MASK][0].numpy().astype(bool)
+    assert np.array_equal(mask, brain)
+    # a full box without a constant background is kept, with a warning
+    noise = {"subject": "ct", "image": torch.as_tensor(rng.normal(5, 1, (1, 10, 10, 10)))}
+    with caplog.at_level(logging.WARNING):
+        MakeMaskd("nonzero", 0)(noise)
+    assert "the nonzero mask covers 100.0% of the volume" in caplog.text
+
+
+# -- DICOM series (9-12, 14) -------------------------------------------------------------
+SERIES_UID = "1.2.826.0.1.3680043.8.498.1"
+CT_IMAGE, SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7"
+ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
+
+
+def _dataset(pixels: np.ndarray, sop_class: str = CT_IMAGE, **tags):
+    """A minimal uncompressed DICOM image (greyscale int16, or RGB uint8 when 3-channel)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID, ds.SeriesInstanceUID, ds.Modality = sop_class, SERIES_UID, "CT"
+    colour = pixels.ndim == 3 and pixels.shape[-1] == 3
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    bits = 8 if colour else 16
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    ds.PixelRepresentation = 0 if colour else 1
+    ds.PixelData = pixels.astype(np.uint8 if colour else np.int16).tobytes()
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _slice(z: float, value: int = 0, **tags):
+    pixels = (np.arange(12, dtype=np.int16).reshape(3, 4) + value)
+    geometry = {"ImagePositionPatient": [0.0, 0.0, z], "PixelSpacing": [0.5, 0.5],
+                "ImageOrientationPatient": [1, 0, 0, 0, 1, 0], "RescaleSlope": 1,
+                "RescaleIntercept": -1024}
+    return _dataset(pixels, **{**geometry, **tags})
+
+
+def _write_series(folder: Path, zs, **tags) -> Path:
+    folder.mkdir()
+    for i, z in enumerate(zs):
+        _slice(z, i, **tags).save_as(folder / f"{i:02d}.dcm", enforce_file_format=True)
+    return folder
+
+
+def test_dicom_objects_without_geometry_are_skipped_or_named(tmp_path, caplog):
+    from medgen.data.imaging.readers import read_volume
+
+    folder = _write_series(tmp_path / "ct", [0.0, 2.0, 4.0])
+    dose = _dataset(np.zeros((3, 4)), SECONDARY_CAPTURE)  # a dose report: no geometry
+    dose.save_as(folder / "dose.dcm", enforce_file_format=True)
+    with caplog.at_level(logging.WARNING):
+        volume, affine = read_volume(folder)
+    assert volume.shape == (4, 3, 3) and np.allclose(np.diag(affine)[:3], [-0.5, -0.5, 2.0])
+    assert "skipped 1 DICOM objects that are not slices of the volume (dose.dcm: no " \
+           "ImagePositionPatient (0020,0032))" in caplog.text
+    for tag, code in (("PixelSpacing", "0028,0030"), ("ImageOrientationPatient", "0020,0037")):
+        bare = _write_series(tmp_path / tag, [0.0, 2.0])
+        for file in bare.iterdir():
+            ds = __import__("pydicom").dcmread(file)
+            delattr(ds, tag)
+            ds.save_as(file)
+        with pytest.raises(MedgenInputError, match=rf"00\.dcm: DICOM image without {tag} "
+                           rf"\({code}\)"):
+            read_volume(bare)
+
+
+def test_colour_dicom_is_refused_by_name(tmp_path):
+    from medgen.data.imaging.readers import read_volume
+
+    folder = tmp_path / "sc"
+    folder.mkdir()
+    for i in range(3):
+        _dataset(np.zeros((3, 4, 3)), SECONDARY_CAPTURE, ImagePositionPatient=[0, 0, i],
+                 ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[1, 1],
+                 ).save_as(folder / f"{i}.dcm", enforce_file_format=True)
+    with pytest.raises(MedgenInputError, match=r"0\.dcm: colour DICOM image \(3 samples per "
+                       r"pixel, RGB\)"):
+        read_volume(folder)
+
+
+def test_enhanced_multiframe_dicom_is_read_from_its_functional_groups(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from medgen.data.imaging.readers import read_volume
+
+    frames = np.stack([np.full((3, 4), 10 * k, np.int16) for k in range(4)])
+    ds = _dataset(frames, ENHANCED_CT, NumberOfFrames=4)
+
+    def group(**sequences):
+        item = Dataset()
+        for name, tags in sequences.items():
+            inner = Dataset()
+            for keyword, value in tags.items():
+                setattr(inner, keyword, value)
+            setattr(item, name, Sequence([inner]))
+        return item
+
+    ds.SharedFunctionalGroupsSequence = Sequence([group(
+        PlaneOrientationSequence={"ImageOrientationPatient": [1, 0, 0, 0, 1, 0]},
+        PixelMeasuresSequence={"PixelSpacing": [0.5, 0.5], "SliceThickness": 3},
+        PixelValueTransformationSequence={"RescaleSlope": 1, "RescaleIntercept": -1024},
+    )])
+    # frames stored out of order (scanners do): positions decide
+    order = [2, 0, 3, 1]
+    ds.PerFrameFunctionalGroupsSequence = Sequence([
+        group(PlanePositionSequence={"ImagePositionPatient": [0, 0, 3.0 * k]}) for k in order])
+    ds.PixelData = frames[order].tobytes()  # stored frame i lies at position order[i]
+    folder = tmp_path / "enhanced"
+    folder.mkdir()
+    ds.save_as(folder / "IM0001", enforce_file_format=True)
+    volume, affine = read_volume(folder)
+    assert volume.shape == (4, 3, 4) and affine[2, 2] == pytest.approx(3.0)
+    assert volume[0, 0, :].tolist() == [-1024.0, -1014.0, -1004.0, -994.0]
+
+
+def test_dicom_without_preamble_is_read(tmp_path, caplog):
+    from pydicom import dcmwrite
+
+    from medgen.data.imaging.readers import read_volume
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for i in range(6):
+        ds = _slice(2.0 * i, i)
+        del ds.file_meta  # old archives: bare dataset, no preamble, no 'DICM'
+        dcmwrite(folder / f"{i}", ds, implicit_vr=True, little_endian=True)
+        assert (folder / f"{i}").read_bytes()[128:132] != b"DICM"
+    (folder / "README.txt").write_text("scanned 1998\n")
+    before = {p.name: _digest(p) for p in folder.iterdir()}
+    with caplog.at_level(logging.WARNING):
+        volume, _ = read_volume(folder)
+    assert volume.shape == (4, 3, 6)
+    assert "6 DICOM files without the 128-byte preamble" in caplog.text
+    assert {p.name: _digest(p) for p in folder.iterdir()} == before
+
+
+def test_missing_dicom_slice_is_reported_as_irregular_spacing(tmp_path):
+    from medgen.data.imaging.readers import read_volume
+
+    folder = _write_series(tmp_path / "gap", [0.0, 2.0, 4.0, 8.0, 10.0])  # 6.0 is missing
+    with pytest.raises(MedgenInputError, match=r"irregular slice spacing \(missing slice\?\): "
+                       r"steps of 2.00-4.00 mm, the larger between slice positions 4.00 -> "
+                       r"8.00 mm") as err:
+        read_volume(folder)
+    assert "tilt" not in str(err.value).split(";")[0]
+    volume, _ = read_volume(folder, dicom_tilt="correct")
+    assert volume.shape[2] == 6  # regridded at 2 mm
