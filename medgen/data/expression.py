@@ -55,7 +55,8 @@ def source_name(table: dict[str, Any]) -> str:
 
 
 def check_values(adata: ad.AnnData, path: str | os.PathLike, data_type: str) -> None:
-    """Fail on NaN/Inf anywhere, and on negative values in count data, naming the first."""
+    """Fail on NaN/Inf anywhere, and on negative or already-logged values in count data
+    (:func:`check_counts`), naming the first."""
     matrix = np.asarray(adata.X)
     bad = ~np.isfinite(matrix)
     if bad.any():
