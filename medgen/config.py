@@ -7,6 +7,7 @@ the same way everywhere: one message naming the key and what was expected.
 from __future__ import annotations
 
 import copy
+import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,52 @@ DEFAULT_CONFIG_PATH = (
 )
 
 
+# A config holds a few hundred values; YAML aliases can make a 400-byte file expand to
+# billions (each level repeating the one before), so the expanded size is capped.
+MAX_CONFIG_VALUES = 100_000
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 60, 60, 6, 6
+
+
+def short_repr(value: Any) -> str:
+    """repr of a config value, truncated so that an error message stays one line."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def check_expanded_size(data: Any, where: str, limit: int = MAX_CONFIG_VALUES) -> None:
+    """Count the values of ``data`` as expanded (an aliased node counts each time it is
+    used), stopping at ``limit``.
+
+    Raises
+    ------
+    MedgenInputError
+        More than ``limit`` values: an alias bomb, or not a config.
+    """
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise MedgenInputError(
+                f"{where} expands to more than {limit} values (YAML aliases repeating "
+                "anchors?); a medgen config holds a few hundred: write the values out"
+            )
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping safely (never yaml.load) with a clear error for bad files."""
+    """Read a YAML mapping safely (never yaml.load) with a clear error for bad files.
+
+    Raises
+    ------
+    MedgenInputError
+        Missing or invalid file, not a mapping, or more than MAX_CONFIG_VALUES values once
+        aliases are expanded.
+    """
     path = Path(path)
     try:
         with open(path) as handle:
@@ -46,6 +91,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise MedgenInputError(f"config file {path} does not exist") from None
     except yaml.YAMLError as err:
         raise MedgenInputError(f"config file {path} is not valid YAML: {err}") from None
+    check_expanded_size(data, f"config file {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -115,21 +161,30 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown config key {keys}; valid keys here: {', '.join(allowed)}"
     if error.validator == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)
-        return f"config key '{where}' is {error.instance!r}; expected one of: {choices}"
+        return (f"config key '{where}' is {short_repr(error.instance)}; expected one of: "
+                f"{choices}")
     if error.validator == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
         return (
-            f"config key '{where}' is {error.instance!r} ({type(error.instance).__name__}); "
+            f"config key '{where}' is {short_repr(error.instance)} "
+            f"({type(error.instance).__name__}); "
             f"expected {expected}"
         )
     if error.validator == "required":
         return f"config key '{where}': {error.message}"
-    return f"config key '{where}' is {error.instance!r}: {error.message}"
+    message = error.message
+    if len(message) > 200:  # jsonschema quotes the whole value
+        message = message[:200] + "..."
+    return f"config key '{where}' is {short_repr(error.instance)}: {message}"
 
 
 def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Fill defaults and validate; return the resolved config or raise MedgenInputError."""
+    """Fill defaults and validate; return the resolved config or raise MedgenInputError.
+
+    The config's expanded size is checked first: Snakemake loads --configfile itself.
+    """
+    check_expanded_size(config, "the config")
     schema = schema or load_schema()
     resolved = fill_defaults(schema, copy.deepcopy(config))
     errors = sorted(

@@ -341,7 +341,8 @@ def test_real_tcga_brca_prad(shared_data, outs, expr_cfg):
     normal = (obs["tumor_normal"] == "normal").groupby(obs["split"], observed=True).mean()
     assert normal.between(0.07, 0.11).all(), normal
     assert set(obs["cancer_type"]) == {"BRCA", "PRAD"}
-    assert set(obs["sample_type"]) == {"01", "06", "11"}
+    assert set(obs["sample_type_code"]) == {"01", "06", "11"}
+    assert set(obs["sample_type"]) == {"Primary Tumor", "Metastatic", "Solid Tissue Normal"}
     provenance = json.loads(adata.uns["provenance_json"])
     assert provenance["seed"] == 0
     assert len(provenance["inputs"]) == 2

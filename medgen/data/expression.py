@@ -21,14 +21,20 @@ from medgen import provenance
 from medgen.atomic import atomic_path
 from medgen.data import tcga
 from medgen.data.io.delimited import separator
-from medgen.data.io.tables import read_table
+from medgen.data.io.tables import non_integer_fraction, read_table
 from medgen.data.splits import TRAIN, split_groups
 from medgen.errors import MedgenInputError
 
 logger = logging.getLogger(__name__)
 
 LOG_LAYER = "log_expression"
-BARCODE_COLUMNS = ("patient", "sample_type", "tumor_normal", "cancer_type")
+BARCODE_COLUMNS = ("patient", "sample_type_code", "sample_type", "tumor_normal", "cancer_type")
+# obs columns medgen writes itself; a table's own column of that name is kept renamed
+DERIVED_COLUMNS = (*BARCODE_COLUMNS, "source", "split")
+KEPT_SUFFIX = "_in_file"
+# Log-scale expression rarely exceeds ~20 (log2 of 1e6); counts of a whole table always do.
+LOG_SCALE_MAX = 50.0
+DUPLICATES = ("refuse", "first", "mean")
 _KNOWN_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", ".tab", ".parquet", ".pq", ".h5ad", ".gctx")
 
 
@@ -49,7 +55,8 @@ def source_name(table: dict[str, Any]) -> str:
 
 
 def check_values(adata: ad.AnnData, path: str | os.PathLike, data_type: str) -> None:
-    """Fail on NaN/Inf anywhere, and on negative values in count data, naming the first."""
+    """Fail on NaN/Inf anywhere, and on negative or already-logged values in count data
+    (:func:`check_counts`), naming the first."""
     matrix = np.asarray(adata.X)
     bad = ~np.isfinite(matrix)
     if bad.any():
@@ -59,6 +66,7 @@ def check_values(adata: ad.AnnData, path: str | os.PathLike, data_type: str) -> 
             f"gene '{adata.var_names[j]}'); expression tables must be complete"
         )
     if data_type == "counts":
+        check_counts(matrix, path)
         negative = matrix < 0
         if negative.any():
             i, j = np.argwhere(negative)[0]
@@ -70,6 +78,28 @@ def check_values(adata: ad.AnnData, path: str | os.PathLike, data_type: str) -> 
             )
 
 
+def check_counts(matrix: np.ndarray, path: str | os.PathLike) -> None:
+    """Refuse "counts" that are mostly fractions below LOG_SCALE_MAX: already-logged values
+    (log2(x + 1) tables), which normalising and logging again squashes into a narrow band.
+
+    Fractional counts with a count-like range (RSEM expected counts, TPM) are read, with a
+    note in the log.
+    """
+    fraction = non_integer_fraction(matrix)
+    if fraction == 0 or matrix.size == 0:
+        return
+    largest = float(np.nanmax(matrix))
+    if fraction > 0.5 and largest < LOG_SCALE_MAX:
+        raise MedgenInputError(
+            f"{path}: declared as counts (expression.data_type: counts), but "
+            f"{fraction:.0%} of its values are not integers and the largest is {largest:.3g}: "
+            "it looks log-transformed already (e.g. log2(x + 1)); set "
+            "expression.data_type: log_expression to use it as is"
+        )
+    logger.info("%s: %.0f%% of the counts are not integers (expected counts or TPM?); "
+                "they are normalised and log1p'd as counts", path, 100 * fraction)
+
+
 def check_unique(index: pd.Index, what: str, where: str) -> None:
     """Fail when ``index`` holds duplicates, naming a few of them."""
     if index.has_duplicates:
@@ -77,31 +107,99 @@ def check_unique(index: pd.Index, what: str, where: str) -> None:
         raise MedgenInputError(f"{where}: duplicate {what} IDs {_examples(repeated)}")
 
 
-def load_table(table: dict[str, Any], data_type: str, barcode_labels: bool) -> ad.AnnData:
-    """Read one configured table, check its values and IDs, and label its samples."""
+def merge_duplicates(adata: ad.AnnData, policy: str, where: str) -> ad.AnnData:
+    """Handle repeated sample IDs (several aliquots of one sample, say) as configured.
+
+    ``policy``: 'refuse' (fail naming a few), 'first' (keep each ID's first row) or 'mean'
+    (average each ID's rows; obs from the first). The number merged is logged. ``where``
+    starts the message (``"<file>: duplicate sample IDs"``).
+    """
+    names = adata.obs_names
+    if not names.has_duplicates:
+        return adata
+    repeated = names[names.duplicated()].unique()
+    if policy not in DUPLICATES:
+        raise MedgenInputError(
+            f"expression.duplicate_samples is {policy!r}; expected one of {', '.join(DUPLICATES)}"
+        )
+    if policy == "refuse":
+        raise MedgenInputError(
+            f"{where} {_examples(repeated)} ({len(repeated)} IDs in "
+            f"{int(names.isin(repeated).sum())} rows); set expression.duplicate_samples: first "
+            "or mean to keep the first row or average the rows of each ID"
+        )
+    first = ~names.duplicated()
+    out = adata[first].copy()
+    if policy == "mean":
+        frame = pd.DataFrame(np.asarray(adata.X), index=np.asarray(names))
+        out.X = frame.groupby(level=0, sort=False).mean().loc[out.obs_names].to_numpy()
+    logger.warning(
+        "%s (%d IDs): %d rows merged into %d samples (%s)",
+        where.rstrip(":"), len(repeated), int(names.isin(repeated).sum()), len(repeated),
+        "first row kept" if policy == "first" else "rows averaged",
+    )
+    return out
+
+
+def keep_file_columns(obs: pd.DataFrame, where: str) -> None:
+    """Rename a table's own obs columns that medgen derives (``source`` -> ``source_in_file``)
+    so that neither is lost; the rename is logged."""
+    for column in DERIVED_COLUMNS:
+        if column not in obs.columns:
+            continue
+        kept = column + KEPT_SUFFIX
+        if kept in obs.columns:
+            raise MedgenInputError(
+                f"{where}: sample metadata has both '{column}', which medgen derives, and "
+                f"'{kept}', where it would keep the file's own; rename one of them"
+            )
+        obs.rename(columns={column: kept}, inplace=True)
+        logger.warning("%s: the file's sample column '%s' is kept as '%s' (medgen derives "
+                       "'%s')", where, column, kept, column)
+
+
+def load_table(
+    table: dict[str, Any], data_type: str, barcode_labels: bool, duplicates: str = "refuse"
+) -> ad.AnnData:
+    """Read one configured table, check its values and IDs, and label its samples.
+
+    ``table`` may name an h5ad matrix with ``layer``; ``duplicates`` is the
+    :func:`merge_duplicates` policy for repeated sample IDs.
+    """
     path = table["path"]
     adata = read_table(
-        path, table.get("format", "auto"), table.get("orientation", "samples_as_rows")
+        path, table.get("format", "auto"), table.get("orientation", "samples_as_rows"),
+        layer=table.get("layer") or "X", expect_counts=data_type == "counts",
     )
     check_values(adata, path, data_type)
     check_unique(adata.var_names, "gene", str(path))
+    keep_file_columns(adata.obs, str(path))
     source = source_name(table)
     if barcode_labels:
         # Normalise before the duplicate check: 'A.B' and 'A-B' are the same sample.
         labels = tcga.barcode_table(adata.obs_names)
         adata.obs_names = labels.index
-        check_unique(adata.obs_names, "sample", str(path))
-        for column in ("patient", "sample_type", "tumor_normal"):
+        adata = merge_duplicates(adata, duplicates, f"{path}: duplicate sample IDs")
+        labels = labels[~labels.index.duplicated()].loc[adata.obs_names]
+        for column in ("patient", "sample_type_code", "sample_type", "tumor_normal"):
             adata.obs[column] = labels[column].to_numpy()
         adata.obs["cancer_type"] = source
+        unknown = int((labels["tumor_normal"] == tcga.UNKNOWN).sum())
+        if unknown:
+            logger.warning(
+                "%s: %d of %d sample IDs are patient barcodes without a sample part; their "
+                "sample_type and tumor_normal are 'unknown'", path, unknown, adata.n_obs)
     else:
-        check_unique(adata.obs_names, "sample", str(path))
+        adata = merge_duplicates(adata, duplicates, f"{path}: duplicate sample IDs")
     adata.obs["source"] = source
     return adata
 
 
-def concat_tables(adatas: list[ad.AnnData], paths: list[str]) -> ad.AnnData:
-    """Stack tables by sample on their common genes (in the first table's gene order)."""
+def concat_tables(
+    adatas: list[ad.AnnData], paths: list[str], duplicates: str = "refuse"
+) -> ad.AnnData:
+    """Stack tables by sample on their common genes (in the first table's gene order);
+    samples in several tables are handled by :func:`merge_duplicates`."""
     common = adatas[0].var_names
     for other in adatas[1:]:
         common = common[common.isin(other.var_names)]
@@ -115,13 +213,8 @@ def concat_tables(adatas: list[ad.AnnData], paths: list[str]) -> ad.AnnData:
         logger.info("inner join on genes keeps %d common genes (%d table columns dropped)",
                     len(common), dropped)
     combined = ad.concat([a[:, common] for a in adatas], join="inner", merge="same")
-    if combined.obs_names.has_duplicates:
-        repeated = combined.obs_names[combined.obs_names.duplicated()].unique()
-        raise MedgenInputError(
-            f"duplicate sample IDs across the tables {', '.join(map(str, paths))}: "
-            f"{_examples(repeated)}"
-        )
-    return combined
+    where = f"duplicate sample IDs across the tables {', '.join(map(str, paths))}:"
+    return merge_duplicates(combined, duplicates, where)
 
 
 def drop_empty(adata: ad.AnnData, drop: bool, where: str) -> ad.AnnData:
@@ -319,8 +412,9 @@ def preprocess_expression(
     where = ", ".join(paths)
 
     # (1)-(3) read, combine, drop empty
-    adatas = [load_table(t, data_type, barcode_labels) for t in tables]
-    adata = concat_tables(adatas, paths) if len(adatas) > 1 else adatas[0]
+    duplicates = cfg.get("duplicate_samples", "refuse")
+    adatas = [load_table(t, data_type, barcode_labels, duplicates) for t in tables]
+    adata = concat_tables(adatas, paths, duplicates) if len(adatas) > 1 else adatas[0]
     adata = drop_empty(adata, cfg["drop_empty"], where)
 
     # (4) metadata and labels
@@ -414,8 +508,9 @@ def preprocess_for_model(
         raise MedgenInputError("no expression tables given (expression.files is empty)")
     data_type = cfg["data_type"]
     paths = [str(t["path"]) for t in tables]
-    adatas = [load_table(t, data_type, cfg["barcode_labels"]) for t in tables]
-    adata = concat_tables(adatas, paths) if len(adatas) > 1 else adatas[0]
+    duplicates = cfg.get("duplicate_samples", "refuse")
+    adatas = [load_table(t, data_type, cfg["barcode_labels"], duplicates) for t in tables]
+    adata = concat_tables(adatas, paths, duplicates) if len(adatas) > 1 else adatas[0]
     # genes are not dropped here: the model's gene list decides
     adata = drop_empty(adata, cfg["drop_empty"], ", ".join(paths))
     metadata_path = metadata_path or cfg.get("metadata", {}).get("path")

@@ -22,7 +22,7 @@ from medgen.data.expression_loaders import one_hot, read_expression
 from medgen.errors import MedgenInputError
 from medgen.evaluate.associations import node_associations
 from medgen.evaluate.baselines import fit_baselines
-from medgen.evaluate.latent import latent_metrics
+from medgen.evaluate.latent import latent_metrics, undefined_label_notes
 from medgen.evaluate.reconstruction import reconstruction_metrics
 from medgen.family import resolve
 from medgen.report import latent_figures
@@ -159,7 +159,8 @@ def evaluate_expression(
         latents[name] = baseline.encode(data.x)
         recons[name] = baseline.reconstruct(data.x[test])
 
-    # (3) the same metrics for every method
+    # (3) the same metrics for every method (NaN, noted, where the test split defines none)
+    undefined = undefined_label_notes(label_values, test)
     table = {}
     for name in latents:
         row = reconstruction_metrics(data.x[test], recons[name])
@@ -179,14 +180,16 @@ def evaluate_expression(
             "train, scored on test) and silhouette; VAE latent = posterior means; "
             "MSE on unclipped reconstructions, BCE with reconstructions clipped to "
             "[1e-7, 1 - 1e-7]; bce_above_floor = bce - bce(x, x)"
+            + "".join(f"; {note}" for note in undefined)
         ),
+        "undefined_metrics": undefined,
     }
     atomic.write_json(out_dir / "metrics.json", metrics)
     frame = pd.DataFrame.from_dict(table, orient="index")
     frame.index.name = "method"
     frame = frame[sorted(frame.columns)]
     with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
-        frame.to_csv(tmp, sep="\t", float_format="%.10g")
+        frame.to_csv(tmp, sep="\t", float_format="%.10g", na_rep="NaN")
 
     # (4) latent space and decoder exports
     mu = latents[method]

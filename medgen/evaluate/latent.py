@@ -7,9 +7,14 @@ variance, NMF's non-negative loadings) do not decide the distances.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, silhouette_score
 from sklearn.neighbors import KNeighborsClassifier
+
+log = logging.getLogger(__name__)
+UNDEFINED = float("nan")  # a metric the evaluated split cannot define: never a perfect score
 
 
 def zscore_with_train(latent: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
@@ -30,13 +35,17 @@ def knn_scores(
 ) -> dict[str, float | None]:
     """Accuracy and balanced accuracy of a k-NN classifier fitted on train, scored on test.
 
-    Samples without a label are left out; None when a side has no labelled samples.
+    Samples without a label are left out; None when a side has no labelled samples; NaN
+    when the test side holds fewer than 2 classes (every sample of one class: the scores
+    would read 1.000 without measuring anything).
     """
     keep_train, keep_test = _labelled(y_train), _labelled(y_test)
     if not keep_train.any() or not keep_test.any():
         return {"accuracy": None, "balanced_accuracy": None}
     y_train = y_train[keep_train].astype(str)
     y_test = y_test[keep_test].astype(str)
+    if len(set(y_test)) < 2:
+        return {"accuracy": UNDEFINED, "balanced_accuracy": UNDEFINED}
     model = KNeighborsClassifier(n_neighbors=min(k, len(y_train)))
     model.fit(z_train[keep_train], y_train)
     pred = model.predict(z_test[keep_test])
@@ -46,14 +55,31 @@ def knn_scores(
     }
 
 
-def silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:
-    """Silhouette of the label groups (euclidean); None with fewer than 2 groups."""
+def silhouette(z: np.ndarray, labels: np.ndarray) -> float:
+    """Silhouette of the label groups (euclidean); NaN with fewer than 2 groups or no group
+    of 2 samples (undefined)."""
     keep = _labelled(labels)
     y = labels[keep].astype(str)
     n_groups = len(set(y))
     if n_groups < 2 or n_groups >= len(y):
-        return None
+        return UNDEFINED
     return float(silhouette_score(z[keep], y))
+
+
+def undefined_label_notes(labels: dict[str, np.ndarray], test_mask: np.ndarray) -> list[str]:
+    """One note per label whose test split holds fewer than 2 classes (its k-NN scores and
+    silhouette are NaN), each also logged as a warning."""
+    notes = []
+    for name, values in labels.items():
+        values = np.asarray(values, dtype=object)[test_mask]
+        classes = sorted(set(values[_labelled(values)].astype(str)))
+        if len(classes) < 2:
+            note = (f"label '{name}': the test split holds {len(classes)} class"
+                    f"{'' if len(classes) == 1 else 'es'} ({', '.join(classes) or 'none'}); "
+                    "k-NN accuracy, balanced accuracy and silhouette are undefined (NaN)")
+            log.warning(note)
+            notes.append(note)
+    return notes
 
 
 def latent_metrics(
@@ -63,7 +89,8 @@ def latent_metrics(
     test_mask: np.ndarray,
     k: int,
 ) -> dict[str, float | None]:
-    """knn_accuracy_<label>, knn_balanced_accuracy_<label>, silhouette_<label> per label."""
+    """knn_accuracy_<label>, knn_balanced_accuracy_<label>, silhouette_<label> per label
+    (NaN where the test split cannot define them, see :func:`undefined_label_notes`)."""
     z = zscore_with_train(latent, train_mask)
     out: dict[str, float | None] = {}
     for name, values in labels.items():

@@ -106,6 +106,7 @@ def expression_table_specs():
                 "path": url_download_path(),
                 "format": expr["url"]["format"],
                 "orientation": expr["url"]["orientation"],
+                "layer": expr["url"]["layer"],
                 "group": None,
             }
         ]

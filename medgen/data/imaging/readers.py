@@ -1,13 +1,16 @@
 """Readers: every format becomes (float32 array, 4x4 RAS affine) or 2D image arrays.
 
 NIfTI and Analyze go through nibabel, MetaImage (.mha/.mhd) through a small header parser,
-DICOM series (a folder) through pydicom: sorted by position along the slice normal, one
-series per folder, gantry tilt and irregular spacing refused or corrected as configured.
+DICOM series (a folder) through pydicom: single-frame slices or enhanced multi-frame files,
+sorted by position along the slice normal, one series per folder, gantry tilt and irregular
+spacing refused or corrected as configured.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import logging
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -16,6 +19,8 @@ import nibabel as nib
 import numpy as np
 
 from medgen.errors import MedgenInputError
+
+log = logging.getLogger(__name__)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 NIBABEL_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".img.gz")
@@ -151,41 +156,211 @@ def read_metaimage(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return _as_3d(data, path), LPS_TO_RAS @ affine
 
 
-def read_dicom_series(
-    folder: Path, tilt: Literal["refuse", "correct"] = "refuse"
-) -> tuple[np.ndarray, np.ndarray]:
-    """A folder holding one DICOM series -> (x, y, slice) volume in rescaled units and affine."""
+@dataclasses.dataclass
+class DicomFrame:
+    """One 2D image of a series: rescaled pixels (rows, columns) and its geometry (LPS mm)."""
+
+    pixels: np.ndarray
+    position: np.ndarray  # ImagePositionPatient, (3,)
+    orientation: np.ndarray  # ImageOrientationPatient: row then column direction, (6,)
+    spacing: tuple[float, float]  # PixelSpacing: between rows, between columns
+    source: str  # file name (and frame number)
+
+
+def _tag(ds, keyword: str, where: str, tags: dict[str, str]) -> list[float]:
+    value = ds.get(keyword) if ds is not None else None
+    if value is None:
+        raise MedgenInputError(
+            f"{where}: DICOM image without {keyword} ({tags[keyword]}); a series needs "
+            "ImagePositionPatient, ImageOrientationPatient and PixelSpacing on every slice"
+        )
+    return [float(v) for v in value]
+
+
+_GEOMETRY_TAGS = {
+    "ImagePositionPatient": "0020,0032", "ImageOrientationPatient": "0020,0037",
+    "PixelSpacing": "0028,0030",
+}
+# Enhanced multi-frame objects keep each geometry tag in a functional group sequence.
+_FUNCTIONAL_GROUPS = {
+    "ImagePositionPatient": "PlanePositionSequence",
+    "ImageOrientationPatient": "PlaneOrientationSequence",
+    "PixelSpacing": "PixelMeasuresSequence",
+    "RescaleSlope": "PixelValueTransformationSequence",
+    "RescaleIntercept": "PixelValueTransformationSequence",
+}
+
+
+def _functional_group(ds, frame: int):
+    """A Dataset-like view of frame ``frame``'s geometry: per-frame groups, then shared."""
+    per_frame = ds.PerFrameFunctionalGroupsSequence[frame]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    merged = {}
+    for keyword, sequence in _FUNCTIONAL_GROUPS.items():
+        for groups in (per_frame, shared[0] if shared else None):
+            items = groups.get(sequence) if groups is not None else None
+            if items and keyword in items[0]:
+                merged[keyword] = items[0].get(keyword)
+                break
+    return merged
+
+
+def _frames(ds, file: Path) -> list[DicomFrame]:
+    """The 2D frames of one DICOM image object (several for enhanced multi-frame files)."""
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    pixels = ds.pixel_array.astype(np.float32).reshape(n_frames, int(ds.Rows), int(ds.Columns))
+    if n_frames > 1 and "PerFrameFunctionalGroupsSequence" not in ds:
+        raise MedgenInputError(
+            f"{file}: multi-frame DICOM ({n_frames} frames) without per-frame functional "
+            "groups, so the frames have no positions; convert it to single-frame files"
+        )
+    frames = []
+    for i in range(n_frames):
+        geometry = _functional_group(ds, i) if n_frames > 1 else ds
+        where = f"{file} (multi-frame, frame {i + 1})" if n_frames > 1 else str(file)
+        slope = float(geometry.get("RescaleSlope") or ds.get("RescaleSlope", 1) or 1)
+        intercept = float(geometry.get("RescaleIntercept") or ds.get("RescaleIntercept", 0) or 0)
+        frames.append(DicomFrame(
+            pixels=pixels[i] * np.float32(slope) + np.float32(intercept),
+            position=np.array(_tag(geometry, "ImagePositionPatient", where, _GEOMETRY_TAGS)),
+            orientation=np.array(_tag(geometry, "ImageOrientationPatient", where,
+                                      _GEOMETRY_TAGS)),
+            spacing=tuple(_tag(geometry, "PixelSpacing", where, _GEOMETRY_TAGS)),
+            source=where,
+        ))
+    return frames
+
+
+def _set_transfer_syntax(ds) -> None:
+    """A dataset read without file meta needs a transfer syntax to decode its pixels: the
+    encoding it was parsed with (in memory only; the file is not touched)."""
+    from pydicom import uid
+    from pydicom.dataset import FileMetaDataset
+
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = ds.original_encoding
+    ds.file_meta = meta if meta is not None else FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (
+        uid.ImplicitVRLittleEndian if implicit
+        else uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+    )
+
+
+def _read_dicom_object(file: Path):
+    """(dataset, had_preamble) or None for a file that is not DICOM.
+
+    Older archives store datasets without the 128-byte preamble and 'DICM' marker: those
+    are read with ``force=True`` when they parse to something with a SOP class or pixels.
+    """
     import pydicom
 
-    datasets = []
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            datasets.append(pydicom.dcmread(file))
-        except pydicom.errors.InvalidDicomError:
-            continue  # DICOMDIR, notes and other non-image files
-    datasets = [d for d in datasets if "PixelData" in d]
-    if len(datasets) < 2:
-        raise MedgenInputError(f"{folder}: a DICOM series folder needs at least 2 image files")
-    series = sorted({str(d.get("SeriesInstanceUID", "?")) for d in datasets})
+    try:
+        return pydicom.dcmread(file), True
+    except pydicom.errors.InvalidDicomError:
+        pass
+    try:
+        ds = pydicom.dcmread(file, force=True)
+        if "SOPClassUID" in ds or "PixelData" in ds:
+            _set_transfer_syntax(ds)
+            return ds, False
+    except Exception:  # noqa: BLE001 - forced parsing of a non-DICOM file fails in many ways
+        pass
+    return None
+
+
+def dicom_series_frames(folder: Path) -> list[DicomFrame]:
+    """Every image frame of the one series in ``folder``.
+
+    Objects that are not part of the volume are skipped and counted in the log: files
+    without pixel data (DICOMDIR, dose reports, presentation states), localisers, and images
+    without ImagePositionPatient (secondary captures stored beside the slices). Files
+    without the DICOM preamble are read and counted.
+
+    Raises
+    ------
+    MedgenInputError
+        Fewer than 2 frames (the message counts what the folder held), several series, a
+        colour image (named), or a slice lacking orientation or pixel spacing (file and tag
+        named).
+    """
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    images, skipped, not_dicom, no_preamble = [], [], 0, 0
+    for file in files:
+        read = _read_dicom_object(file)
+        if read is None:
+            not_dicom += 1
+            continue
+        ds, preamble = read
+        no_preamble += not preamble
+        multi_frame = int(ds.get("NumberOfFrames", 1) or 1) > 1
+        if "PixelData" not in ds:
+            skipped.append((file.name, "no pixel data"))
+        elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
+            skipped.append((file.name, "localiser"))
+        elif not multi_frame and "ImagePositionPatient" not in ds:
+            skipped.append((file.name, "no ImagePositionPatient (0020,0032)"))
+        else:
+            images.append((file, ds))
+    if no_preamble:
+        log.warning("%s: %d DICOM files without the 128-byte preamble and 'DICM' marker were "
+                    "read as plain datasets", folder, no_preamble)
+    if skipped:
+        log.warning("%s: skipped %d DICOM objects that are not slices of the volume (%s)",
+                    folder, len(skipped),
+                    ", ".join(f"{name}: {why}" for name, why in skipped[:5])
+                    + (" ..." if len(skipped) > 5 else ""))
+    series = sorted({str(ds.get("SeriesInstanceUID", "?")) for _, ds in images})
     if len(series) > 1:
         raise MedgenInputError(
             f"{folder}: holds {len(series)} DICOM series ({', '.join(series)}); "
             "put each series in its own folder"
         )
-    orientation = np.array([float(v) for v in datasets[0].ImageOrientationPatient])
-    if any(not np.allclose([float(v) for v in d.ImageOrientationPatient], orientation, atol=1e-4)
-           for d in datasets):
+    frames = []
+    for file, ds in images:
+        if int(ds.get("SamplesPerPixel", 1)) > 1:
+            raise MedgenInputError(
+                f"{file}: colour DICOM image ({ds.get('SamplesPerPixel')} samples per pixel, "
+                f"{ds.get('PhotometricInterpretation', '?')}), e.g. a secondary capture; "
+                "medgen reads greyscale series: move it out of the series folder"
+            )
+        frames += _frames(ds, file)
+    if len(frames) < 2:
+        found = [f"{len(frames)} image slice{'s' if len(frames) != 1 else ''}"]
+        if skipped:
+            found.append(f"{len(skipped)} objects skipped ({skipped[0][0]}: {skipped[0][1]}"
+                         + (", ..." if len(skipped) > 1 else "") + ")")
+        if not_dicom:
+            found.append(f"{not_dicom} files that are not DICOM")
+        raise MedgenInputError(
+            f"{folder}: a DICOM series folder needs at least 2 image slices (or one "
+            f"multi-frame image); of its {len(files)} files: {', '.join(found)}"
+        )
+    return frames
+
+
+def read_dicom_series(
+    folder: Path, tilt: Literal["refuse", "correct"] = "refuse"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A folder holding one DICOM series -> (x, y, slice) volume in rescaled units and affine.
+
+    Single-frame slices and enhanced multi-frame files (geometry from the functional
+    groups) are read; see :func:`dicom_series_frames` for what is skipped or refused.
+    Slices are sorted along the slice normal; gantry tilt or irregular spacing (a missing
+    slice) is refused, or with ``tilt='correct'`` interpolated to a regular stack.
+    """
+    frames = dicom_series_frames(folder)
+    orientation = frames[0].orientation
+    if any(not np.allclose(f.orientation, orientation, atol=1e-4) for f in frames):
         raise MedgenInputError(f"{folder}: slices of the series differ in orientation")
     row_dir, col_dir = orientation[:3], orientation[3:]
     normal = np.cross(row_dir, col_dir)
-    positions = np.array([[float(v) for v in d.ImagePositionPatient] for d in datasets])
+    positions = np.array([f.position for f in frames])
     order = np.argsort(positions @ normal)
-    datasets = [datasets[i] for i in order]
+    frames = [frames[i] for i in order]
     positions = positions[order]
-    pixels = np.stack([
-        d.pixel_array.astype(np.float32) * float(d.get("RescaleSlope", 1))
-        + float(d.get("RescaleIntercept", 0)) for d in datasets
-    ])  # (slice, row, col)
+    pixels = np.stack([f.pixels for f in frames])  # (slice, row, col)
     steps = np.diff(positions, axis=0)
     lengths = np.linalg.norm(steps, axis=1)
     if np.any(lengths < 1e-6):
@@ -193,11 +368,21 @@ def read_dicom_series(
     cos = np.clip(np.abs(steps @ normal) / lengths, 0, 1)
     tilt_deg = float(np.degrees(np.arccos(cos.min())))
     irregular = float(lengths.max() / lengths.min() - 1)
-    if (tilt_deg > TILT_TOLERANCE_DEG or irregular > SPACING_TOLERANCE) and tilt == "refuse":
+    if tilt == "refuse" and tilt_deg > TILT_TOLERANCE_DEG:
         raise MedgenInputError(
             f"{folder}: DICOM series with gantry tilt {tilt_deg:.1f} degrees and slice steps "
             f"{lengths.min():.2f}-{lengths.max():.2f} mm; set imaging.dicom_tilt: correct "
             "to resample it to a regular stack (sheared affine)"
+        )
+    if tilt == "refuse" and irregular > SPACING_TOLERANCE:
+        along = positions @ normal
+        gaps = np.flatnonzero(lengths > lengths.min() * (1 + SPACING_TOLERANCE))
+        at = ", ".join(f"{along[i]:.2f} -> {along[i + 1]:.2f}" for i in gaps[:5])
+        raise MedgenInputError(
+            f"{folder}: irregular slice spacing (missing slice?): steps of "
+            f"{lengths.min():.2f}-{lengths.max():.2f} mm, the larger between slice positions "
+            f"{at} mm along the slice normal; set imaging.dicom_tilt: correct to interpolate "
+            "a regular stack"
         )
     stack_dir = (positions[-1] - positions[0]) / np.linalg.norm(positions[-1] - positions[0])
     t = (positions - positions[0]) @ stack_dir
@@ -210,7 +395,7 @@ def read_dicom_series(
     upper = np.clip(np.searchsorted(t, grid, side="right"), 1, len(t) - 1)
     w = ((grid - t[upper - 1]) / (t[upper] - t[upper - 1]))[:, None, None]
     volume = (1 - w) * pixels[upper - 1] + w * pixels[upper]
-    row_spacing, col_spacing = (float(v) for v in datasets[0].PixelSpacing)
+    row_spacing, col_spacing = frames[0].spacing
     affine = np.eye(4)
     affine[:3, 0] = row_dir * col_spacing  # array axis 0 runs along a row (column index)
     affine[:3, 1] = col_dir * row_spacing
@@ -242,7 +427,23 @@ def read_volume(
 
 
 def read_npz2d(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """MedMNIST layout: ``<split>_images`` (N, H, W) and ``<split>_labels`` (N, 1)."""
+    """MedMNIST layout: ``<split>_images`` (N, H, W) and ``<split>_labels``.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        (N, H, W) float32, as stored.
+    labels : numpy.ndarray
+        (N,) int64: the class of single-label files ((N,) or (N, 1)); for multi-label files
+        ((N, K) of 0/1, one column per finding, as ChestMNIST) 1 when any finding is
+        present, 0 (normal) only when none is; -1 when the file has no labels.
+
+    Raises
+    ------
+    MedgenInputError
+        Unreadable file, missing images, images not (N, H, W), or labels with several
+        columns that are not 0/1 findings.
+    """
     path = Path(path)
     try:
         with np.load(path) as archive:
@@ -263,5 +464,16 @@ def read_npz2d(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels is None:
         labels = np.full(len(images), -1)  # unlabelled: evaluation skips these
-    labels = labels.reshape(len(images), -1)[:, 0]
-    return images.astype(np.float32), labels.astype(np.int64)
+    labels = labels.reshape(len(images), -1)
+    if labels.shape[1] > 1:
+        # One column per finding: "normal" must mean no finding in any column, not in the
+        # first (cutting to column 0 made images with other findings normal).
+        if not np.isin(labels, (0, 1)).all():
+            raise MedgenInputError(
+                f"{path}: '{split}_labels' has {labels.shape[1]} columns that are not 0/1 "
+                "findings; expected one label column, or one 0/1 column per finding"
+            )
+        log.info("%s: %d-column multi-label '%s_labels': an image is anomalous (1) when any "
+                 "finding is present", path, labels.shape[1], split)
+        return images.astype(np.float32), labels.any(axis=1).astype(np.int64)
+    return images.astype(np.float32), labels[:, 0].astype(np.int64)

@@ -9,6 +9,7 @@ stores tensors only, keeps it).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import nibabel as nib
@@ -27,7 +28,11 @@ from monai.transforms import (
 from medgen.data.imaging.readers import read_volume
 from medgen.errors import MedgenInputError
 
+log = logging.getLogger(__name__)
+
 IMAGE, MASK, LABEL, AFFINE = "image", "mask", "label", "affine"
+FULL_MASK_FRACTION = 0.99  # a mask this large is no mask
+BACKGROUND_SHARE = 0.05  # a constant held by this many voxels is background, not tissue
 AFFINE_ATOL = 1e-3  # mm; affines written by different tools differ in float rounding
 
 
@@ -78,8 +83,21 @@ class LoadSubjectd(MapTransform):
         return out
 
 
+def most_frequent(values: torch.Tensor) -> tuple[float, float]:
+    """The most frequent value of a tensor and the fraction of elements that hold it."""
+    unique, counts = torch.unique(values.reshape(-1), return_counts=True)
+    k = int(torch.argmax(counts))
+    return float(unique[k]), float(counts[k]) / values.numel()
+
+
 class MakeMaskd(MapTransform):
-    """Brain/body mask: nonzero in any channel, the given mask, or a threshold; never empty."""
+    """Brain/body mask: nonzero in any channel, the given mask, a threshold, or 'background'
+    (any channel differs from its most frequent value); never empty.
+
+    A 'nonzero' mask that covers (nearly) the whole volume is refused when the volume has a
+    constant non-zero background (z-normalised BraTS releases: background -0.8, say), which
+    would make every voxel "in-mask" and cropping a no-op; otherwise it is logged.
+    """
 
     def __init__(self, method: str, threshold: float) -> None:
         super().__init__(keys=[IMAGE])
@@ -97,8 +115,13 @@ class MakeMaskd(MapTransform):
             mask = data[MASK] > 0
         elif self.method == "threshold":
             mask = image[:1] > self.threshold
+        elif self.method == "background":
+            background = torch.tensor([most_frequent(c)[0] for c in image], dtype=image.dtype)
+            mask = (image != background.reshape(-1, *[1] * (image.ndim - 1))).any(
+                dim=0, keepdim=True)
         else:
             mask = (image != 0).any(dim=0, keepdim=True)
+            self._check_whole_volume(data["subject"], image, mask)
         if not bool(mask.any()):
             raise MedgenInputError(
                 f"subject '{data['subject']}': the {self.method} mask is empty "
@@ -106,6 +129,24 @@ class MakeMaskd(MapTransform):
             )
         data[MASK] = mask.to(torch.uint8)
         return data
+
+    @staticmethod
+    def _check_whole_volume(subject: str, image: torch.Tensor, mask: torch.Tensor) -> None:
+        covered = float(mask.float().mean())
+        if covered < FULL_MASK_FRACTION:
+            return
+        value, share = most_frequent(image[0])
+        if value != 0 and share >= BACKGROUND_SHARE:
+            raise MedgenInputError(
+                f"subject '{subject}': the nonzero mask covers {covered:.0%} of the volume, "
+                f"whose background is the constant {value:.4g} ({share:.0%} of voxels), not 0 "
+                "(a z-normalised volume?); set imaging.mask: background (background = each "
+                "volume's most frequent value) or imaging.mask: given with a mask column in "
+                "the sample sheet"
+            )
+        log.warning("subject '%s': the nonzero mask covers %.1f%% of the volume, so cropping "
+                    "to it does nothing; imaging.mask: given, threshold or background may fit "
+                    "better", subject, 100 * covered)
 
 
 class MaskedNormalised(MapTransform):

@@ -8,6 +8,7 @@ checked against both id lists rather than assumed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anndata as ad
@@ -17,25 +18,47 @@ import pandas as pd
 
 from medgen.errors import MedgenInputError
 
+logger = logging.getLogger(__name__)
+
 MATRIX_PATH = "/0/DATA/0/matrix"
 ROW_META_PATH = "/0/META/ROW"
 COL_META_PATH = "/0/META/COL"
 
 
-def _decode(values: np.ndarray) -> np.ndarray:
-    """HDF5 fixed-length strings come back as bytes; make them str."""
-    if values.dtype.kind in ("S", "O"):
-        return np.array(
-            [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=object
+def _decode(values: np.ndarray, path: Path, dataset: str) -> np.ndarray:
+    """HDF5 fixed-length strings come back as bytes; make them str.
+
+    Bytes that are not UTF-8 (a Latin-1 micro sign in a dose unit, say) are decoded as
+    Latin-1, which never fails, and the first such value is logged with file, dataset and
+    position.
+    """
+    if values.dtype.kind not in ("S", "O"):
+        return values
+    out = np.empty(len(values), dtype=object)
+    fallback = []
+    for i, value in enumerate(values):
+        if not isinstance(value, bytes):
+            out[i] = str(value)
+            continue
+        try:
+            out[i] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            out[i] = value.decode("latin-1")
+            fallback.append(i)
+    if fallback:
+        logger.warning(
+            "GCTX file %s: %d values of %s are not UTF-8 (first at position %d, %r); read "
+            "them as Latin-1 (%r)", path, len(fallback), dataset, fallback[0],
+            values[fallback[0]], out[fallback[0]],
         )
-    return values
+    return out
 
 
 def _read_meta(handle: h5py.File, group_path: str, path: Path) -> pd.DataFrame:
     if group_path not in handle or "id" not in handle[group_path]:
         raise MedgenInputError(f"GCTX file {path} has no dataset {group_path}/id")
     group = handle[group_path]
-    ids = _decode(group["id"][()])
+    ids = _decode(group["id"][()], path, f"{group_path}/id")
     columns = {}
     for name in sorted(group):
         if name == "id":
@@ -46,7 +69,7 @@ def _read_meta(handle: h5py.File, group_path: str, path: Path) -> pd.DataFrame:
                 f"GCTX file {path}: {group_path}/{name} has shape {values.shape}; "
                 f"expected ({len(ids)},) like {group_path}/id"
             )
-        columns[name] = _decode(values)
+        columns[name] = _decode(values, path, f"{group_path}/{name}")
     return pd.DataFrame(columns, index=pd.Index(ids.astype(str), name=None))
 
 

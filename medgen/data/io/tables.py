@@ -25,6 +25,8 @@ from medgen.data.io.gctx import read_gctx
 from medgen.data.io.xena import read_xena
 from medgen.errors import MedgenInputError
 
+H5AD_X, H5AD_RAW, H5AD_LAYERS = "X", "raw", "layers/"  # the matrices an h5ad table names
+
 Format = Literal["auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena"]
 FORMATS: tuple[str, ...] = ("auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena")
 
@@ -78,8 +80,57 @@ def read_parquet(path: str | Path, orientation: str = "samples_as_rows") -> ad.A
     return frame_to_anndata(frame, orientation, path)
 
 
-def read_h5ad(path: str | Path) -> ad.AnnData:
-    """Read an h5ad file (samples x genes by AnnData convention; X made dense float64)."""
+def non_integer_fraction(values: np.ndarray, max_values: int = 1_000_000) -> float:
+    """Fraction of values that are not whole numbers (on an even subsample of large arrays)."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        return 0.0
+    flat = flat[:: max(1, flat.size // max_values)]
+    return float(np.mean(np.abs(flat - np.rint(flat)) > 1e-6))
+
+
+def _h5ad_matrices(adata: ad.AnnData) -> dict[str, object]:
+    """Every matrix of an h5ad file a table can be read from, by its config name."""
+    matrices: dict[str, object] = {}
+    if adata.X is not None:
+        matrices[H5AD_X] = adata.X
+    matrices.update({f"{H5AD_LAYERS}{name}": m for name, m in adata.layers.items()})
+    if adata.raw is not None:
+        matrices[H5AD_RAW] = adata.raw
+    return matrices
+
+
+def _dense(matrix: object) -> np.ndarray:
+    if hasattr(matrix, "toarray"):
+        matrix = matrix.toarray()
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def read_h5ad(path: str | Path, layer: str = H5AD_X, expect_counts: bool = False) -> ad.AnnData:
+    """Read an h5ad file (samples x genes by AnnData convention) from one of its matrices.
+
+    Parameters
+    ----------
+    path
+        The file.
+    layer
+        ``'X'``, ``'raw'`` (``.raw.X``, whose genes may be more than X's) or
+        ``'layers/<name>'``.
+    expect_counts
+        The table is declared as counts: refuse an ``X`` with non-integer values (normalised
+        or logged, the usual layout of public files) when another matrix holds integers.
+
+    Returns
+    -------
+    anndata.AnnData
+        ``obs`` of the file, ``var`` of the chosen matrix, dense float64 X.
+
+    Raises
+    ------
+    MedgenInputError
+        The file cannot be read, ``layer`` is not in it (the message lists those that
+        are), or X is not counts while a layer or ``.raw`` is.
+    """
     path = Path(path)
     if not path.is_file():
         raise MedgenInputError(f"expression table {path} does not exist")
@@ -87,19 +138,38 @@ def read_h5ad(path: str | Path) -> ad.AnnData:
         adata = ad.read_h5ad(path)
     except Exception as err:  # h5py/anndata raise many types for a bad file
         raise MedgenInputError(f"{path} could not be read as h5ad: {err}") from None
-    matrix = adata.X
-    if matrix is None:
-        raise MedgenInputError(f"{path} has no X matrix")
-    if hasattr(matrix, "toarray"):
-        matrix = matrix.toarray()
-    adata.X = np.asarray(matrix, dtype=np.float64)
-    adata.obs_names = adata.obs_names.astype(str)
-    adata.var_names = adata.var_names.astype(str)
-    return adata
+    matrices = _h5ad_matrices(adata)
+    if layer not in matrices:
+        raise MedgenInputError(
+            f"{path} has no matrix '{layer}' (the table's 'layer'); it holds: "
+            + (", ".join(matrices) or "none")
+        )
+    chosen = matrices[layer]
+    var = chosen.var.copy() if layer == H5AD_RAW else adata.var.copy()
+    values = _dense(chosen.X if layer == H5AD_RAW else chosen)
+    if expect_counts and layer == H5AD_X and non_integer_fraction(values) > 0:
+        counts = [name for name, m in matrices.items()
+                  if name != H5AD_X and non_integer_fraction(_dense(m.X if name == H5AD_RAW
+                                                                    else m)) == 0]
+        if counts:
+            raise MedgenInputError(
+                f"{path}: X holds non-integer (normalised?) values while {', '.join(counts)} "
+                f"hold integer counts; set the table's layer to '{counts[0]}' to read the "
+                "counts, or keep layer 'X' with expression.data_type: log_expression if X "
+                "is log-scale"
+            )
+    out = ad.AnnData(X=values, obs=adata.obs.copy(), var=var)
+    out.obs_names = out.obs_names.astype(str)
+    out.var_names = out.var_names.astype(str)
+    return out
 
 
 def read_table(
-    path: str | Path, format: str = "auto", orientation: str = "samples_as_rows"
+    path: str | Path,
+    format: str = "auto",
+    orientation: str = "samples_as_rows",
+    layer: str = H5AD_X,
+    expect_counts: bool = False,
 ) -> ad.AnnData:
     """Read any supported expression table into a samples x genes AnnData.
 
@@ -113,6 +183,8 @@ def read_table(
     orientation
         ``samples_as_rows`` or ``genes_as_rows``; used by csv, tsv, parquet and xena.
         h5ad and GCTX carry their own orientation.
+    layer, expect_counts
+        h5ad only: the matrix to read and whether counts are expected (:func:`read_h5ad`).
 
     Returns
     -------
@@ -130,7 +202,7 @@ def read_table(
     if fmt == "parquet":
         return read_parquet(path, orientation)
     if fmt == "h5ad":
-        return read_h5ad(path)
+        return read_h5ad(path, layer, expect_counts)
     if fmt == "gctx":
         return read_gctx(path)
     return read_xena(path, orientation)
