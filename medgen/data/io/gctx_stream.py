@@ -128,7 +128,7 @@ def iter_gctx_columns(path: str | Path, chunk_size: int
                 block = np.ascontiguousarray(matrix[:, start:stop].T, dtype=np.float32)
             else:
                 block = matrix.astype(np.float32)[start:stop]  # h5py converts while reading
-            yield _decode(ids[start:stop]).astype(str), block
+            yield _decode(ids[start:stop], path, f"{COL_META_PATH}/id").astype(str), block
 
 
 def _encode_strings(values: list[str]) -> tuple[np.ndarray, Any]:
