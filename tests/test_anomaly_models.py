@@ -17,8 +17,10 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly import evaluate_anomaly
 from medgen.evaluate.anomaly_inference import run_scorer, score_anomalies, score_splits
 from medgen.evaluate.anomaly_metrics import (
+    best_dice_threshold,
     calibrate_threshold,
     covariate_deviations,
+    dice_at,
     image_metrics,
     pixel_metrics,
     sensitivity_specificity,
@@ -218,9 +220,16 @@ def test_pixel_metrics():
     labels[0, :2, :2] = 1
     masks = np.ones_like(labels)
     perfect = labels.astype(np.float32)
-    assert pixel_metrics(perfect, labels, masks) == {"pixel_auprc": 1.0, "best_dice": 1.0}
+    assert pixel_metrics(perfect, labels, masks, threshold=0.5) == {
+        "pixel_auroc": 1.0, "pixel_auprc": 1.0, "dice_at_val_threshold": 1.0,
+        "best_dice_upper_bound": 1.0}
+    # a threshold chosen elsewhere (val) can miss: every pixel flagged
+    assert pixel_metrics(perfect, labels, masks, -1.0)["dice_at_val_threshold"] == 0.4
+    assert np.isnan(pixel_metrics(perfect, labels, masks)["dice_at_val_threshold"])
+    threshold, dice = best_dice_threshold(perfect * 0.7 + 0.1, labels, masks)
+    assert dice == 1.0 and dice_at(perfect * 0.7 + 0.1, labels, masks, threshold) == 1.0
     inverted = 1 - perfect
-    assert pixel_metrics(inverted, labels, masks)["best_dice"] == pytest.approx(0.4)
+    assert pixel_metrics(inverted, labels, masks)["best_dice_upper_bound"] == pytest.approx(0.4)
     masks[0, :2, :2] = 0  # labels outside the mask do not count
     assert np.isnan(pixel_metrics(perfect, labels, masks)["pixel_auprc"])
 
@@ -314,7 +323,8 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     imaging["evaluation"]["pixel_level"] = True
     evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "pixel")
     assert (tmp_path / "pixel" / "pixel_by_subject.tsv").read_text() == (
-        "method\tsplit\tsubject\tpixel_auprc\tbest_dice\n")
+        "method\tsplit\tsubject\tpixel_auroc\tpixel_auprc\tdice_at_val_threshold\t"
+        "best_dice_upper_bound\n")
 
 
 def test_latent_mapping_under_no_grad():

@@ -334,3 +334,58 @@ def test_metaimage_written_by_simpleitk_matches_nifti(shared_data, tmp_path, vol
     data, got_affine = readers.read_volume(path)
     np.testing.assert_array_equal(data, np.asarray(expected.dataobj, dtype=np.float32))
     np.testing.assert_allclose(got_affine, affine, atol=1e-4)
+
+
+def test_synthetic_anomalies_in_half_the_healthy_evaluation_slices(tmp_path, subjects):
+    from medgen.data.imaging.synthetic_anomalies import insert_anomalies
+
+    healthy = [{k: v for k, v in row.items() if k != "label"} for row in subjects]
+    sheet = write_sheet(tmp_path / "samples.tsv", healthy)
+    settings = {"activate": True, "fraction": 0.5, "kinds": ["intensity", "noise",
+                                                             "deformation"],
+                "radii": [3.0, 4.0], "intensity_shift": 0.4}
+    cfg = imaging_cfg(modalities=["t1"], unit="patch", synthetic_anomalies=settings)
+    out = prepare_images(sheet, cfg, 0, tmp_path / "out")
+    clean = prepare_images(sheet, imaging_cfg(modalities=["t1"], unit="patch"), 0,
+                           tmp_path / "clean")
+    for split in ("val", "test"):
+        data, before = load_split(out[split]), load_split(clean[split])
+        n = len(data["y"])
+        assert data["y"].sum() == round(0.5 * n)  # half hold one anomaly, half none
+        anomalous = data["y"] == 1
+        # each anomalous slice changed where its mask says, and only inside the brain mask
+        assert (data["labels_map"][anomalous].sum(axis=(1, 2)) > 0).all()
+        assert not (data["labels_map"] & (1 - data["masks"])).any()
+        assert np.array_equal(data["images"][~anomalous], before["images"][~anomalous])
+        assert set(data["anomaly_kind"][anomalous]) <= set(settings["kinds"])
+    # seeded: the same anomalies again; training data untouched
+    again = load_split(prepare_images(sheet, cfg, 0, tmp_path / "again")["test"])
+    assert np.array_equal(again["images"], load_split(out["test"])["images"])
+    assert np.array_equal(load_split(out["train"])["images"],
+                          load_split(clean["train"])["images"])
+    # every kind changes the image where its label says
+    table = load_split(clean["test"])
+    for kind in settings["kinds"]:
+        one = insert_anomalies(table, {**settings, "kinds": [kind], "fraction": 1.0}, 3)
+        for i in range(len(one["y"])):
+            region = one["labels_map"][i].astype(bool)
+            assert np.abs(one["images"][i, 0] - table["images"][i, 0])[region].mean() > 0.01
+    # refused where real lesion labels exist
+    with pytest.raises(MedgenInputError, match="synthetic anomalies are for healthy data"):
+        prepare_images(write_sheet(tmp_path / "labelled.tsv", subjects), cfg, 0,
+                       tmp_path / "bad")
+
+
+def test_mni152_demo_subjects_share_no_slice(tmp_path):
+    from medgen.data.imaging.demo import mni152_demo_sheet
+
+    sheet = mni152_demo_sheet(tmp_path, slice_axis=2)
+    rows = {r.subject: r for r in read_sample_sheet(sheet, ["t1"], None, 0, None)}
+    assert {r.split for r in rows.values()} == {"train", "val", "test"}
+    val = nib.load(rows["mni152_right_val"].images["t1"])
+    test = nib.load(rows["mni152_right_test"].images["t1"])
+    # alternate axial slices: world positions interleave, never coincide
+    z_val = (val.affine @ [0, 0, 1, 1])[2] - (val.affine @ [0, 0, 0, 1])[2]
+    z0_val, z0_test = val.affine[2, 3], test.affine[2, 3]
+    assert z_val == pytest.approx(4.0) and abs(z0_test - z0_val) == pytest.approx(2.0)
+    assert abs(val.shape[2] - test.shape[2]) <= 1

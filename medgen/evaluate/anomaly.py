@@ -22,10 +22,12 @@ from medgen import atomic, provenance
 from medgen.data.imaging.prepare import load_split
 from medgen.evaluate.anomaly_methods import TRIVIAL
 from medgen.evaluate.anomaly_metrics import (
+    best_dice_threshold,
     calibrate_threshold,
     covariate_deviations,
     image_covariates,
     image_metrics,
+    image_metrics_by_subject,
     median_filter_maps,
     pixel_intensity_rho,
     pixel_metrics,
@@ -59,14 +61,29 @@ def evaluate_anomaly(
     splits = [s for s in ("val", "test") if (data_dir / f"{s}.npz").exists()]
     data = {s: load_split(data_dir / f"{s}.npz") for s in splits}
     rows, curves, by_subject = [], {s: {} for s in splits}, []
+    slices_by_subject: list[dict[str, Any]] = []
+    # volumes: slices of several subjects, each worth its own numbers; npz2d: one image each
+    per_subject_slices = imaging_cfg["kind"] != "npz2d"
+
+    def pixel_maps(folder: Path, split: str) -> np.ndarray | None:
+        path = folder / f"maps_{split}.npz"
+        if not path.exists():
+            return None
+        return median_filter_maps(load_split(path)["residual_map"], ev["median_filter"])
+
     covariates = {s: image_covariates(data[s]) for s in splits}
     for method, folder in score_dirs.items():
         folder = Path(folder)
         scores = {s: read_scores(folder / f"scores_{s}.tsv") for s in splits}
-        threshold = None
+        threshold = pixel_threshold = None
         if "val" in scores:
             val = scores["val"]
             threshold = calibrate_threshold(val["score"][val["y"] == 0], ev["false_positive_rate"])
+            # the pixel operating point a user would deploy: best Dice on the val split
+            val_maps = pixel_maps(folder, "val")
+            if ev["pixel_level"] and "labels_map" in data["val"] and val_maps is not None:
+                pixel_threshold = best_dice_threshold(val_maps, data["val"]["labels_map"],
+                                                      data["val"]["masks"])[0]
         for s in splits:
             table = scores[s]
             row = {"method": method, "split": s, "n_normal": int((table["y"] == 0).sum()),
@@ -77,22 +94,29 @@ def evaluate_anomaly(
                 row[f"rho_{name}"] = spearman(table["score"], values)
             if threshold is not None and s == "test":
                 row.update(sensitivity_specificity(table["score"], table["y"], threshold))
-            maps_path = folder / f"maps_{s}.npz"
-            maps = load_split(maps_path) if maps_path.exists() else None
+            if per_subject_slices:
+                slices_by_subject += [
+                    {"method": method, "split": s, **r}
+                    for r in image_metrics_by_subject(table["score"], table["y"],
+                                                      table["subject"])]
+            maps = pixel_maps(folder, s)
             if ev["pixel_level"] and "labels_map" in data[s] and maps is not None:
-                residual = median_filter_maps(maps["residual_map"], ev["median_filter"])
-                truth = (residual, data[s]["labels_map"], data[s]["masks"])
-                row.update(pixel_metrics(*truth))
+                truth = (maps, data[s]["labels_map"], data[s]["masks"])
+                row.update(pixel_metrics(*truth, pixel_threshold))
                 row["pixel_rho_intensity"] = pixel_intensity_rho(
-                    residual, data[s]["images"], data[s]["masks"])
+                    maps, data[s]["images"], data[s]["masks"])
                 by_subject += [{"method": method, "split": s, **r}
-                               for r in pixel_metrics_by_subject(*truth, data[s]["subject"])]
+                               for r in pixel_metrics_by_subject(*truth, data[s]["subject"],
+                                                                 pixel_threshold)]
             rows.append(row)
             curves[s][method] = (table["score"], table["y"])
-            if s == "test" and maps is not None and "reconstruction" in maps:
-                residual_grid(out_dir / f"grid_{method}.png", data[s],
-                              maps["reconstruction"].astype(np.float32),
-                              maps["residual_map"].astype(np.float32), ev["n_grid"], seed)
+            stored = folder / f"maps_{s}.npz"
+            if s == "test" and stored.exists():
+                arrays = load_split(stored)
+                if "reconstruction" in arrays:
+                    residual_grid(out_dir / f"grid_{method}.png", data[s],
+                                  arrays["reconstruction"].astype(np.float32),
+                                  arrays["residual_map"].astype(np.float32), ev["n_grid"], seed)
     train_path = Path(train_path) if train_path else data_dir / "train.npz"
     train = load_split(train_path) if train_path.exists() else None
     # only when training units are whole images like the evaluated ones (not patches)
@@ -110,14 +134,46 @@ def evaluate_anomaly(
         model_free = [m for m in curves[s] if m in TRIVIAL or m.endswith("_deviation")]
         roc_curves(out_dir / f"roc_{s}.png", curves[s], f"ROC, {s} split", model_free)
         histograms(out_dir / f"hist_{s}.png", curves[s], f"scores, {s} split")
+    notes = metric_notes(rows, data)
     write_table(out_dir / "metrics.tsv", rows)
     if ev["pixel_level"]:  # header only when no split has tumour masks
         write_table(out_dir / "pixel_by_subject.tsv", by_subject,
-                    ("method", "split", "subject", "pixel_auprc", "best_dice"))
+                    ("method", "split", "subject", "pixel_auroc", "pixel_auprc",
+                     "dice_at_val_threshold", "best_dice_upper_bound"))
+    write_table(out_dir / "slices_by_subject.tsv", slices_by_subject,
+                ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
+    atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
     atomic.write_json(out_dir / "metrics.json", {
         "metrics": rows,
+        "notes": notes,
         "pixel_by_subject": by_subject,
+        "slices_by_subject": slices_by_subject,
         "provenance": provenance.collect({"imaging": imaging_cfg}, seed,
                                          [data_dir / f"{s}.npz" for s in splits]),
     })
     return out_dir / "metrics.tsv"
+
+
+def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarray]]
+                 ) -> list[str]:
+    """Plain-language notes on numbers a reader would otherwise misread: a calibrated
+    threshold that flags no anomalous test slice for any method, and synthetic anomalies."""
+    notes = []
+    test = [r for r in rows if r["split"] == "test" and "sensitivity" in r]
+    if test and all(r["sensitivity"] == 0 for r in test):
+        val = data.get("val", {})
+        n_normal = int((val.get("y", np.zeros(0)) == 0).sum())
+        n_anomalous = int((val.get("y", np.zeros(0)) == 1).sum())
+        notes.append(
+            f"Test sensitivity is 0.000 for every method at the threshold calibrated on the "
+            f"val split's normal slices ({n_normal} normal, {n_anomalous} anomalous val "
+            "slices): with few val normals the threshold is their highest scores, and a val "
+            "subject with a small lesion gives no anomalous slices that score above them. "
+            "AUROC/AUPRC do not depend on the threshold; the sensitivity does.")
+    if any("anomaly_kind" in split for split in data.values()):
+        notes.append(
+            "The anomalies in the val/test slices are synthetic (MOOD-style): seeded blobs "
+            "with an intensity shift, noise texture or a local deformation inserted into "
+            "healthy slices, each with its pixel mask. They say whether detection works, "
+            "not how well lesions of a disease are found.")
+    return notes

@@ -71,19 +71,57 @@ def covariate_deviations(reference: dict[str, np.ndarray], values: dict[str, np.
     return out
 
 
-def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
-    """AUPRC and best Dice (one global threshold) of anomaly maps inside the mask."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve
+def best_dice_threshold(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray
+                        ) -> tuple[float, float]:
+    """(threshold, Dice) of the one global threshold that maximises Dice of ``maps > t``
+    against ``labels`` inside the mask ((nan, nan) without labelled pixels)."""
+    from sklearn.metrics import precision_recall_curve
+
+    inside = masks.astype(bool)
+    truth = labels[inside] > 0
+    if not truth.any():
+        return float("nan"), float("nan")
+    precision, recall, thresholds = precision_recall_curve(truth, maps[inside].astype(np.float32))
+    dice = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    best = int(np.argmax(dice[:-1])) if len(thresholds) else 0  # last point has no threshold
+    # precision_recall_curve flags scores >= threshold; our segmentation is maps > t
+    return float(np.nextafter(np.float32(thresholds[best]), np.float32(-np.inf))), \
+        float(dice[best])
+
+
+def dice_at(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray, threshold: float
+            ) -> float:
+    """Dice of ``maps > threshold`` against ``labels`` inside the mask."""
+    inside = masks.astype(bool)
+    truth = labels[inside] > 0
+    if not truth.any() or not np.isfinite(threshold):
+        return float("nan")
+    flagged = maps[inside] > threshold
+    return float(2 * (flagged & truth).sum() / max(flagged.sum() + truth.sum(), 1))
+
+
+def pixel_metrics(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray,
+                  threshold: float | None = None) -> dict[str, float]:
+    """Pixel-level metrics of anomaly maps inside the mask.
+
+    ``pixel_auroc``, ``pixel_auprc``; ``dice_at_val_threshold``: Dice at ``threshold`` (the
+    one chosen on the validation split: what a user would deploy; NaN when None);
+    ``best_dice_upper_bound``: Dice at the best threshold for these very labels, an upper
+    bound that peeks at the evaluated labels, never an achievable number.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     inside = masks.astype(bool)
     truth = labels[inside] > 0
     values = maps[inside].astype(np.float32)
-    if not truth.any():
-        return {"pixel_auprc": float("nan"), "best_dice": float("nan")}
-    precision, recall, _ = precision_recall_curve(truth, values)
-    dice = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return {"pixel_auprc": float(average_precision_score(truth, values)),
-            "best_dice": float(dice.max())}
+    if not truth.any() or truth.all():
+        return {"pixel_auroc": float("nan"), "pixel_auprc": float("nan"),
+                "dice_at_val_threshold": float("nan"), "best_dice_upper_bound": float("nan")}
+    return {"pixel_auroc": float(roc_auc_score(truth, values)),
+            "pixel_auprc": float(average_precision_score(truth, values)),
+            "dice_at_val_threshold": dice_at(maps, labels, masks, threshold)
+            if threshold is not None else float("nan"),
+            "best_dice_upper_bound": best_dice_threshold(maps, labels, masks)[1]}
 
 
 def median_filter_maps(maps: np.ndarray, size: int) -> np.ndarray:
@@ -105,10 +143,22 @@ def pixel_intensity_rho(maps: np.ndarray, images: np.ndarray, masks: np.ndarray)
 
 
 def pixel_metrics_by_subject(maps: np.ndarray, labels: np.ndarray, masks: np.ndarray,
-                             subjects: np.ndarray) -> list[dict[str, Any]]:
-    """``pixel_metrics`` of each subject's slices on their own (each with its best threshold):
-    one pooled number can hide a subject where a method fails."""
+                             subjects: np.ndarray, threshold: float | None = None
+                             ) -> list[dict[str, Any]]:
+    """``pixel_metrics`` of each subject's slices on their own (the val threshold, and each
+    subject's own best-Dice upper bound): one pooled number can hide a subject where a
+    method fails."""
     return [{"subject": str(name),
              **pixel_metrics(maps[subjects == name], labels[subjects == name],
-                             masks[subjects == name])}
+                             masks[subjects == name], threshold)}
+            for name in dict.fromkeys(subjects)]
+
+
+def image_metrics_by_subject(scores: np.ndarray, y: np.ndarray, subjects: np.ndarray
+                             ) -> list[dict[str, Any]]:
+    """Slice-level AUROC/AUPRC of each subject's slices on their own (NaN for a subject
+    whose slices are all of one class), with its slice counts."""
+    return [{"subject": str(name), "n_normal": int((y[subjects == name] == 0).sum()),
+             "n_anomalous": int((y[subjects == name] == 1).sum()),
+             **image_metrics(scores[subjects == name], y[subjects == name])}
             for name in dict.fromkeys(subjects)]

@@ -27,6 +27,7 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KNeighborsRegressor
+from tqdm.auto import tqdm
 
 from medgen import registry
 from medgen.data.gene_inference_loaders import standardised_loader
@@ -233,8 +234,11 @@ def evaluate_expression_inference(
             factories[family] = _family_factory(family, hparams[family], seed, num_threads)
     for name, (family, hp) in (ablations or {}).items():
         factories[name] = _family_factory(family, hp, seed, num_threads)
-    predictions = {name: cross_validated_predictions(xa, ya, make, 0, seed, splits)[evaluated]
-                   for name, make in factories.items()}
+    predictions = {}
+    for name, make in tqdm(factories.items(), desc=f"fitting models ({len(splits)} splits)",
+                           unit="model"):
+        predictions[name] = cross_validated_predictions(xa, ya, make, 0, seed, splits)[evaluated]
+        log.info("%s: fitted on %d split(s)", name, len(splits))
     if len(splits) == 1:
         for family, path in models.items():
             model = load_inference_model(path, data={"landmarks": list(x.columns),

@@ -1,9 +1,10 @@
 """Imaging demo on real data shipped with an installed package (nilearn's MNI152 T1).
 
-The template is one brain, so the demo builds two "subjects" from it: the left hemisphere
-(train) and the mirrored right hemisphere (test). Both are healthy: the demo shows that the
-pipeline runs end to end (preprocessing, training, scoring, residual maps), not detection
-performance (there are no anomalies, so AUROC is undefined and reported as such).
+The template is one brain, so the demo builds three "subjects" from it: the left hemisphere
+(train) and the mirrored right hemisphere, whose slices along the slice axis go alternately
+to a validation and a test volume (no slice in both). All three are healthy; the workflow
+inserts synthetic anomalies into the validation and test slices (``imaging.
+synthetic_anomalies``, MOOD-style) so that detection can be measured against known masks.
 """
 
 from __future__ import annotations
@@ -17,8 +18,23 @@ from medgen import atomic
 from medgen.data.imaging.sheet import write_sample_sheet
 
 
-def mni152_demo_sheet(out_dir: str | Path, resolution: int = 2) -> Path:
-    """Write the two hemisphere volumes and their sample sheet; return the sheet's path."""
+def _every_other(volume: np.ndarray, affine: np.ndarray, axis: int, start: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Slices start, start + 2, ... along ``axis``, with the affine of that sampling."""
+    index = [slice(None)] * 3
+    index[axis] = slice(start, None, 2)
+    sampled = affine.copy()
+    sampled[:3, 3] = affine[:3, :3] @ np.eye(3)[axis] * start + affine[:3, 3]
+    sampled[:3, axis] = affine[:3, axis] * 2
+    return volume[tuple(index)], sampled
+
+
+def mni152_demo_sheet(out_dir: str | Path, resolution: int = 2, slice_axis: int = 2) -> Path:
+    """Write the train / val / test volumes and their sample sheet; return the sheet's path.
+
+    ``slice_axis`` (0 is the hemisphere axis, so 1 or 2): the axis the right hemisphere's
+    slices alternate along between val and test.
+    """
     from nilearn.datasets import load_mni152_template
 
     out_dir = Path(out_dir)
@@ -27,15 +43,19 @@ def mni152_demo_sheet(out_dir: str | Path, resolution: int = 2) -> Path:
     affine = template.affine
     # voxel column of x = 0 mm (the midline)
     mid = int(round(np.linalg.solve(affine, [0, 0, 0, 1])[0]))
-    halves = {
-        "mni152_left": data[:mid],
-        "mni152_right": data[mid:][::-1],  # mirrored so both halves share one orientation
+    right = data[mid:][::-1]  # mirrored so both halves share one orientation
+    axis = slice_axis if slice_axis in (1, 2) else 2
+    volumes = {
+        "mni152_left": ("train", data[:mid], affine),
+        "mni152_right_val": ("val", *_every_other(right, affine, axis, 0)),
+        "mni152_right_test": ("test", *_every_other(right, affine, axis, 1)),
     }
     rows = []
-    for (subject, half), split in zip(halves.items(), ("train", "test")):
+    for subject, (split, volume, volume_affine) in volumes.items():
         path = out_dir / f"{subject}.nii.gz"
         with atomic.atomic_path(path) as tmp:
-            nib.save(nib.Nifti1Image(np.ascontiguousarray(half), affine), str(tmp) + ".nii.gz")
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(volume), volume_affine),
+                     str(tmp) + ".nii.gz")
             Path(str(tmp) + ".nii.gz").replace(tmp)
         rows.append({"subject": subject, "split": split, "t1": path.name})
     sheet = out_dir / "samples.tsv"

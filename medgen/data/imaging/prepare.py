@@ -23,6 +23,7 @@ from medgen.data.imaging import slices as slicing
 from medgen.data.imaging.demo import mni152_demo_sheet
 from medgen.data.imaging.readers import read_npz2d
 from medgen.data.imaging.sheet import SPLITS, SheetRow, read_sample_sheet
+from medgen.data.imaging.synthetic_anomalies import insert_anomalies
 from medgen.data.imaging.transforms import (
     IMAGE,
     MASK,
@@ -129,6 +130,8 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[s
     for i, row in enumerate(rows):
         volume = load_volume(dataset, i)
         table = slicing.volume_slices(volume, cfg)
+        if row.split != "train" and cfg.get("synthetic_anomalies", {}).get("activate"):
+            table = _with_synthetic_anomalies(table, row, cfg["synthetic_anomalies"], seed)
         n = len(table["y"])
         table["subject"] = np.array([row.subject] * n)
         geometry[row.subject] = {
@@ -162,6 +165,23 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[s
                                                  "slice_size": cfg["slice_size"],
                                                  "subjects": geometry})
     return outputs
+
+
+def _with_synthetic_anomalies(table: dict[str, np.ndarray], row: SheetRow,
+                              settings: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+    """MOOD-style anomalies in the slices of a healthy evaluation subject (seeded by the
+    run's seed and the subject's name, so val and test differ and reruns agree)."""
+    if row.label is not None:
+        raise MedgenInputError(
+            f"imaging.synthetic_anomalies is on, but subject '{row.subject}' has a label "
+            f"map ({row.label}): synthetic anomalies are for healthy data; switch them off "
+            "or drop the label column")
+    subject_seed = int.from_bytes(hashlib.sha256(row.subject.encode()).digest()[:4], "little")
+    out = insert_anomalies(table, settings, seed + subject_seed)
+    log.info("subject %s: synthetic anomalies in %d of %d slices (%s)", row.subject,
+             int(out["y"].sum()), len(out["y"]),
+             ", ".join(f"{k} {int((out['anomaly_kind'] == k).sum())}" for k in settings["kinds"]))
+    return out
 
 
 def _to_size(images: np.ndarray, size: int) -> np.ndarray:
@@ -271,7 +291,7 @@ def prepare_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = dict(imaging_cfg)
     if cfg["kind"] == "mni152_demo":
-        sample_sheet = mni152_demo_sheet(out_dir / "mni152")
+        sample_sheet = mni152_demo_sheet(out_dir / "mni152", slice_axis=cfg["slice_axis"])
         cfg["modalities"] = ["t1"]
     if sample_sheet is None:
         raise MedgenInputError("config key 'imaging.sample_sheet' is required for this kind")
