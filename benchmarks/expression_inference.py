@@ -302,7 +302,7 @@ def print_tables(rows: list[dict[str, Any]], training: list[dict[str, Any]], arg
     print(f"\nInference, 943 -> {N_TARGETS} genes, {args.threads} threads, chunks of "
           f"{args.chunk} profiles (GCTX in -> predict -> GCTX out, float32, uncompressed)")
     print(f"{'model':14s} {'hidden':>16s} {'N':>7s} {'s':>7s} {'prof/s':>8s} {'read':>6s} "
-          f"{'pred':>6s} {'write':>6s} {'RSS MiB':>8s} {'chain/s':>8s} {'frac':>5s}")
+          f"{'pred':>6s} {'write':>6s} {'RSS MiB':>8s} {'chain/s':>8s} {'frac':>5s} {'load':>5s}")
     for r in rows:
         hidden = "x".join(str(o) for _, o in r["shapes"][:-1]) or "-"
         print(f"{r['model']:14s} {hidden:>16s} {r['profiles']:7d} {r['total']:7.1f} "
