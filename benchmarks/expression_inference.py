@@ -20,6 +20,12 @@ activation, no I/O) and each row reports its throughput as a fraction of that ce
 D-GEX's paper preset (3 x 9,000 units, ~0.5 GFLOP per profile) may not fit its large N in
 ``--max-seconds``; its rate at the small N then sets a smaller large N, and the row says so.
 
+Peak RSS and glibc: with glibc's default (dynamic) mmap threshold the per-chunk buffers of
+8-30 MB land on the heap after the first large ones are freed, and heap fragmentation lets
+peak RSS creep up with N although nothing is kept. ``--mmap-threshold 1048576`` runs the
+subprocesses with ``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB, which keeps such buffers out of
+the heap; compare the two to tell fragmentation from a leak.
+
 Training: seconds per epoch of ``fit_in_memory`` on random-normal data at the GPL96 size
 (46 training samples = one 5-fold training part, 943 -> 9,519) and the TCGA panel size
 (1,400 samples, 94 -> 844), for GGAN 'default' and D-GEX 'small' with their batch sizes;
@@ -226,10 +232,13 @@ def training_child(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------- parent
 
-def run_child(kind: str, spec: dict[str, Any]) -> Any:
+def run_child(kind: str, spec: dict[str, Any], mmap_threshold: int | None = None) -> Any:
     """Run ``kind`` ('infer' or 'train') in a fresh interpreter; its last stdout line is JSON."""
+    env = dict(os.environ)
+    if mmap_threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)  # glibc reads it at start-up
     proc = subprocess.run([sys.executable, __file__, f"--{kind}-child", json.dumps(spec)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} subprocess for {spec} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -274,7 +283,7 @@ def inference_rows(args, work: Path) -> list[dict[str, Any]]:
                     "output": str(work / f"{family}_{preset}_{n}.gctx"), "chunk": args.chunk,
                     "threads": args.threads, "seed": 0,
                     "chain_profiles": min(n, args.chain_profiles) if i == 0 else 0}
-            r = run_child("infer", spec)
+            r = run_child("infer", spec, args.mmap_threshold)
             r["model"] = f"{family} {preset}"
             if i == 1:
                 r.update({k: rows[-1][k] for k in ("chain_profiles_per_s", "chain_batch")})
@@ -337,6 +346,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=300.0,
                         help="time budget of one large-N run (D-GEX paper drops its N to fit)")
     parser.add_argument("--train-epochs", type=int, default=5)
+    parser.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES",
+                        help="run the inference subprocesses with MALLOC_MMAP_THRESHOLD_ fixed "
+                             "(default: glibc's dynamic threshold)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=None,
                         help="folder for the temporary GCTX files (default: the system temp)")
