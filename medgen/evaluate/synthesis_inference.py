@@ -182,35 +182,46 @@ def synthesise_prepared(models: list[Synthesiser], prepared: str | os.PathLike,
 
     Returns subject -> paths, one per stage.
     """
-    from medgen.data.imaging.synthesis_prepare import load_subject, read_manifest, uncrop
+    from medgen.data.imaging.synthesis_prepare import load_subject, read_manifest
 
     manifest = read_manifest(prepared)
-    method = manifest["settings"].get("target_normalisation") or manifest["settings"][
-        "normalisation"]
+    n_sources = len(manifest["original_sources"])
     written: dict[str, list[Path]] = {}
     for subject in subjects or list(manifest["subjects"]):
-        info = manifest["subjects"][subject]
         arrays = load_subject(prepared, subject)
-        n_sources = len(manifest["original_sources"])
-        mask = arrays["mask"][0]
-        outputs = cascade(models, arrays["source"][:n_sources], mask, **window)
-        invert, units = output_units(info["target_params"], method)
-        full_mask = uncrop(mask, info["box"], info["shape"])
-        written[subject] = []
-        for k, out in enumerate(outputs, start=1):
-            volume = uncrop(out, info["box"], info["shape"])
-            if invert:
-                params = info["target_params"] or intensity.fit(
-                    np.zeros(1), np.ones(1), "ct_window",
-                    manifest["settings"].get("ct_window") or intensity.CT_WINDOW)
-                volume = intensity.invert(volume, params, full_mask)
-            path = Path(out_dir) / f"{subject}_stage{k}.nii.gz"
-            write_nifti(volume, np.asarray(info["affine"]), info["reference"], path,
-                        {"subject": subject, "stage": k, "units": units,
-                         "target_params": info["target_params"],
-                         "models": [m.data for m in models[:k]]})
-            written[subject].append(path)
+        outputs = cascade(models, arrays["source"][:n_sources], arrays["mask"][0], **window)
+        written[subject] = write_subject(outputs, manifest, subject, arrays["mask"][0],
+                                         out_dir, [m.data for m in models])
     return written
+
+
+def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: str,
+                  mask: np.ndarray, out_dir: str | os.PathLike,
+                  models: list[dict[str, Any]]) -> list[Path]:
+    """Write one subject's stage outputs (cropped arrays of a prepared folder) as
+    ``<subject>_stage<k>.nii.gz`` in the source grid; Hounsfield units for 'ct_window'
+    targets (``output_units``)."""
+    from medgen.data.imaging.synthesis_prepare import uncrop
+
+    settings = manifest["settings"]
+    method = settings.get("target_normalisation") or settings["normalisation"]
+    info = manifest["subjects"][subject]
+    invert, units = output_units(info["target_params"], method)
+    full_mask = uncrop(mask, info["box"], info["shape"])
+    paths = []
+    for k, out in enumerate(outputs, start=1):
+        volume = uncrop(out, info["box"], info["shape"])
+        if invert:
+            params = info["target_params"] or intensity.fit(
+                np.zeros(1), np.ones(1), "ct_window",
+                settings.get("ct_window") or intensity.CT_WINDOW)
+            volume = intensity.invert(volume, params, full_mask)
+        path = Path(out_dir) / f"{subject}_stage{k}.nii.gz"
+        write_nifti(volume, np.asarray(info["affine"]), info["reference"], path,
+                    {"subject": subject, "stage": k, "units": units,
+                     "target_params": info["target_params"], "models": models[:k]})
+        paths.append(path)
+    return paths
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
