@@ -215,3 +215,26 @@ def test_voxel_regression_baselines_and_the_l1_unet(prepared):
                                  "lr": 1e-3}, seed=0, num_threads=1)
     out = unet.predict(test["source"], mask, window=32)
     assert out.shape == mask.shape and np.isfinite(out).all()
+
+
+def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from medgen.evaluate.synthesis import evaluate_synthesis
+
+    stage1 = train_model("context_gan", prepared, tiny(auto_context_stages=1), TRAINING, 0,
+                         tmp_path / "m")
+    unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
+            "max_epochs": 1, "lr": 1e-3}
+    table = evaluate_synthesis(prepared, {"context_gan": [str(stage1)]}, tmp_path / "eval",
+                               ["linear", "unet_l1"], 0, unet, window=32, num_threads=1)
+    assert set(table["method"]) == {"context_gan_stage1", "voxel_linear", "unet_l1"}
+    assert list(table["subject"].unique()) == ["s3"]
+    assert table[["mae", "psnr", "ssim", "gradient_error", "ssim_tumour"]].notna().all().all()
+    saved = pd.read_csv(tmp_path / "eval" / "metrics.tsv", sep="\t")
+    assert len(saved) == 3
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["subjects"] == ["s3"] and set(summary["mean"]) == set(table["method"])
+    assert (tmp_path / "eval" / "context_gan" / "s3_stage1.nii.gz").exists()
