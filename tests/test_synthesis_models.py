@@ -16,6 +16,7 @@ from medgen.data.imaging.synthesis_loaders import read_volumes
 from medgen.data.imaging.synthesis_prepare import read_manifest
 from medgen.errors import MedgenInputError
 from medgen.evaluate import synthesis_inference as inference
+from medgen.evaluate.auto_context import context_inputs
 from medgen.evaluate.synthesis_baselines import (
     fit_voxel_regression,
     neighbourhood_features,
@@ -23,7 +24,6 @@ from medgen.evaluate.synthesis_baselines import (
     train_unet_l1,
 )
 from medgen.evaluate.synthesis_metrics import gradient_error, synthesis_metrics
-from medgen.models.context_gan.cascade import context_inputs
 from medgen.models.context_gan.module import (
     build_networks,
     generator_loss,

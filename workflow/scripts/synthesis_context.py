@@ -1,7 +1,7 @@
 """Auto-context: stage k's training data = the pairs plus stage k-1's whole-volume output."""
 
+from medgen.evaluate.auto_context import context_inputs
 from medgen.evaluate.synthesis_inference import load
-from medgen.models.context_gan.cascade import context_inputs
 from medgen.smk import logged
 from medgen.train import inference_device
 

@@ -2,7 +2,7 @@
 Context-Aware Generative Adversarial Networks"; TBME 2018): a 3D fully convolutional
 generator maps source patches to target patches, trained with an adversarial term, L2 and
 the image gradient difference loss (GDL); an auto-context cascade feeds each stage the
-source plus the previous stage's synthetic target (``medgen.models.context_gan.cascade``).
+source plus the previous stage's synthetic target (``medgen.evaluate.auto_context``).
 
 Task 'synthesis'; data module ``medgen.data.imaging.synthesis_loaders``; whole-volume
 inference ``medgen.evaluate.synthesis_inference``.
