@@ -20,6 +20,7 @@ FAMILIES: dict[str, str] = {
     "convae": "medgen.models.convae",  # baseline: convolutional autoencoder
     "ggan": "medgen.models.ggan",  # Wang et al. 2018: conditional GAN, landmark -> targets
     "dgex": "medgen.models.dgex",  # Chen et al. 2016: D-GEX MLP, landmark -> targets
+    "context_gan": "medgen.models.context_gan",  # Nie et al. 2017: 3D synthesis GAN
 }
 
 

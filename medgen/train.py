@@ -45,6 +45,7 @@ DATA_MODULES = {
     "expression": "medgen.data.expression_loaders:training_data",
     "anomaly": "medgen.data.imaging.loaders:training_data",
     "expression_inference": "medgen.data.gene_inference_loaders:training_data",
+    "synthesis": "medgen.data.imaging.synthesis_loaders:training_data",
 }
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", distinct from crashes (1)
 

@@ -28,6 +28,9 @@ EXPRESSION_FAMILIES = tuple(registry.names("expression"))
 IMAGING_FAMILIES = tuple(registry.names("anomaly"))  # with the conv-autoencoder baseline
 INFERENCE_FAMILIES = tuple(registry.names("expression_inference"))
 INFERENCE_RULES = {"prepare_inference_data", "evaluate_expression_inference", "infer_targets"}
+SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
+SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_stage", "synthesis_context",
+                   "evaluate_synthesis"}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
@@ -48,7 +51,7 @@ def planned_jobs(stdout: str) -> list[dict]:
 def subjects(path: Path) -> set[str]:
     """The branches the file itself turns on (sets the section, not to activate: false)."""
     raw = medgen_config.load_yaml(path)
-    return {branch for branch in ("expression", "imaging", "expression_inference")
+    return {branch for branch in ("expression", "imaging", "expression_inference", "synthesis")
             if isinstance(raw.get(branch), dict) and raw[branch].get("activate", True)}
 
 
@@ -58,7 +61,8 @@ def needs_shared_data(path: Path) -> bool:
 
 def test_every_model_family_belongs_to_a_branch():
     # a family of a task without a workflow branch here would go unchecked
-    branches = set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES) | set(INFERENCE_FAMILIES)
+    branches = (set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES) | set(INFERENCE_FAMILIES)
+                | set(SYNTHESIS_FAMILIES))
     assert set(registry.FAMILIES) <= branches
 
 
@@ -138,4 +142,19 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     else:
         assert not rules & INFERENCE_RULES, f"{path.name} runs inference jobs: {sorted(rules)}"
         for family in INFERENCE_FAMILIES:
+            assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+
+    if "synthesis" in about:
+        assert {"prepare_synthesis", "train_synthesis_stage", "evaluate_synthesis"} <= rules, \
+            result.stdout
+        activated = [f for f in SYNTHESIS_FAMILIES if resolved["models"][f]["activate"]]
+        assert activated, f"{path.name} trains no synthesis model"
+        for family in activated:  # one training job per auto-context stage
+            stages = registry.family_hparams(family, resolved)["auto_context_stages"]
+            for k in range(1, stages + 1):
+                assert any(out.endswith(f"/{family}/stage{k}/model.pt") for out in outputs), \
+                    f"no {family} stage {k} training job:\n{result.stdout}"
+    else:
+        assert not rules & SYNTHESIS_RULES, f"{path.name} runs synthesis jobs: {sorted(rules)}"
+        for family in SYNTHESIS_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"

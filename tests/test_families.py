@@ -21,6 +21,7 @@ from medgen.evaluate.scorers import load_scorer
 from medgen.models.gene_inference import load as load_inference_model
 from medgen.train import train_model
 from tests.conftest import make_expression, make_inference_data
+from tests.helpers.synthesis_data import prepared_folder
 
 TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
             "num_threads": 1, "progress_bar": False}
@@ -28,7 +29,7 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
 TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
         "generator_channels": 4, "discriminator_channels": 4, "bottleneck": 4, "n_critic": 2,
         "score_steps": 3, "score_batch_size": 16, "generator_hidden": [8],
-        "discriminator_hidden": [8], "hidden": [8]}
+        "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4}
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,10 @@ def task_data(tmp_path_factory):
         make_inference_data(root / name, seed)
     return {"expression": (root / "expression.h5ad", root / "expression_other.h5ad"),
             "anomaly": (root / "train.npz", root / "train_other.npz"),
-            "expression_inference": (root / "inference.h5ad", root / "inference_other.h5ad")}
+            "expression_inference": (root / "inference.h5ad", root / "inference_other.h5ad"),
+            # prepared synthesis folders (paired synthetic volumes)
+            "synthesis": (prepared_folder(root / "synthesis", seed=0),
+                          prepared_folder(root / "synthesis_other", seed=1))}
 
 
 def load_for_task(task: str, path):
@@ -72,6 +76,10 @@ def load_for_task(task: str, path):
         return load_scorer(path)
     if task == "expression_inference":
         return load_inference_model(path)
+    if task == "synthesis":
+        from medgen.evaluate.synthesis_inference import load
+
+        return load(path)
     raise AssertionError(f"no contract check written for task {task!r}")
 
 
@@ -86,6 +94,11 @@ def infer(task: str, model, data_path) -> np.ndarray:
     if task == "expression_inference":
         x, _, _, _ = read_inference_data(data_path)
         return model.predict(model.align(x))
+    if task == "synthesis":
+        from medgen.data.imaging.synthesis_loaders import read_volumes
+
+        _, volumes = read_volumes(data_path, "train")
+        return model.predict(volumes[0]["source"], volumes[0]["mask"][0], window=32)
     images = np.load(data_path)["images"]
     return model.score(images).score
 

@@ -350,4 +350,6 @@ def all_outputs():
         targets += [f"{INFERENCE}/eval/metrics.json"]
         if config["expression_inference"]["infer"]["path"]:
             targets += [f"{INFERENCE}/inferred/{inference_model()}.gctx"]
+    if is_activated("synthesis") and activated_families("synthesis"):
+        targets += [f"{RUN}/synthesis/eval/metrics.json"]
     return targets

@@ -1,0 +1,119 @@
+"""Baselines of the synthesis task, in the same harness (prepared folder, split, metrics):
+
+- voxel-wise regression on 3x3x3 neighbourhoods of every source channel (scikit-learn's
+  ``LinearRegression`` and ``HistGradientBoostingRegressor``), fitted on in-mask voxels
+  sampled from the training subjects: what a model without spatial context beyond one
+  voxel's neighbours achieves (the issue's reference numbers);
+- a MONAI ``UNet`` trained with L1 on the same patches as the GAN (Lightning), applied
+  with the same sliding-window inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import UNet
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression
+from torch.utils.data import DataLoader
+
+from medgen.data.imaging.synthesis_loaders import EpochOffsetSampler, PatchDataset
+from medgen.evaluate.synthesis_inference import Synthesiser
+from medgen.train import fit_in_memory
+
+OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+VOXELS_PER_SUBJECT = 20_000  # sampled in-mask training voxels per subject
+PREDICT_CHUNK = 500_000  # voxels featurised at a time (bounds memory: ~54 floats each)
+
+
+def neighbourhood_features(source: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """(N, C * 27) intensities of the 3x3x3 neighbourhoods of ``coords`` (N, 3) in
+    ``source`` (C, X, Y, Z); zero beyond the volume edge."""
+    padded = np.pad(source, [(0, 0)] + [(1, 1)] * 3)
+    centre = coords + 1
+    columns = [padded[c][tuple((centre + o).T)] for c in range(source.shape[0])
+               for o in OFFSETS]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def fit_voxel_regression(volumes: list[dict[str, np.ndarray]],
+                         kind: Literal["linear", "hgb"], seed: int = 0,
+                         voxels_per_subject: int = VOXELS_PER_SUBJECT):
+    """Fit a voxel-wise regressor target ~ 3x3x3 source neighbourhood.
+
+    Parameters
+    ----------
+    volumes
+        Training subjects: {'source' (C, X, Y, Z), 'target' (1, X, Y, Z), 'mask'
+        (1, X, Y, Z)}, normalised (a prepared synthesis folder).
+    kind
+        'linear' (ordinary least squares) or 'hgb' (histogram gradient boosting).
+    seed
+        Voxel sampling and boosting seed.
+
+    Returns
+    -------
+    The fitted scikit-learn estimator.
+    """
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for v in volumes:
+        coords = np.argwhere(v["mask"][0] != 0)
+        pick = coords[rng.choice(len(coords), min(voxels_per_subject, len(coords)),
+                                 replace=False)]
+        xs.append(neighbourhood_features(v["source"], pick))
+        ys.append(v["target"][0][tuple(pick.T)])
+    model = (LinearRegression() if kind == "linear"
+             else HistGradientBoostingRegressor(random_state=seed))
+    return model.fit(np.concatenate(xs), np.concatenate(ys))
+
+
+def predict_voxel_regression(model, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(X, Y, Z) prediction of a fitted voxel regressor inside ``mask`` (0 outside)."""
+    coords = np.argwhere(mask != 0)
+    out = np.zeros(mask.shape, np.float32)
+    for start in range(0, len(coords), PREDICT_CHUNK):
+        chunk = coords[start:start + PREDICT_CHUNK]
+        out[tuple(chunk.T)] = model.predict(neighbourhood_features(source, chunk))
+    return out
+
+
+class UNetL1Plan(L.LightningModule):
+    """MONAI ``UNet`` (3D, residual units) trained with L1 on (source, target) patches."""
+
+    def __init__(self, in_channels: int, channels: list[int], lr: float) -> None:
+        super().__init__()
+        self.net = UNet(spatial_dims=3, in_channels=in_channels, out_channels=1,
+                        channels=channels, strides=[2] * (len(channels) - 1), num_res_units=1)
+        self.lr = lr
+
+    def training_step(self, batch, batch_idx):
+        source, target = batch
+        loss = F.l1_loss(self.net(source), target)
+        self.log("l1", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+
+def train_unet_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any], seed: int,
+                  num_threads: int | None = None) -> Synthesiser:
+    """Train the L1 UNet baseline on patches of ``volumes`` (as the GAN's loader draws
+    them) and return it ready for ``Synthesiser.predict``.
+
+    ``hparams``: ``channels`` (UNet widths, e.g. [16, 32, 64, 128]), ``patch_size``
+    (divisible by 2 ** (len(channels) - 1)), ``samples_per_volume``, ``batch_size``,
+    ``max_epochs``, ``lr``.
+    """
+    dataset = PatchDataset(volumes, hparams["patch_size"], hparams["samples_per_volume"], seed)
+    loader = DataLoader(dataset, batch_size=hparams["batch_size"],
+                        sampler=EpochOffsetSampler(len(dataset), seed))
+    in_channels = int(volumes[0]["source"].shape[0])
+    plan = UNetL1Plan(in_channels, list(hparams["channels"]), hparams["lr"])
+    fit_in_memory(plan, loader, hparams["max_epochs"], seed, num_threads)
+    return Synthesiser(plan.net.eval(), 0, {"channels": in_channels, "family": "unet_l1"})

@@ -1,0 +1,62 @@
+"""Tiny synthetic paired volumes for the synthesis tests (NIfTI in a tmp folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from medgen.data.imaging.pairs import read_pairs
+from medgen.data.imaging.synthesis_prepare import prepare_synthesis
+
+SHAPE = (36, 36, 34)  # just above the 32^3 patches of the presets
+AFFINE = np.diag([1.2, 1.2, 1.5, 1.0])
+
+
+def pair_volumes(seed: int, shape=SHAPE, lesion: bool = True):
+    """(t2, flair, seg): a noisy ellipsoid 'brain' on zero background; FLAIR a smooth
+    function of T2 with a brighter 'lesion'."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    inside = (grid**2).sum(0) < 0.6
+    t2 = np.where(inside, 100 + 30 * grid[0] + 5 * rng.standard_normal(shape), 0)
+    seg = np.zeros(shape, np.int16)
+    if lesion:
+        seg[14:20, 15:21, 14:19] = 2
+        t2[seg > 0] += 60
+    flair = np.where(inside, 0.8 * t2 + 20 * grid[1] + 10, 0)
+    flair[seg > 0] += 40
+    return t2.astype(np.float32), flair.astype(np.float32), seg
+
+
+def save_nii(path: Path, data, affine=AFFINE) -> Path:
+    nib.save(nib.Nifti1Image(np.asarray(data), affine), path)
+    return path
+
+
+def write_subjects(root: Path, splits=("train", "train", "train", "test"), seed: int = 0
+                   ) -> Path:
+    """Subjects s0.. with t2, flair and seg files and a sample sheet; returns the sheet."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["subject\tsplit\tt2\tflair\tlabel"]
+    for i, split in enumerate(splits):
+        t2, flair, seg = pair_volumes(seed * 100 + i)
+        for name, data in (("t2", t2), ("flair", flair), ("seg", seg)):
+            save_nii(root / f"s{i}_{name}.nii.gz", data)
+        lines.append(f"s{i}\t{split}\ts{i}_t2.nii.gz\ts{i}_flair.nii.gz\ts{i}_seg.nii.gz")
+    sheet = root / "samples.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    return sheet
+
+
+SETTINGS = {"resample_target": False, "mask": "nonzero", "normalisation": "p99",
+            "target_normalisation": None, "ct_window": [-1024, 3071], "target_is_ct": False,
+            "ct_hu_range": [-1100, 4000]}
+
+
+def prepared_folder(root: Path, seed: int = 0, validation: str | None = "s2") -> Path:
+    """A prepared synthesis folder of four synthetic subjects (s2 validation, s3 test)."""
+    sheet = write_subjects(root / "raw", seed=seed)
+    pairs = read_pairs(sheet, ["t2"], "flair", validation_subject=validation)
+    return prepare_synthesis(pairs, SETTINGS, root / "prepared")

@@ -1,0 +1,202 @@
+"""Synthesis inputs: paired volumes, normalisation, the prepared folder and its patches;
+one clear error per bad input, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medgen.data.imaging import intensity
+from medgen.data.imaging.pairs import load_pair, read_pairs
+from medgen.data.imaging.synthesis_loaders import training_data
+from medgen.data.imaging.synthesis_prepare import (
+    load_subject,
+    mask_box,
+    prepare_synthesis,
+    read_manifest,
+    uncrop,
+)
+from medgen.errors import MedgenInputError
+from tests.helpers.synthesis_data import (
+    AFFINE,
+    SETTINGS,
+    pair_volumes,
+    save_nii,
+    write_subjects,
+)
+
+HP = {"patch_size": 16, "samples_per_volume": 4, "batch_size": 4}
+
+
+@pytest.fixture
+def sheet(tmp_path):
+    return write_subjects(tmp_path / "raw")
+
+
+def _rewrite(sheet, subject_file, data, affine=AFFINE):
+    save_nii(sheet.parent / subject_file, data, affine)
+
+
+def _pairs(sheet, **kw):
+    return read_pairs(sheet, ["t2"], "flair", **kw)
+
+
+def test_pairs_load_on_one_grid_with_mask_and_label(sheet):
+    pairs = _pairs(sheet, validation_subject="s2")
+    assert [p.split for p in pairs] == ["train", "train", "val", "test"]
+    volume = load_pair(pairs[0], SETTINGS)
+    assert volume.source.shape == (1, 36, 36, 34) and volume.target.shape == (36, 36, 34)
+    assert volume.mask.any() and (volume.label > 0).any()
+    np.testing.assert_allclose(volume.affine, AFFINE)
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("shape", r"s0_flair.nii.gz and .*s0_t2.nii.gz are not on one voxel grid \(shape"),
+    ("affine", r"s0_flair.nii.gz and .*s0_t2.nii.gz are not on one voxel grid \(affine"),
+    ("4d", r"s0_flair.nii.gz: expected a 3D volume, got an image of shape \(36, 36, 34, 2\)"),
+    ("nan", r"target 'flair' .*s0_flair.nii.gz has 3 NaN or infinite voxel"),
+])
+def test_bad_pairs_fail_naming_the_files(sheet, problem, match):
+    t2, flair, _ = pair_volumes(0)
+    if problem == "shape":
+        _rewrite(sheet, "s0_flair.nii.gz", flair[:, :, :30])
+    elif problem == "affine":
+        _rewrite(sheet, "s0_flair.nii.gz", flair, AFFINE + np.diag([0, 0, 0.1, 0]))
+    elif problem == "4d":
+        _rewrite(sheet, "s0_flair.nii.gz", np.stack([flair, flair], -1))
+    else:
+        flair[1, 2, 3:6] = np.nan
+        _rewrite(sheet, "s0_flair.nii.gz", flair)
+    with pytest.raises(MedgenInputError, match=match):
+        load_pair(_pairs(sheet)[0], SETTINGS)
+
+
+def test_resample_target_puts_it_on_the_source_grid(sheet):
+    _, flair, _ = pair_volumes(0)
+    shifted = AFFINE.copy()
+    shifted[0, 3] = 2.4  # two voxels along x
+    _rewrite(sheet, "s0_flair.nii.gz", flair[:, :, :30], shifted)
+    volume = load_pair(_pairs(sheet)[0], {**SETTINGS, "resample_target": True})
+    assert volume.target.shape == volume.source.shape[1:]
+    # voxel i of the source grid is voxel i - 2 of the moved target
+    np.testing.assert_allclose(volume.target[20, 18, 15], flair[18, 18, 15], rtol=1e-4)
+    assert flair[18, 18, 15] > 0
+
+
+def test_missing_modality_same_file_and_bad_validation_subject(sheet):
+    text = sheet.read_text().splitlines()
+    cells = text[2].split("\t")
+    cells[3] = ""  # s1 has no flair
+    sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match="line 3: column 'flair' is empty"):
+        _pairs(sheet)
+    cells[3] = cells[2]  # flair cell names the t2 file
+    sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match="source 't2' and target 'flair' are the same"):
+        _pairs(sheet)
+    with pytest.raises(MedgenInputError, match="target modality 'flair' is also a source"):
+        read_pairs(sheet, ["t2", "flair"], "flair")
+    sheet.write_text("\n".join([*text[:2], *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match="'s3', which is not a training subject"):
+        _pairs(sheet, validation_subject="s3")
+
+
+def test_ct_target_outside_hounsfield_range_says_which_bound(sheet):
+    ct_settings = {**SETTINGS, "target_is_ct": True}
+    _, flair, _ = pair_volumes(0)
+    _rewrite(sheet, "s0_flair.nii.gz", flair * 0 - 1000)  # plausible: air
+    load_pair(_pairs(sheet)[0], ct_settings)
+    bad = flair - 1000
+    bad[0, 0, 0], bad[1, 1, 1] = -3024, 5000
+    _rewrite(sheet, "s0_flair.nii.gz", bad)
+    with pytest.raises(MedgenInputError,
+                       match=r"minimum -3024 < -1100 and maximum 5000 > 4000"):
+        load_pair(_pairs(sheet)[0], ct_settings)
+
+
+@pytest.mark.parametrize("method", intensity.METHODS)
+def test_normalisation_inverts_and_matches_its_definition(method):
+    rng = np.random.default_rng(0)
+    volume = (rng.gamma(2.0, 100.0, (20, 20, 20)) - (1000 if method == "ct_window" else 0))
+    mask = np.zeros(volume.shape, bool)
+    mask[3:17, 3:17, 3:17] = True
+    params = intensity.fit(volume, mask, method)
+    assert json.loads(json.dumps(params)) == params  # plain values, storable
+    scaled = intensity.apply(volume, params, mask)
+    inside = scaled[mask]
+    assert (scaled[~mask] == 0).all()
+    if method == "p99":
+        assert np.isclose(np.quantile(inside, 0.99), 1.0, atol=1e-2) and inside.max() > 1
+    elif method == "brasyn":
+        assert inside.min() == 0 and inside.max() == 1
+    elif method == "zscore":
+        assert abs(inside.mean()) < 1e-4 and abs(inside.std() - 1) < 1e-2
+    back = intensity.invert(scaled, params, mask)
+    kept = mask if not params["clip"] else mask & (volume >= params["low"]) & (
+        volume <= params["high"])
+    np.testing.assert_allclose(back[kept], volume[kept], rtol=1e-4, atol=1e-2)
+    assert (back[~mask] == params["background"]).all()
+
+
+def test_normalisation_refuses_unknown_method_and_constant_volume():
+    mask = np.ones((4, 4, 4), bool)
+    with pytest.raises(MedgenInputError, match="'minmax' is unknown; one of: p99"):
+        intensity.fit(np.ones((4, 4, 4)), mask, "minmax")
+    with pytest.raises(MedgenInputError, match="constant inside the mask"):
+        intensity.fit(np.ones((4, 4, 4)), mask, "brasyn")
+
+
+def test_prepared_folder_is_cropped_normalised_and_invertible(sheet, tmp_path):
+    out = prepare_synthesis(_pairs(sheet, validation_subject="s2"), SETTINGS, tmp_path / "p")
+    manifest = read_manifest(out)
+    info = manifest["subjects"]["s0"]
+    arrays = load_subject(out, "s0")
+    assert manifest["stage"] == 1 and manifest["sources"] == ["t2"]
+    assert arrays["source"].shape[1:] == arrays["target"].shape[1:] == arrays["mask"].shape[1:]
+    target = uncrop(arrays["target"][0], info["box"], info["shape"])
+    mask = uncrop(arrays["mask"][0], info["box"], info["shape"])
+    # cropped to the brain's box plus a margin: the whole brain is kept
+    assert info["box"] == mask_box(mask) and mask.sum() == arrays["mask"].sum()
+    assert mask_box(mask, margin=0) != [[0, s] for s in info["shape"]]
+    _, flair, _ = pair_volumes(0)
+    back = intensity.invert(target, info["target_params"], mask)
+    np.testing.assert_allclose(back[mask > 0], flair[mask > 0], rtol=1e-4)
+
+
+def test_a_bad_last_subject_leaves_nothing_written(sheet, tmp_path):
+    t2, _, _ = pair_volumes(3)
+    t2[5, 5, 5] = np.nan
+    _rewrite(sheet, "s3_t2.nii.gz", t2)
+    with pytest.raises(MedgenInputError, match="s3_t2.nii.gz has 1 NaN"):
+        prepare_synthesis(_pairs(sheet), SETTINGS, tmp_path / "p")
+    assert list(tmp_path.iterdir()) == [sheet.parent]
+
+
+def test_patches_lie_in_the_mask_and_depend_on_seed_and_epoch_only(sheet, tmp_path):
+    out = prepare_synthesis(_pairs(sheet, validation_subject="s2"), SETTINGS, tmp_path / "p")
+    data = training_data(out, HP, seed=3, family="context_gan")
+    assert data.dims == {"channels": 1, "patch_size": 16}
+    assert data.signature["modalities"] == ["t2"] and data.signature["target"] == "flair"
+    assert data.val is not None and data.provenance["validation_subjects"] == ["s2"]
+    source, target = next(iter(data.train))
+    assert source.shape == target.shape == (4, 1, 16, 16, 16)
+    assert (source[:, 0, 8, 8, 8] != 0).all()  # patches centred on brain voxels
+
+    def epoch(e):
+        data.train.sampler.set_epoch(e)
+        return torch.cat([b[0] for b in data.train])
+
+    again = training_data(out, HP, seed=3, family="context_gan")
+    again.train.sampler.set_epoch(1)
+    assert torch.equal(epoch(1), torch.cat([b[0] for b in again.train]))
+    assert not torch.equal(epoch(0), epoch(1))
+
+
+def test_patch_larger_than_the_volume_is_refused(sheet, tmp_path):
+    out = prepare_synthesis(_pairs(sheet), SETTINGS, tmp_path / "p")
+    with pytest.raises(MedgenInputError,
+                       match=r"patch size 40 is larger than the volume \(36, 36, 34\)"):
+        training_data(out, {**HP, "patch_size": 40}, 0, "context_gan")

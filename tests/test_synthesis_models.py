@@ -1,0 +1,240 @@
+"""context_gan networks and losses, whole-volume inference, auto-context stages, metrics
+and baselines of the synthesis task, on tiny synthetic volumes."""
+
+from __future__ import annotations
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medgen import checkpoint, registry
+from medgen.data.imaging.synthesis_loaders import read_volumes
+from medgen.data.imaging.synthesis_prepare import read_manifest
+from medgen.errors import MedgenInputError
+from medgen.evaluate import synthesis_inference as inference
+from medgen.evaluate.auto_context import context_inputs
+from medgen.evaluate.synthesis_baselines import (
+    fit_voxel_regression,
+    neighbourhood_features,
+    predict_voxel_regression,
+    train_unet_l1,
+)
+from medgen.evaluate.synthesis_metrics import gradient_error, synthesis_metrics
+from medgen.models.context_gan.module import (
+    build_networks,
+    generator_loss,
+    gradient_difference_loss,
+)
+from medgen.train import train_model
+from tests.helpers.synthesis_data import prepared_folder
+
+TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
+            "num_threads": 1, "progress_bar": False}
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepared_folder(tmp_path_factory.mktemp("synthesis"))
+
+
+def tiny(preset="default", **kw):
+    hp = registry.presets("context_gan")[preset]
+    return {**hp, "generator_channels": 4, "discriminator_channels": 4, "batch_size": 4,
+            "samples_per_volume": 4, "max_epochs": 1, **kw}
+
+
+@pytest.mark.parametrize("preset, out", [("paper", 16), ("default", 32), ("l1_only", 32)])
+def test_presets_build_the_documented_geometry(preset, out):
+    hp = registry.presets("context_gan")[preset]
+    generator, discriminator = build_networks(hp, 2)
+    y = generator(torch.zeros(2, 2, 32, 32, 32))
+    assert y.shape == (2, 1, out, out, out)
+    assert discriminator(y).shape[0] == 2
+    if preset == "paper":
+        assert hp["adversarial_weight"] == 0.5 and hp["l2_weight"] == hp["gdl_weight"] == 1
+    if preset == "l1_only":
+        assert hp["adversarial_weight"] == hp["gdl_weight"] == hp["l2_weight"] == 0
+        assert hp["auto_context_stages"] == 1
+
+
+def test_gradient_difference_loss_and_loss_weights():
+    y = torch.rand(2, 1, 8, 8, 8)
+    assert gradient_difference_loss(y, y) == 0
+    blurred = torch.nn.functional.avg_pool3d(y, 3, 1, 1)
+    assert gradient_difference_loss(blurred, y) > 0
+    # a constant offset leaves the gradients unchanged: GDL 0, L2 not
+    assert gradient_difference_loss(y + 1, y) < 1e-10
+    hp = {"l2_weight": 1.0, "l1_weight": 0.0, "gdl_weight": 2.0, "adversarial_weight": 0.0}
+    terms = generator_loss(blurred, y, None, hp)
+    torch.testing.assert_close(terms.total, terms.l2 + 2 * terms.gdl)
+    assert terms.adversarial == 0
+
+
+class CentreCopy(nn.Module):
+    """A 'generator' with valid convolutions of margin m that copies channel 0."""
+
+    def __init__(self, margin):
+        super().__init__()
+        self.margin = margin
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += len(x)
+        m = self.margin
+        return x[:, :1, m:-m, m:-m, m:-m] if m else x[:, :1]
+
+
+@pytest.mark.parametrize("margin", [0, 8])
+def test_sliding_window_blends_valid_outputs_exactly_and_skips_empty_windows(margin):
+    rng = np.random.default_rng(0)
+    source = rng.random((2, 70, 50, 40)).astype(np.float32)
+    mask = np.zeros((70, 50, 40), np.uint8)
+    mask[5:30, 10:40, 5:35] = 1
+    net = CentreCopy(margin)
+    model = inference.Synthesiser(net, margin, {"channels": 2})
+    out = model.predict(source, mask, window=32, overlap=0.25)
+    np.testing.assert_allclose(out[mask > 0], source[0][mask > 0], rtol=1e-5)
+    assert (out[mask == 0] == 0).all()
+    calls = net.calls
+    model.predict(source, np.ones_like(mask), window=32, overlap=0.25)
+    assert calls < net.calls  # windows without a mask voxel were not run
+    with pytest.raises(MedgenInputError, match="takes 2 source channel"):
+        model.predict(source[:1], mask)
+
+
+def test_nifti_keeps_the_source_affine_and_header(tmp_path):
+    affine = np.array([[-1.0, 0, 0, 90], [0, 1, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
+    ref = nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), affine)
+    ref.header.set_xyzt_units("mm", "sec")
+    ref.header["descrip"] = b"source"
+    nib.save(ref, tmp_path / "t2.nii.gz")
+    out = inference.write_nifti(np.ones((4, 5, 6)), affine, tmp_path / "t2.nii.gz",
+                                tmp_path / "o" / "s_stage1.nii.gz", {"units": "HU"})
+    written = nib.load(out)
+    np.testing.assert_allclose(written.affine, affine)
+    assert written.header.get_xyzt_units() == ("mm", "sec")
+    assert written.header["descrip"] == b"source" and written.get_data_dtype() == np.float32
+    assert inference.read_sidecar(out) == {"units": "HU"}
+
+
+def test_two_auto_context_stages_train_as_separate_jobs(prepared, tmp_path):
+    # stage 1 on the prepared folder, stage 2 on the source plus stage 1's output
+    hp = tiny()
+    stage1 = train_model("context_gan", prepared, hp, TRAINING, 0, tmp_path / "stage1")
+    model1 = inference.load(stage1)
+    assert model1.data["stage"] == 1 and model1.data["modalities"] == ["t2"]
+    data2 = context_inputs(prepared, model1, stage1, tmp_path / "data2", window=32)
+    manifest = read_manifest(data2)
+    assert manifest["stage"] == 2 and manifest["sources"] == ["t2", "flair_stage1"]
+    assert manifest["context_models"] == [str(stage1)]
+    subjects, volumes = read_volumes(data2, "train")
+    first = read_volumes(prepared, "train")[1][0]
+    np.testing.assert_array_equal(volumes[0]["source"][0], first["source"][0])
+    np.testing.assert_allclose(volumes[0]["source"][1],
+                               model1.predict(first["source"], first["mask"][0], window=32))
+    stage2 = train_model("context_gan", data2, hp, TRAINING, 0, tmp_path / "stage2")
+    model2 = inference.load(stage2)
+    assert model2.channels == 2 and checkpoint.load(stage2).data["stage"] == 2
+    with pytest.raises(MedgenInputError, match="takes 2 source channel.*holds 1"):
+        context_inputs(prepared, model2, stage2, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    written = inference.synthesise_prepared([model1, model2], prepared, tmp_path / "out",
+                                            subjects=["s3"], window=32)
+    assert [p.name for p in written["s3"]] == ["s3_stage1.nii.gz", "s3_stage2.nii.gz"]
+    image = nib.load(written["s3"][1])
+    assert image.shape == tuple(manifest["subjects"]["s3"]["shape"])
+    assert np.isfinite(image.get_fdata()).all()
+    assert inference.read_sidecar(written["s3"][1])["stage"] == 2
+
+
+def test_paper_preset_trains_and_infers_a_whole_volume(prepared, tmp_path):
+    path = train_model("context_gan", prepared, tiny("paper"), TRAINING, 0, tmp_path / "p")
+    model = inference.load(path)
+    assert model.margin == 8
+    _, (volume,) = read_volumes(prepared, "test")
+    out = model.predict(volume["source"], volume["mask"][0], window=40)
+    assert out.shape == volume["mask"].shape[1:] and np.isfinite(out).all()
+    assert (out[volume["mask"][0] > 0] != 0).any()
+
+
+def test_metrics_inside_the_mask():
+    rng = np.random.default_rng(0)
+    target = rng.random((24, 24, 24)).astype(np.float32)
+    mask = np.zeros(target.shape, bool)
+    mask[4:20, 4:20, 4:20] = True
+    label = np.zeros(target.shape, np.int16)
+    label[8:12, 8:12, 8:12] = 1
+    perfect = synthesis_metrics(target, target, mask, label)
+    assert perfect["mae"] == 0 and perfect["gradient_error"] == 0
+    assert perfect["ssim"] == pytest.approx(1) and perfect["ssim_tumour"] == pytest.approx(1)
+    noisy = target + 0.1 * rng.standard_normal(target.shape).astype(np.float32)
+    metrics = synthesis_metrics(noisy, target, mask, label, data_range=1.0)
+    mse = float(((noisy - target)[mask] ** 2).mean())
+    assert metrics["psnr"] == pytest.approx(10 * np.log10(1 / mse), rel=1e-4)
+    assert metrics["mae"] == pytest.approx(float(np.abs(noisy - target)[mask].mean()), rel=1e-5)
+    assert 0 < metrics["ssim"] < 1 and metrics["n_voxels"] == mask.sum()
+    # errors outside the mask do not count
+    outside = target.copy()
+    outside[~mask] = 5
+    assert synthesis_metrics(outside, target, mask)["mae"] == 0
+    constant = np.full_like(target, float(target[mask].mean()))
+    assert synthesis_metrics(constant, target, mask)["ssim"] < 0.1
+    assert gradient_error(constant, target, mask) > 0
+    assert np.isnan(synthesis_metrics(noisy, target, mask)["ssim_tumour"])
+
+
+def test_voxel_regression_baselines_and_the_l1_unet(prepared):
+    _, train = read_volumes(prepared, "train")
+    _, (test,) = read_volumes(prepared, "test")
+    coords = np.array([[5, 6, 7]])
+    features = neighbourhood_features(test["source"], coords)
+    assert features.shape == (1, 27)
+    assert features[0, 13] == test["source"][0, 5, 6, 7]  # the centre voxel
+    mask = test["mask"][0]
+    target = test["target"][0]
+    for kind in ("linear", "hgb"):
+        model = fit_voxel_regression(train, kind, voxels_per_subject=2000)
+        pred = predict_voxel_regression(model, test["source"], mask)
+        assert (pred[mask == 0] == 0).all()
+        constant = np.full_like(target, target[mask > 0].mean())
+        assert (synthesis_metrics(pred, target, mask)["mae"]
+                < synthesis_metrics(constant, target, mask)["mae"])
+    unet = train_unet_l1(train, {"channels": [4, 8], "patch_size": 16,
+                                 "samples_per_volume": 4, "batch_size": 4, "max_epochs": 1,
+                                 "lr": 1e-3}, seed=0, num_threads=1)
+    out = unet.predict(test["source"], mask, window=32)
+    assert out.shape == mask.shape and np.isfinite(out).all()
+
+
+def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from medgen.evaluate.synthesis import evaluate_synthesis
+
+    stage1 = train_model("context_gan", prepared, tiny(auto_context_stages=1), TRAINING, 0,
+                         tmp_path / "m")
+    unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
+            "max_epochs": 1, "lr": 1e-3}
+    table = evaluate_synthesis(prepared, {"context_gan": [str(stage1)]}, tmp_path / "eval",
+                               ["linear", "unet_l1"], 0, unet, window=32, num_threads=1)
+    assert set(table["method"]) == {"context_gan_stage1", "voxel_linear", "unet_l1"}
+    assert list(table["subject"].unique()) == ["s3"]
+    assert table[["mae", "psnr", "ssim", "gradient_error", "ssim_tumour"]].notna().all().all()
+    saved = pd.read_csv(tmp_path / "eval" / "metrics.tsv", sep="\t")
+    assert len(saved) == 3
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["subjects"] == ["s3"] and set(summary["mean"]) == set(table["method"])
+    assert (tmp_path / "eval" / "context_gan" / "s3_stage1.nii.gz").exists()
