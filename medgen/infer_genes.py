@@ -2,9 +2,10 @@
 model (GGAN, D-GEX), as CMap's L1000 pipeline infers its non-measured genes.
 
 Outputs follow CMap's convention for inferred data: one GCTX (and one ``.h5ad``) whose rows
-are the input's landmark rows (values and row metadata as read) followed by the inferred
-target genes (``pr_gene_symbol`` = the gene, ``pr_is_lmark`` 0, ``pr_is_inf`` 1, other
-metadata -666, CMap's missing value), and whose columns are the input's samples with all
+are the input's landmark rows (values and row metadata as read, ``inferred`` 0) followed by
+the inferred target genes (``inferred`` 1, ``pr_gene_symbol`` = the gene, ``pr_is_lmark`` 0,
+``training_mean`` / ``training_sd``, other metadata -666, CMap's missing value), and whose
+columns are the input's samples with all
 their metadata. Profiles are read, inferred and written ``chunk_size`` at a time, so memory
 does not grow with their number.
 
@@ -100,11 +101,13 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel) -> pd.DataFrame:
         numeric = pd.api.types.is_numeric_dtype(landmark_rows[column])
         targets[column] = MISSING if numeric else str(MISSING)
     targets["pr_gene_symbol"] = model.targets
-    targets["pr_is_lmark"], targets["pr_is_inf"] = 0, 1
+    targets["pr_is_lmark"] = 0
+    targets["inferred"] = 1  # the input's own fields (L1000's pr_is_inf) keep their meaning
     targets["training_mean"] = model.y_scaler.mean
     targets["training_sd"] = model.y_scaler.sd
-    for column, value in (("pr_is_lmark", 1), ("pr_is_inf", 0),
-                          ("training_mean", np.nan), ("training_sd", np.nan)):
+    landmark_rows["inferred"] = 0
+    for column, value in (("pr_is_lmark", 1), ("training_mean", np.nan),
+                          ("training_sd", np.nan)):
         if column not in landmark_rows:
             landmark_rows[column] = value
     if "pr_gene_symbol" not in landmark_rows:
@@ -174,7 +177,7 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
             clipped += int((np.abs(z) > cfg["clip_z"]).sum())
             y = model.predict_standardised(np.clip(z, -cfg["clip_z"], cfg["clip_z"]))
             if not zscore:
-                y = model.y_scaler.inverse(y)
+                y = model.to_data_units(y)
             block = np.concatenate([values, y.astype(np.float32)], axis=1)
             gctx.write(done, block)
             h5ad.write(done, block)

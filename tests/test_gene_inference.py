@@ -95,7 +95,7 @@ def test_inferred_targets_in_data_units_with_the_inputs_metadata(trained, tmp_pa
     h5ad = ad.read_h5ad(tmp_path / "out.h5ad")
     assert np.array_equal(out.X, h5ad.X) and list(out.obs_names) == list(profiles.index)
     assert out.obs["pert_dose_unit"].iloc[0] == "µM"  # sample metadata carried over
-    targets = out.var["pr_is_inf"].astype(int) == 1
+    targets = out.var["inferred"].astype(int) == 1
     assert out.var.loc[targets, "pr_gene_symbol"].tolist() == [f"T{j}" for j in range(10)]
     assert out.var.loc[~targets].index.tolist() == [f"{i}_at" for i in range(6)]
     # the landmark rows hold the input values; the targets are close to the measured ones
@@ -248,5 +248,7 @@ def test_workflow_gpl96_to_l1000_on_real_data(shared_data, tmp_path):
     assert inferred.shape == (377, 978 + 9519)
     assert inferred.obs["pert_iname"].iloc[0] == "DMSO"  # the input's sample metadata
     assert "z-scores" in inferred.uns["units"]
+    assert (inferred.var["inferred"].astype(int) == 1).sum() == 9519
+    assert (inferred.var["pr_is_lmark"].astype(int) == 1).sum() == 978
     gctx = read_gctx(run / "expression_inference/inferred/ggan.gctx")
     assert np.array_equal(gctx.X, inferred.X) and np.isfinite(gctx.X).all()

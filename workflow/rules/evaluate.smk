@@ -113,6 +113,18 @@ rule evaluate_anomaly:
             )
             for family in activated_families("anomaly")
         ],
+        slices_by_subject=report(
+            f"{IMAGING}/report/slices_by_subject.tsv",
+            caption="../report/anomaly_slices_by_subject.rst",
+            category="Anomaly detection",
+            labels={"figure": "slice level per subject"},
+        ),
+        notes=report(
+            f"{IMAGING}/report/notes.txt",
+            caption="../report/anomaly_notes.rst",
+            category="Anomaly detection",
+            labels={"figure": "notes on these numbers"},
+        ),
         by_subject=(
             [
                 report(
