@@ -28,7 +28,7 @@ the heap; compare the two to tell fragmentation from a leak.
 
 Training: seconds per epoch of ``fit_in_memory`` on random-normal data at the GPL96 size
 (46 training samples = one 5-fold training part, 943 -> 9,519) and the TCGA panel size
-(1,400 samples, 94 -> 844), for GGAN 'default' and D-GEX 'small' with their batch sizes;
+(1,400 samples, 94 -> 844), for GGAN 'default' and D-GEX 'default' with their batch sizes;
 the first epoch (warm-up) is dropped and the median of the others is reported.
 """
 
@@ -54,7 +54,7 @@ N_LANDMARKS = 943  # D-GEX landmark set
 N_TARGETS = 9520  # D-GEX target set (9,519 of them are on GPL96; inference uses the full set)
 GPL96_TRAIN = (46, 943, 9519)  # (samples, landmarks, targets): a 5-fold training part of 57
 TCGA_TRAIN = (1400, 94, 844)  # 80% of 1,758 TCGA miRNA samples; 10% panel -> the rest
-MODELS = [("ggan", "default"), ("ggan", "paper"), ("dgex", "small"), ("dgex", "paper"),
+MODELS = [("ggan", "default"), ("ggan", "paper"), ("dgex", "default"), ("dgex", "paper"),
           ("ridge", "alpha=1")]
 
 
@@ -160,6 +160,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One (model, N) measurement; runs in its own process (see the module docstring)."""
     import torch
 
+    from medgen.infer_genes import bounded_heap
+
+    bounded_heap()  # as medgen.infer_genes.infer_targets does
     torch.set_num_threads(spec["threads"])
     predict, shapes, setup_s = build_predictor(spec["family"], spec["preset"], spec["seed"])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
@@ -220,7 +223,7 @@ def epoch_seconds(family: str, preset: str, size: tuple[int, int, int], epochs: 
 
 def training_child(spec: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for family, preset in (("ggan", "default"), ("dgex", "small")):
+    for family, preset in (("ggan", "default"), ("dgex", "default")):
         for label, size in (("GPL96", GPL96_TRAIN), ("TCGA panel", TCGA_TRAIN)):
             epochs = epoch_seconds(family, preset, size, spec["epochs"], spec["threads"],
                                    spec["seed"])
@@ -274,7 +277,8 @@ def inference_rows(args, work: Path) -> list[dict[str, Any]]:
 
     rows = []
     small, large = args.n
-    for family, preset in MODELS:
+    wanted = MODELS if not args.models else [tuple(m.split(":", 1)) for m in args.models]
+    for family, preset in wanted:
         sizes = [small, large]
         note = ""
         for i in range(2):
@@ -349,6 +353,8 @@ def main() -> None:
     parser.add_argument("--mmap-threshold", type=int, default=None, metavar="BYTES",
                         help="run the inference subprocesses with MALLOC_MMAP_THRESHOLD_ fixed "
                              "(default: glibc's dynamic threshold)")
+    parser.add_argument("--models", nargs="*", default=None, metavar="FAMILY:PRESET",
+                        help="only these inference rows (e.g. ggan:default ridge:alpha=1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=None,
                         help="folder for the temporary GCTX files (default: the system temp)")

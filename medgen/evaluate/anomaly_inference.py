@@ -60,9 +60,11 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
 
 
 def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
-               window_overlap: float = SLIDING_OVERLAP, residual: str = "abs"
-               ) -> dict[str, np.ndarray]:
-    """Per-image score, residual map (N, H, W) and reconstruction for one split."""
+               window_overlap: float = SLIDING_OVERLAP, residual: str = "abs",
+               slice_score: str = "mean") -> dict[str, np.ndarray]:
+    """Per-image score, residual map (N, H, W) and reconstruction for one split.
+    ``slice_score``: a slice scored through sliding windows gets the mean ('mean') or the
+    largest ('max') window score inside its mask."""
     images = data["images"]
     masks = data.get("masks")
     inside = masks.astype(bool) if masks is not None else np.ones(
@@ -89,7 +91,12 @@ def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
             result["steps"] = out.steps
     else:
         recon, score_map = _sliding(scorer, images, window_overlap)
-        result = {"score": (score_map * inside).sum(axis=(1, 2)) / count,
+        if slice_score == "max":  # one anomalous window is enough: local lesions
+            slice_scores = np.where(inside, score_map, -np.inf).max(axis=(1, 2))
+            slice_scores = np.where(np.isfinite(slice_scores), slice_scores, 0.0)
+        else:
+            slice_scores = (score_map * inside).sum(axis=(1, 2)) / count
+        result = {"score": slice_scores,
                   "reconstruction": recon, "score_map": score_map.astype(np.float32)}
     difference = images - result["reconstruction"]
     difference = np.abs(difference) if residual == "abs" else np.clip(difference, 0, None)
@@ -108,6 +115,7 @@ def score_anomalies(
     device: str = "cpu",
     window_overlap: float = SLIDING_OVERLAP,
     residual: str = "abs",
+    slice_score: str = "mean",
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -128,6 +136,8 @@ def score_anomalies(
         Overlap of sliding windows (patch-trained models on larger slices).
     residual
         'abs' |x - recon| or 'positive' max(x - recon, 0) for the residual maps.
+    slice_score
+        'mean' or 'max' of the window scores inside a slice's mask (sliding windows only).
     """
     out_dir = Path(out_dir)
     data = load_split(data_path)
@@ -136,7 +146,7 @@ def score_anomalies(
     if modalities is not None:
         signature["modalities"] = modalities
     scorer = None if method in TRIVIAL else load_scorer(model_path, device, signature)
-    result = run_scorer(scorer, data, method, window_overlap, residual)
+    result = run_scorer(scorer, data, method, window_overlap, residual, slice_score)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),
                "y": data["y"], "score": result["score"]}
@@ -190,6 +200,6 @@ def score_splits(
             written[split] = score_anomalies(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
-                residual=scoring["residual"],
+                residual=scoring["residual"], slice_score=scoring.get("slice_score", "mean"),
             )
     return written

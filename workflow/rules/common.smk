@@ -168,11 +168,12 @@ def training_resources(family):
     return registry.get(family).resources
 
 
-def preprocessing_settings():
+def preprocessing_settings(training=False):
     """The imaging section without the later stages' sections (scoring, evaluation): a
     change to how results are scored must not rerun preprocessing, and with it every
-    training job."""
-    later = ("scoring", "evaluation")
+    training job. Training data also leave out what touches only the evaluation slices
+    (synthetic anomalies)."""
+    later = ("scoring", "evaluation") + (("synthetic_anomalies",) if training else ())
     return {key: value for key, value in config["imaging"].items() if key not in later}
 
 

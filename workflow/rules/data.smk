@@ -99,7 +99,7 @@ rule prepare_training_images:
         mem_mb=8000,
         runtime=60,
     params:
-        imaging=preprocessing_settings(),
+        imaging=preprocessing_settings(training=True),
         subjects=lambda wildcards: sheet_subjects(TRAINING_SPLITS),
         splits=TRAINING_SPLITS,
         seed=config["seed"],

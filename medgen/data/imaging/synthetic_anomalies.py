@@ -86,15 +86,17 @@ def insert_anomalies(table: dict[str, np.ndarray], settings: dict[str, Any], see
     for i in np.flatnonzero(chosen):
         mask = out["masks"][i].astype(bool)
         image = out["images"][i]
-        inside = np.argwhere(mask)
-        if len(inside) == 0:
+        if not mask.any():
             chosen[i] = False
             continue
+        values = image[:, mask]
+        # centres on tissue: masks from 'nonzero' also hold faint voxels around the brain,
+        # where an anomaly would be invisible
+        tissue = mask & (image[0] > np.percentile(values[0], 25))
+        inside = np.argwhere(tissue if tissue.any() else mask)
         radius = float(rng.choice(settings["radii"]))
         kind = str(rng.choice(settings["kinds"]))
-        # a centre at least half a radius inside the mask where possible
         centre = inside[rng.integers(len(inside))].astype(np.float32)
-        values = image[:, mask]
         low, high = np.percentile(values, 1), np.percentile(values, 99)
         if kind == "deformation":
             warped, region = _deform(image, centre, radius)
