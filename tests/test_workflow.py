@@ -146,6 +146,18 @@ def test_report_holds_figures_tables_and_provenance(real_run):
     html = real_run["report"].read_text(errors="replace")
     for name in ("latent_umap.png", "training_curves.png", "metrics.tsv", "provenance.json"):
         assert name in html
+    # the imaging demo scores synthetic anomalies at slice and pixel level, and says so
+    imaging = json.loads((real_run["run"] / "imaging/report/metrics.json").read_text())
+    test = {r["method"]: r for r in imaging["metrics"] if r["split"] == "test"}
+    assert {"fanogan", "pca", "intensity"} <= set(test)
+    for row in test.values():
+        assert 0 <= row["auroc"] <= 1 and row["n_anomalous"] > 0 and row["n_normal"] > 0
+    assert 0 <= test["fanogan"]["pixel_auprc"] <= 1
+    # the deployable Dice (threshold from val) never beats the one that peeks at test labels
+    assert 0 <= test["fanogan"]["dice_at_val_threshold"] <= test["fanogan"][
+        "best_dice_upper_bound"] + 1e-9
+    assert any("synthetic" in note for note in imaging["notes"])
+    assert "notes.txt" in html and "slices_by_subject.tsv" in html
 
 
 @pytest.mark.realdata

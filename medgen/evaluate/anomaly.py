@@ -159,17 +159,19 @@ def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarra
     """Plain-language notes on numbers a reader would otherwise misread: a calibrated
     threshold that flags no anomalous test slice for any method, and synthetic anomalies."""
     notes = []
-    test = [r for r in rows if r["split"] == "test" and "sensitivity" in r]
-    if test and all(r["sensitivity"] == 0 for r in test):
+    zero = [r["method"] for r in rows if r["split"] == "test" and r.get("sensitivity") == 0
+            and r["n_anomalous"] > 0]
+    if zero:
         val = data.get("val", {})
         n_normal = int((val.get("y", np.zeros(0)) == 0).sum())
         n_anomalous = int((val.get("y", np.zeros(0)) == 1).sum())
         notes.append(
-            f"Test sensitivity is 0.000 for every method at the threshold calibrated on the "
-            f"val split's normal slices ({n_normal} normal, {n_anomalous} anomalous val "
-            "slices): with few val normals the threshold is their highest scores, and a val "
-            "subject with a small lesion gives no anomalous slices that score above them. "
-            "AUROC/AUPRC do not depend on the threshold; the sensitivity does.")
+            f"Test sensitivity is 0.000 for {', '.join(zero)} at the threshold calibrated "
+            f"on the val split's normal slices ({n_normal} normal, {n_anomalous} anomalous "
+            "val slices): with few val normals the threshold is about their highest score, "
+            "and scores of anomalous test slices stay below it (a val subject with a small "
+            "lesion teaches the threshold nothing about lesions). AUROC/AUPRC do not depend "
+            "on the threshold; the sensitivity does.")
     if any("anomaly_kind" in split for split in data.values()):
         notes.append(
             "The anomalies in the val/test slices are synthetic (MOOD-style): seeded blobs "

@@ -130,7 +130,7 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[s
     for i, row in enumerate(rows):
         volume = load_volume(dataset, i)
         table = slicing.volume_slices(volume, cfg)
-        if row.split != "train" and cfg.get("synthetic_anomalies", {}).get("activate"):
+        if row.split != "train" and synthetic_anomalies_on(cfg):
             table = _with_synthetic_anomalies(table, row, cfg["synthetic_anomalies"], seed)
         n = len(table["y"])
         table["subject"] = np.array([row.subject] * n)
@@ -165,6 +165,14 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[s
                                                  "slice_size": cfg["slice_size"],
                                                  "subjects": geometry})
     return outputs
+
+
+def synthetic_anomalies_on(cfg: dict[str, Any]) -> bool:
+    """Synthetic anomalies go into the evaluation slices of the MNI152 demo (healthy by
+    construction) always, and of other data only when the config activates them: a dataset
+    config that inherits the demo's settings must never get fake lesions unasked."""
+    return cfg["kind"] == "mni152_demo" or bool(
+        cfg.get("synthetic_anomalies", {}).get("activate"))
 
 
 def _with_synthetic_anomalies(table: dict[str, np.ndarray], row: SheetRow,
