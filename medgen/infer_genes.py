@@ -2,12 +2,13 @@
 model (GGAN, D-GEX), as CMap's L1000 pipeline infers its non-measured genes.
 
 Outputs follow CMap's convention for inferred data: one GCTX (and one ``.h5ad``) whose rows
-are the input's landmark rows (values and row metadata as read, ``inferred`` 0) followed by
-the inferred target genes (``inferred`` 1, ``pr_gene_symbol`` = the gene, ``pr_is_lmark`` 0,
-``training_mean`` / ``training_sd``, other metadata -666, CMap's missing value), and whose
-columns are the input's samples with all
-their metadata. Profiles are read, inferred and written ``chunk_size`` at a time, so memory
-does not grow with their number.
+are the input's rows (values and row metadata as read; ``inferred`` 0, ``model_landmark`` 1
+on the rows the model read) followed by the inferred target genes (``inferred`` 1,
+``pr_gene_symbol`` = the gene, ``pr_is_lmark`` 0, ``training_mean`` / ``training_sd``, other
+metadata -666, CMap's missing value; named by gene, or ``inferred:<gene>`` when a gene is
+also an input row id), and whose columns are the input's samples with all their metadata.
+Profiles are read, inferred and written ``chunk_size`` at a time, so memory does not grow
+with their number.
 
 Scales (``input_scale``):
 - ``data``: the profiles are in the training data's units (e.g. RMA log2); landmarks are
@@ -108,8 +109,11 @@ def landmark_columns(rows: pd.DataFrame, model: GeneInferenceModel, gene_field: 
     return weights / weights.sum(axis=0, keepdims=True)
 
 
-def output_rows(rows: pd.DataFrame, model: GeneInferenceModel) -> pd.DataFrame:
-    """The output's row metadata: the input's rows, then one row per inferred target."""
+def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
+                ) -> pd.DataFrame:
+    """The output's row metadata: the input's rows (``model_landmark`` 1 for the rows the
+    model read), then one row per inferred target (named by gene, or ``inferred:<gene>``
+    when a gene is also an input row id)."""
     landmark_rows = rows.copy()
     targets = pd.DataFrame(index=pd.Index(model.targets))
     clash = sorted(set(targets.index) & set(landmark_rows.index.astype(str)))
@@ -121,9 +125,11 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel) -> pd.DataFrame:
     targets["pr_gene_symbol"] = model.targets
     targets["pr_is_lmark"] = 0
     targets["inferred"] = 1  # the input's own fields (L1000's pr_is_inf) keep their meaning
+    targets["model_landmark"] = 0
     targets["training_mean"] = model.y_scaler.mean
     targets["training_sd"] = model.y_scaler.sd
     landmark_rows["inferred"] = 0
+    landmark_rows["model_landmark"] = used.astype(np.uint8)  # rows the model read
     for column, value in (("pr_is_lmark", 1), ("training_mean", np.nan),
                           ("training_sd", np.nan)):
         if column not in landmark_rows:
@@ -170,6 +176,10 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
     rows, cols, chunks = read_profiles(cfg)
     cols.index = cols.index.astype(str)
     weights = landmark_columns(rows, model, cfg["gene_field"], path)
+    used = weights.any(axis=1)  # rows of genes the model does not use are never read
+    weights = weights[used]
+    log.info("%s: %d of %d input rows hold the model's %d landmark genes; %d rows unused",
+             path, int(used.sum()), len(rows), len(model.landmarks), int((~used).sum()))
     zscore = cfg["input_scale"] == "zscore"
     units = ("z-scores: input landmarks as read; inferred targets in training-set standard "
              "deviations from the training mean (training_mean / training_sd per row give "
@@ -181,19 +191,30 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         "provenance": json.dumps(provenance.collect(config=cfg, seed=ckpt.seed,
                                                     inputs=[model_path, path]), default=str),
     }
-    out_rows = output_rows(rows, model)
+    out_rows = output_rows(rows, model, used)
     n_in, clipped, done = len(rows), 0, 0
     with GctxWriter(out_gctx, out_rows, cols, attrs=meta) as gctx, \
             _H5adWriter(out_h5ad, out_rows, cols, meta) as h5ad:
         for ids, values in tqdm(chunks, total=-(-len(cols) // cfg["chunk_size"]),
                                 desc="inferring targets", unit="chunk"):
-            x = values @ weights
+            x = values[:, used] @ weights
             bad = ~np.isfinite(x).all(axis=1)
             if bad.any():
-                raise MedgenInputError(f"{path}: NaN or infinite landmark values in profiles "
-                                       f"{list(ids[bad][:5])}")
+                genes = [model.landmarks[j] for j in np.flatnonzero(~np.isfinite(x).all(axis=0))]
+                raise MedgenInputError(
+                    f"{path}: NaN or infinite values of landmark genes {genes[:5]} in "
+                    f"profiles {[str(i) for i in ids[bad][:5]]}")
             z = x if zscore else model.x_scaler.transform(x)
-            clipped += int((np.abs(z) > cfg["clip_z"]).sum())
+            outside = int((np.abs(z) > cfg["clip_z"]).sum())
+            if done == 0 and outside > 0.2 * z.size:
+                # profiles on another scale than the config says (z-scores read as log2...)
+                raise MedgenInputError(
+                    f"{path}: {outside / z.size:.0%} of the standardised landmark values lie "
+                    f"beyond +-{cfg['clip_z']} (expression_inference.infer.input_scale: "
+                    f"{cfg['input_scale']}); are the profiles on another scale? "
+                    + ("L1000 level-4 and other z-scores need input_scale: zscore"
+                       if not zscore else "z-scores should rarely exceed it"))
+            clipped += outside
             y = model.predict_standardised(np.clip(z, -cfg["clip_z"], cfg["clip_z"]))
             if not zscore:
                 y = model.to_data_units(y)

@@ -128,7 +128,21 @@ def test_bad_profiles_are_refused_and_nothing_is_written(trained, tmp_path):
     with pytest.raises(MedgenInputError, match=rf"NaN.*{broken.index[-1]}"):
         infer_targets(trained["model"], infer_cfg(source), *outputs)
     assert not any(p.exists() for p in outputs) and not list(tmp_path.glob(".*part"))
-    # a model of another task
+    # NaN in a row the model does not read: ignored
+    extra = frame.assign(X9=np.nan)
+    source = write_profiles_gctx(tmp_path / "unused.gctx", extra)
+    infer_targets(trained["model"], infer_cfg(source), *outputs)
+    out = read_gctx(outputs[0])
+    assert out.var["model_landmark"].astype(int).tolist()[:7] == [1] * 6 + [0]
+    assert np.isfinite(out.X[:, 7:]).all()
+    for p in outputs:
+        p.unlink()
+    # profiles on another scale than declared (z-scores read as data units)
+    z = write_profiles_gctx(tmp_path / "z.gctx", (frame - frame.mean()) * 40)
+    with pytest.raises(MedgenInputError, match="input_scale: zscore"):
+        infer_targets(trained["model"], infer_cfg(z), *outputs)
+    assert not any(p.exists() for p in outputs)
+    # a missing model file
     with pytest.raises(MedgenInputError, match="no such|does not exist"):
         infer_targets(tmp_path / "missing.pt", infer_cfg(source), *outputs)
 
@@ -150,6 +164,15 @@ def test_bad_tables_give_one_clear_error(tmp_path):
     dup.to_csv(tmp_path / "dup.csv")
     with pytest.raises(MedgenInputError, match="T0"):
         prepare_inference_data(inference_section(tmp_path / "dup.csv"), 0, out)
+    # a probe/gene row twice: refused, never averaged as one
+    # (GEO layout: probes as rows)
+    rows = frame.fillna(0.0).T
+    pd.concat([rows, rows.loc[["L1"]] + 1.0]).to_csv(tmp_path / "d.csv")
+    section = inference_section(tmp_path / "t.csv")
+    section["table"] = {**section["table"], "path": str(tmp_path / "d.csv"),
+                        "orientation": "genes_as_rows"}
+    with pytest.raises(MedgenInputError, match=r"appear more than once.*'L1'"):
+        prepare_inference_data(section, 0, out)
     # a gene both landmark and target
     with pytest.raises(MedgenInputError, match=r"both as landmarks and targets: \['L0'\]"):
         prepare_inference_data(inference_section(

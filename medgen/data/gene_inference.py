@@ -55,6 +55,11 @@ def read_values(table: dict[str, Any]) -> pd.DataFrame:
     duplicated = frame.index[frame.index.duplicated()].tolist()
     if duplicated:
         raise MedgenInputError(f"{table['path']}: duplicate sample IDs {duplicated[:5]}")
+    duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
+    if duplicated:  # averaging them as one probe would silently shift its gene
+        raise MedgenInputError(
+            f"{table['path']}: {len(duplicated)} probe/gene IDs appear more than once "
+            f"(first: {duplicated[:5]}); keep one row per probe")
     return frame
 
 
