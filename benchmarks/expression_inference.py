@@ -277,8 +277,7 @@ def inference_rows(args, work: Path) -> list[dict[str, Any]]:
 
     rows = []
     small, large = args.n
-    wanted = MODELS if not args.models else [tuple(m.split(":", 1)) for m in args.models]
-    for family, preset in wanted:
+    for family, preset in args.model_list:
         sizes = [small, large]
         note = ""
         for i in range(2):
@@ -370,6 +369,8 @@ def main() -> None:
     if args.train_child:
         print(json.dumps(training_child(json.loads(args.train_child))))
         return
+    args.model_list = (MODELS if not args.models
+                       else [tuple(m.split(":", 1)) for m in args.models])
     if args.quick:
         args.n, args.chunk, args.chain_profiles, args.train_epochs = [1000, 4000], 512, 1000, 2
         args.max_seconds = 20.0
@@ -380,7 +381,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medgen_bench_expr_", dir=args.work))
     start = time.perf_counter()
     try:
-        print(f"inference: {len(MODELS)} models x N={args.n}, one subprocess each", flush=True)
+        print(f"inference: {len(args.model_list)} models x N={args.n}, one subprocess each",
+              flush=True)
         rows = inference_rows(args, work)
         print("training ...", flush=True)
         training = run_child("train", {"epochs": args.train_epochs, "threads": args.threads,
