@@ -74,6 +74,24 @@ def check_expanded_size(data: Any, where: str, limit: int = MAX_CONFIG_VALUES) -
             stack.extend(node)
 
 
+def expanded_nodes(node: yaml.Node, memo: dict[int, int] | None = None) -> int:
+    """Number of nodes of a composed YAML graph once aliases and merge keys are expanded
+    (each shared node counted every time it is used), from the graph itself: linear in its
+    size, however large the expansion."""
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once instead of looping
+    if isinstance(node, yaml.MappingNode):
+        total = 1 + sum(expanded_nodes(k, memo) + expanded_nodes(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(expanded_nodes(v, memo) for v in node.value)
+    else:
+        total = 1
+    memo[id(node)] = total
+    return total
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping safely (never yaml.load) with a clear error for bad files.
 
@@ -86,7 +104,16 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with open(path) as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read()
+        # size the node graph before building it: aliases and merge keys (<<) share nodes
+        # there, so a bomb is caught before it takes minutes and gigabytes to expand
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None and expanded_nodes(root) > MAX_CONFIG_VALUES:
+            raise MedgenInputError(
+                f"config file {path} expands to more than {MAX_CONFIG_VALUES} values (YAML "
+                "aliases or merge keys repeating anchors?); a medgen config holds a few "
+                "hundred: write the values out")
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise MedgenInputError(f"config file {path} does not exist") from None
     except yaml.YAMLError as err:

@@ -53,6 +53,11 @@ def test_logged_values_declared_as_counts_are_refused(tmp_path):
     adata = load_table(_table(path), "log_expression", barcode_labels=True)
     assert np.allclose(adata.X, np.log2(counts.to_numpy() + 1))
     assert _digest(path) == before
+    # mostly zeros (a sparse Xena table): the non-zero values decide
+    sparse = counts.where(np.random.default_rng(1).random(counts.shape) < 0.3, 0)
+    np.log2(sparse + 1).to_csv(tmp_path / "sparse_log2.tsv", sep="\t")
+    with pytest.raises(MedgenInputError, match=r"sparse_log2\.tsv: declared as counts"):
+        load_table(_table(tmp_path / "sparse_log2.tsv"), "counts", barcode_labels=True)
 
 
 # -- 3. h5ad with normalised X and counts in a layer or .raw ------------------------------------
@@ -204,6 +209,17 @@ def test_yaml_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path):
         config.load(path)
     assert time.perf_counter() - start < 2
     assert len(str(err.value)) < 300
+    # merge keys (<<) repeat anchors too: refused before they are expanded
+    levels = ["m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}"]
+    for i in range(1, 9):
+        levels.append(f"m{i}: &m{i}\n  <<: [" + ", ".join([f"*m{i - 1}"] * 9) + "]\n"
+                      + "".join(f"  k{j}: *m{i - 1}\n" for j in range(9)))
+    merge = tmp_path / "merge.yaml"
+    merge.write_text("\n".join(levels) + "\n")
+    start = time.perf_counter()
+    with pytest.raises(MedgenInputError, match="merge keys"):
+        config.load(merge)
+    assert time.perf_counter() - start < 2
     # the same config as Snakemake hands it over (already parsed)
     import yaml
 
@@ -235,6 +251,11 @@ def test_multilabel_npz_normal_means_no_finding_in_any_column(tmp_path):
     with pytest.raises(MedgenInputError, match=r"graded\.npz: 'train_labels' has 14 "
                        r"columns that are not 0/1 findings"):
         read_npz2d(bad, "train")
+    short = tmp_path / "short.npz"  # 12 labels for 6 images: never reshaped into pairs
+    np.savez(short, test_images=np.zeros((6, 8, 8), np.uint8), test_labels=np.zeros(12))
+    with pytest.raises(MedgenInputError, match=r"short\.npz: 'test_labels' has 12 rows for "
+                       r"6 images"):
+        read_npz2d(short, "test")
 
 
 # -- 8. volumes whose background is a non-zero constant ------------------------------------
@@ -247,10 +268,19 @@ def test_constant_nonzero_background_is_detected_and_masked(caplog):
     volume = np.where(brain, rng.normal(1.0, 0.5, brain.shape), -0.83).astype(np.float32)
     data = {"subject": "BraTS-001", "image": torch.as_tensor(volume[None])}
     with pytest.raises(MedgenInputError, match=r"subject 'BraTS-001': the nonzero mask covers "
-                       r"100% of the volume, whose background is the constant -0.83 .*"
+                       r"100% of the volume, and channel 0 holds the constant -0.83 .*"
                        r"imaging.mask: background"):
         MakeMaskd("nonzero", 0)(dict(data))
     mask = MakeMaskd("background", 0)(dict(data))[MASK][0].numpy().astype(bool)
+    assert np.array_equal(mask, brain)
+    # zero-padded slabs (the mask covers 70%) and the constant in the second channel only
+    padded = volume.copy()
+    padded[:3], padded[-3:] = 0, 0
+    two = {"subject": "BraTS-002",
+           "image": torch.as_tensor(np.stack([np.where(brain, volume, 0), padded]))}
+    with pytest.raises(MedgenInputError, match=r"BraTS-002.*channel 1 holds the constant -0.83"):
+        MakeMaskd("nonzero", 0)(dict(two))
+    mask = MakeMaskd("background", 0)(dict(two))[MASK][0].numpy().astype(bool)
     assert np.array_equal(mask, brain)
     # a full box without a constant background is kept, with a warning
     noise = {"subject": "ct", "image": torch.as_tensor(rng.normal(5, 1, (1, 10, 10, 10)))}
@@ -410,3 +440,19 @@ def test_missing_dicom_slice_is_reported_as_irregular_spacing(tmp_path):
     assert "tilt" not in str(err.value).split(";")[0]
     volume, _ = read_volume(folder, dicom_tilt="correct")
     assert volume.shape[2] == 6  # regridded at 2 mm
+
+
+def test_npz_sheet_without_training_subjects_writes_nothing(tmp_path):
+    from medgen.config import fill_defaults, load_schema
+    from medgen.data.imaging.prepare import prepare_images
+
+    np.savez(tmp_path / "x.npz", val_images=np.zeros((4, 8, 8), np.uint8),
+             val_labels=np.zeros((4, 1)), test_images=np.zeros((4, 8, 8), np.uint8),
+             test_labels=np.ones((4, 1)))
+    (tmp_path / "sheet.tsv").write_text("subject\tsplit\tnpz_split\timage\n"
+                                        "v\tval\tval\tx.npz\nt\ttest\ttest\tx.npz\n")
+    cfg = fill_defaults(load_schema()["properties"]["imaging"],
+                        {"kind": "npz2d", "modalities": ["image"], "image_size": 8})
+    with pytest.raises(MedgenInputError, match="no subject in split 'train'"):
+        prepare_images(tmp_path / "sheet.tsv", cfg, 0, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.npz"))

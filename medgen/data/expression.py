@@ -85,7 +85,8 @@ def check_counts(matrix: np.ndarray, path: str | os.PathLike) -> None:
     Fractional counts with a count-like range (RSEM expected counts, TPM) are read, with a
     note in the log.
     """
-    fraction = non_integer_fraction(matrix)
+    # among the non-zero values: the zeros of a sparse log table are whole numbers too
+    fraction = non_integer_fraction(matrix[matrix != 0])
     if fraction == 0 or matrix.size == 0:
         return
     largest = float(np.nanmax(matrix))

@@ -254,13 +254,13 @@ def _prepare_npz(rows, cfg, out_dir, apply=False) -> dict[str, Any]:
             "index": np.arange(n, dtype=np.int32),
         }
         splits[row.split].append(arrays)
+    if not splits["train"] and not apply:  # before writing anything: nothing half-written
+        raise MedgenInputError("the sample sheet has no subject in split 'train'")
     outputs = {}
     for split, parts in splits.items():
         if parts:
             save_npz(out_dir / f"{split}.npz", _concat(parts))
             outputs[split] = out_dir / f"{split}.npz"
-    if "train" not in outputs and not apply:
-        raise MedgenInputError("the sample sheet has no subject in split 'train'")
     return outputs
 
 

@@ -464,6 +464,10 @@ def read_npz2d(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels is None:
         labels = np.full(len(images), -1)  # unlabelled: evaluation skips these
+    if len(labels) != len(images):  # a reshape would silently pair images with wrong labels
+        raise MedgenInputError(
+            f"{path}: '{split}_labels' has {len(labels)} rows for {len(images)} images in "
+            f"'{split}_images'; expected one row per image")
     labels = labels.reshape(len(images), -1)
     if labels.shape[1] > 1:
         # One column per finding: "normal" must mean no finding in any column, not in the

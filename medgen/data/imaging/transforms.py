@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 IMAGE, MASK, LABEL, AFFINE = "image", "mask", "label", "affine"
 FULL_MASK_FRACTION = 0.99  # a mask this large is no mask
 BACKGROUND_SHARE = 0.05  # a constant held by this many voxels is background, not tissue
+LARGE_MASK_FRACTION = 0.5  # a nonzero mask this large is checked for a non-zero background
+MASKED_BACKGROUND_SHARE = 0.2  # one value on this share of a large mask is no tissue
 AFFINE_ATOL = 1e-3  # mm; affines written by different tools differ in float rounding
 
 
@@ -117,8 +119,9 @@ class MakeMaskd(MapTransform):
             mask = image[:1] > self.threshold
         elif self.method == "background":
             background = torch.tensor([most_frequent(c)[0] for c in image], dtype=image.dtype)
-            mask = (image != background.reshape(-1, *[1] * (image.ndim - 1))).any(
-                dim=0, keepdim=True)
+            # zero-padded slabs around a constant-background volume are background too
+            mask = ((image != background.reshape(-1, *[1] * (image.ndim - 1)))
+                    & (image != 0)).any(dim=0, keepdim=True)
         else:
             mask = (image != 0).any(dim=0, keepdim=True)
             self._check_whole_volume(data["subject"], image, mask)
@@ -133,17 +136,24 @@ class MakeMaskd(MapTransform):
     @staticmethod
     def _check_whole_volume(subject: str, image: torch.Tensor, mask: torch.Tensor) -> None:
         covered = float(mask.float().mean())
+        if covered < LARGE_MASK_FRACTION:
+            return
+        inside = mask[0].bool() if mask.dim() == image.dim() else mask.bool()
+        # every channel: one modality with a constant non-zero background is enough to
+        # make the nonzero mask the whole box; zero-padded slabs can hide part of it
+        for c in range(image.shape[0]):
+            value, share = most_frequent(image[c][inside])
+            if value != 0 and share * covered >= BACKGROUND_SHARE and (
+                    covered >= FULL_MASK_FRACTION or share >= MASKED_BACKGROUND_SHARE):
+                raise MedgenInputError(
+                    f"subject '{subject}': the nonzero mask covers {covered:.0%} of the "
+                    f"volume, and channel {c} holds the constant {value:.4g} on {share:.0%} "
+                    "of it: a background that is not 0 (a z-normalised volume?); set "
+                    "imaging.mask: background (background = each volume's most frequent "
+                    "value) or imaging.mask: given with a mask column in the sample sheet"
+                )
         if covered < FULL_MASK_FRACTION:
             return
-        value, share = most_frequent(image[0])
-        if value != 0 and share >= BACKGROUND_SHARE:
-            raise MedgenInputError(
-                f"subject '{subject}': the nonzero mask covers {covered:.0%} of the volume, "
-                f"whose background is the constant {value:.4g} ({share:.0%} of voxels), not 0 "
-                "(a z-normalised volume?); set imaging.mask: background (background = each "
-                "volume's most frequent value) or imaging.mask: given with a mask column in "
-                "the sample sheet"
-            )
         log.warning("subject '%s': the nonzero mask covers %.1f%% of the volume, so cropping "
                     "to it does nothing; imaging.mask: given, threshold or background may fit "
                     "better", subject, 100 * covered)
