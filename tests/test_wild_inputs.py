@@ -185,6 +185,19 @@ def test_metric_undefined_on_a_one_class_test_split_is_nan(caplog):
     assert notes == ["label 'tumor_normal': the test split holds 1 class (tumor); k-NN "
                      "accuracy, balanced accuracy and silhouette are undefined (NaN)"]
     assert notes[0] in caplog.text
+    # 'unknown' (patient barcodes without a sample part) is no class; a one-class training
+    # split makes the k-NN scores undefined too
+    mixed = np.array(["tumor"] * 6 + ["unknown"] * 4 + ["tumor"] * 28 + ["normal"] * 2,
+                     dtype=object)
+    metrics = latent_metrics(z, {"tumor_normal": mixed}, ~test, test, k=5)
+    assert np.isnan(metrics["knn_accuracy_tumor_normal"])
+    notes = undefined_label_notes({"tumor_normal": mixed}, test, ~test)
+    assert "test split holds 1 class (tumor; unknown left out)" in notes[0]
+    train_one = np.array(["tumor", "normal"] * 5 + ["tumor"] * 30, dtype=object)
+    metrics = latent_metrics(z, {"tumor_normal": train_one}, ~test, test, k=5)
+    assert np.isnan(metrics["knn_accuracy_tumor_normal"])
+    assert "training split holds 1 class" in undefined_label_notes(
+        {"tumor_normal": train_one}, test, ~test)[0]
 
 
 # -- 15. YAML alias bombs -------------------------------------------------------------------
@@ -406,6 +419,24 @@ def test_enhanced_multiframe_dicom_is_read_from_its_functional_groups(tmp_path):
     volume, affine = read_volume(folder)
     assert volume.shape == (4, 3, 4) and affine[2, 2] == pytest.approx(3.0)
     assert volume[0, 0, :].tolist() == [-1024.0, -1014.0, -1004.0, -994.0]
+    # one frame per enhanced file: geometry in the functional groups all the same
+    singles = tmp_path / "singles"
+    singles.mkdir()
+    for k in range(3):
+        one = _dataset(frames[k:k + 1], ENHANCED_CT, NumberOfFrames=1)
+        one.SharedFunctionalGroupsSequence = ds.SharedFunctionalGroupsSequence
+        one.PerFrameFunctionalGroupsSequence = Sequence([
+            group(PlanePositionSequence={"ImagePositionPatient": [0, 0, 3.0 * k]})])
+        one.SOPInstanceUID = f"1.2.3.{k}"
+        one.save_as(singles / f"IM{k}", enforce_file_format=True)
+    volume, _ = read_volume(singles)
+    assert volume.shape == (3, 3, 4)
+    # fewer per-frame groups than frames: named, not an IndexError
+    ds.PerFrameFunctionalGroupsSequence = Sequence(list(ds.PerFrameFunctionalGroupsSequence)[:2])
+    ds.save_as(folder / "IM0001", enforce_file_format=True)
+    with pytest.raises(MedgenInputError, match=r"IM0001: enhanced DICOM with 4 frames .* 2 "
+                       r"per-frame functional groups"):
+        read_volume(folder)
 
 
 def test_dicom_without_preamble_is_read(tmp_path, caplog):

@@ -160,7 +160,7 @@ def evaluate_expression(
         recons[name] = baseline.reconstruct(data.x[test])
 
     # (3) the same metrics for every method (NaN, noted, where the test split defines none)
-    undefined = undefined_label_notes(label_values, test)
+    undefined = undefined_label_notes(label_values, test, train)
     table = {}
     for name in latents:
         row = reconstruction_metrics(data.x[test], recons[name])

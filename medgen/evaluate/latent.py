@@ -26,8 +26,12 @@ def zscore_with_train(latent: np.ndarray, train_mask: np.ndarray) -> np.ndarray:
     return (latent.astype(np.float64) - mean) / sd
 
 
+UNLABELLED = {"nan", "unknown"}  # 'unknown': derived labels of IDs without a sample part
+
+
 def _labelled(labels: np.ndarray) -> np.ndarray:
-    return np.array([v is not None and v == v and str(v) != "nan" for v in labels], dtype=bool)
+    return np.array([v is not None and v == v and str(v) not in UNLABELLED for v in labels],
+                    dtype=bool)
 
 
 def knn_scores(
@@ -44,7 +48,7 @@ def knn_scores(
         return {"accuracy": None, "balanced_accuracy": None}
     y_train = y_train[keep_train].astype(str)
     y_test = y_test[keep_test].astype(str)
-    if len(set(y_test)) < 2:
+    if len(set(y_test)) < 2 or len(set(y_train)) < 2:  # a one-class fit predicts a constant
         return {"accuracy": UNDEFINED, "balanced_accuracy": UNDEFINED}
     model = KNeighborsClassifier(n_neighbors=min(k, len(y_train)))
     model.fit(z_train[keep_train], y_train)
@@ -66,19 +70,28 @@ def silhouette(z: np.ndarray, labels: np.ndarray) -> float:
     return float(silhouette_score(z[keep], y))
 
 
-def undefined_label_notes(labels: dict[str, np.ndarray], test_mask: np.ndarray) -> list[str]:
-    """One note per label whose test split holds fewer than 2 classes (its k-NN scores and
-    silhouette are NaN), each also logged as a warning."""
+def undefined_label_notes(labels: dict[str, np.ndarray], test_mask: np.ndarray,
+                          train_mask: np.ndarray | None = None) -> list[str]:
+    """One note per label whose test split (or, for the k-NN scores, training split) holds
+    fewer than 2 classes, counting 'unknown' as unlabelled (its k-NN scores and, for the
+    test split, silhouette are NaN), each also logged as a warning."""
     notes = []
     for name, values in labels.items():
-        values = np.asarray(values, dtype=object)[test_mask]
-        classes = sorted(set(values[_labelled(values)].astype(str)))
-        if len(classes) < 2:
-            note = (f"label '{name}': the test split holds {len(classes)} class"
-                    f"{'' if len(classes) == 1 else 'es'} ({', '.join(classes) or 'none'}); "
-                    "k-NN accuracy, balanced accuracy and silhouette are undefined (NaN)")
-            log.warning(note)
-            notes.append(note)
+        values = np.asarray(values, dtype=object)
+        sides = [("test", test_mask, "k-NN accuracy, balanced accuracy and silhouette")]
+        if train_mask is not None:
+            sides.append(("training", train_mask, "k-NN accuracy and balanced accuracy"))
+        for side, mask, what in sides:
+            part = values[mask]
+            classes = sorted(set(part[_labelled(part)].astype(str)))
+            if len(classes) < 2:
+                unknown = "; unknown left out" if "unknown" in set(part.astype(str)) else ""
+                note = (f"label '{name}': the {side} split holds {len(classes)} class"
+                        f"{'' if len(classes) == 1 else 'es'} ({', '.join(classes) or 'none'}"
+                        f"{unknown}); {what} are undefined (NaN)")
+                log.warning(note)
+                notes.append(note)
+                break
     return notes
 
 

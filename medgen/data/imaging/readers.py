@@ -214,10 +214,16 @@ def _frames(ds, file: Path) -> list[DicomFrame]:
             f"{file}: multi-frame DICOM ({n_frames} frames) without per-frame functional "
             "groups, so the frames have no positions; convert it to single-frame files"
         )
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds
+    if enhanced and len(ds.PerFrameFunctionalGroupsSequence) != n_frames:
+        raise MedgenInputError(
+            f"{file}: enhanced DICOM with {n_frames} frames (NumberOfFrames) but "
+            f"{len(ds.PerFrameFunctionalGroupsSequence)} per-frame functional groups; "
+            "expected one per frame")
     frames = []
     for i in range(n_frames):
-        geometry = _functional_group(ds, i) if n_frames > 1 else ds
-        where = f"{file} (multi-frame, frame {i + 1})" if n_frames > 1 else str(file)
+        geometry = _functional_group(ds, i) if enhanced else ds
+        where = f"{file} (multi-frame, frame {i + 1})" if enhanced else str(file)
         slope = float(geometry.get("RescaleSlope") or ds.get("RescaleSlope", 1) or 1)
         intercept = float(geometry.get("RescaleIntercept") or ds.get("RescaleIntercept", 0) or 0)
         frames.append(DicomFrame(
@@ -294,7 +300,9 @@ def dicom_series_frames(folder: Path) -> list[DicomFrame]:
             continue
         ds, preamble = read
         no_preamble += not preamble
-        multi_frame = int(ds.get("NumberOfFrames", 1) or 1) > 1
+        # enhanced objects keep geometry in functional groups, even with a single frame
+        multi_frame = (int(ds.get("NumberOfFrames", 1) or 1) > 1
+                       or "PerFrameFunctionalGroupsSequence" in ds)
         if "PixelData" not in ds:
             skipped.append((file.name, "no pixel data"))
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
