@@ -430,7 +430,7 @@ def test_enhanced_multiframe_dicom_is_read_from_its_functional_groups(tmp_path):
         one.SOPInstanceUID = f"1.2.3.{k}"
         one.save_as(singles / f"IM{k}", enforce_file_format=True)
     volume, _ = read_volume(singles)
-    assert volume.shape == (3, 3, 4)
+    assert volume.shape == (4, 3, 3)  # (columns, rows, slices), as above
     # fewer per-frame groups than frames: named, not an IndexError
     ds.PerFrameFunctionalGroupsSequence = Sequence(list(ds.PerFrameFunctionalGroupsSequence)[:2])
     ds.save_as(folder / "IM0001", enforce_file_format=True)
