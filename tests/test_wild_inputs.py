@@ -383,6 +383,15 @@ def test_colour_dicom_is_refused_by_name(tmp_path):
     with pytest.raises(MedgenInputError, match=r"0\.dcm: colour DICOM image \(3 samples per "
                        r"pixel, RGB\)"):
         read_volume(folder)
+    palette = tmp_path / "palette"  # one sample per pixel, but colour-table indices
+    palette.mkdir()
+    for i in range(3):
+        ds = _slice(float(i))
+        ds.PhotometricInterpretation = "PALETTE COLOR"
+        ds.save_as(palette / f"{i}.dcm", enforce_file_format=True)
+    with pytest.raises(MedgenInputError, match=r"0\.dcm: colour DICOM image \(1 samples per "
+                       r"pixel, PALETTE COLOR\)"):
+        read_volume(palette)
 
 
 def test_enhanced_multiframe_dicom_is_read_from_its_functional_groups(tmp_path):

@@ -327,7 +327,9 @@ def dicom_series_frames(folder: Path) -> list[DicomFrame]:
         )
     frames = []
     for file, ds in images:
-        if int(ds.get("SamplesPerPixel", 1)) > 1:
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+        # PALETTE COLOR has one sample per pixel, but its values are colour-table indices
+        if int(ds.get("SamplesPerPixel", 1)) > 1 or not photometric.startswith("MONOCHROME"):
             raise MedgenInputError(
                 f"{file}: colour DICOM image ({ds.get('SamplesPerPixel')} samples per pixel, "
                 f"{ds.get('PhotometricInterpretation', '?')}), e.g. a secondary capture; "
