@@ -64,9 +64,13 @@ def test_mni152_demo_prepares_from_installed_package(tmp_path):
     out = prepare_images(None, cfg, 0, tmp_path)
     train, test = load_split(out["train"]), load_split(out["test"])
     assert train["images"].shape[1:] == (1, 32, 32) and len(train["images"]) == 100
-    assert set(np.unique(test["subject"])) == {"mni152_right"}
-    assert (test["y"] == 0).all()  # healthy template: no anomalies to detect
-    assert "val" not in out
+    assert set(np.unique(test["subject"])) == {"mni152_right_test"}
+    # the healthy template's val/test slices: half get one synthetic anomaly with its mask
+    val = load_split(out["val"])
+    for split in (val, test):
+        assert abs(split["y"].mean() - 0.5) < 0.05
+        assert (split["labels_map"][split["y"] == 1].sum(axis=(1, 2)) > 0).all()
+        assert (split["labels_map"][split["y"] == 0] == 0).all()
 
 
 @pytest.mark.realdata

@@ -122,7 +122,7 @@ def _check_outputs(run: Path, shared_data: Path) -> None:
     """What the jobs wrote, checked against the config above (default preset, pca only)."""
     metrics = json.loads((run / "tybalt/eval/metrics.json").read_text())
     assert set(metrics) == {"methods", "knn_k", "labels", "n_train", "n_test", "n_genes",
-                            "notes"}
+                            "notes", "undefined_metrics"}
     assert set(metrics["methods"]) == {"tybalt", "pca"}  # evaluation.baselines: [pca]
     assert metrics["labels"] == ["tumor_normal", "cancer_type"]
     assert metrics["knn_k"] == 5

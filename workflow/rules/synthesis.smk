@@ -2,59 +2,6 @@
 # auto-context stage as its own job (stage k reads stage k-1's whole-volume output), then
 # evaluate every stage beside the baselines on the test subjects.
 
-SYNTHESIS = f"{RUN}/synthesis"
-
-
-def synthesis_stages(family):
-    """K: the family's auto-context stages (its hyperparameter auto_context_stages)."""
-    return int(family_hparams(family).get("auto_context_stages", 1))
-
-
-def synthesis_stage_data(family, stage):
-    """Stage 1 trains on the prepared pairs; stage k on them plus stage k-1's output."""
-    if int(stage) == 1:
-        return f"{SYNTHESIS}/data/stage1"
-    return f"{SYNTHESIS}/{family}/data/stage{stage}"
-
-
-def synthesis_stage_models(family):
-    return [f"{MODELS}/{family}/stage{k}/model.pt" for k in range(1, synthesis_stages(family) + 1)]
-
-
-def synthesis_files(wildcards=None):
-    """The sample sheet and every file it names (changed files rerun preparation)."""
-    section = config["synthesis"]
-    if not section["sample_sheet"]:
-        raise WorkflowError("synthesis.activate is true but synthesis.sample_sheet is empty")
-    from medgen.data.imaging.pairs import read_pairs
-
-    try:
-        pairs = read_pairs(
-            section["sample_sheet"],
-            section["sources"],
-            section["target"],
-            section["data_root"],
-            section["validation_subject"],
-        )
-    except MedgenInputError as err:
-        raise WorkflowError(f"invalid synthesis sample sheet: {err}") from None
-    files = [section["sample_sheet"]]
-    for pair in pairs:
-        files += [
-            str(p) for p in (*pair.sources.values(), pair.target, pair.mask, pair.label) if p
-        ]
-    return files
-
-
-def preparation_settings():
-    """The synthesis section without evaluation and inference: changing them must not
-    re-prepare the data and retrain."""
-    return {
-        k: v
-        for k, v in config["synthesis"].items()
-        if k not in ("evaluation", "inference", "activate")
-    }
-
 
 rule prepare_synthesis:
     input:
