@@ -26,6 +26,17 @@ def skip_or_fail_in_ci(message: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture
+def quiet_warnings():
+    """Silence warnings inside a test (Lightning's num_workers and logging hints): modules
+    that train models use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of ../shared/data; skips (or fails under MEDGEN_CI=1) if absent."""

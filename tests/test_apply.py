@@ -4,7 +4,6 @@ workflow's apply mode)."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -27,11 +26,7 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 2,
             "num_threads": 1, "progress_bar": False}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 def counts_table(path: Path, n: int, genes: list[str], seed: int) -> Path:

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from medgen.atomic import atomic_path, write_json
+from medgen.atomic import atomic_dir, atomic_path, write_json
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -48,3 +48,19 @@ def test_written_file_mode_follows_umask(tmp_path, umask):
     assert mode == stat.S_IMODE(plain.stat().st_mode)
     if umask == 0o022:
         assert mode == 0o644
+
+
+def test_atomic_dir_replaces_on_success_and_leaves_nothing_on_failure(tmp_path):
+    out = tmp_path / "prepared"
+    out.mkdir()
+    (out / "old.npz").write_text("stale")
+    with atomic_dir(out) as tmp:
+        assert tmp.parent == tmp_path and not list(tmp.iterdir())
+        (tmp / "new.npz").write_text("fresh")
+    assert sorted(p.name for p in out.iterdir()) == ["new.npz"]
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            (tmp / "half.npz").write_text("x")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in out.iterdir()) == ["new.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]

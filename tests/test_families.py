@@ -5,8 +5,6 @@ that covers the training data."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -32,11 +30,7 @@ TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
         "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Lightning's num_workers/logging hints
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 def tiny_hparams(family: str) -> dict:

@@ -25,11 +25,7 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
             "num_threads": 1, "progress_bar": False}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Lightning's num_workers/logging hints
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 def tiny(family: str, epochs: int = 30) -> dict:

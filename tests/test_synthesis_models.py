@@ -3,8 +3,6 @@ and baselines of the synthesis task, on tiny synthetic volumes."""
 
 from __future__ import annotations
 
-import warnings
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -36,11 +34,7 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
             "num_threads": 1, "progress_bar": False}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,7 @@ TRAINING = {
 SMALL = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Lightning's num_workers/logging hints
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 def _hparams(preset: str = "default", **params) -> dict:

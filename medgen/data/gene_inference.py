@@ -24,7 +24,7 @@ from sklearn.model_selection import GroupKFold
 
 from medgen import provenance
 from medgen.atomic import atomic_path
-from medgen.data.expression import LOG_LAYER
+from medgen.data.expression import LOG_LAYER, check_unique
 from medgen.data.gene_sets import (
     GeneSets,
     collapse_probes,
@@ -52,9 +52,7 @@ def read_values(table: dict[str, Any]) -> pd.DataFrame:
     adata = read_table(table["path"], table["format"], table["orientation"])
     frame = pd.DataFrame(np.asarray(adata.X, dtype=np.float64), index=adata.obs_names.astype(str),
                          columns=adata.var_names.astype(str))
-    duplicated = frame.index[frame.index.duplicated()].tolist()
-    if duplicated:
-        raise MedgenInputError(f"{table['path']}: duplicate sample IDs {duplicated[:5]}")
+    check_unique(frame.index, "sample", table["path"])
     duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
     if duplicated:  # averaging them as one probe would silently shift its gene
         raise MedgenInputError(

@@ -18,7 +18,6 @@ new subjects (it has seen them); auto-context accepts that bias, as the paper di
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +67,7 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
             f"on {prepared}")
     n_sources = len(manifest["original_sources"])
     stage = manifest["stage"]
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic.atomic_dir(out_dir) as tmp:
         for subject in manifest["subjects"]:
             arrays = load_subject(prepared, subject)
             context = model.predict(arrays["source"], arrays["mask"][0], **window)
@@ -85,9 +81,4 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
             "stage": stage + 1,
             "context_models": [*manifest["context_models"], str(model_path)],
         })
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +95,7 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
     if not any(p.split == "train" for p in pairs):
         raise MedgenInputError("synthesis: the sample sheet has no subject in split 'train'")
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic.atomic_dir(out_dir) as tmp:
         subjects = {}
         for pair in pairs:
             volume = load_pair(pair, cfg)
@@ -125,11 +121,6 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
             "sources": list(pairs[0].sources), "original_sources": list(pairs[0].sources),
             "target": pairs[0].target_name,
             "stage": 1, "context_models": [], "settings": dict(cfg), "subjects": subjects})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
