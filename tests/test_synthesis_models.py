@@ -17,8 +17,10 @@ from medgen.evaluate import synthesis_inference as inference
 from medgen.evaluate.auto_context import context_inputs
 from medgen.evaluate.synthesis_baselines import (
     fit_voxel_regression,
+    generator_l1_hparams,
     neighbourhood_features,
     predict_voxel_regression,
+    train_generator_l1,
     train_unet_l1,
 )
 from medgen.evaluate.synthesis_metrics import gradient_error, synthesis_metrics
@@ -211,6 +213,25 @@ def test_voxel_regression_baselines_and_the_l1_unet(prepared):
     assert out.shape == mask.shape and np.isfinite(out).all()
 
 
+def test_generator_l1_baseline_is_the_configured_generator_with_l1_only(prepared):
+    _, train = read_volumes(prepared, "train")
+    _, (test,) = read_volumes(prepared, "test")
+    hp = tiny("paper")  # valid convolutions: 32^3 -> 16^3, the margin must carry over
+    assert generator_l1_hparams(hp) == {**hp, "l1_weight": 1.0, "l2_weight": 0.0,
+                                        "gdl_weight": 0.0, "adversarial_weight": 0.0,
+                                        "auto_context_stages": 1}
+    net = train_generator_l1(train, hp, seed=0, num_threads=1)
+    reference, _ = build_networks(hp, 1)
+    assert net.margin == reference.margin == 8
+    assert ({k: v.shape for k, v in net.network.state_dict().items()}
+            == {k: v.shape for k, v in reference.state_dict().items()})
+    mask = test["mask"][0]
+    out = net.predict(test["source"], mask, window=32)
+    assert out.shape == mask.shape and np.isfinite(out).all() and (out[mask == 0] == 0).all()
+    again = train_generator_l1(train, hp, seed=0, num_threads=1)
+    np.testing.assert_array_equal(again.predict(test["source"], mask, window=32), out)
+
+
 def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_path):
     import json
 
@@ -223,12 +244,27 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
     unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
             "max_epochs": 1, "lr": 1e-3}
     table = evaluate_synthesis(prepared, {"context_gan": [str(stage1)]}, tmp_path / "eval",
-                               ["linear", "unet_l1"], 0, unet, window=32, num_threads=1)
-    assert set(table["method"]) == {"context_gan_stage1", "voxel_linear", "unet_l1"}
-    assert list(table["subject"].unique()) == ["s3"]
+                               ["linear", "unet_l1", "generator_l1"], 0, unet, window=32,
+                               num_threads=1, generator=tiny(samples_per_volume=2))
+    methods = {"context_gan_stage1", "voxel_linear", "unet_l1", "generator_l1"}
+    assert set(table["method"]) == methods
+    # the validation subject s2 beside the test subject s3, each row labelled
+    assert table.groupby("split")["subject"].unique().map(list).to_dict() == {
+        "test": ["s3"], "val": ["s2"]}
     assert table[["mae", "psnr", "ssim", "gradient_error", "ssim_tumour"]].notna().all().all()
     saved = pd.read_csv(tmp_path / "eval" / "metrics.tsv", sep="\t")
-    assert len(saved) == 3
+    assert len(saved) == 8 and set(saved["split"]) == {"test", "val"}
     summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert summary["subjects"] == ["s3"] and set(summary["mean"]) == set(table["method"])
-    assert (tmp_path / "eval" / "context_gan" / "s3_stage1.nii.gz").exists()
+    # test means stay where they were; every split's means are keyed by split
+    assert summary["split"] == "test" and summary["subjects"] == ["s3"]
+    assert set(summary["mean"]) == methods and summary["units"] == "normalised"
+    assert summary["splits"]["test"]["mean"] == summary["mean"]
+    assert summary["splits"]["val"]["subjects"] == ["s2"]
+    val_psnr = saved.query("split == 'val' and method == 'unet_l1'")["psnr"].item()
+    assert summary["splits"]["val"]["mean"]["unet_l1"]["psnr"] == pytest.approx(val_psnr)
+    for subject in ("s2", "s3"):
+        assert (tmp_path / "eval" / "context_gan" / f"{subject}_stage1.nii.gz").exists()
+    with pytest.raises(MedgenInputError, match="'generator_l1' but no context_gan"):
+        evaluate_synthesis(prepared, {}, tmp_path / "e2", ["generator_l1"], 0, unet)
+    with pytest.raises(MedgenInputError, match="unknown synthesis baseline 'gan'.*generator_l1"):
+        evaluate_synthesis(prepared, {}, tmp_path / "e2", ["gan"], 0, unet)

@@ -1,6 +1,11 @@
 """Evaluation of the synthesis task: every auto-context stage of every trained family and
 the baselines, on the same held-out subjects, with the same in-mask metrics
-(``synthesis_metrics``); the per-subject table and the mean per method."""
+(``synthesis_metrics``); the per-subject table and the mean per method and split.
+
+The validation subject(s) (split 'val', ``synthesis.validation_subject``) are evaluated in
+the same job beside the test subjects, so normalisation and hyperparameters can be chosen
+on val without looking at test. CT targets ('ct_window') are compared in Hounsfield units
+(MAE in HU); MR targets on their normalised scale."""
 
 from __future__ import annotations
 
@@ -13,24 +18,38 @@ import numpy as np
 import pandas as pd
 
 from medgen import atomic
+from medgen.data.imaging import intensity
 from medgen.data.imaging.synthesis_loaders import read_volumes
 from medgen.data.imaging.synthesis_prepare import read_manifest
+from medgen.errors import MedgenInputError
 from medgen.evaluate import synthesis_inference as inference
 from medgen.evaluate.synthesis_baselines import (
     fit_voxel_regression,
     predict_voxel_regression,
+    train_generator_l1,
     train_unet_l1,
 )
 from medgen.evaluate.synthesis_metrics import synthesis_metrics
 
 log = logging.getLogger(__name__)
-BASELINES = ("linear", "hgb", "unet_l1")
+BASELINES = ("linear", "hgb", "unet_l1", "generator_l1")
+SPLITS = ("test", "val")  # evaluated splits; test first: the headline numbers
 
 
 def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed: int,
-                        unet: dict[str, Any], num_threads: int | None = None) -> dict[str, Any]:
+                        unet: dict[str, Any], num_threads: int | None = None,
+                        generator: dict[str, Any] | None = None) -> dict[str, Any]:
     """Method name -> function(source, mask) -> prediction, fitted on the training split
-    of ``prepared`` (stage-1 data: the original sources only)."""
+    of ``prepared`` (stage-1 data: the original sources only).
+
+    ``unet``: the L1 UNet's hyperparameters; ``generator``: the configured context_gan
+    hyperparameters, which 'generator_l1' trains with L1 only.
+
+    Raises
+    ------
+    MedgenInputError
+        An unknown baseline, or 'generator_l1' without ``generator``.
+    """
     _, train = read_volumes(prepared, "train")
     predictors: dict[str, Any] = {}
     for name in baselines:
@@ -41,19 +60,47 @@ def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed:
         elif name == "unet_l1":
             net = train_unet_l1(train, unet, seed, num_threads)
             predictors["unet_l1"] = net.predict
+        elif name == "generator_l1":
+            if generator is None:
+                raise MedgenInputError(
+                    "synthesis.evaluation.baselines lists 'generator_l1' but no context_gan "
+                    "hyperparameters were given (models.context_gan) to build its generator")
+            net = train_generator_l1(train, generator, seed, num_threads)
+            predictors["generator_l1"] = net.predict
         else:
-            raise ValueError(f"unknown synthesis baseline {name!r}; one of {BASELINES}")
+            raise MedgenInputError(
+                f"unknown synthesis baseline {name!r} in synthesis.evaluation.baselines; "
+                f"one of: {', '.join(BASELINES)}")
     return predictors
+
+
+def report_scale(volume: np.ndarray, manifest: dict[str, Any], subject: str,
+                 mask: np.ndarray) -> tuple[np.ndarray, str]:
+    """(volume on the scale metrics are reported in, its units): Hounsfield units for a
+    'ct_window' target (the fixed window inverted, ``intensity.invert``), else the
+    normalised scale unchanged (MR scales are measured per target)."""
+    settings = manifest["settings"]
+    method = settings.get("target_normalisation") or settings["normalisation"]
+    if method != "ct_window":
+        return volume, "normalised"
+    params = manifest["subjects"][subject]["target_params"]
+    return intensity.invert(volume, params, mask), "HU"
 
 
 def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]],
                        out_dir: str | os.PathLike, baselines: list[str], seed: int,
                        unet: dict[str, Any], window: int = inference.WINDOW,
-                       overlap: float = inference.OVERLAP, split: str = "test",
-                       num_threads: int | None = None) -> pd.DataFrame:
-    """Metrics of every method on every subject of ``split``; writes ``metrics.tsv`` (one
-    row per subject and method), ``metrics.json`` (means per method) and each stage's
+                       overlap: float = inference.OVERLAP, splits: tuple[str, ...] = SPLITS,
+                       num_threads: int | None = None,
+                       generator: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Metrics of every method on every subject of ``splits``; writes ``metrics.tsv`` (one
+    row per subject and method, with its ``split``), ``metrics.json`` and each stage's
     synthetic volumes (``<family>/<subject>_stage<k>.nii.gz``).
+
+    ``metrics.json``: ``split`` ('test'), ``subjects`` and ``mean`` (means per method) of
+    the test subjects, as before; ``splits`` holds {split: {'subjects', 'mean'}} for every
+    evaluated split with subjects (the validation subject under 'val'); ``units``: 'HU' for
+    a CT target, else 'normalised'.
 
     Parameters
     ----------
@@ -65,38 +112,59 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
         Any of ``BASELINES``, fitted here on the training split.
     unet
         Hyperparameters of the L1 UNet baseline (``train_unet_l1``).
+    splits
+        Splits evaluated ('val': the validation subject, for choices made without test).
+    generator
+        The configured context_gan hyperparameters, for 'generator_l1'.
+
+    Raises
+    ------
+    MedgenInputError
+        An unknown baseline, or 'generator_l1' without ``generator``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(prepared)
     cascades = {family: [inference.load(p) for p in paths] for family, paths in models.items()}
-    predictors = baseline_predictors(prepared, baselines, seed, unet, num_threads)
-    subjects, volumes = read_volumes(prepared, split)
+    predictors = baseline_predictors(prepared, baselines, seed, unet, num_threads, generator)
     rows = []
-    for subject, volume in zip(subjects, volumes):
-        source, mask, target = volume["source"], volume["mask"][0], volume["target"][0]
-        label = volume["label"][0] if "label" in volume else None
-        outputs: dict[str, np.ndarray] = {}
-        for family, stages in cascades.items():
-            stage_outputs = inference.cascade(stages, source, mask, window=window,
-                                              overlap=overlap)
-            inference.write_subject(stage_outputs, manifest, subject, mask, out_dir / family,
-                                    [m.data for m in stages])
-            for k, out in enumerate(stage_outputs, start=1):
-                outputs[f"{family}_stage{k}"] = out
-        for name, predict in predictors.items():
-            outputs[name] = predict(source, mask)
-        for method, prediction in outputs.items():
-            row = synthesis_metrics(prediction, target, mask, label)
-            rows.append({"subject": subject, "method": method, **row})
-            log.info("%s %s: PSNR %.2f dB, SSIM %.3f", subject, method, row["psnr"],
-                     row["ssim"])
+    evaluated: dict[str, list[str]] = {}
+    units = "normalised"
+    for split in splits:
+        subjects, volumes = read_volumes(prepared, split)
+        if subjects:
+            evaluated[split] = subjects
+        for subject, volume in zip(subjects, volumes):
+            source, mask, target = volume["source"], volume["mask"][0], volume["target"][0]
+            label = volume["label"][0] if "label" in volume else None
+            outputs: dict[str, np.ndarray] = {}
+            for family, stages in cascades.items():
+                stage_outputs = inference.cascade(stages, source, mask, window=window,
+                                                  overlap=overlap)
+                inference.write_subject(stage_outputs, manifest, subject, mask,
+                                        out_dir / family, [m.data for m in stages])
+                for k, out in enumerate(stage_outputs, start=1):
+                    outputs[f"{family}_stage{k}"] = out
+            for name, predict in predictors.items():
+                outputs[name] = predict(source, mask)
+            target, units = report_scale(target, manifest, subject, mask)
+            for method, prediction in outputs.items():
+                prediction, _ = report_scale(prediction, manifest, subject, mask)
+                row = synthesis_metrics(prediction, target, mask, label)
+                rows.append({"split": split, "subject": subject, "method": method, **row})
+                log.info("%s (%s) %s: PSNR %.2f dB, SSIM %.3f", subject, split, method,
+                         row["psnr"], row["ssim"])
     table = pd.DataFrame(rows)
     with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    means = table.drop(columns="subject").groupby("method", sort=False).mean()
+    by_split = {
+        split: {"subjects": subjects,
+                "mean": (table[table["split"] == split].drop(columns=["split", "subject"])
+                         .groupby("method", sort=False).mean().to_dict(orient="index"))}
+        for split, subjects in evaluated.items()}
+    test = by_split.get("test", {"subjects": [], "mean": {}})
     atomic.write_json(out_dir / "metrics.json", {
-        "split": split, "subjects": subjects, "target": manifest["target"],
-        "sources": manifest["sources"], "normalisation": manifest["settings"],
-        "mean": means.to_dict(orient="index")})
+        "split": "test", "subjects": test["subjects"], "mean": test["mean"],
+        "splits": by_split, "units": units, "target": manifest["target"],
+        "sources": manifest["sources"], "normalisation": manifest["settings"]})
     return table

@@ -5,7 +5,11 @@
   sampled from the training subjects: what a model without spatial context beyond one
   voxel's neighbours achieves (the issue's reference numbers);
 - a MONAI ``UNet`` trained with L1 on the same patches as the GAN (Lightning), applied
-  with the same sliding-window inference.
+  with the same sliding-window inference;
+- the context-aware GAN's own generator trained with L1 only (no adversarial term, no GDL,
+  one stage: no auto-context), with the configured preset's architecture, patches and
+  budget: what the adversarial term, the GDL and auto-context add (Nie et al. 2017's
+  ablation).
 """
 
 from __future__ import annotations
@@ -23,11 +27,17 @@ from torch.utils.data import DataLoader
 
 from medgen.data.imaging.synthesis_loaders import EpochOffsetSampler, PatchDataset
 from medgen.evaluate.synthesis_inference import Synthesiser
+from medgen.models.context_gan.plan import ContextGANPlan
+from medgen.seeding import seed_all
 from medgen.train import fit_in_memory
 
 OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
 VOXELS_PER_SUBJECT = 20_000  # sampled in-mask training voxels per subject
 PREDICT_CHUNK = 500_000  # voxels featurised at a time (bounds memory: ~54 floats each)
+# what turns a context_gan preset into its L1-only ablation: every other loss term off, and
+# one stage (auto-context would feed it its own output, which is not the ablation)
+L1_ONLY = {"l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0, "adversarial_weight": 0.0,
+           "auto_context_stages": 1}
 
 
 def neighbourhood_features(source: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -114,6 +124,59 @@ def train_unet_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any],
     loader = DataLoader(dataset, batch_size=hparams["batch_size"],
                         sampler=EpochOffsetSampler(len(dataset), seed))
     in_channels = int(volumes[0]["source"].shape[0])
+    seed_all(seed)  # the initial weights too: the same seed gives the same baseline
     plan = UNetL1Plan(in_channels, list(hparams["channels"]), hparams["lr"])
     fit_in_memory(plan, loader, hparams["max_epochs"], seed, num_threads)
     return Synthesiser(plan.net.eval(), 0, {"channels": in_channels, "family": "unet_l1"})
+
+
+def _patch_loader(volumes: list[dict[str, np.ndarray]], patch_size: int,
+                  samples_per_volume: int, batch_size: int, seed: int) -> DataLoader:
+    """Patches of ``volumes`` drawn as the GAN's training loader draws them."""
+    dataset = PatchDataset(volumes, patch_size, samples_per_volume, seed)
+    # a last batch of one patch breaks batch norm; the GAN's loader drops it too
+    return DataLoader(dataset, batch_size=batch_size,
+                      sampler=EpochOffsetSampler(len(dataset), seed),
+                      drop_last=len(dataset) > batch_size)
+
+
+def generator_l1_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A context_gan preset's hyperparameters with its losses replaced by L1 alone
+    (``L1_ONLY``): same architecture, patches, epochs, batch and learning rate."""
+    return {**hparams, **L1_ONLY}
+
+
+def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any],
+                       seed: int, num_threads: int | None = None) -> Synthesiser:
+    """Train the context_gan generator with L1 only on patches of ``volumes`` and return it
+    ready for ``Synthesiser.predict`` (the same sliding-window inference as the GAN).
+
+    Parameters
+    ----------
+    volumes
+        Training subjects of a stage-1 prepared folder: {'source' (C, X, Y, Z), 'target'
+        (1, X, Y, Z), 'mask' (1, X, Y, Z)}, normalised.
+    hparams
+        The configured context_gan hyperparameters (preset plus overrides, with
+        ``training.max_epochs`` applied): ``patch_size``, ``padding``,
+        ``generator_channels``, ``generator_kernels``, ``norm``, ``samples_per_volume``,
+        ``batch_size``, ``lr``, ``beta1``, ``max_epochs``; the loss weights are replaced
+        (``generator_l1_hparams``).
+    seed
+        Initialisation and patch sampling.
+
+    Raises
+    ------
+    MedgenInputError
+        A patch size the generator's valid convolutions leave no output for
+        (``medgen.models.context_gan.check_hparams``).
+    """
+    hp = generator_l1_hparams(hparams)
+    loader = _patch_loader(volumes, hp["patch_size"], hp["samples_per_volume"],
+                           hp["batch_size"], seed)
+    in_channels = int(volumes[0]["source"].shape[0])
+    seed_all(seed)  # the initial weights too: the same seed gives the same baseline
+    plan = ContextGANPlan(hp, in_channels, hp["patch_size"])
+    fit_in_memory(plan, loader, hp["max_epochs"], seed, num_threads)
+    return Synthesiser(plan.generator.eval(), plan.generator.margin,
+                       {"channels": in_channels, "family": "generator_l1"})

@@ -401,6 +401,15 @@ def synthesis_files(wildcards=None):
     return files
 
 
+def generator_l1_hparams():
+    """The context_gan hyperparameters the 'generator_l1' baseline trains its generator with
+    (the configured preset, its overrides and training.max_epochs); None when the baseline is
+    not asked for."""
+    if "generator_l1" not in config["synthesis"]["evaluation"]["baselines"]:
+        return None
+    return trained_hparams("context_gan")
+
+
 def preparation_settings():
     """The synthesis section without evaluation and inference: changing them must not
     re-prepare the data and retrain."""

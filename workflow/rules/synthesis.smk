@@ -1,6 +1,6 @@
 # Image synthesis (models.context_gan): prepare the paired volumes once, train each
 # auto-context stage as its own job (stage k reads stage k-1's whole-volume output), then
-# evaluate every stage beside the baselines on the test subjects.
+# evaluate every stage beside the baselines on the test and validation subjects.
 
 
 rule prepare_synthesis:
@@ -83,6 +83,7 @@ rule evaluate_synthesis:
         ),
         evaluation=config["synthesis"]["evaluation"],
         inference=config["synthesis"]["inference"],
+        generator=generator_l1_hparams(),
         seed=config["seed"],
         num_threads=config["training"]["num_threads"],
     script:

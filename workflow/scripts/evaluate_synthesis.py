@@ -1,5 +1,5 @@
 """Every auto-context stage of the activated synthesis families and the baselines on the
-test subjects: per-subject metrics table, means, synthetic volumes."""
+test and validation subjects: per-subject metrics table, means per split, synthetic volumes."""
 
 from pathlib import Path
 
@@ -13,4 +13,4 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
         dict(params.models), Path(snakemake.output.metrics).parent,  # noqa: F821
         list(params.evaluation["baselines"]), params.seed, params.evaluation["unet"],
         window=params.inference["window"], overlap=params.inference["overlap"],
-        num_threads=params.num_threads)
+        num_threads=params.num_threads, generator=params.generator)
