@@ -89,6 +89,12 @@ class FamilySpec:
         config.
     resources
         Scheduler resources of the training job (``mem_mb``, ``runtime`` in minutes).
+    check
+        ``check(hparams, key)`` raises MedgenInputError for hyperparameters that pass the
+        type checks but cannot build or train (e.g. a patch too small for a discriminator),
+        naming the config key (``key``: e.g. 'models.<name>.params'); called when a config
+        is validated and when a plan is built, so the error comes before any job runs.
+        Must not import torch (config validation stays fast).
     """
 
     name: str
@@ -101,6 +107,7 @@ class FamilySpec:
     config_hparams: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     resources: Mapping[str, int] = field(
         default_factory=lambda: {"mem_mb": 8000, "runtime": 240})
+    check: Callable[[dict[str, Any], str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

@@ -58,7 +58,8 @@ def resolve_hparams(
 ) -> dict[str, Any]:
     """The preset's hyperparameters with ``params`` applied key by key.
 
-    An unknown preset or key fails with the valid choices, so typos never pass silently.
+    An unknown preset or key fails with the valid choices, so typos never pass silently;
+    then the family's own ``check`` (``FamilySpec.check``) refuses values it cannot train.
     """
     available = presets(family)
     if preset not in available:
@@ -80,6 +81,9 @@ def resolve_hparams(
                 f"({type(value).__name__}); expected {expected.__name__}"
             )
         hparams[key] = value
+    spec = get(family)
+    if spec.check is not None:
+        spec.check(hparams, f"models.{family}.params")
     return hparams
 
 

@@ -50,7 +50,8 @@ def tiny(preset="default", **kw):
             "samples_per_volume": 4, "max_epochs": 1, **kw}
 
 
-@pytest.mark.parametrize("preset, out", [("paper", 16), ("default", 32), ("l1_only", 32)])
+@pytest.mark.parametrize("preset, out", [("paper", 16), ("default", 32), ("l1_only", 32),
+                                         ("mr_to_ct", 32)])
 def test_presets_build_the_documented_geometry(preset, out):
     hp = registry.presets("context_gan")[preset]
     generator, discriminator = build_networks(hp, 2)
@@ -62,6 +63,43 @@ def test_presets_build_the_documented_geometry(preset, out):
     if preset == "l1_only":
         assert hp["adversarial_weight"] == hp["gdl_weight"] == hp["l2_weight"] == 0
         assert hp["auto_context_stages"] == 1
+
+
+@pytest.mark.parametrize("preset, params, match", [
+    ("default", {"patch_size": 16},
+     r"'models.context_gan.params.patch_size' is 16, so the discriminator sees 16\^3 "
+     r"patches; MONAI's PatchDiscriminator .* needs at least 32\^3: expected patch_size >= 32"),
+    ("paper", {"patch_size": 18},
+     r"'models.context_gan.params.patch_size' is 18: the 'valid' convolutions of "
+     r"generator_kernels \[7, 5, 5, 3\] trim 16 voxels, leaving 2; expected patch_size >= 20"),
+    ("paper", {"patch_size": 22},
+     r"sees 6\^3 patches; the paper's CNN discriminator needs at least 8\^3: expected "
+     r"patch_size >= 24"),
+])
+def test_patch_too_small_for_the_discriminator_fails_when_the_config_is_validated(
+        preset, params, match):
+    from medgen.config import validate
+    from medgen.models.context_gan.plan import ContextGANPlan
+
+    config = {"models": {"context_gan": {"preset": preset, "params": params}}}
+    with pytest.raises(MedgenInputError, match=match):
+        validate(config)
+    # and a plan built from code, before torch sees a tensor
+    with pytest.raises(MedgenInputError, match=match.replace("models.context_gan", ".*")):
+        ContextGANPlan({**registry.presets("context_gan")[preset], **params}, 1,
+                       params["patch_size"])
+
+
+def test_small_patches_pass_without_an_adversarial_term():
+    from medgen.config import validate
+
+    for preset, patch in (("l1_only", 16), ("default", 32), ("paper", 24)):
+        validate({"models": {"context_gan": {"preset": preset,
+                                             "params": {"patch_size": patch}}}})
+    hp = {**registry.presets("context_gan")["default"], "patch_size": 16,
+          "adversarial_weight": 0.0}
+    generator, _ = build_networks(hp, 1)
+    assert generator(torch.zeros(2, 1, 16, 16, 16)).shape == (2, 1, 16, 16, 16)
 
 
 def test_gradient_difference_loss_and_loss_weights():

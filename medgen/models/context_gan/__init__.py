@@ -21,6 +21,18 @@ Presets (flat dicts of plain values):
   allows at most 0.5 dB PSNR for sharper edges).
 - 'l1_only': the default generator trained with L1 alone (no adversarial term, no GDL, one
   stage): the ablation baseline.
+- 'mr_to_ct': MR -> CT, the paper's own task (Nie et al. synthesise CT from MR, brain and
+  pelvis). The 'default' geometry (same-size output, ``PatchDiscriminator``, fast
+  whole-volume inference) with the paper's 3D loss weights (L2 1, GDL 1 exponent 2,
+  adversarial 0.5, chosen for MR -> CT) and its 32 channels: bone/air edges are the
+  sharpest in a CT, what the GDL and adversarial terms are for. Pair it with the data
+  settings ``synthesis.target_normalisation: ct_window`` (Hounsfield window [-1024, 3071]
+  -> [0, 1]) and ``synthesis.target_is_ct: true`` (targets outside ``ct_hu_range`` are
+  refused): outputs are then written, and MAE reported, in Hounsfield units.
+
+Every preset and override passes ``check_hparams`` when the config is validated: a patch
+the generator's valid convolutions leave too little of, or smaller than the discriminator
+can see, fails naming ``models.context_gan.params.patch_size``.
 
 ``auto_context_stages`` is K; each stage is trained as its own job on the prepared data
 plus the previous stage's whole-volume output (README, "Auto-context stages").
@@ -30,7 +42,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from medgen.errors import MedgenInputError
 from medgen.family import FamilySpec, Stage
+
+MIN_PATCH_DISCRIMINATOR = 32  # MONAI PatchDiscriminator (3 layers): below, one logit or none
+MIN_CNN_DISCRIMINATOR = 8  # three 2x max-pools of the paper's CNN
+MIN_OUTPUT = 4  # voxels per side left after valid convolutions
 
 _DEFAULT: dict[str, Any] = {
     "patch_size": 32,
@@ -68,7 +85,62 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(_DEFAULT),
     "l1_only": {**_DEFAULT, "l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0,
                 "adversarial_weight": 0.0, "auto_context_stages": 1},
+    "mr_to_ct": {
+        **_DEFAULT,
+        "generator_channels": 32,        # the paper's width
+        "discriminator_channels": 32,
+        "adversarial_weight": 0.5,       # the 3D paper's weight, chosen for MR -> CT
+    },
 }
+
+
+def output_side(hparams: dict[str, Any]) -> int:
+    """Side of the generator's output patch: ``patch_size`` less (k - 1) / 2 per side for
+    each k^3 layer with 'valid' padding (unchanged with 'same')."""
+    margin = (sum(int(k) // 2 for k in hparams["generator_kernels"])
+              if hparams["padding"] == "valid" else 0)
+    return int(hparams["patch_size"]) - 2 * margin
+
+
+def check_hparams(hparams: dict[str, Any], key: str = "models.context_gan.params") -> None:
+    """Refuse hyperparameters the networks cannot train with, before any job runs.
+
+    The discriminator sees the generator's output patch (``output_side``). MONAI's
+    3-layer ``PatchDiscriminator`` halves it twice and ends with two 4^3 convolutions:
+    below 24 voxels torch fails deep inside the forward pass, below 32 it gives a single
+    logit (no longer a patch discriminator), so 'patch' needs at least 32. The paper's CNN
+    pools three times (at least 8). Without an adversarial term the discriminator is never
+    run and its size does not matter.
+
+    Parameters
+    ----------
+    hparams
+        Resolved context_gan hyperparameters (a preset plus overrides).
+    key
+        Config path of the overrides, named in the message.
+
+    Raises
+    ------
+    MedgenInputError
+        The output patch is smaller than ``MIN_OUTPUT`` or than the discriminator needs.
+    """
+    patch, side = int(hparams["patch_size"]), output_side(hparams)
+    if side < MIN_OUTPUT:
+        raise MedgenInputError(
+            f"config key '{key}.patch_size' is {patch}: the 'valid' convolutions of "
+            f"generator_kernels {list(hparams['generator_kernels'])} trim {patch - side} "
+            f"voxels, leaving {side}; expected patch_size >= {patch - side + MIN_OUTPUT}")
+    if hparams["adversarial_weight"] <= 0:
+        return
+    need = {"patch": MIN_PATCH_DISCRIMINATOR, "cnn": MIN_CNN_DISCRIMINATOR}.get(
+        hparams["discriminator"])
+    if need is not None and side < need:
+        which = ("MONAI's PatchDiscriminator (discriminator: 'patch')"
+                 if hparams["discriminator"] == "patch" else "the paper's CNN discriminator")
+        raise MedgenInputError(
+            f"config key '{key}.patch_size' is {patch}, so the discriminator sees "
+            f"{side}^3 patches; {which} needs at least {need}^3: expected patch_size >= "
+            f"{patch - side + need}, or adversarial_weight 0 (no discriminator)")
 
 FAMILY = FamilySpec(
     name="context_gan",
@@ -79,6 +151,7 @@ FAMILY = FamilySpec(
     description="Context-aware synthesis GAN (Nie et al. 2017): 3D FCN + adversarial + "
                 "gradient difference loss, auto-context cascade.",
     resources={"mem_mb": 8000, "runtime": 240},
+    check=check_hparams,
 )
 
-__all__ = ["FAMILY", "PRESETS"]
+__all__ = ["FAMILY", "PRESETS", "check_hparams", "output_side"]

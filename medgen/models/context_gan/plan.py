@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from medgen.models.adversarial import AdversarialPlan
+from medgen.models.context_gan import check_hparams
 from medgen.models.context_gan.module import build_networks, centre, generator_loss
 
 
@@ -18,11 +19,10 @@ class ContextGANPlan(AdversarialPlan):
 
     def __init__(self, hparams: dict[str, Any], channels: int, patch_size: int) -> None:
         super().__init__(hparams, channels=channels, patch_size=patch_size)
+        # the config was checked when validated; plans built from code are checked here
+        check_hparams({**hparams, "patch_size": patch_size})
         self.generator, self.discriminator = build_networks(hparams, channels)
         self.margin = self.generator.margin
-        if patch_size - 2 * self.margin < 4:
-            raise ValueError(f"patch size {patch_size} leaves no output through "
-                             f"{self.margin} voxels of valid convolution per side")
 
     @classmethod
     def build(cls, hparams: dict[str, Any], dims: dict[str, Any],
