@@ -53,25 +53,60 @@ def test_pairs_load_on_one_grid_with_mask_and_label(sheet):
     np.testing.assert_allclose(volume.affine, AFFINE)
 
 
-@pytest.mark.parametrize("problem, match", [
-    ("shape", r"s0_flair.nii.gz and .*s0_t2.nii.gz are not on one voxel grid \(shape"),
-    ("affine", r"s0_flair.nii.gz and .*s0_t2.nii.gz are not on one voxel grid \(affine"),
-    ("4d", r"s0_flair.nii.gz: expected a 3D volume, got an image of shape \(36, 36, 34, 2\)"),
-    ("nan", r"target 'flair' .*s0_flair.nii.gz has 3 NaN or infinite voxel"),
-])
-def test_bad_pairs_fail_naming_the_files(sheet, problem, match):
-    t2, flair, _ = pair_volumes(0)
+BAD_PAIRS = {  # problem -> what the error says (subject s<i>)
+    "shape": r"s{i}_flair.nii.gz and .*s{i}_t2.nii.gz are not on one voxel grid \(shape",
+    "affine": r"s{i}_flair.nii.gz and .*s{i}_t2.nii.gz are not on one voxel grid \(affine",
+    "4d": r"s{i}_flair.nii.gz: expected a 3D volume, got an image of shape \(36, 36, 34, 2\)",
+    "4d_source": r"s{i}_t2.nii.gz: expected a 3D volume, got an image of shape \(36, 36, 34, 2\)",
+    "nan": r"target 'flair' .*s{i}_flair.nii.gz has 3 NaN or infinite voxel",
+    "nan_source": r"source 't2' .*s{i}_t2.nii.gz has 3 NaN or infinite voxel",
+    "ct_range": r"CT target .*s{i}_flair.nii.gz is outside the expected Hounsfield range "
+                r"\[-1100, 4000\]: maximum 5000 > 4000",
+}
+
+
+def _break(sheet, problem, i=0):
+    """Rewrite subject s<i>'s files to show ``problem``; returns the settings to load with."""
+    t2, flair, _ = pair_volumes(i)
     if problem == "shape":
-        _rewrite(sheet, "s0_flair.nii.gz", flair[:, :, :30])
+        _rewrite(sheet, f"s{i}_flair.nii.gz", flair[:, :, :30])
     elif problem == "affine":
-        _rewrite(sheet, "s0_flair.nii.gz", flair, AFFINE + np.diag([0, 0, 0.1, 0]))
+        _rewrite(sheet, f"s{i}_flair.nii.gz", flair, AFFINE + np.diag([0, 0, 0.1, 0]))
     elif problem == "4d":
-        _rewrite(sheet, "s0_flair.nii.gz", np.stack([flair, flair], -1))
-    else:
+        _rewrite(sheet, f"s{i}_flair.nii.gz", np.stack([flair, flair], -1))
+    elif problem == "4d_source":
+        _rewrite(sheet, f"s{i}_t2.nii.gz", np.stack([t2, t2], -1))
+    elif problem == "nan":
         flair[1, 2, 3:6] = np.nan
-        _rewrite(sheet, "s0_flair.nii.gz", flair)
-    with pytest.raises(MedgenInputError, match=match):
-        load_pair(_pairs(sheet)[0], SETTINGS)
+        _rewrite(sheet, f"s{i}_flair.nii.gz", flair)
+    elif problem == "nan_source":
+        t2[1, 2, 3:6] = np.nan
+        _rewrite(sheet, f"s{i}_t2.nii.gz", t2)
+    else:  # a 'CT' target with a voxel beyond dense bone (e.g. a missing rescale slope)
+        flair = flair - 1000
+        flair[4, 4, 4] = 5000
+        _rewrite(sheet, f"s{i}_flair.nii.gz", flair)
+        return {**SETTINGS, "target_is_ct": True, "target_normalisation": "ct_window"}
+    return SETTINGS
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_PAIRS))
+def test_bad_pairs_fail_naming_the_files(sheet, problem):
+    settings = _break(sheet, problem)
+    with pytest.raises(MedgenInputError, match=BAD_PAIRS[problem].format(i=0)):
+        load_pair(_pairs(sheet)[0], settings)
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_PAIRS))
+def test_a_bad_last_pair_leaves_no_prepared_folder(sheet, tmp_path, problem):
+    # the first three subjects are fine and prepared before s3 fails
+    settings = _break(sheet, problem, i=3)
+    if problem == "ct_range":  # every target must then be a plausible CT
+        for i in range(3):
+            _rewrite(sheet, f"s{i}_flair.nii.gz", pair_volumes(i)[1] - 1000)
+    with pytest.raises(MedgenInputError, match=BAD_PAIRS[problem].format(i=3)):
+        prepare_synthesis(_pairs(sheet), settings, tmp_path / "p")
+    assert list(tmp_path.iterdir()) == [sheet.parent]
 
 
 def test_resample_target_puts_it_on_the_source_grid(sheet):
@@ -99,6 +134,20 @@ def test_missing_modality_same_file_and_bad_validation_subject(sheet):
         _pairs(sheet)
     with pytest.raises(MedgenInputError, match="target modality 'flair' is also a source"):
         read_pairs(sheet, ["t2", "flair"], "flair")
+    cells[3] = "./" + cells[2]  # the same file spelt differently
+    sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match="source 't2' and target 'flair' are the same"):
+        _pairs(sheet)
+    (sheet.parent / "link_t2.nii.gz").symlink_to(sheet.parent / cells[2])
+    cells[3] = "link_t2.nii.gz"  # or through a link
+    sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match="source 't2' and target 'flair' are the same"):
+        _pairs(sheet)
+    cells[3] = "s1_gone.nii.gz"  # the cell names a file that is not there
+    sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
+    with pytest.raises(MedgenInputError, match=r"line 3: file in column 'flair' does not "
+                                               r"exist: .*s1_gone.nii.gz"):
+        _pairs(sheet)
     sheet.write_text("\n".join([*text[:2], *text[3:]]) + "\n")
     with pytest.raises(MedgenInputError, match="'s3', which is not a training subject"):
         _pairs(sheet, validation_subject="s3")
@@ -164,15 +213,6 @@ def test_prepared_folder_is_cropped_normalised_and_invertible(sheet, tmp_path):
     _, flair, _ = pair_volumes(0)
     back = intensity.invert(target, info["target_params"], mask)
     np.testing.assert_allclose(back[mask > 0], flair[mask > 0], rtol=1e-4)
-
-
-def test_a_bad_last_subject_leaves_nothing_written(sheet, tmp_path):
-    t2, _, _ = pair_volumes(3)
-    t2[5, 5, 5] = np.nan
-    _rewrite(sheet, "s3_t2.nii.gz", t2)
-    with pytest.raises(MedgenInputError, match="s3_t2.nii.gz has 1 NaN"):
-        prepare_synthesis(_pairs(sheet), SETTINGS, tmp_path / "p")
-    assert list(tmp_path.iterdir()) == [sheet.parent]
 
 
 def test_patches_lie_in_the_mask_and_depend_on_seed_and_epoch_only(sheet, tmp_path):
