@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,10 @@ from medgen.data.imaging.synthesis_prepare import (
 from medgen.errors import MedgenInputError
 from tests.helpers.synthesis_data import (
     AFFINE,
+    CT_SETTINGS,
+    REAL_CT,
     SETTINGS,
+    ct_pair_sheet,
     pair_volumes,
     save_nii,
     write_subjects,
@@ -240,3 +244,84 @@ def test_patch_larger_than_the_volume_is_refused(sheet, tmp_path):
     with pytest.raises(MedgenInputError,
                        match=r"patch size 40 is larger than the volume \(36, 36, 34\)"):
         training_data(out, {**HP, "patch_size": 40}, 0, "context_gan")
+
+
+# Real CT (../shared/data/imaging/ct): NIfTI trunk CT, Analyze head CT, a GE head DICOM
+# series. No registered MR/CT pair exists there, so the pairs below take a synthetic 'MR'
+# derived from the CT itself: they test Hounsfield handling, not synthesis quality.
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", sorted(REAL_CT))
+def test_real_ct_is_in_hounsfield_units_and_the_window_round_trips(shared_data, name):
+    from medgen.data.imaging.pairs import CT_HU_RANGE, check_ct_range
+    from medgen.data.imaging.readers import read_volume
+
+    path = shared_data / REAL_CT[name]
+    ct, _ = read_volume(path)
+    check_ct_range(ct, path)  # within [-1100, 4000]
+    # air about -1000 HU, soft tissue about 0-100, bone several hundred and more
+    assert -1100 <= np.percentile(ct, 1) <= -950 and ct.max() > 1000
+    body = ct > -500
+    assert -150 < np.median(ct[body]) < 150
+    assert CT_HU_RANGE[0] <= ct.min() and ct.max() <= CT_HU_RANGE[1]
+    params = intensity.fit(ct, body, "ct_window")
+    assert (params["low"], params["high"]) == intensity.CT_WINDOW == (-1024.0, 3071.0)
+    scaled = intensity.apply(ct, params, body)
+    assert scaled[body].min() >= 0 and scaled[body].max() <= 1
+    back = intensity.invert(scaled, params, body)
+    window = body & (ct >= -1024) & (ct <= 3071)
+    np.testing.assert_allclose(back[window], ct[window], atol=0.05)  # HU
+    assert (back[~body] == -1024).all()  # outside the body: air
+
+
+@pytest.mark.realdata
+def test_real_dicom_ct_padding_is_refused_as_a_ct_target(shared_data):
+    from medgen.data.imaging.pairs import check_ct_range
+    from medgen.data.imaging.readers import read_volume
+
+    folder = shared_data / "imaging" / "ct" / "dcmqa_GE_head"
+    ct, _ = read_volume(folder, dicom_tilt="correct")
+    # GE writes -1500 outside the reconstructed field of view: not a Hounsfield value
+    assert ct.min() == -1500 and ct.max() > 1000
+    with pytest.raises(MedgenInputError, match=r"CT target .*dcmqa_GE_head is outside the "
+                                               r"expected Hounsfield range .*minimum -1500 "
+                                               r"< -1100"):
+        check_ct_range(ct, folder)
+    inside = ct > -1500
+    check_ct_range(ct[inside], folder)  # the field of view itself is plausible
+
+
+@pytest.mark.realdata
+def test_real_ct_target_keeps_hounsfield_units_end_to_end(shared_data, tmp_path):
+    from medgen.evaluate.synthesis_inference import read_sidecar, write_subject
+
+    ct_path = shared_data / REAL_CT["nifti_trunk"]
+    sheet = ct_pair_sheet(tmp_path / "raw", ct_path)
+    out = prepare_synthesis(read_pairs(sheet, ["mr"], "ct"), CT_SETTINGS, tmp_path / "p")
+    manifest = read_manifest(out)
+    info = manifest["subjects"]["ct1"]
+    assert info["target_params"]["method"] == "ct_window"
+    arrays = load_subject(out, "ct1")
+    assert 0 <= arrays["target"].min() and arrays["target"].max() <= 1  # trained on [0, 1]
+    # the prepared target itself as a 'prediction': written back in HU on the CT's grid
+    path, = write_subject([arrays["target"][0]], manifest, "ct1", arrays["mask"][0],
+                          tmp_path / "out", [{}])
+    written = nib.load(path)
+    ct = np.asarray(nib.load(ct_path).dataobj, dtype=np.float32)
+    np.testing.assert_allclose(written.affine, nib.load(ct_path).affine, atol=1e-4)
+    body = uncrop(arrays["mask"][0], info["box"], info["shape"]) > 0
+    hu = np.asarray(written.dataobj)
+    np.testing.assert_allclose(hu[body], np.clip(ct[body], -1024, 3071), atol=0.05)
+    assert (hu[~body] == -1024).all() and read_sidecar(path)["units"] == "HU"
+
+
+@pytest.mark.realdata
+def test_real_ct_outside_the_hounsfield_range_is_refused_before_anything_is_written(
+        shared_data, tmp_path):
+    # the full TotalSegmentator example has one voxel at -1207 HU (below air)
+    ct_path = shared_data / "imaging" / "ct" / "totalseg_example" / "example_ct.nii.gz"
+    sheet = ct_pair_sheet(tmp_path / "raw", ct_path)
+    with pytest.raises(MedgenInputError, match=r"CT target .*example_ct.nii.gz is outside the "
+                                               r"expected Hounsfield range \[-1100, 4000\]"
+                                               r": minimum -1207 < -1100"):
+        prepare_synthesis(read_pairs(sheet, ["mr"], "ct"), CT_SETTINGS, tmp_path / "p")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]

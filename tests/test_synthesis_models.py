@@ -306,3 +306,28 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
         evaluate_synthesis(prepared, {}, tmp_path / "e2", ["generator_l1"], 0, unet)
     with pytest.raises(MedgenInputError, match="unknown synthesis baseline 'gan'.*generator_l1"):
         evaluate_synthesis(prepared, {}, tmp_path / "e2", ["gan"], 0, unet)
+
+
+@pytest.mark.realdata
+def test_ct_target_is_evaluated_in_hounsfield_units(shared_data, tmp_path):
+    import json
+
+    from medgen.data.imaging.pairs import read_pairs
+    from medgen.data.imaging.synthesis_prepare import prepare_synthesis
+    from medgen.evaluate.synthesis import evaluate_synthesis, report_scale
+    from tests.helpers.synthesis_data import CT_SETTINGS, REAL_CT, ct_pair_sheet
+
+    sheet = ct_pair_sheet(tmp_path / "raw", shared_data / REAL_CT["nifti_trunk"])
+    prepared = prepare_synthesis(read_pairs(sheet, ["mr"], "ct"), CT_SETTINGS, tmp_path / "p")
+    manifest = read_manifest(prepared)
+    _, (test,) = read_volumes(prepared, "test")
+    mask, target = test["mask"][0], test["target"][0]
+    hu, units = report_scale(target, manifest, "ct1", mask)
+    assert units == "HU" and hu[mask > 0].min() >= -1024 and hu[mask > 0].max() > 1000
+    # 0.01 on the window's [0, 1] scale is 40.95 HU: MAE comes out in HU
+    off, _ = report_scale(np.where(mask > 0, target + 0.01, 0), manifest, "ct1", mask)
+    assert synthesis_metrics(off, hu, mask)["mae"] == pytest.approx(40.95, abs=0.05)
+    evaluate_synthesis(prepared, {}, tmp_path / "eval", ["linear"], 0, {}, splits=("test",))
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["units"] == "HU" and summary["subjects"] == ["ct1"]
+    assert summary["mean"]["voxel_linear"]["mae"] > 1  # HU, not the [0, 1] scale

@@ -60,3 +60,27 @@ def prepared_folder(root: Path, seed: int = 0, validation: str | None = "s2") ->
     sheet = write_subjects(root / "raw", seed=seed)
     pairs = read_pairs(sheet, ["t2"], "flair", validation_subject=validation)
     return prepare_synthesis(pairs, SETTINGS, root / "prepared")
+
+
+REAL_CT = {  # real CT in ../shared/data (read in place, never copied)
+    "nifti_trunk": "imaging/ct/totalseg_example_sm/example_ct_sm.nii.gz",
+    "analyze_head": "imaging/ct/cmtk_cad001/cad001_ct.hdr",
+}
+CT_SETTINGS = {**SETTINGS, "target_normalisation": "ct_window", "target_is_ct": True}
+
+
+def ct_pair_sheet(root: Path, ct_path, subjects=(("ct0", "train"), ("ct1", "test"))):
+    """A sample sheet pairing the real CT ``ct_path`` (target 'ct', read in place) with a
+    synthetic 'MR' on its grid (source 'mr': nonzero in the body, a smooth function of HU)."""
+    img = nib.load(ct_path)
+    ct = np.asarray(img.dataobj, dtype=np.float32)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["subject\tsplit\tmr\tct"]
+    for i, (subject, split) in enumerate(subjects):
+        rng = np.random.default_rng(i)
+        mr = np.where(ct > -500, 200 + 0.1 * ct + rng.normal(0, 5, ct.shape), 0)
+        save_nii(root / f"{subject}_mr.nii.gz", mr.astype(np.float32), img.affine)
+        lines.append(f"{subject}\t{split}\t{subject}_mr.nii.gz\t{ct_path}")
+    sheet = root / "samples.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    return sheet
