@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["default", "paper:1"],
                         help="PRESET or PRESET:STAGES (stages timed; default: the preset's "
                              "own K); 'paper' times stage 1 by default to stay within ~3 min")
-    parser.add_argument("--train-steps", type=int, default=8, help="timed training steps")
+    parser.add_argument("--train-steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first training steps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
