@@ -30,7 +30,7 @@ INFERENCE_FAMILIES = tuple(registry.names("expression_inference"))
 INFERENCE_RULES = {"prepare_inference_data", "evaluate_expression_inference", "infer_targets"}
 SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
 SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_stage", "synthesis_context",
-                   "evaluate_synthesis"}
+                   "evaluate_synthesis", "synthesis_report"}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
@@ -145,8 +145,8 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
     if "synthesis" in about:
-        assert {"prepare_synthesis", "train_synthesis_stage", "evaluate_synthesis"} <= rules, \
-            result.stdout
+        assert {"prepare_synthesis", "train_synthesis_stage", "evaluate_synthesis",
+                "synthesis_report"} <= rules, result.stdout
         activated = [f for f in SYNTHESIS_FAMILIES if resolved["models"][f]["activate"]]
         assert activated, f"{path.name} trains no synthesis model"
         for family in activated:  # one training job per auto-context stage

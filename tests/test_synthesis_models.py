@@ -147,6 +147,23 @@ def test_sliding_window_blends_valid_outputs_exactly_and_skips_empty_windows(mar
         model.predict(source[:1], mask)
 
 
+@pytest.mark.parametrize("preset", ["default", "paper"])
+def test_skipping_empty_windows_leaves_the_output_inside_the_mask_unchanged(preset):
+    # a real (random) generator: inside the mask, skipping windows without a mask voxel
+    # gives what running every window gives
+    torch.manual_seed(0)
+    generator, _ = build_networks(tiny(preset), 1)
+    rng = np.random.default_rng(1)
+    source = rng.random((1, 60, 44, 36)).astype(np.float32)
+    mask = np.zeros((60, 44, 36), np.uint8)
+    mask[30:52, 6:30, 4:20] = 1
+    model = inference.Synthesiser(generator.eval(), generator.margin, {"channels": 1})
+    skipped = model.predict(source, mask, window=32, overlap=0.25)
+    every = model.predict(source, np.ones_like(mask), window=32, overlap=0.25)
+    assert np.abs(every[mask > 0]).min() > 0  # the network's output, not zeros
+    np.testing.assert_allclose(skipped[mask > 0], every[mask > 0], rtol=1e-5, atol=1e-6)
+
+
 def test_nifti_keeps_the_source_affine_and_header(tmp_path):
     affine = np.array([[-1.0, 0, 0, 90], [0, 1, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
     ref = nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), affine)

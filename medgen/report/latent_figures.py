@@ -27,21 +27,27 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Per-epoch train/val loss terms from Lightning's CSV log (``metrics.csv``)."""
+def per_epoch(metrics_csv: str | os.PathLike) -> pd.DataFrame:
+    """Lightning's CSV log (``metrics.csv``: train and val rows of an epoch apart) as one
+    row per epoch."""
     metrics_csv = Path(metrics_csv)
     if not metrics_csv.exists():
         raise MedgenInputError(f"training metrics {metrics_csv} do not exist")
     table = pd.read_csv(metrics_csv)
     if "epoch" not in table:
         raise MedgenInputError(f"{metrics_csv} has no 'epoch' column")
-    per_epoch = table.groupby("epoch").mean(numeric_only=True)
+    return table.groupby("epoch").mean(numeric_only=True)
+
+
+def training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Per-epoch train/val loss terms from Lightning's CSV log (``metrics.csv``)."""
+    per_epoch_table = per_epoch(metrics_csv)
     fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.2))
     for ax, term in zip(axes, TERMS):
         for stage in ("train", "val"):
             column = f"{stage}_{term}"
-            if column in per_epoch:
-                series = per_epoch[column].dropna()
+            if column in per_epoch_table:
+                series = per_epoch_table[column].dropna()
                 ax.plot(series.index + 1, series.to_numpy(), marker=".", label=stage)
         ax.set_title(term)
         ax.set_xlabel("epoch")

@@ -332,6 +332,8 @@ def run_inputs():
         inputs += [path for path in inference_inputs() if path not in inputs]
         if config["expression_inference"]["infer"]["path"]:
             inputs.append(config["expression_inference"]["infer"]["path"])
+    if is_activated("synthesis"):
+        inputs += [path for path in synthesis_files() if path not in inputs]
     return inputs
 
 
@@ -352,7 +354,7 @@ def all_outputs():
         if config["expression_inference"]["infer"]["path"]:
             targets += [f"{INFERENCE}/inferred/{inference_model()}.gctx"]
     if is_activated("synthesis") and activated_families("synthesis"):
-        targets += [f"{RUN}/synthesis/eval/metrics.json"]
+        targets += [f"{RUN}/synthesis/eval/metrics.json", f"{SYNTHESIS}/report/metrics.tsv"]
     return targets
 
 
@@ -418,3 +420,32 @@ def preparation_settings():
         for k, v in config["synthesis"].items()
         if k not in ("evaluation", "inference", "activate")
     }
+
+
+@functools.cache
+def synthesis_report_subjects():
+    """The test subjects of the synthesis sample sheet (one mid-slice figure each); none
+    when synthesis is off."""
+    if not (is_activated("synthesis") and activated_families("synthesis")):
+        return []
+    section = config["synthesis"]
+    from medgen.data.imaging.pairs import read_pairs
+
+    try:
+        pairs = read_pairs(
+            section["sample_sheet"],
+            section["sources"],
+            section["target"],
+            section["data_root"],
+            section["validation_subject"],
+        )
+    except MedgenInputError as err:
+        raise WorkflowError(f"invalid synthesis sample sheet: {err}") from None
+    return [pair.subject for pair in pairs if pair.split == "test"]
+
+
+def synthesis_models(wildcards=None):
+    """Family -> its stage model.pt paths, for every activated synthesis family."""
+    if not is_activated("synthesis"):
+        return {}
+    return {family: synthesis_stage_models(family) for family in activated_families("synthesis")}

@@ -1,0 +1,16 @@
+"""The report's synthesis section: per-subject metric table, mid-slices of each test
+subject, training curves of every auto-context stage."""
+
+from pathlib import Path
+
+from medgen.report.synthesis_figures import synthesis_report
+from medgen.smk import logged
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    synthesis_report(
+        eval_dir=Path(snakemake.input.metrics).parent,  # noqa: F821
+        prepared=snakemake.input.data,  # noqa: F821
+        models=dict(snakemake.params.models),  # noqa: F821
+        out_dir=Path(snakemake.output.table).parent,  # noqa: F821
+        subjects=list(snakemake.params.subjects),  # noqa: F821
+    )
