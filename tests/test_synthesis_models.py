@@ -319,6 +319,10 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
     assert summary["splits"]["val"]["mean"]["unet_l1"]["psnr"] == pytest.approx(val_psnr)
     for subject in ("s2", "s3"):
         assert (tmp_path / "eval" / "context_gan" / f"{subject}_stage1.nii.gz").exists()
+        # baselines' volumes too (the report's mid-slices), in the source grid
+        written = nib.load(tmp_path / "eval" / "unet_l1" / f"{subject}.nii.gz")
+        assert written.shape == nib.load(tmp_path / "eval" / "context_gan"
+                                         / f"{subject}_stage1.nii.gz").shape
     with pytest.raises(MedgenInputError, match="'generator_l1' but no context_gan"):
         evaluate_synthesis(prepared, {}, tmp_path / "e2", ["generator_l1"], 0, unet)
     with pytest.raises(MedgenInputError, match="unknown synthesis baseline 'gan'.*generator_l1"):

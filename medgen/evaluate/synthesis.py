@@ -94,8 +94,9 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
                        num_threads: int | None = None,
                        generator: dict[str, Any] | None = None) -> pd.DataFrame:
     """Metrics of every method on every subject of ``splits``; writes ``metrics.tsv`` (one
-    row per subject and method, with its ``split``), ``metrics.json`` and each stage's
-    synthetic volumes (``<family>/<subject>_stage<k>.nii.gz``).
+    row per subject and method, with its ``split``), ``metrics.json``, each stage's
+    synthetic volumes (``<family>/<subject>_stage<k>.nii.gz``) and each baseline's
+    (``<baseline>/<subject>.nii.gz``).
 
     ``metrics.json``: ``split`` ('test'), ``subjects`` and ``mean`` (means per method) of
     the test subjects, as before; ``splits`` holds {split: {'subjects', 'mean'}} for every
@@ -147,6 +148,9 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
                     outputs[f"{family}_stage{k}"] = out
             for name, predict in predictors.items():
                 outputs[name] = predict(source, mask)
+                # the report's mid-slices show baselines beside the stages
+                inference.write_subject([outputs[name]], manifest, subject, mask,
+                                        out_dir / name, [{"baseline": name}], [subject])
             target, units = report_scale(target, manifest, subject, mask)
             for method, prediction in outputs.items():
                 prediction, _ = report_scale(prediction, manifest, subject, mask)

@@ -197,10 +197,11 @@ def synthesise_prepared(models: list[Synthesiser], prepared: str | os.PathLike,
 
 def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: str,
                   mask: np.ndarray, out_dir: str | os.PathLike,
-                  models: list[dict[str, Any]]) -> list[Path]:
+                  models: list[dict[str, Any]], names: list[str] | None = None
+                  ) -> list[Path]:
     """Write one subject's stage outputs (cropped arrays of a prepared folder) as
-    ``<subject>_stage<k>.nii.gz`` in the source grid; Hounsfield units for 'ct_window'
-    targets (``output_units``)."""
+    ``<subject>_stage<k>.nii.gz`` (or the file stems ``names``) in the source grid;
+    Hounsfield units for 'ct_window' targets (``output_units``)."""
     from medgen.data.imaging.synthesis_prepare import uncrop
 
     settings = manifest["settings"]
@@ -216,7 +217,8 @@ def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: 
                 np.zeros(1), np.ones(1), "ct_window",
                 settings.get("ct_window") or intensity.CT_WINDOW)
             volume = intensity.invert(volume, params, full_mask)
-        path = Path(out_dir) / f"{subject}_stage{k}.nii.gz"
+        stem = names[k - 1] if names else f"{subject}_stage{k}"
+        path = Path(out_dir) / f"{stem}.nii.gz"
         write_nifti(volume, np.asarray(info["affine"]), info["reference"], path,
                     {"subject": subject, "stage": k, "units": units,
                      "target_params": info["target_params"], "models": models[:k]})
