@@ -221,7 +221,17 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if errors:
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
+    _validate_median_filter(resolved)
     return resolved
+
+
+def _validate_median_filter(config: dict[str, Any]) -> None:
+    # an even window has no centre pixel: the filtered maps shift half a pixel off the masks
+    size = config.get("imaging", {}).get("evaluation", {}).get("median_filter", 0)
+    if size and size % 2 == 0:
+        raise MedgenInputError(
+            f"config key 'imaging.evaluation.median_filter' is {size}; expected 0 (no "
+            "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
 
 
 def _validate_model_params(config: dict[str, Any]) -> None:

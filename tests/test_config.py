@@ -103,3 +103,14 @@ def test_preset_choices_come_from_the_registry():
     with pytest.raises(MedgenInputError, match="models.fanogan.preset.*expected one of: paper"):
         medgen_config.validate(medgen_config.deep_update(
             base, {"models": {"fanogan": {"preset": "huge"}}}))
+
+
+def test_even_median_filter_is_refused():
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    with pytest.raises(MedgenInputError,
+                       match="imaging.evaluation.median_filter' is 2; expected 0.*odd"):
+        medgen_config.validate(medgen_config.deep_update(
+            base, {"imaging": {"evaluation": {"median_filter": 2}}}))
+    for size in (0, 1, 5):
+        medgen_config.validate(medgen_config.deep_update(
+            base, {"imaging": {"evaluation": {"median_filter": size}}}))

@@ -158,3 +158,20 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
         assert not rules & SYNTHESIS_RULES, f"{path.name} runs synthesis jobs: {sorted(rules)}"
         for family in SYNTHESIS_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+
+
+@pytest.mark.workflow
+@pytest.mark.realdata
+def test_synthetic_anomalies_on_labelled_data_are_refused_before_any_job(tmp_path,
+                                                                        shared_data):
+    # the sheet is read when the workflow plans: the error comes then, not from a job
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({
+        "results_dir": str(tmp_path / "results"),
+        "imaging": {"synthetic_anomalies": {"activate": True}}}))
+    result = run_snakemake("-n", "--cores", "1", "--configfile",
+                           str(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml"), str(override), check=False)
+    assert result.returncode != 0
+    assert "synthetic anomalies are for healthy data" in result.stdout + result.stderr
+    assert "_seg.nii.gz" in result.stdout + result.stderr  # names the label file
+    assert not (tmp_path / "results").exists()

@@ -201,13 +201,19 @@ def sheet_rows():
         return []
     from medgen.data.imaging.sheet import read_sample_sheet
 
+    from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
+
     imaging = config["imaging"]
     try:
-        return read_sample_sheet(
+        rows = read_sample_sheet(
             sheet, imaging["modalities"], imaging["split"], config["seed"], imaging["data_root"]
         )
+        if synthetic_anomalies_on(imaging):
+            # refused here, before any job runs, rather than inside the preparation job
+            check_healthy([row for row in rows if row.split != "train"])
     except MedgenInputError as err:
         raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
+    return rows
 
 
 def image_files(splits):

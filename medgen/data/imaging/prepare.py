@@ -23,7 +23,11 @@ from medgen.data.imaging import slices as slicing
 from medgen.data.imaging.demo import mni152_demo_sheet
 from medgen.data.imaging.readers import read_npz2d
 from medgen.data.imaging.sheet import SPLITS, SheetRow, read_sample_sheet
-from medgen.data.imaging.synthetic_anomalies import insert_anomalies
+from medgen.data.imaging.synthetic_anomalies import (
+    check_healthy,
+    insert_anomalies,
+    synthetic_anomalies_on,
+)
 from medgen.data.imaging.transforms import (
     IMAGE,
     MASK,
@@ -167,23 +171,11 @@ def _prepare_volumes(rows, cfg, seed, out_dir, cache_dir, apply=False) -> dict[s
     return outputs
 
 
-def synthetic_anomalies_on(cfg: dict[str, Any]) -> bool:
-    """Synthetic anomalies go into the evaluation slices of the MNI152 demo (healthy by
-    construction) always, and of other data only when the config activates them: a dataset
-    config that inherits the demo's settings must never get fake lesions unasked."""
-    return cfg["kind"] == "mni152_demo" or bool(
-        cfg.get("synthetic_anomalies", {}).get("activate"))
-
-
 def _with_synthetic_anomalies(table: dict[str, np.ndarray], row: SheetRow,
                               settings: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
     """MOOD-style anomalies in the slices of a healthy evaluation subject (seeded by the
     run's seed and the subject's name, so val and test differ and reruns agree)."""
-    if row.label is not None:
-        raise MedgenInputError(
-            f"imaging.synthetic_anomalies is on, but subject '{row.subject}' has a label "
-            f"map ({row.label}): synthetic anomalies are for healthy data; switch them off "
-            "or drop the label column")
+    check_healthy([row])
     subject_seed = int.from_bytes(hashlib.sha256(row.subject.encode()).digest()[:4], "little")
     out = insert_anomalies(table, settings, seed + subject_seed)
     log.info("subject %s: synthetic anomalies in %d of %d slices (%s)", row.subject,

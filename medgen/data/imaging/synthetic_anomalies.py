@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import map_coordinates
 
+from medgen.errors import MedgenInputError
+
 KINDS = ("intensity", "noise", "deformation")
 
 
@@ -121,3 +123,31 @@ def insert_anomalies(table: dict[str, np.ndarray], settings: dict[str, Any], see
     out["anomaly_fraction"] = (out["labels_map"].reshape(n, -1).sum(axis=1) / mask_pixels
                                ).astype(np.float32)
     return out
+
+
+def synthetic_anomalies_on(cfg: dict[str, Any]) -> bool:
+    """Synthetic anomalies go into the evaluation slices of the MNI152 demo (healthy by
+    construction) always, and of other data only when the config activates them: a dataset
+    config that inherits the demo's settings must never get fake lesions unasked.
+    ``cfg``: the ``imaging`` config section."""
+    return cfg["kind"] == "mni152_demo" or bool(
+        cfg.get("synthetic_anomalies", {}).get("activate"))
+
+
+def check_healthy(rows) -> None:
+    """Refuse synthetic anomalies for evaluation subjects with a label map: they are for
+    healthy data, and the label map would be mixed with the inserted masks. ``rows``: sample
+    sheet rows (``SheetRow``) of the evaluation splits; called when the workflow plans and
+    again when a subject is prepared.
+
+    Raises
+    ------
+    MedgenInputError
+        Names the first such subject and its label file.
+    """
+    for row in rows:
+        if row.label is not None:
+            raise MedgenInputError(
+                f"imaging.synthetic_anomalies is on, but subject '{row.subject}' has a label "
+                f"map ({row.label}): synthetic anomalies are for healthy data; switch them "
+                "off or drop the label column")
