@@ -169,8 +169,9 @@ def test_synthetic_anomalies_on_labelled_data_are_refused_before_any_job(tmp_pat
     override.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"),
         "imaging": {"synthetic_anomalies": {"activate": True}}}))
-    result = run_snakemake("-n", "--cores", "1", "--configfile",
-                           str(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml"), str(override), check=False)
+    brats = REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml"
+    result = run_snakemake("-n", "--cores", "1", "--configfile", str(brats), str(override),
+                           check=False)
     assert result.returncode != 0
     assert "synthetic anomalies are for healthy data" in result.stdout + result.stderr
     assert "_seg.nii.gz" in result.stdout + result.stderr  # names the label file
