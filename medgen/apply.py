@@ -8,11 +8,18 @@ evaluation when the new data carry labels. Nothing is trained.
 - anomaly: the new sample sheet's images are prepared with the model's imaging settings
   (all of them as evaluation data); outputs: per-image scores and residual maps, and the
   image-level (and, with masks, pixel-level) metrics when both classes are present.
+- synthesis: the auto-context cascade that ``apply.model`` ends (stage K's model.pt, or the
+  family folder; ``synthesis_cascade``) runs on the ``synthesis`` sample sheet's subjects,
+  prepared with the model's normalisation (measured per subject, as the method defines);
+  outputs: one NIfTI per subject and stage in the source grid and, for subjects with a
+  target, the evaluation's metrics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -31,14 +38,20 @@ from medgen.evaluate.associations import node_associations
 from medgen.evaluate.expression import decode, encode_means, load_model
 from medgen.evaluate.reconstruction import bce, reconstruction_metrics
 
+log = logging.getLogger(__name__)
 APPLY_DIR = "apply"
 # task -> the config section that names a model's new data
-DATA_SECTION = {"expression": "expression", "anomaly": "imaging"}
+DATA_SECTION = {"expression": "expression", "anomaly": "imaging", "synthesis": "synthesis"}
+# synthesis settings that describe the new data (grid, mask, CT checks), not the model
+NEW_DATA_SETTINGS = ("mask", "resample_target", "target_is_ct", "ct_hu_range")
 
 
 def model_task(model_path: str | os.PathLike) -> str:
-    """The task of the family that wrote ``model_path`` (MedgenInputError if unreadable)."""
-    return registry.get(checkpoint.load(model_path).family).task
+    """The task of the family that wrote ``model_path`` (MedgenInputError if unreadable);
+    a folder of ``stage<k>/model.pt`` is a synthesis cascade."""
+    from medgen.evaluate.synthesis_cascade import last_stage
+
+    return registry.get(checkpoint.load(last_stage(model_path)).family).task
 
 
 def check_apply_config(config: dict[str, Any]) -> str:
@@ -66,7 +79,41 @@ def check_apply_config(config: dict[str, Any]) -> str:
             f"config key 'expression.source' is {config['expression']['source']!r}; to apply "
             "a model, list the new tables under expression.files with source: files"
         )
+    if task == "synthesis":
+        from medgen.evaluate.synthesis_cascade import load_stages
+
+        paths, stages = load_stages(model)
+        synthesis_modalities(config["synthesis"], paths[-1], stages[0])
     return task
+
+
+def synthesis_modalities(new: dict[str, Any], model: str | os.PathLike,
+                         first: checkpoint.Checkpoint) -> tuple[list[str], str]:
+    """(sources, target) the model was trained on, once the ``synthesis`` section ``new``
+    names them and its sample sheet has a column for each source (the target column is
+    optional); MedgenInputError naming the key or column otherwise."""
+    sources, target = list(first.data["modalities"]), first.data["target"]
+    if not new["sample_sheet"]:
+        raise MedgenInputError(
+            f"config key 'synthesis.sample_sheet' is empty; apply.model ({model}) needs a "
+            f"sample sheet of new subjects with column(s) {', '.join(sources)}")
+    if list(new["sources"]) != sources:
+        raise MedgenInputError(
+            f"config key 'synthesis.sources' is {list(new['sources'])}, but apply.model "
+            f"({model}) was trained on source(s) {sources} -> '{target}': set "
+            f"synthesis.sources: {sources} and name those columns in the sample sheet")
+    if new["target"] != target:
+        raise MedgenInputError(
+            f"config key 'synthesis.target' is {new['target']!r}, but apply.model ({model}) "
+            f"synthesises {target!r}: set synthesis.target: {target} (its column is optional)")
+    columns = pd.read_csv(new["sample_sheet"], sep="\t", nrows=0).columns
+    missing = [name for name in sources if name not in columns]
+    if missing:
+        raise MedgenInputError(
+            f"sample sheet {new['sample_sheet']} has no column {', '.join(missing)}: "
+            f"apply.model ({model}) expects the source(s) {sources} (one column each; "
+            f"it has: {', '.join(columns)})")
+    return sources, target
 
 
 def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
@@ -77,11 +124,13 @@ def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
     Parameters
     ----------
     model_path
-        A medgen ``model.pt`` of any registered family.
+        A medgen ``model.pt`` of any registered family; for a synthesis cascade the last
+        stage's (earlier stages in the sibling ``stage<k>`` folders) or the family folder.
     config
-        The resolved config of this run: its ``expression`` (tables, metadata, labels) or
-        ``imaging`` (sample_sheet, data_root) section names the new data; preprocessing
-        settings come from the model's own stored config.
+        The resolved config of this run: its ``expression`` (tables, metadata, labels),
+        ``imaging`` (sample_sheet, data_root) or ``synthesis`` (sample_sheet, data_root,
+        mask, inference) section names the new data; preprocessing settings come from the
+        model's own stored config.
     out_dir
         Output folder (``data/``, then the task's outputs).
     device
@@ -94,8 +143,10 @@ def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
         whose checkpoint lacks the settings needed to prepare new data.
     """
     task = check_apply_config({**config, "apply": {"model": str(model_path)}})
-    ckpt = checkpoint.load(model_path)
     out_dir = Path(out_dir)
+    if task == "synthesis":
+        return _apply_synthesis(model_path, config, out_dir, device)
+    ckpt = checkpoint.load(model_path)
     if task == "expression":
         return _apply_expression(model_path, ckpt, config, out_dir, device)
     if task == "anomaly":
@@ -164,3 +215,70 @@ def _apply_anomaly(model_path, ckpt, config, out_dir: Path, device: str) -> Path
         return scores / "scores_test.tsv"
     return evaluate_anomaly({ckpt.family: scores}, data_dir, imaging, out_dir / "report",
                             config["seed"])
+
+
+def _apply_synthesis(model_path, config, out_dir: Path, device: str) -> Path:
+    from medgen.data.imaging.pairs import read_pairs
+    from medgen.data.imaging.synthesis_prepare import (
+        load_subject,
+        prepare_synthesis,
+        read_manifest,
+    )
+    from medgen.evaluate import synthesis_inference as inference
+    from medgen.evaluate.synthesis import report_scale
+    from medgen.evaluate.synthesis_cascade import load_stages, model_preparation
+    from medgen.evaluate.synthesis_metrics import synthesis_metrics
+    from medgen.family import resolve
+    from medgen.provenance import sha256_file
+
+    paths, stages = load_stages(model_path)
+    first, new = stages[0], config["synthesis"]
+    sources, target = synthesis_modalities(new, paths[-1], first)
+    prep = model_preparation(paths[0], first)
+    if prep.get("mask") not in (None, new["mask"]):
+        log.warning("the model's subjects were masked with %r, the new ones with %r "
+                    "(synthesis.mask): the in-mask normalisation sees other voxels",
+                    prep["mask"], new["mask"])
+    # the model's normalisation; grid, mask and CT checks are properties of the new data
+    settings = {**{k: new[k] for k in NEW_DATA_SETTINGS},
+                **{k: prep[k] for k in ("normalisation", "target_normalisation", "ct_window")},
+                "sample_sheet": new["sample_sheet"], "data_root": new["data_root"],
+                "sources": sources, "target": target}
+    pairs = [dataclasses.replace(pair, split="test")  # all new: whatever split the sheet says
+             for pair in read_pairs(new["sample_sheet"], sources, target, new["data_root"],
+                                    require_target=False)]
+    data_dir = prepare_synthesis(pairs, settings, out_dir / "data", require_train=False)
+    manifest = read_manifest(data_dir)
+    models = [resolve(registry.get(s.family).load)(s, device) for s in stages]
+    window = {"window": new["inference"]["window"], "overlap": new["inference"]["overlap"]}
+    family = first.family
+    rows, written = [], {}
+    for subject in manifest["subjects"]:
+        arrays = load_subject(data_dir, subject)
+        mask = arrays["mask"][0]
+        outputs = inference.cascade(models, arrays["source"], mask, **window)
+        written[subject] = [str(p) for p in inference.write_subject(
+            outputs, manifest, subject, mask, out_dir / family, [m.data for m in models])]
+        log.info("%s: %d stage(s) written", subject, len(outputs))
+        if "target" not in arrays:
+            continue
+        reference, _ = report_scale(arrays["target"][0], manifest, subject, mask)
+        label = arrays["label"][0] if "label" in arrays else None
+        for k, out in enumerate(outputs, start=1):
+            prediction, _ = report_scale(out, manifest, subject, mask)
+            rows.append({"subject": subject, "method": f"{family}_stage{k}",
+                         **synthesis_metrics(prediction, reference, mask, label)})
+    method = settings["target_normalisation"] or settings["normalisation"]
+    summary = {"model": str(model_path), "family": family,
+               "stages": [{"path": str(p), "sha256": sha256_file(p)} for p in paths],
+               "sources": sources, "target": target, "preparation": settings,
+               "units": "HU" if method == "ct_window" else "normalised",
+               "subjects": written, "evaluated": sorted({r["subject"] for r in rows})}
+    if rows:
+        table = pd.DataFrame(rows)
+        with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
+            table.to_csv(tmp, sep="\t", index=False)
+        summary["mean"] = (table.drop(columns="subject").groupby("method", sort=False).mean()
+                           .to_dict(orient="index"))
+    atomic.write_json(out_dir / "synthesis.json", json.loads(json.dumps(summary, default=str)))
+    return out_dir / "metrics.tsv" if rows else out_dir / "synthesis.json"

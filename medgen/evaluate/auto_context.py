@@ -28,6 +28,7 @@ from medgen.data.imaging.prepare import save_npz
 from medgen.data.imaging.synthesis_prepare import MANIFEST, load_subject, read_manifest
 from medgen.errors import MedgenInputError
 from medgen.evaluate.synthesis_inference import Synthesiser
+from medgen.provenance import sha256_file
 
 
 def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
@@ -80,5 +81,7 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
                         f"{manifest['target']}_stage{stage}"],
             "stage": stage + 1,
             "context_models": [*manifest["context_models"], str(model_path)],
+            # identifies the earlier stages wherever the run folder moves (medgen.apply)
+            "context_sha256": [*manifest.get("context_sha256", []), sha256_file(model_path)],
         })
     return out_dir

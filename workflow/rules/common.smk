@@ -320,8 +320,15 @@ def apply_task():
 
 
 def apply_inputs(wildcards=None):
-    """The trained model and the new data it is applied to."""
-    data = expression_inputs() if apply_task() == "expression" else imaging_inputs()
+    """The trained model (every stage of a synthesis cascade) and the new data it is
+    applied to."""
+    task = apply_task()
+    if task == "synthesis":
+        from medgen.evaluate.synthesis_cascade import load_stages
+
+        paths, _ = load_stages(config["apply"]["model"])
+        return [str(path) for path in paths] + synthesis_files()
+    data = expression_inputs() if task == "expression" else imaging_inputs()
     return [config["apply"]["model"], *data]
 
 
@@ -385,19 +392,22 @@ def synthesis_stage_models(family):
 
 
 def synthesis_files(wildcards=None):
-    """The sample sheet and every file it names (changed files rerun preparation)."""
+    """The sample sheet and every file it names (changed files rerun preparation); in apply
+    mode the new subjects, whose target is optional."""
     section = config["synthesis"]
     if not section["sample_sheet"]:
         raise WorkflowError("synthesis.activate is true but synthesis.sample_sheet is empty")
     from medgen.data.imaging.pairs import read_pairs
 
+    new_data = is_activated("apply")
     try:
         pairs = read_pairs(
             section["sample_sheet"],
             section["sources"],
             section["target"],
             section["data_root"],
-            section["validation_subject"],
+            None if new_data else section["validation_subject"],
+            require_target=not new_data,
         )
     except MedgenInputError as err:
         raise WorkflowError(f"invalid synthesis sample sheet: {err}") from None
@@ -431,8 +441,10 @@ def preparation_settings():
 @functools.cache
 def synthesis_report_subjects():
     """The test subjects of the synthesis sample sheet (one mid-slice figure each); none
-    when synthesis is off."""
-    if not (is_activated("synthesis") and activated_families("synthesis")):
+    when synthesis is off or a model is applied."""
+    if is_activated("apply") or not (
+        is_activated("synthesis") and activated_families("synthesis")
+    ):
         return []
     section = config["synthesis"]
     from medgen.data.imaging.pairs import read_pairs

@@ -162,6 +162,7 @@ rule apply_model:
         model=config["apply"]["model"],
         expression=config["expression"],
         imaging=config["imaging"],
+        synthesis=config["synthesis"],
         seed=config["seed"],
         accelerator=config["training"]["accelerator"],
     script:

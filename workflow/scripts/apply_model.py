@@ -8,7 +8,8 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     params = snakemake.params  # noqa: F821
     apply_model(
         params.model,
-        {"expression": params.expression, "imaging": params.imaging, "seed": params.seed},
+        {"expression": params.expression, "imaging": params.imaging,
+         "synthesis": params.synthesis, "seed": params.seed},
         snakemake.output[0],  # noqa: F821
         inference_device(params.accelerator),
     )

@@ -104,8 +104,14 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
     pairs = []
     for row in rows:
         target_path = row.images.get(target)
-        if target_path is None and target in row.extra:
+        if target_path is None and target in row.extra:  # new data: the target is optional
             target_path = Path(row.extra[target])
+            if not target_path.is_absolute():
+                target_path = Path(data_root or Path(sheet).parent) / target_path
+            if not target_path.exists():
+                raise MedgenInputError(
+                    f"sample sheet {sheet}, subject '{row.subject}': file in column "
+                    f"'{target}' does not exist: {target_path}")
         for name in sources:
             if target_path is not None and _same_file(row.images[name], target_path):
                 raise MedgenInputError(

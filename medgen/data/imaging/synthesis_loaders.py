@@ -26,6 +26,9 @@ from medgen.seeding import EpochSeededSampler, epoch_seed
 
 VAL_PATCHES_PER_VOLUME = 16  # fixed validation crops per val subject (same every epoch)
 KEYS = ("source", "target")
+# preparation settings stored with a model: what preparing new subjects for it needs
+PREPARATION_KEYS = ("normalisation", "target_normalisation", "ct_window", "mask",
+                    "resample_target")
 
 
 class PatchDataset(Dataset):
@@ -122,7 +125,9 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
                  "target": manifest["target"], "stage": manifest["stage"],
                  "normalisation": manifest["settings"].get("normalisation"),
                  "target_normalisation": (manifest["settings"].get("target_normalisation")
-                                          or manifest["settings"].get("normalisation"))}
+                                          or manifest["settings"].get("normalisation")),
+                 # how new subjects are prepared for this model (medgen.apply)
+                 "preparation": {k: manifest["settings"].get(k) for k in PREPARATION_KEYS}}
     return TrainingData(
         train=loader, val=val_loader,
         dims={"channels": channels, "patch_size": patch},
@@ -131,5 +136,6 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
                                   subjects, val_subjects),
         provenance={"prepared": str(path), "stage": manifest["stage"],
                     "context_models": manifest["context_models"],
+                    "context_sha256": manifest.get("context_sha256", []),
                     "validation_subjects": val_subjects},
     )

@@ -74,7 +74,7 @@ def normalise_pair(volume: PairVolume, method: str, ct_window: list[float] | Non
 
 
 def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
-                      out_dir: str | os.PathLike) -> Path:
+                      out_dir: str | os.PathLike, require_train: bool = True) -> Path:
     """Read, check, normalise and cache every pair; returns ``out_dir``.
 
     Parameters
@@ -86,13 +86,15 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
         ``ct_window``, and what ``load_pair`` reads).
     out_dir
         The prepared folder (replaced when it exists).
+    require_train
+        False for new subjects a trained model is applied to (``medgen.apply``).
 
     Raises
     ------
     MedgenInputError
         Any bad pair (``load_pair``), or no training subject.
     """
-    if not any(p.split == "train" for p in pairs):
+    if require_train and not any(p.split == "train" for p in pairs):
         raise MedgenInputError("synthesis: the sample sheet has no subject in split 'train'")
     out_dir = Path(out_dir)
     with atomic.atomic_dir(out_dir) as tmp:
