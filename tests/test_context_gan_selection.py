@@ -15,6 +15,7 @@ from medgen import checkpoint, registry
 from medgen.data.imaging.synthesis_loaders import read_volumes
 from medgen.evaluate.synthesis_baselines import train_generator_l1
 from medgen.models.context_gan.plan import SELECTION_KEY, ContextGANPlan
+from medgen.report import synthesis_figures as figures
 from medgen.train import train_model
 from tests.helpers.synthesis_data import prepared_folder
 
@@ -100,6 +101,12 @@ def test_exports_the_lowest_val_mae_epoch_and_resume_exports_the_same(prepared, 
     assert not torch.equal(saved.state["generator"]["net.6.conv.bias"],
                            last["net.6.conv.bias"])
     assert ckpt[SELECTION_KEY]["epoch"] == 0  # the kept weights ride in the checkpoint
+    # the report rings the kept epoch on the val_mae panel
+    assert figures.kept_epoch(path) == 0
+    curves = {"context_gan_stage1": tmp_path / "straight" / "metrics.csv"}
+    figures.training_curves(curves, tmp_path / "plain.png")
+    figures.training_curves(curves, tmp_path / "ringed.png", kept={"context_gan_stage1": 0})
+    assert (tmp_path / "plain.png").read_bytes() != (tmp_path / "ringed.png").read_bytes()
 
     # interrupted after epoch 0, resumed from last.ckpt to epoch 3: the same model.pt
     resumed = tmp_path / "resumed"
@@ -123,6 +130,8 @@ def test_without_select_on_val_the_last_epoch_is_exported(prepared, tmp_path):
         "reason": "select_on_val is false"}
     _, last = last_ckpt_generator(tmp_path)
     assert_same_state(saved.state["generator"], last)
+    assert figures.kept_epoch(path) is None  # no ring in the report
+    assert figures.kept_epoch(tmp_path / "missing.pt") is None
 
 
 def test_without_a_validation_subject_the_last_epoch_is_exported_and_logged(tmp_path, caplog):
