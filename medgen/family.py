@@ -38,7 +38,9 @@ class Stage:
         ``"module:Class"`` of the stage's LightningModule. The class provides
         ``build(hparams, dims, previous)`` (``dims``: the data's sizes,
         ``TrainingData.dims``; ``previous``: the state dicts the earlier stages exported)
-        and ``export_state()`` -> {network name: state dict}, kept in ``model.pt``.
+        and ``export_state()`` -> {network name: state dict}, kept in ``model.pt``; an
+        optional ``export_provenance()`` -> dict is added to ``model.pt``'s provenance
+        (context_gan: which epoch was exported, ``model_selection``).
     epochs_key
         Hyperparameter holding this stage's epochs (``training.max_epochs`` overrides it
         unless the family is a baseline).

@@ -266,16 +266,18 @@ def _merge_metrics(live: Path, earlier: pd.DataFrame | None, kept: Path) -> None
 
 
 def fit_in_memory(plan: L.LightningModule, train_loader: Any, max_epochs: int, seed: int,
-                  num_threads: int | None = None) -> L.LightningModule:
+                  num_threads: int | None = None, val_loader: Any = None
+                  ) -> L.LightningModule:
     """Train ``plan`` without checkpoints, logs or a progress bar (the many short fits of a
-    cross-validation); seeded per epoch like ``fit``. Returns the trained plan."""
+    cross-validation); seeded per epoch like ``fit``; validated after every epoch when
+    ``val_loader`` is given (plans that select an epoch on it). Returns the trained plan."""
     if num_threads:
         torch.set_num_threads(num_threads)
     L.seed_everything(seed, workers=True, verbose=False)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=max_epochs, deterministic=True,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[EpochSeeding(seed)])
-    trainer.fit(plan, train_loader)
+    trainer.fit(plan, train_loader, val_loader)
     return plan
 
 
@@ -329,6 +331,7 @@ def train_model(
     out_dir = Path(out_dir)
     data = resolve(DATA_MODULES[spec.task])(data_path, hparams, seed, family)
     state: dict[str, dict[str, torch.Tensor]] = {}
+    stage_provenance: dict[str, Any] = {}  # e.g. which epoch a plan exported
     trainer = None
     for stage in spec.stages:
         epochs = hparams[stage.epochs_key]
@@ -348,13 +351,15 @@ def train_model(
             trainer = fit(plan, data.train, data.val, out_dir / stage.name, training, epochs,
                           stage_seed, signature=signature, extra_callbacks=callbacks)
         state.update(plan.export_state())
+        if hasattr(plan, "export_provenance"):
+            stage_provenance.update(plan.export_provenance())
     path = out_dir / checkpoint.MODEL_FILE
     if trainer is not None and not trainer.is_global_zero:
         return path  # one writer under DDP
     checkpoint.save(checkpoint.Checkpoint(
         family=family, hparams=dict(hparams), state=state, data=data.signature,
         config=config or {"training": training, "hparams": hparams},
-        provenance={**data.provenance, "training": provenance.collect(
+        provenance={**data.provenance, **stage_provenance, "training": provenance.collect(
             config={"training": training, "hparams": hparams}, seed=seed, inputs=[data_path])},
         seed=int(seed),
     ), path)

@@ -65,7 +65,8 @@ def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed:
                 raise MedgenInputError(
                     "synthesis.evaluation.baselines lists 'generator_l1' but no context_gan "
                     "hyperparameters were given (models.context_gan) to build its generator")
-            net = train_generator_l1(train, generator, seed, num_threads)
+            _, val = read_volumes(prepared, "val")  # its select_on_val, as the family's
+            net = train_generator_l1(train, generator, seed, num_threads, val_volumes=val)
             predictors["generator_l1"] = net.predict
         else:
             raise MedgenInputError(

@@ -9,11 +9,14 @@
 - the context-aware GAN's own generator trained with L1 only (no adversarial term, no GDL,
   one stage: no auto-context), with the configured preset's architecture, patches and
   budget: what the adversarial term, the GDL and auto-context add (Nie et al. 2017's
-  ablation).
+  ablation). When the preset selects on validation (``select_on_val``) it is selected as
+  the family is: on the validation subject's fixed patches, lowest ``val_mae``; without a
+  validation subject it keeps its last epoch (logged).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import lightning as L
@@ -25,12 +28,17 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 from torch.utils.data import DataLoader
 
-from medgen.data.imaging.synthesis_loaders import EpochOffsetSampler, PatchDataset
+from medgen.data.imaging.synthesis_loaders import (
+    VAL_PATCHES_PER_VOLUME,
+    EpochOffsetSampler,
+    PatchDataset,
+)
 from medgen.evaluate.synthesis_inference import Synthesiser
 from medgen.models.context_gan.plan import ContextGANPlan
 from medgen.seeding import seed_all
 from medgen.train import fit_in_memory
 
+log = logging.getLogger(__name__)
 OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
 VOXELS_PER_SUBJECT = 20_000  # sampled in-mask training voxels per subject
 PREDICT_CHUNK = 500_000  # voxels featurised at a time (bounds memory: ~54 floats each)
@@ -147,7 +155,8 @@ def generator_l1_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any],
-                       seed: int, num_threads: int | None = None) -> Synthesiser:
+                       seed: int, num_threads: int | None = None,
+                       val_volumes: list[dict[str, np.ndarray]] | None = None) -> Synthesiser:
     """Train the context_gan generator with L1 only on patches of ``volumes`` and return it
     ready for ``Synthesiser.predict`` (the same sliding-window inference as the GAN).
 
@@ -164,6 +173,11 @@ def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, 
         (``generator_l1_hparams``).
     seed
         Initialisation and patch sampling.
+    val_volumes
+        Validation subjects (as ``volumes``). With ``select_on_val`` in ``hparams`` the
+        generator of the epoch with the lowest ``val_mae`` on their fixed patches is kept
+        (the crops ``medgen.train`` validates the family on); without them, the last
+        epoch's. The choice is in the returned ``Synthesiser.data['model_selection']``.
 
     Raises
     ------
@@ -177,6 +191,17 @@ def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, 
     in_channels = int(volumes[0]["source"].shape[0])
     seed_all(seed)  # the initial weights too: the same seed gives the same baseline
     plan = ContextGANPlan(hp, in_channels, hp["patch_size"])
-    fit_in_memory(plan, loader, hp["max_epochs"], seed, num_threads)
+    val_loader = None
+    if plan.select_on_val and val_volumes:
+        # the same fixed crops as the family's validation loader (synthesis_loaders)
+        val_loader = DataLoader(PatchDataset(val_volumes, hp["patch_size"],
+                                             VAL_PATCHES_PER_VOLUME, seed + 1),
+                                batch_size=hp["batch_size"])
+    fit_in_memory(plan, loader, hp["max_epochs"], seed, num_threads, val_loader=val_loader)
+    plan.restore_selected()
+    selection = plan.selection()
+    log.info("generator_l1: kept epoch %s of %s (%s, val_mae %s)", selection["epoch"],
+             selection["epochs_trained"], selection["rule"], selection["val_mae"])
     return Synthesiser(plan.generator.eval(), plan.generator.margin,
-                       {"channels": in_channels, "family": "generator_l1"})
+                       {"channels": in_channels, "family": "generator_l1",
+                        "model_selection": selection})

@@ -24,6 +24,7 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from medgen import checkpoint  # noqa: E402
 from medgen.atomic import atomic_path  # noqa: E402
 from medgen.data.imaging import intensity  # noqa: E402
 from medgen.data.imaging.synthesis_prepare import crop, load_subject, read_manifest  # noqa: E402
@@ -130,11 +131,12 @@ def mid_slices(source: np.ndarray, target: np.ndarray, outputs: dict[str, np.nda
     _save(fig, path)
 
 
-def training_curves(metrics_csvs: dict[str, str | os.PathLike], path: str | os.PathLike
-                    ) -> list[str]:
+def training_curves(metrics_csvs: dict[str, str | os.PathLike], path: str | os.PathLike,
+                    kept: dict[str, int | None] | None = None) -> list[str]:
     """Per-epoch loss terms (``CURVE_TERMS``) of every stage, one panel per term, one line
     per stage; stages without a ``metrics.csv`` are named in the figure and skipped.
-    Returns the stages drawn."""
+    ``kept``: stage -> the epoch its ``model.pt`` holds (0-based, ``kept_epoch``), ringed on
+    the ``val_mae`` panel. Returns the stages drawn."""
     tables, missing = {}, []
     for name, csv in metrics_csvs.items():
         try:
@@ -148,7 +150,11 @@ def training_curves(metrics_csvs: dict[str, str | os.PathLike], path: str | os.P
         for name, table in tables.items():
             if term in table:
                 series = table[term].dropna()
-                ax.plot(series.index + 1, series.to_numpy(), marker=".", label=name)
+                line, = ax.plot(series.index + 1, series.to_numpy(), marker=".", label=name)
+                epoch = (kept or {}).get(name)
+                if term == "val_mae" and epoch is not None and epoch in series.index:
+                    ax.plot(epoch + 1, series[epoch], "o", markersize=10, fillstyle="none",
+                            color=line.get_color(), label=f"{name}: exported (epoch {epoch + 1})")
         ax.set_title(term)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
@@ -159,6 +165,18 @@ def training_curves(metrics_csvs: dict[str, str | os.PathLike], path: str | os.P
     fig.tight_layout()
     _save(fig, path)
     return list(tables)
+
+
+def kept_epoch(model_path: str | os.PathLike) -> int | None:
+    """The epoch (0-based) whose networks a ``model.pt`` holds when it was selected on the
+    validation subject (provenance ``model_selection``); None for a last-epoch model, an
+    older file or a missing one."""
+    try:
+        saved = checkpoint.load(model_path)
+    except MedgenInputError:
+        return None
+    selection = saved.provenance.get("model_selection") or {}
+    return selection.get("epoch") if selection.get("rule") == "lowest val_mae" else None
 
 
 def method_volume(eval_dir: Path, method: str, subject: str,
@@ -240,5 +258,7 @@ def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
                    written[f"slices_{subject}"],
                    f"{subject}: {manifest['sources'][0]} -> {manifest['target']}")
     training_curves({name: Path(models[family][k - 1]).parent / "metrics.csv"
-                     for name, (family, k) in stages.items()}, written["curves"])
+                     for name, (family, k) in stages.items()}, written["curves"],
+                    kept={name: kept_epoch(models[family][k - 1])
+                          for name, (family, k) in stages.items()})
     return written

@@ -1,9 +1,19 @@
 """Lightning plan of the context-aware synthesis GAN: one discriminator and one generator
 update per batch of (source, target) patches (``AdversarialPlan`` gives the step order).
-With adversarial_weight 0 the discriminator is never trained: the 'l1_only' ablation."""
+With adversarial_weight 0 the discriminator is never trained: the 'l1_only' ablation.
+
+Model selection (``select_on_val``): after each epoch's validation the plan keeps a copy of
+both networks when the epoch's ``val_mae`` (the validation subject's fixed patches) is the
+lowest so far (ties: the earliest epoch); ``export_state`` then returns that copy instead of
+the last epoch's networks. The copy, its epoch and its ``val_mae`` travel in every Lightning
+checkpoint (``SELECTION_KEY``), so a run resumed from ``last.ckpt`` exports exactly what an
+uninterrupted run does.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import torch
@@ -12,6 +22,10 @@ import torch.nn.functional as F
 from medgen.models.adversarial import AdversarialPlan
 from medgen.models.context_gan import check_hparams
 from medgen.models.context_gan.module import build_networks, centre, generator_loss
+
+log = logging.getLogger(__name__)
+SELECTION_KEY = "medgen_selection"  # Lightning checkpoint entry: the kept networks
+NETWORKS = ("generator", "discriminator")
 
 
 class ContextGANPlan(AdversarialPlan):
@@ -23,6 +37,11 @@ class ContextGANPlan(AdversarialPlan):
         check_hparams({**hparams, "patch_size": patch_size})
         self.generator, self.discriminator = build_networks(hparams, channels)
         self.margin = self.generator.margin
+        # models trained before the option existed exported their last epoch
+        self.select_on_val = bool(hparams.get("select_on_val", False))
+        # {'epoch', 'val_mae', 'state': {network: state dict}} of the best epoch so far
+        self.best: dict[str, Any] | None = None
+        self._val_error: torch.Tensor | None = None  # (sum |error|, voxels) of this epoch
 
     @classmethod
     def build(cls, hparams: dict[str, Any], dims: dict[str, Any],
@@ -69,9 +88,75 @@ class ContextGANPlan(AdversarialPlan):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        self.log("val_mae", (self.generator(x) - centre(y, self.margin)).abs().mean(),
-                 prog_bar=True)
+        error = (self.generator(x) - centre(y, self.margin)).abs()
+        batch_error = torch.stack([error.sum(dtype=torch.float64),
+                                   torch.tensor(error.numel(), dtype=torch.float64,
+                                                device=error.device)])
+        self._val_error = batch_error if self._val_error is None else self._val_error + batch_error
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the epoch's ``val_mae`` (mean absolute error over every voxel of the fixed
+        validation patches) and keep the networks when it is the lowest so far."""
+        if self._val_error is None:
+            return
+        total, voxels = self.trainer.strategy.reduce(self._val_error, reduce_op="sum")
+        self._val_error = None
+        val_mae = float(total / voxels)
+        self.log("val_mae", val_mae, prog_bar=True)
+        if self.trainer.sanity_checking or not self.select_on_val or not math.isfinite(val_mae):
+            return
+        if self.best is None or val_mae < self.best["val_mae"]:  # ties: the earliest stays
+            self.best = {"epoch": int(self.current_epoch), "val_mae": val_mae,
+                         "state": {name: _copy(getattr(self, name).state_dict())
+                                   for name in NETWORKS}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.best is not None:
+            checkpoint[SELECTION_KEY] = self.best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(SELECTION_KEY)
+        self.best = None if saved is None else {
+            "epoch": int(saved["epoch"]), "val_mae": float(saved["val_mae"]),
+            "state": {name: _copy(sd) for name, sd in saved["state"].items()}}
+
+    def on_fit_end(self) -> None:
+        if self.select_on_val and self.best is None:
+            log.info("select_on_val: no validation subject (or no finite val_mae): the last "
+                     "epoch's generator is exported")
+
+    def selection(self) -> dict[str, Any]:
+        """Which epoch's networks ``export_state`` returns (written to ``model.pt``'s
+        provenance as ``model_selection``): ``epoch`` (0-based, as the ``epoch`` column of
+        ``metrics.csv``), its ``val_mae`` (None when not selected on it), ``epochs_trained``
+        and ``rule``: 'lowest val_mae', or 'last epoch' with the ``reason``."""
+        trained = int(self.trainer.current_epoch) if self._trainer is not None else None
+        if self.best is not None:
+            return {"rule": "lowest val_mae", "epoch": self.best["epoch"],
+                    "val_mae": self.best["val_mae"], "epochs_trained": trained}
+        reason = ("no validation data (or no finite val_mae)" if self.select_on_val
+                  else "select_on_val is false")
+        return {"rule": "last epoch", "epoch": None if trained is None else trained - 1,
+                "val_mae": None, "epochs_trained": trained, "reason": reason}
+
+    def export_provenance(self) -> dict[str, Any]:
+        """Added to ``model.pt``'s provenance by ``medgen.train.train_model``."""
+        return {"model_selection": self.selection()}
+
+    def restore_selected(self) -> None:
+        """Load the kept networks into ``generator`` and ``discriminator`` (in-memory
+        fits, e.g. the 'generator_l1' baseline); no-op without a selection."""
+        if self.best is not None:
+            for name in NETWORKS:
+                getattr(self, name).load_state_dict(self.best["state"][name])
 
     def export_state(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {"generator": self.generator.state_dict(),
-                "discriminator": self.discriminator.state_dict()}
+        """The networks of the selected epoch (``select_on_val``), else of the last one."""
+        if self.best is not None:
+            return {name: dict(sd) for name, sd in self.best["state"].items()}
+        return {name: getattr(self, name).state_dict() for name in NETWORKS}
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict (later steps must not change it)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
