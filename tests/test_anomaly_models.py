@@ -76,6 +76,42 @@ def test_presets_and_overrides(family):
         registry.resolve_hparams(family, "default", {"latent_dim": "big"})
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_generator_upsampling_modes_draw_the_same_shape(spatial_dims):
+    z = torch.randn(2, 8)
+    shapes = {mode: Generator(8, 1, 16, 4, spatial_dims, mode)(z).shape
+              for mode in ("transposed", "nearest")}
+    assert shapes["transposed"] == shapes["nearest"] == (2, 1, *[16] * spatial_dims)
+    nearest = Generator(8, 1, 16, 4, spatial_dims, "nearest")
+    assert not any(isinstance(m, torch.nn.modules.conv._ConvTransposeNd)
+                   for m in list(nearest.net)[3:])  # only the 1 -> 4 projection transposes
+    with pytest.raises(ValueError, match="upsampling"):
+        Generator(8, 1, 16, 4, spatial_dims, "bilinear")
+
+
+def test_fanogan_upsampling_is_checked_with_the_config():
+    from medgen.models.fanogan import UPSAMPLING, check_hparams
+    from medgen.nn import dcgan
+
+    assert UPSAMPLING == dcgan.UPSAMPLING  # spelt out torch-free in the family module
+    default = registry.resolve_hparams("fanogan", "default")
+    check_hparams({**default, "upsampling": "nearest"})
+    with pytest.raises(MedgenInputError, match="models.fanogan.params.upsampling.*'cubic'"):
+        check_hparams({**default, "upsampling": "cubic"})
+    with pytest.raises(MedgenInputError, match="residual_blocks"):
+        check_hparams({**registry.resolve_hparams("fanogan", "paper"),
+                       "upsampling": "transposed"})
+
+
+def test_fanogan_checkpoint_without_upsampling_builds_transposed_generator():
+    from medgen.models.fanogan.module import build_networks
+
+    hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
+    del hp["upsampling"]  # a model.pt written before the key existed
+    generator = build_networks(hp, 1, 16)[0]
+    assert isinstance(list(generator.net)[3], torch.nn.modules.conv._ConvTransposeNd)
+
+
 def test_anogan_paper_preset_is_faithful():
     hp = registry.resolve_hparams("anogan", "paper")
     assert (hp["score_steps"], hp["score_lambda"]) == (500, 0.1)

@@ -1,9 +1,15 @@
 """DCGAN generator and discriminator (Radford et al. 2016) for square (2D) or cubic (3D)
 images whose side is a power of two >= 8.
 
-Strided (transposed) convolutions with kernel 4 / stride 2 (kernel divisible by stride: no
-checkerboard), batch norm, ReLU in G, LeakyReLU in D, tanh output, N(0, 0.02) init. Layer
-types come from MONAI's factories, so ``spatial_dims`` picks 2D or 3D layers.
+Strided (transposed) convolutions with kernel 4 / stride 2, batch norm, ReLU in G,
+LeakyReLU in D, tanh output, N(0, 0.02) init. Layer types come from MONAI's factories, so
+``spatial_dims`` picks 2D or 3D layers.
+
+The generator's ``upsampling='nearest'`` replaces each stride-2 transposed convolution by
+nearest-neighbour upsampling and a 3^d convolution ("resize-convolution", Odena et al.,
+Distill 2016, "Deconvolution and Checkerboard Artifacts"): a kernel divisible by its stride
+avoids the uneven overlap, yet briefly trained transposed convolutions still draw a
+pixel-scale dither that the residual maps of an anomaly detector then light up.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import torch
 from monai.networks.layers.factories import Conv, Norm
 from torch import nn
 
+UPSAMPLING = ("transposed", "nearest")
 
 def n_doublings(image_size: int) -> int:
     """Number of stride-2 layers between 4 (per axis) and ``image_size``.
@@ -49,22 +56,39 @@ class Generator(nn.Module):
         Width of the last hidden layer (DCGAN's ngf); it doubles towards the 4^d start.
     spatial_dims
         2 (images) or 3 (volumes).
+    upsampling
+        'transposed' (DCGAN: stride-2 transposed convolutions, kernel 4) or 'nearest'
+        (nearest-neighbour x2, then a 3^d convolution: no checkerboard dither).
+
+    Raises
+    ------
+    ValueError
+        ``image_size`` is not a power of two >= 8, or ``upsampling`` is neither mode.
     """
 
     def __init__(self, latent_dim: int, channels: int, image_size: int, base: int,
-                 spatial_dims: int = 2) -> None:
+                 spatial_dims: int = 2, upsampling: str = "transposed") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLING:
+            raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {upsampling!r}")
         up, norm = Conv[Conv.CONVTRANS, spatial_dims], Norm[Norm.BATCH, spatial_dims]
+        conv = Conv[Conv.CONV, spatial_dims]
+
+        def double(c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+            if upsampling == "transposed":
+                return [up(c_in, c_out, 4, 2, 1, bias=bias)]
+            return [nn.Upsample(scale_factor=2, mode="nearest"),
+                    conv(c_in, c_out, 3, 1, 1, bias=bias)]
+
         n = n_doublings(image_size)
         width = base * 2 ** (n - 1)
         layers: list[nn.Module] = [
             up(latent_dim, width, 4, 1, 0, bias=False), norm(width), nn.ReLU(True),
         ]
         for _ in range(n - 1):
-            layers += [up(width, width // 2, 4, 2, 1, bias=False), norm(width // 2),
-                       nn.ReLU(True)]
+            layers += [*double(width, width // 2, False), norm(width // 2), nn.ReLU(True)]
             width //= 2
-        layers += [up(width, channels, 4, 2, 1), nn.Tanh()]
+        layers += [*double(width, channels, True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.latent_dim = latent_dim
         self.spatial_dims = spatial_dims

@@ -5,13 +5,21 @@ E with G and the critic frozen (izi_f loss). Score A(x) = A_R + kappa * A_D from
 forward pass. The image size comes from the prepared data (paper: 64 x 64).
 """
 
+from typing import Any
+
+from medgen.errors import MedgenInputError
 from medgen.family import FamilySpec, Stage
+
+# medgen.nn.dcgan.UPSAMPLING, spelt out: family modules stay torch-free so that Snakemake
+# parses and config validation are quick (a test keeps the two equal)
+UPSAMPLING = ("transposed", "nearest")
 
 PRESETS = {
     "paper": {
         "latent_dim": 128,
         "channels_base": 64,        # residual-block width ("dim" in the WGAN-GP code)
         "residual_blocks": True,
+        "upsampling": "nearest",    # residual up-blocks upsample by nearest neighbour
         "batch_size": 64,
         "n_critic": 5,              # critic steps per generator step
         "gp_weight": 10.0,          # gradient penalty lambda
@@ -29,6 +37,7 @@ PRESETS = {
         "latent_dim": 128,
         "channels_base": 32,
         "residual_blocks": False,   # DCGAN-style strided convs: ~30x cheaper on CPU
+        "upsampling": "transposed", # DCGAN's; 'nearest': resize-convolution, no dither
         "batch_size": 64,
         "n_critic": 5,
         "gp_weight": 10.0,
@@ -44,6 +53,28 @@ PRESETS = {
     },
 }
 
+
+
+def check_hparams(hparams: dict[str, Any], key: str = "models.fanogan.params") -> None:
+    """Refuse an ``upsampling`` the generator cannot build, before any job runs.
+
+    Raises
+    ------
+    MedgenInputError
+        ``upsampling`` is not one of ``UPSAMPLING``, or is 'transposed' with
+        ``residual_blocks`` (the residual generator always upsamples by nearest neighbour).
+    """
+    mode = hparams["upsampling"]
+    if mode not in UPSAMPLING:
+        raise MedgenInputError(
+            f"config key '{key}.upsampling' is {mode!r}; expected one of {list(UPSAMPLING)}")
+    if hparams["residual_blocks"] and mode != "nearest":
+        raise MedgenInputError(
+            f"config key '{key}.upsampling' is {mode!r}, but residual_blocks: true builds the "
+            "paper's residual generator, which upsamples by nearest neighbour only: expected "
+            "'nearest', or residual_blocks: false for the DCGAN generator")
+
+
 FAMILY = FamilySpec(
     name="fanogan",
     task="anomaly",
@@ -57,4 +88,5 @@ FAMILY = FamilySpec(
     ),
     load="medgen.models.fanogan.module:load_for_inference",
     description="f-AnoGAN (Schlegl et al. 2019), WGAN-GP plus izi_f encoder.",
+    check=check_hparams,
 )

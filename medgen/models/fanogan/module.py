@@ -23,7 +23,8 @@ from medgen.nn.residual import ResCritic, ResGenerator
 
 def build_networks(hp: dict[str, Any], channels: int, image_size: int,
                    spatial_dims: int = 2) -> tuple[nn.Module, nn.Module, nn.Module]:
-    """(generator, critic, encoder): residual blocks (paper) or DCGAN-style strided convs.
+    """(generator, critic, encoder): residual blocks (paper) or DCGAN-style strided convs
+    (``upsampling``: the DCGAN generator's 'transposed' or 'nearest', ``medgen.nn.dcgan``).
 
     The encoder has the critic's architecture with a latent-sized head (izi_f).
     """
@@ -32,7 +33,9 @@ def build_networks(hp: dict[str, Any], channels: int, image_size: int,
         return (ResGenerator(latent, channels, image_size, base, d),
                 ResCritic(channels, image_size, base, spatial_dims=d),
                 ResCritic(channels, image_size, base, out_dim=latent, spatial_dims=d))
-    return (Generator(latent, channels, image_size, base, d),
+    # checkpoints from before 'upsampling' existed used transposed convolutions
+    return (Generator(latent, channels, image_size, base, d,
+                      hp.get("upsampling", "transposed")),
             Discriminator(channels, image_size, base, 0.2, batch_norm=False, spatial_dims=d),
             Discriminator(channels, image_size, base, 0.2, batch_norm=False, out_dim=latent,
                           spatial_dims=d))
