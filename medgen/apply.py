@@ -225,9 +225,8 @@ def _apply_synthesis(model_path, config, out_dir: Path, device: str) -> Path:
         read_manifest,
     )
     from medgen.evaluate import synthesis_inference as inference
-    from medgen.evaluate.synthesis import report_scale
+    from medgen.evaluate.synthesis import score_outputs
     from medgen.evaluate.synthesis_cascade import load_stages, model_preparation
-    from medgen.evaluate.synthesis_metrics import synthesis_metrics
     from medgen.family import resolve
     from medgen.provenance import sha256_file
 
@@ -262,12 +261,11 @@ def _apply_synthesis(model_path, config, out_dir: Path, device: str) -> Path:
         log.info("%s: %d stage(s) written", subject, len(outputs))
         if "target" not in arrays:
             continue
-        reference, _ = report_scale(arrays["target"][0], manifest, subject, mask)
         label = arrays["label"][0] if "label" in arrays else None
-        for k, out in enumerate(outputs, start=1):
-            prediction, _ = report_scale(out, manifest, subject, mask)
-            rows.append({"subject": subject, "method": f"{family}_stage{k}",
-                         **synthesis_metrics(prediction, reference, mask, label)})
+        scored, _ = score_outputs(
+            {f"{family}_stage{k}": out for k, out in enumerate(outputs, start=1)},
+            arrays["target"][0], manifest, subject, mask, label)
+        rows += [{"subject": subject, **row} for row in scored]
     method = settings["target_normalisation"] or settings["normalisation"]
     summary = {"model": str(model_path), "family": family,
                "stages": [{"path": str(p), "sha256": sha256_file(p)} for p in paths],

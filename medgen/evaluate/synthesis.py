@@ -88,6 +88,25 @@ def report_scale(volume: np.ndarray, manifest: dict[str, Any], subject: str,
     return intensity.invert(volume, params, mask), "HU"
 
 
+def score_outputs(outputs: dict[str, np.ndarray], target: np.ndarray,
+                  manifest: dict[str, Any], subject: str, mask: np.ndarray,
+                  label: np.ndarray | None = None) -> tuple[list[dict[str, Any]], str]:
+    """In-mask metrics (``synthesis_metrics``) of each method's prediction of one subject's
+    target, both on the reporting scale (``report_scale``: HU for a CT target).
+
+    ``outputs``: method -> prediction (D, H, W) on the prepared (normalised) scale; ``target``,
+    ``mask`` (bool) and ``label`` (tumour labels, optional) share its shape. Returns (one row
+    per method: ``method`` and the metrics, the units of the scale).
+    """
+    reference, units = report_scale(target, manifest, subject, mask)
+    rows = []
+    for method, prediction in outputs.items():
+        prediction, _ = report_scale(prediction, manifest, subject, mask)
+        rows.append({"method": method,
+                     **synthesis_metrics(prediction, reference, mask, label)})
+    return rows, units
+
+
 def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]],
                        out_dir: str | os.PathLike, baselines: list[str], seed: int,
                        unet: dict[str, Any], window: int = inference.WINDOW,
@@ -152,12 +171,10 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
                 # the report's mid-slices show baselines beside the stages
                 inference.write_subject([outputs[name]], manifest, subject, mask,
                                         out_dir / name, [{"baseline": name}], [subject])
-            target, units = report_scale(target, manifest, subject, mask)
-            for method, prediction in outputs.items():
-                prediction, _ = report_scale(prediction, manifest, subject, mask)
-                row = synthesis_metrics(prediction, target, mask, label)
-                rows.append({"split": split, "subject": subject, "method": method, **row})
-                log.info("%s (%s) %s: PSNR %.2f dB, SSIM %.3f", subject, split, method,
+            scored, units = score_outputs(outputs, target, manifest, subject, mask, label)
+            for row in scored:
+                rows.append({"split": split, "subject": subject, **row})
+                log.info("%s (%s) %s: PSNR %.2f dB, SSIM %.3f", subject, split, row["method"],
                          row["psnr"], row["ssim"])
     table = pd.DataFrame(rows)
     with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
