@@ -28,7 +28,11 @@ SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 wi
 
 
 def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stitched reconstruction and window-score map of images larger than the model."""
+    """Stitched reconstruction and window-score map of images larger than the model.
+
+    Windows are blended with Gaussian weights (MONAI's ``mode='gaussian'``): a plain average
+    leaves a visible seam wherever the number of overlapping windows changes, and each
+    window's edges, where its generator sees the least context, count the least."""
     size = scorer.image_size
 
     def predictor(window: torch.Tensor):
@@ -45,7 +49,7 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=overlap, mode="constant", progress=True)
+        scorer, "batch_size", 256), overlap=overlap, mode="gaussian", progress=True)
     # one bar over windows, not one per window batch from scorers that have their own
     own_bar = getattr(scorer, "progress", None)
     if own_bar is not None:
