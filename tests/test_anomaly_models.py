@@ -419,7 +419,8 @@ def test_covariate_deviation_is_two_sided():
     np.testing.assert_allclose(got, [0.0, 2.0, 2.0, 6.0])
 
 
-def test_sliding_windows_blend_back_to_the_image_without_seams():
+@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+def test_sliding_windows_blend_back_to_the_image(blend):
     from medgen.evaluate.anomaly_inference import _sliding
     from medgen.models.anomaly import Scores
 
@@ -431,8 +432,11 @@ def test_sliding_windows_blend_back_to_the_image_without_seams():
                           reconstruction=windows, steps=None)
 
     image = blobs(2, size=40)  # 40 = 16-pixel windows at half overlap, uneven coverage
-    recon, score_map = _sliding(Echo(), image, 0.5)
-    # Gaussian weights are normalised per pixel: a perfect reconstruction stitches back
-    # to the input, whatever the number of windows covering each pixel
+    recon, score_map = _sliding(Echo(), image, 0.5, blend)
+    # weights are normalised per pixel: a perfect reconstruction stitches back to the
+    # input, whatever the number of windows covering each pixel
     np.testing.assert_allclose(recon, image, atol=1e-5)
     assert score_map.shape == (2, 40, 40)
+    # window scores differ, so the two weightings give different maps
+    other = _sliding(Echo(), image, 0.5, "constant" if blend == "gaussian" else "gaussian")[1]
+    assert not np.allclose(score_map, other)

@@ -27,12 +27,13 @@ from medgen.evaluate.scorers import load_scorer
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
 
 
-def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np.ndarray]:
+def _sliding(scorer, images: np.ndarray, overlap: float,
+             blend: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
     """Stitched reconstruction and window-score map of images larger than the model.
 
-    Windows are blended with Gaussian weights (MONAI's ``mode='gaussian'``): a plain average
-    leaves a visible seam wherever the number of overlapping windows changes, and each
-    window's edges, where its generator sees the least context, count the least."""
+    ``blend`` is MONAI's ``SlidingWindowInferer`` mode: 'gaussian' weights each window's
+    centre over its edges, where its network sees the least context; 'constant' averages
+    the windows evenly and leaves a step wherever the number of overlapping windows changes."""
     size = scorer.image_size
 
     def predictor(window: torch.Tensor):
@@ -49,7 +50,7 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=overlap, mode="gaussian", progress=True)
+        scorer, "batch_size", 256), overlap=overlap, mode=blend, progress=True)
     # one bar over windows, not one per window batch from scorers that have their own
     own_bar = getattr(scorer, "progress", None)
     if own_bar is not None:
@@ -65,10 +66,12 @@ def _sliding(scorer, images: np.ndarray, overlap: float) -> tuple[np.ndarray, np
 
 def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
                window_overlap: float = SLIDING_OVERLAP, residual: str = "abs",
-               slice_score: str = "mean") -> dict[str, np.ndarray]:
+               slice_score: str = "mean", window_blend: str = "gaussian",
+               ) -> dict[str, np.ndarray]:
     """Per-image score, residual map (N, H, W) and reconstruction for one split.
     ``slice_score``: a slice scored through sliding windows gets the mean ('mean') or the
-    largest ('max') window score inside its mask."""
+    largest ('max') window score inside its mask; ``window_blend``: 'gaussian' or 'constant'
+    (``_sliding``)."""
     images = data["images"]
     masks = data.get("masks")
     inside = masks.astype(bool) if masks is not None else np.ones(
@@ -94,7 +97,7 @@ def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
         if out.steps is not None:
             result["steps"] = out.steps
     else:
-        recon, score_map = _sliding(scorer, images, window_overlap)
+        recon, score_map = _sliding(scorer, images, window_overlap, window_blend)
         if slice_score == "max":  # one anomalous window is enough: local lesions
             slice_scores = np.where(inside, score_map, -np.inf).max(axis=(1, 2))
             slice_scores = np.where(np.isfinite(slice_scores), slice_scores, 0.0)
@@ -120,6 +123,7 @@ def score_anomalies(
     window_overlap: float = SLIDING_OVERLAP,
     residual: str = "abs",
     slice_score: str = "mean",
+    window_blend: str = "gaussian",
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -142,6 +146,8 @@ def score_anomalies(
         'abs' |x - recon| or 'positive' max(x - recon, 0) for the residual maps.
     slice_score
         'mean' or 'max' of the window scores inside a slice's mask (sliding windows only).
+    window_blend
+        'gaussian' or 'constant' weights of overlapping windows (sliding windows only).
     """
     out_dir = Path(out_dir)
     data = load_split(data_path)
@@ -150,7 +156,8 @@ def score_anomalies(
     if modalities is not None:
         signature["modalities"] = modalities
     scorer = None if method in TRIVIAL else load_scorer(model_path, device, signature)
-    result = run_scorer(scorer, data, method, window_overlap, residual, slice_score)
+    result = run_scorer(scorer, data, method, window_overlap, residual, slice_score,
+                        window_blend)
     n = len(data["images"])
     columns = {"subject": data["subject"], "index": data.get("index", np.arange(n)),
                "y": data["y"], "score": result["score"]}
@@ -205,5 +212,6 @@ def score_splits(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
                 residual=scoring["residual"], slice_score=scoring.get("slice_score", "mean"),
+                window_blend=scoring.get("window_blend", "gaussian"),
             )
     return written
