@@ -102,6 +102,54 @@ def test_small_patches_pass_without_an_adversarial_term():
     assert generator(torch.zeros(2, 1, 16, 16, 16)).shape == (2, 1, 16, 16, 16)
 
 
+@pytest.mark.parametrize("params, match", [
+    ({"max_epochs": -1}, r"params.max_epochs' is -1; expected an integer >= 1"),
+    ({"max_epochs": 0}, r"params.max_epochs' is 0; expected an integer >= 1"),
+    ({"samples_per_volume": 0}, r"params.samples_per_volume' is 0; expected an integer >= 1"),
+    ({"batch_size": 0}, r"params.batch_size' is 0; expected an integer >= 1"),
+    ({"auto_context_stages": 0}, r"params.auto_context_stages' is 0; expected an integer"),
+    ({"lr": 0.0}, r"params.lr' is 0.0; expected a learning rate > 0"),
+    ({"lr": -0.001}, r"params.lr' is -0.001; expected a learning rate > 0"),
+    ({"beta1": 1.0}, r"params.beta1' is 1.0; expected Adam's beta1 in \[0, 1\)"),
+    ({"beta1": -0.1}, r"params.beta1' is -0.1; expected Adam's beta1 in \[0, 1\)"),
+    ({"l1_weight": -1.0}, r"params.l1_weight' is -1.0; expected a weight >= 0"),
+    ({"l2_weight": -1.0}, r"params.l2_weight' is -1.0; expected a weight >= 0"),
+    ({"gdl_weight": -1.0}, r"params.gdl_weight' is -1.0; expected a weight >= 0"),
+    ({"adversarial_weight": -0.5}, r"params.adversarial_weight' is -0.5; expected a weight"),
+    ({"l2_weight": 0.0}, r"params.l1_weight' and 'models.context_gan.params.l2_weight' are "
+                         r"both 0: no reconstruction term"),
+    ({"norm": "group"}, r"params.norm' is 'group'; expected one of: batch, instance, none"),
+    ({"padding": "full"}, r"params.padding' is 'full'; expected one of: same, valid"),
+    ({"discriminator": "pixel"}, r"params.discriminator' is 'pixel'; expected one of: patch, cnn"),
+    ({"generator_kernels": []}, r"params.generator_kernels' is \[\]; expected a non-empty list "
+                                r"of odd kernel sides >= 1"),
+    ({"generator_kernels": [3, 4]}, r"params.generator_kernels' is \[3, 4\]; expected"),
+    ({"generator_kernels": [3, -1]}, r"params.generator_kernels' is \[3, -1\]; expected"),
+])
+def test_out_of_range_hyperparameters_fail_when_the_config_is_validated(params, match):
+    from medgen.config import validate
+
+    with pytest.raises(MedgenInputError, match="config keys? 'models.context_gan." + match):
+        validate({"models": {"context_gan": {"preset": "default", "params": params}}})
+
+
+def test_checked_choices_are_what_the_networks_build():
+    from medgen.models.context_gan import DISCRIMINATORS, NORMS, PADDINGS, module
+
+    assert NORMS == tuple(module.NORMS)  # spelt out torch-free in the family module
+    hp = {**registry.presets("context_gan")["default"], "generator_channels": 2,
+          "discriminator_channels": 2}
+    for norm in NORMS:
+        for padding in PADDINGS:
+            for discriminator in DISCRIMINATORS:
+                build_networks({**hp, "norm": norm, "padding": padding,
+                                "discriminator": discriminator}, 1)
+    with pytest.raises(ValueError):
+        build_networks({**hp, "padding": "full"}, 1)
+    with pytest.raises(ValueError):
+        build_networks({**hp, "discriminator": "pixel"}, 1)
+
+
 def test_gradient_difference_loss_and_loss_weights():
     y = torch.rand(2, 1, 8, 8, 8)
     assert gradient_difference_loss(y, y) == 0

@@ -60,6 +60,15 @@ from medgen.family import FamilySpec, Stage
 MIN_PATCH_DISCRIMINATOR = 32  # MONAI PatchDiscriminator (3 layers): below, one logit or none
 MIN_CNN_DISCRIMINATOR = 8  # three 2x max-pools of the paper's CNN
 MIN_OUTPUT = 4  # voxels per side left after valid convolutions
+# What medgen.models.context_gan.module builds, spelt out: family modules stay torch-free so
+# that Snakemake parses and config validation are quick (a test keeps them equal)
+NORMS = ("batch", "instance", "none")  # module.NORMS
+PADDINGS = ("same", "valid")  # FCNGenerator
+DISCRIMINATORS = ("patch", "cnn")  # build_networks
+# counts that must be >= 1 (Lightning reads max_epochs -1 as "train forever")
+_POSITIVE_COUNTS = ("max_epochs", "samples_per_volume", "batch_size", "auto_context_stages",
+                    "generator_channels", "discriminator_channels")
+_LOSS_WEIGHTS = ("l1_weight", "l2_weight", "gdl_weight", "adversarial_weight")
 
 _DEFAULT: dict[str, Any] = {
     "patch_size": 32,
@@ -116,6 +125,51 @@ def output_side(hparams: dict[str, Any]) -> int:
     return int(hparams["patch_size"]) - 2 * margin
 
 
+def check_values(hparams: dict[str, Any], key: str = "models.context_gan.params") -> None:
+    """Refuse single values the networks or the trainer cannot use (their types are checked
+    by ``medgen.registry.resolve_hparams``).
+
+    Raises
+    ------
+    MedgenInputError
+        Naming ``<key>.<name>`` and the expected range: a count in ``_POSITIVE_COUNTS``
+        below 1; ``lr`` <= 0; ``beta1`` outside [0, 1); a loss weight < 0, or l1_weight and
+        l2_weight both 0 (no reconstruction term: nothing sets the intensities); ``norm``,
+        ``padding`` or ``discriminator`` not one of ``NORMS``, ``PADDINGS``,
+        ``DISCRIMINATORS``; ``generator_kernels`` empty or with a kernel < 1 or even.
+    """
+    def refuse(name: str, expected: str) -> None:
+        raise MedgenInputError(
+            f"config key '{key}.{name}' is {hparams[name]!r}; expected {expected}")
+
+    for name in _POSITIVE_COUNTS:
+        if hparams[name] < 1:
+            refuse(name, "an integer >= 1" + (" (-1 would train forever in Lightning)"
+                                              if name == "max_epochs" else ""))
+    if not hparams["lr"] > 0:
+        refuse("lr", "a learning rate > 0")
+    if not 0 <= hparams["beta1"] < 1:
+        refuse("beta1", "Adam's beta1 in [0, 1)")
+    for name in _LOSS_WEIGHTS:
+        if not hparams[name] >= 0:
+            refuse(name, "a weight >= 0 (0 switches the term off)")
+    if hparams["l1_weight"] + hparams["l2_weight"] == 0:
+        raise MedgenInputError(
+            f"config keys '{key}.l1_weight' and '{key}.l2_weight' are both 0: no "
+            "reconstruction term, so nothing sets the synthetic intensities; expected "
+            "l1_weight > 0 or l2_weight > 0")
+    for name, choices in (("norm", NORMS), ("padding", PADDINGS),
+                          ("discriminator", DISCRIMINATORS)):
+        if hparams[name] not in choices:
+            refuse(name, f"one of: {', '.join(choices)}")
+    kernels = list(hparams["generator_kernels"])
+    if not kernels or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0
+                          for k in kernels):
+        refuse("generator_kernels",
+               "a non-empty list of odd kernel sides >= 1 (one per hidden layer; an even "
+               "kernel has no centre voxel)")
+
+
 def check_hparams(hparams: dict[str, Any], key: str = "models.context_gan.params") -> None:
     """Refuse hyperparameters the networks cannot train with, before any job runs.
 
@@ -136,8 +190,10 @@ def check_hparams(hparams: dict[str, Any], key: str = "models.context_gan.params
     Raises
     ------
     MedgenInputError
-        The output patch is smaller than ``MIN_OUTPUT`` or than the discriminator needs.
+        A value out of range, named with the expected range (``check_values``); the output
+        patch smaller than ``MIN_OUTPUT`` or than the discriminator needs.
     """
+    check_values(hparams, key)
     patch, side = int(hparams["patch_size"]), output_side(hparams)
     if side < MIN_OUTPUT:
         raise MedgenInputError(
@@ -168,4 +224,5 @@ FAMILY = FamilySpec(
     check=check_hparams,
 )
 
-__all__ = ["FAMILY", "PRESETS", "check_hparams", "output_side"]
+__all__ = ["DISCRIMINATORS", "FAMILY", "NORMS", "PADDINGS", "PRESETS", "check_hparams",
+           "check_values", "output_side"]
