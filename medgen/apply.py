@@ -31,6 +31,7 @@ from medgen import atomic, checkpoint, registry
 from medgen.data.expression import preprocess_for_model
 from medgen.data.expression_loaders import one_hot, read_expression
 from medgen.data.imaging.prepare import prepare_images
+from medgen.data.imaging.sheet import read_tsv
 from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly import evaluate_anomaly
 from medgen.evaluate.anomaly_inference import score_splits
@@ -91,7 +92,8 @@ def synthesis_modalities(new: dict[str, Any], model: str | os.PathLike,
                          first: checkpoint.Checkpoint) -> tuple[list[str], str]:
     """(sources, target) the model was trained on, once the ``synthesis`` section ``new``
     names them and its sample sheet has a column for each source (the target column is
-    optional); MedgenInputError naming the key or column otherwise."""
+    optional); MedgenInputError naming the key or column otherwise (a missing or empty
+    sheet: naming ``synthesis.sample_sheet`` and its path)."""
     sources, target = list(first.data["modalities"]), first.data["target"]
     if not new["sample_sheet"]:
         raise MedgenInputError(
@@ -106,7 +108,11 @@ def synthesis_modalities(new: dict[str, Any], model: str | os.PathLike,
         raise MedgenInputError(
             f"config key 'synthesis.target' is {new['target']!r}, but apply.model ({model}) "
             f"synthesises {target!r}: set synthesis.target: {target} (its column is optional)")
-    columns = pd.read_csv(new["sample_sheet"], sep="\t", nrows=0).columns
+    try:  # the reader training mode uses: a missing or empty sheet is one clear error
+        rows = read_tsv(Path(new["sample_sheet"]))
+    except MedgenInputError as err:
+        raise MedgenInputError(f"config key 'synthesis.sample_sheet': {err}") from None
+    columns = [name for name in rows[0] if name is not None]
     missing = [name for name in sources if name not in columns]
     if missing:
         raise MedgenInputError(

@@ -130,6 +130,19 @@ def test_source_modalities_must_match_the_model(cascade, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
+def test_a_missing_or_empty_sample_sheet_is_refused_naming_the_key(cascade, tmp_path):
+    _, stage2 = cascade
+    missing = tmp_path / "missing.tsv"
+    empty = tmp_path / "empty.tsv"
+    empty.write_bytes(b"")
+    for sheet, what in ((missing, "does not exist"), (empty, "has no rows")):
+        config = {**apply_config(sheet), "apply": {"activate": True, "model": str(stage2)}}
+        with pytest.raises(MedgenInputError, match=rf"config key 'synthesis.sample_sheet': "
+                           rf"sample sheet {sheet} {what}"):
+            check_apply_config(config)
+    assert not missing.exists() and empty.read_bytes() == b""
+
+
 def test_a_missing_or_foreign_stage_is_refused(cascade, tmp_path):
     family, _ = cascade
     sheet = new_subjects(tmp_path / "new")

@@ -39,7 +39,14 @@ class SheetRow:
         return [*self.images.values(), *(p for p in (self.mask, self.label) if p is not None)]
 
 
-def _read_tsv(path: Path) -> list[dict[str, str]]:
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """The rows of a TSV sample sheet (column -> cell), header on line 1.
+
+    Raises
+    ------
+    MedgenInputError
+        The file does not exist, or has no rows (empty, or a header only).
+    """
     if not path.is_file():
         raise MedgenInputError(f"sample sheet {path} does not exist")
     with open(path, newline="") as handle:
@@ -86,7 +93,7 @@ def read_sample_sheet(
     Relative paths start from ``data_root`` (default: the sheet's folder).
     """
     path = Path(path)
-    raw = _read_tsv(path)
+    raw = read_tsv(path)
     columns = set(raw[0])
     missing_cols = [m for m in ["subject", *modalities] if m not in columns]
     if missing_cols:
