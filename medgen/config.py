@@ -222,6 +222,7 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
     _validate_median_filter(resolved)
+    _validate_synthesis(resolved)
     return resolved
 
 
@@ -232,6 +233,66 @@ def _validate_median_filter(config: dict[str, Any]) -> None:
         raise MedgenInputError(
             f"config key 'imaging.evaluation.median_filter' is {size}; expected 0 (no "
             "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
+
+
+# medgen.evaluate.synthesis_inference.WINDOW, spelt out (torch-free; a test keeps them
+# equal): the sliding window the 'unet_l1' baseline is applied with
+SYNTHESIS_WINDOW = 64
+
+
+def _validate_synthesis(config: dict[str, Any]) -> None:
+    section = config.get("synthesis", {})
+    if not section.get("activate") or config.get("apply", {}).get("activate"):
+        return  # apply mode trains no baseline
+    if "unet_l1" in section.get("evaluation", {}).get("baselines", []):
+        check_unet_baseline(section["evaluation"]["unet"])
+
+
+def _nearest_multiple(value: int, step: int, minimum: int) -> int:
+    low = value // step * step
+    high = low + step
+    return high if low < max(step, minimum) or value - low > high - value else low
+
+
+def check_unet_baseline(unet: dict[str, Any], key: str = "synthesis.evaluation.unet") -> None:
+    """Refuse settings of the L1 UNet baseline ('unet_l1') that MONAI's UNet cannot run.
+
+    The UNet halves its input once per level after the first (strides of 2), then
+    concatenates each upsampled map with the skip connection: a side not divisible by
+    2 ** (levels - 1) leaves maps one voxel apart and torch fails at the last job ("Sizes
+    of tensors must match"); a side of 2 ** (levels - 1) leaves 1 voxel at the bottom, which
+    instance normalisation refuses. It trains on ``patch_size`` patches and is applied with
+    ``SYNTHESIS_WINDOW`` windows (not ``synthesis.inference.window``): both must fit.
+
+    Parameters
+    ----------
+    unet
+        The resolved ``synthesis.evaluation.unet`` section (``channels``, ``patch_size``).
+    key
+        Config path of ``unet``, named in the message.
+
+    Raises
+    ------
+    MedgenInputError
+        ``channels`` with fewer than 2 levels, or more than ``SYNTHESIS_WINDOW`` allows;
+        ``patch_size`` not a multiple of 2 ** (levels - 1), or below 2 ** levels (the
+        nearest valid size is named).
+    """
+    channels = list(unet["channels"])
+    levels = len(channels)
+    most = SYNTHESIS_WINDOW.bit_length() - 1  # 2 ** most == SYNTHESIS_WINDOW
+    if not 2 <= levels <= most:
+        raise MedgenInputError(
+            f"config key '{key}.channels' is {channels} ({levels} level(s)); expected 2 to "
+            f"{most} widths: MONAI's UNet needs at least 2 levels, and halving its "
+            f"{SYNTHESIS_WINDOW}-voxel inference windows {most} times or more leaves 1 voxel "
+            "(or remove 'unet_l1' from synthesis.evaluation.baselines)")
+    step, patch = 2 ** (levels - 1), int(unet["patch_size"])
+    if patch % step or patch < 2 * step:
+        raise MedgenInputError(
+            f"config key '{key}.patch_size' is {patch}, but the UNet of {levels} levels "
+            f"(channels {channels}) halves its input {levels - 1} times: expected a multiple "
+            f"of {step} of at least {2 * step}, e.g. {_nearest_multiple(patch, step, 2 * step)}")
 
 
 def _validate_model_params(config: dict[str, Any]) -> None:

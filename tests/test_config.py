@@ -114,3 +114,41 @@ def test_even_median_filter_is_refused():
     for size in (0, 1, 5):
         medgen_config.validate(medgen_config.deep_update(
             base, {"imaging": {"evaluation": {"median_filter": size}}}))
+
+
+def _synthesis(**section):
+    return {"synthesis": {"activate": True, **section},
+            "models": {"context_gan": {"activate": True}}}
+
+
+@pytest.mark.parametrize("unet, match", [
+    ({"patch_size": 60},
+     r"'synthesis.evaluation.unet.patch_size' is 60, but the UNet of 4 levels \(channels "
+     r"\[16, 32, 64, 128\]\) halves its input 3 times: expected a multiple of 8 of at least 16, "
+     r"e.g. 56"),
+    ({"patch_size": 62}, r"patch_size' is 62, .* a multiple of 8 of at least 16, e.g. 64"),
+    ({"patch_size": 20, "channels": [8, 16, 32, 64, 128]},
+     r"'synthesis.evaluation.unet.patch_size' is 20.* a multiple of 16 of at least 32, e.g. 32"),
+    ({"patch_size": 8}, r"patch_size' is 8, .* expected a multiple of 8 of at least 16, e.g. 16"),
+    ({"channels": [16]},
+     r"'synthesis.evaluation.unet.channels' is \[16\] \(1 level\(s\)\); expected 2 to 6 widths"),
+    ({"channels": [4] * 7},
+     r"'synthesis.evaluation.unet.channels' is .* \(7 level\(s\)\); expected 2 to 6 widths"),
+])
+def test_unet_baseline_sizes_the_unet_cannot_run_are_refused(unet, match):
+    with pytest.raises(MedgenInputError, match=match):
+        medgen_config.validate(_synthesis(evaluation={"baselines": ["unet_l1"], "unet": unet}))
+    # without the baseline, its settings are unused
+    medgen_config.validate(_synthesis(evaluation={"baselines": ["linear"], "unet": unet}))
+
+
+def test_unet_baseline_sizes_that_divide_pass():
+    for unet in ({"patch_size": 36, "channels": [8, 16, 32]}, {"patch_size": 16},
+                 {"patch_size": 64, "channels": [2] * 6}):
+        medgen_config.validate(_synthesis(evaluation={"baselines": ["unet_l1"], "unet": unet}))
+
+
+def test_unet_window_is_the_inference_default():
+    from medgen.evaluate.synthesis_inference import WINDOW
+
+    assert medgen_config.SYNTHESIS_WINDOW == WINDOW  # spelt out torch-free in medgen.config
