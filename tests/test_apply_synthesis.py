@@ -163,6 +163,14 @@ def test_a_missing_or_foreign_stage_is_refused(cascade, tmp_path):
     checkpoint.save(foreign, lone / "stage1" / "model.pt")
     with pytest.raises(MedgenInputError, match=r"trained on the output of another stage 1"):
         apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
+    # a stage 1 of a run with other hyperparameters: the message names it and the last stage
+    foreign = checkpoint.load(family / "stage1" / "model.pt")
+    foreign.hparams["lr"] = 0.123
+    checkpoint.save(foreign, lone / "stage1" / "model.pt")
+    with pytest.raises(MedgenInputError, match=(
+            rf"^{lone / 'stage1' / 'model.pt'} \(stage 1\) does not belong to the cascade of "
+            rf"{lone / 'stage2' / 'model.pt'}: its hparams .*'lr': 0.123")):
+        apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
     # stage 2 in the stage-1 folder: not a stage 1
     shutil.copy(family / "stage2" / "model.pt", lone / "stage1" / "model.pt")
     with pytest.raises(MedgenInputError, match="its stage is 2 where stage 1"):

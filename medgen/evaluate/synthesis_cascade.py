@@ -71,15 +71,18 @@ def _hparams(saved: checkpoint.Checkpoint) -> dict[str, Any]:
 
 def check_cascade(paths: list[Path], stages: list[checkpoint.Checkpoint]) -> None:
     """MedgenInputError unless ``stages`` (stage 1..K, read from ``paths``) form one
-    cascade."""
-    first = stages[0]
-    sources = list(first.data["modalities"])
+    cascade: each stage is compared with the last one (the model the user named), so a
+    message names the earlier stage that does not fit and the last stage."""
+    last = stages[-1]
+    # the last stage's own inputs: the source modalities, then one context channel (K > 1)
+    n_sources = int(last.data["channels"]) - (len(stages) > 1)
+    sources = list(last.data["modalities"])[:n_sources]
     for k, (path, saved) in enumerate(zip(paths, stages), start=1):
-        expected = {"family": first.family, "stage": k,
+        expected = {"family": last.family, "stage": k,
                     "channels": len(sources) + (k > 1),
                     "sources": sources,
-                    **{key: first.data.get(key) for key in SAME_DATA},
-                    "hparams": _hparams(first)}
+                    **{key: last.data.get(key) for key in SAME_DATA},
+                    "hparams": _hparams(last)}
         found = {"family": saved.family, "stage": int(saved.data.get("stage", 1)),
                  "channels": int(saved.data["channels"]),
                  "sources": list(saved.data["modalities"])[:len(sources)],
@@ -89,8 +92,9 @@ def check_cascade(paths: list[Path], stages: list[checkpoint.Checkpoint]) -> Non
         if differs:
             key = differs[0]
             raise MedgenInputError(
-                f"{path} does not belong to the cascade of {paths[-1]}: its {key} is "
-                f"{found[key]!r} where stage {k} of that cascade needs {expected[key]!r}")
+                f"{path} (stage {k}) does not belong to the cascade of {paths[-1]}: its "
+                f"{key} is {found[key]!r} where stage {k} of that cascade needs "
+                f"{expected[key]!r}; keep the stage folders of one training run together")
         recorded = saved.provenance.get("context_sha256") or []
         if recorded:
             actual = [sha256_file(p) for p in paths[:k - 1]]
