@@ -169,7 +169,8 @@ def test_a_missing_or_foreign_stage_is_refused(cascade, tmp_path):
     checkpoint.save(foreign, lone / "stage1" / "model.pt")
     with pytest.raises(MedgenInputError, match=(
             rf"^{lone / 'stage1' / 'model.pt'} \(stage 1\) does not belong to the cascade of "
-            rf"{lone / 'stage2' / 'model.pt'}: its hparams .*'lr': 0.123")):
+            rf"{lone / 'stage2' / 'model.pt'}: its hparams is \{{'lr': 0.123\}} where stage 1 of "
+            r"that cascade needs \{'lr': 0.0002\}")):
         apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
     # stage 2 in the stage-1 folder: not a stage 1
     shutil.copy(family / "stage2" / "model.pt", lone / "stage1" / "model.pt")

@@ -91,10 +91,16 @@ def check_cascade(paths: list[Path], stages: list[checkpoint.Checkpoint]) -> Non
         differs = [key for key in expected if expected[key] != found[key]]
         if differs:
             key = differs[0]
+            have, want = found[key], expected[key]
+            if key == "hparams":  # name only the hyperparameters that differ
+                names = [n for n in sorted(set(have) | set(want), key=str)
+                         if have.get(n) != want.get(n)]
+                have = {n: found[key].get(n) for n in names}
+                want = {n: expected[key].get(n) for n in names}
             raise MedgenInputError(
                 f"{path} (stage {k}) does not belong to the cascade of {paths[-1]}: its "
-                f"{key} is {found[key]!r} where stage {k} of that cascade needs "
-                f"{expected[key]!r}; keep the stage folders of one training run together")
+                f"{key} is {have!r} where stage {k} of that cascade needs {want!r}; keep "
+                "the stage folders of one training run together")
         recorded = saved.provenance.get("context_sha256") or []
         if recorded:
             actual = [sha256_file(p) for p in paths[:k - 1]]
