@@ -243,7 +243,16 @@ SYNTHESIS_WINDOW = 64
 def _validate_synthesis(config: dict[str, Any]) -> None:
     section = config.get("synthesis", {})
     if not section.get("activate") or config.get("apply", {}).get("activate"):
-        return  # apply mode trains no baseline
+        return  # apply mode trains nothing: its cascade is apply.model
+    # the workflow plans the synthesis branch (baselines included) only around a family
+    families = registry.names("synthesis", baselines=False)
+    if not any(config.get("models", {}).get(f, {}).get("activate") for f in families):
+        keys = ", ".join(f"'models.{f}.activate'" for f in families)
+        raise MedgenInputError(
+            f"config key {keys} is false, but synthesis.activate is true: without an "
+            "activated synthesis family the workflow would plan nothing for synthesis (no "
+            "baselines either); set it to true, or synthesis.activate: false (to apply a "
+            "trained model: apply.activate: true and apply.model)")
     if "unet_l1" in section.get("evaluation", {}).get("baselines", []):
         check_unet_baseline(section["evaluation"]["unet"])
 

@@ -59,7 +59,7 @@ def new_subjects(root: Path) -> Path:
 
 
 def apply_config(sheet: Path, **synthesis) -> dict:
-    return medgen_config.load(overrides={"synthesis": {
+    return medgen_config.load(overrides={"apply": {"activate": True}, "synthesis": {
         "activate": True, "sample_sheet": str(sheet), "sources": ["t2"], "target": "flair",
         "inference": {"window": 32, "overlap": 0.25}, **synthesis}})
 

@@ -152,3 +152,14 @@ def test_unet_window_is_the_inference_default():
     from medgen.evaluate.synthesis_inference import WINDOW
 
     assert medgen_config.SYNTHESIS_WINDOW == WINDOW  # spelt out torch-free in medgen.config
+
+
+def test_synthesis_without_an_activated_family_is_refused():
+    config = _synthesis()
+    config["models"]["context_gan"]["activate"] = False
+    with pytest.raises(MedgenInputError, match=r"config key 'models.context_gan.activate' is "
+                       r"false, but synthesis.activate is true: .* plan nothing"):
+        medgen_config.validate(config)
+    # apply mode trains nothing: the model comes from apply.model
+    medgen_config.validate({**config, "apply": {"activate": True}})
+    medgen_config.validate(_synthesis())
