@@ -64,6 +64,8 @@ BAD_PAIRS = {  # problem -> what the error says (subject s<i>)
     "4d_source": r"s{i}_t2.nii.gz: expected a 3D volume, got an image of shape \(36, 36, 34, 2\)",
     "nan": r"target 'flair' .*s{i}_flair.nii.gz has 3 NaN or infinite voxel",
     "nan_source": r"source 't2' .*s{i}_t2.nii.gz has 3 NaN or infinite voxel",
+    "copy": r"subject 's{i}': source 't2' \(.*s{i}_t2.nii.gz\) and target 'flair' "
+            r"\(.*s{i}_flair.nii.gz\) hold the same voxels",
     "ct_range": r"CT target .*s{i}_flair.nii.gz is outside the expected Hounsfield range "
                 r"\[-1100, 4000\]: maximum 5000 > 4000",
 }
@@ -83,6 +85,8 @@ def _break(sheet, problem, i=0):
     elif problem == "nan":
         flair[1, 2, 3:6] = np.nan
         _rewrite(sheet, f"s{i}_flair.nii.gz", flair)
+    elif problem == "copy":  # the T2 file copied under the FLAIR's name
+        _rewrite(sheet, f"s{i}_flair.nii.gz", t2)
     elif problem == "nan_source":
         t2[1, 2, 3:6] = np.nan
         _rewrite(sheet, f"s{i}_t2.nii.gz", t2)

@@ -205,8 +205,9 @@ def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
     Raises
     ------
     MedgenInputError
-        A 4D input, NaN voxels, files on different grids (unless resampling), an empty
-        mask, or a CT target outside the Hounsfield range.
+        A 4D input, NaN voxels, files on different grids (unless resampling), a source
+        whose voxels equal the target's, an empty mask, or a CT target outside the
+        Hounsfield range.
     """
     names = list(pair.sources)
     ref_path = pair.sources[names[0]]
@@ -223,6 +224,14 @@ def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
         if cfg.get("target_is_ct", False):
             check_ct_range(data, pair.target, cfg.get("ct_hu_range", CT_HU_RANGE))
         target = _onto_grid(data, affine, ref, pair.target, ref_path, resample, nearest=False)
+        for name, channel in zip(names, channels):
+            # a copy of the target under another name passes the same-file check in
+            # read_pairs; a model that copies its input would learn nothing
+            if np.array_equal(channel, target):
+                raise MedgenInputError(
+                    f"subject '{pair.subject}': source '{name}' ({pair.sources[name]}) and "
+                    f"target '{pair.target_name}' ({pair.target}) hold the same voxels; the "
+                    "target must be another modality than every source")
     extra = {}
     for key in ("mask", "label"):
         path = getattr(pair, key)
