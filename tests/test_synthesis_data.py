@@ -206,6 +206,28 @@ def test_normalisation_refuses_unknown_method_and_constant_volume():
         intensity.fit(np.ones((4, 4, 4)), mask, "brasyn")
 
 
+def test_p99_of_a_volume_without_positive_intensities_says_so():
+    mask = np.ones((4, 4, 4), bool)
+    with pytest.raises(MedgenInputError, match=r"'p99' needs a positive 99th percentile "
+                                               r"inside the mask, got -1"):
+        intensity.fit(-np.arange(1.0, 65.0).reshape(4, 4, 4), mask, "p99")
+
+
+def test_normalisation_errors_name_subject_role_and_file(sheet, tmp_path):
+    t2, flair, _ = pair_volumes(3)
+    _rewrite(sheet, "s3_flair.nii.gz", np.where(t2 != 0, -flair - 1, 0))  # all negative
+    with pytest.raises(MedgenInputError, match=r"^subject 's3', target 'flair' \(.*"
+                       r"s3_flair.nii.gz\): intensity normalisation 'p99' needs a positive"):
+        prepare_synthesis(_pairs(sheet), SETTINGS, tmp_path / "p")
+    _rewrite(sheet, "s0_t2.nii.gz", np.where(t2 != 0, 50.0, 0))  # constant in the brain
+    with pytest.raises(MedgenInputError, match=r"^subject 's0', source 't2' \(.*"
+                       r"s0_t2.nii.gz\): intensity normalisation 'brasyn': the volume is "
+                       r"constant inside the mask"):
+        prepare_synthesis(_pairs(sheet), {**SETTINGS, "normalisation": "brasyn"},
+                          tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
 def test_prepared_folder_is_cropped_normalised_and_invertible(sheet, tmp_path):
     out = prepare_synthesis(_pairs(sheet, validation_subject="s2"), SETTINGS, tmp_path / "p")
     manifest = read_manifest(out)

@@ -66,7 +66,8 @@ def fit(volume: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, meth
     Raises
     ------
     MedgenInputError
-        Unknown method, an empty mask, or a volume constant inside the mask.
+        Unknown method, an empty mask, a volume constant inside the mask, or for 'p99' a
+        99th percentile <= 0 inside the mask. The message names no file: callers add it.
     """
     if method not in METHODS:
         raise MedgenInputError(
@@ -82,6 +83,11 @@ def fit(volume: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, meth
     elif method == "p99":
         low, high = 0.0, _quantiles(values, [0.99])[0]
         clip = False  # bright lesions above q99 must stay above 1, not saturate
+        if not high > 0:  # dividing by it would flip or blow up the intensities
+            raise MedgenInputError(
+                f"intensity normalisation 'p99' needs a positive 99th percentile inside the "
+                f"mask, got {high:.4g} (no positive intensities: a CT in Hounsfield units, "
+                "or an inverted image?); use 'ct_window' for CT, or 'zscore'")
     elif method == "brasyn":
         low, high = _quantiles(values, [0.005, 0.995])
     else:  # zscore: 'low' is the mean, 'high' the mean + one standard deviation

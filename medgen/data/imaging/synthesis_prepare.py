@@ -53,21 +53,40 @@ def crop(array: np.ndarray, box: list[list[int]]) -> np.ndarray:
 
 
 def normalise_pair(volume: PairVolume, method: str, ct_window: list[float] | None = None,
-                   target_method: str | None = None) -> dict[str, Any]:
+                   target_method: str | None = None,
+                   pair: SynthesisPair | None = None) -> dict[str, Any]:
     """Normalised arrays and parameters of one pair (every channel measured on its own,
     inside the mask).
 
     Returns {'source': (C, X, Y, Z), 'target': (1, X, Y, Z) or None, 'source_params':
     [params per channel], 'target_params': params or None}.
+
+    Raises
+    ------
+    MedgenInputError
+        A channel ``intensity.fit`` cannot normalise; the message names the subject, the
+        channel's role (source modality or target) and, given ``pair``, its file.
     """
     window = tuple(ct_window) if ct_window else intensity.CT_WINDOW
-    source_params = [intensity.fit(c, volume.mask, method, window) for c in volume.source]
+    names = list(pair.sources) if pair else [f"channel {c}" for c in range(len(volume.source))]
+
+    def fit(channel: np.ndarray, role: str, path: Path | None, how: str) -> dict[str, Any]:
+        try:
+            return intensity.fit(channel, volume.mask, how, window)
+        except MedgenInputError as err:
+            where = f" ({path})" if path else ""
+            raise MedgenInputError(
+                f"subject '{volume.subject}', {role}{where}: {err}") from None
+
+    source_params = [fit(c, f"source '{name}'", pair.sources[name] if pair else None, method)
+                     for c, name in zip(volume.source, names)]
     source = np.stack([intensity.apply(c, p, volume.mask)
                        for c, p in zip(volume.source, source_params)])
     target = target_params = None
     if volume.target is not None:
-        target_params = intensity.fit(volume.target, volume.mask, target_method or method,
-                                      window)
+        role = f"target '{pair.target_name}'" if pair else "target"
+        target_params = fit(volume.target, role, pair.target if pair else None,
+                            target_method or method)
         target = intensity.apply(volume.target, target_params, volume.mask)[None]
     return {"source": source, "target": target, "source_params": source_params,
             "target_params": target_params}
@@ -102,7 +121,7 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
         for pair in pairs:
             volume = load_pair(pair, cfg)
             arrays = normalise_pair(volume, cfg["normalisation"], cfg.get("ct_window"),
-                                    cfg.get("target_normalisation") or None)
+                                    cfg.get("target_normalisation") or None, pair)
             box = mask_box(volume.mask)
             out = {"source": crop(arrays["source"], box),
                    "mask": crop(volume.mask[None], box)}
