@@ -242,7 +242,14 @@ SYNTHESIS_WINDOW = 64
 
 def _validate_synthesis(config: dict[str, Any]) -> None:
     section = config.get("synthesis", {})
-    if not section.get("activate") or config.get("apply", {}).get("activate"):
+    if not section.get("activate"):
+        return
+    for name in ("ct_window", "ct_hu_range"):
+        if name in section and not section[name][0] < section[name][1]:
+            raise MedgenInputError(
+                f"config key 'synthesis.{name}' is {section[name]}; expected [low, high] "
+                "Hounsfield units with low < high")
+    if config.get("apply", {}).get("activate"):
         return  # apply mode trains nothing: its cascade is apply.model
     # the workflow plans the synthesis branch (baselines included) only around a family
     families = registry.names("synthesis", baselines=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from medgen import config as medgen_config
@@ -163,3 +165,12 @@ def test_synthesis_without_an_activated_family_is_refused():
     # apply mode trains nothing: the model comes from apply.model
     medgen_config.validate({**config, "apply": {"activate": True}})
     medgen_config.validate(_synthesis())
+
+
+@pytest.mark.parametrize("key, value", [("ct_window", [3071, -1024]), ("ct_window", [0, 0]),
+                                        ("ct_hu_range", [4000, -1100])])
+def test_ct_ranges_must_run_from_low_to_high(key, value):
+    with pytest.raises(MedgenInputError, match=re.escape(
+            f"config key 'synthesis.{key}' is {value}; expected [low, high] Hounsfield units "
+            "with low < high")):
+        medgen_config.validate(_synthesis(**{key: value}))
