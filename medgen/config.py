@@ -7,6 +7,7 @@ the same way everywhere: one message naming the key and what was expected.
 from __future__ import annotations
 
 import copy
+import logging
 import reprlib
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from medgen import registry
 from medgen.errors import MedgenInputError
 
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -262,6 +264,17 @@ def _validate_synthesis(config: dict[str, Any]) -> None:
             "trained model: apply.activate: true and apply.model)")
     if "unet_l1" in section.get("evaluation", {}).get("baselines", []):
         check_unet_baseline(section["evaluation"]["unet"])
+    # the preset sets the model only; valid, but an MR -> CT model on the MR scale is
+    # rarely what was meant (README, "Cross-modality synthesis")
+    for family in families:
+        entry = config.get("models", {}).get(family, {})
+        if (entry.get("activate") and entry.get("preset") == "mr_to_ct"
+                and section.get("target_normalisation") != "ct_window"):
+            log.warning(
+                "models.%s.preset is 'mr_to_ct' but synthesis.target_normalisation is %r: "
+                "the preset sets model weights only; for a CT target set "
+                "synthesis.target_normalisation: ct_window and synthesis.target_is_ct: true",
+                family, section.get("target_normalisation"))
 
 
 def _nearest_multiple(value: int, step: int, minimum: int) -> int:

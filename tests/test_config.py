@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -174,3 +175,17 @@ def test_ct_ranges_must_run_from_low_to_high(key, value):
             f"config key 'synthesis.{key}' is {value}; expected [low, high] Hounsfield units "
             "with low < high")):
         medgen_config.validate(_synthesis(**{key: value}))
+
+
+def test_mr_to_ct_without_the_ct_window_is_a_warning(caplog):
+    config = _synthesis()
+    config["models"]["context_gan"]["preset"] = "mr_to_ct"
+    with caplog.at_level(logging.WARNING, logger="medgen.config"):
+        medgen_config.validate(config)  # valid: a warning, not an error
+    assert "'mr_to_ct' but synthesis.target_normalisation is None" in caplog.text
+    assert "target_normalisation: ct_window and synthesis.target_is_ct: true" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medgen.config"):
+        medgen_config.validate({**config, "synthesis": {
+            **config["synthesis"], "target_normalisation": "ct_window", "target_is_ct": True}})
+    assert caplog.text == ""
