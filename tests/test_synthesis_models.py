@@ -16,9 +16,11 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate import synthesis_inference as inference
 from medgen.evaluate.auto_context import context_inputs
 from medgen.evaluate.synthesis_baselines import (
+    fit_constant,
     fit_voxel_regression,
     generator_l1_hparams,
     neighbourhood_features,
+    predict_constant,
     predict_voxel_regression,
     train_generator_l1,
     train_unet_l1,
@@ -293,6 +295,21 @@ def test_metrics_inside_the_mask():
     assert np.isnan(synthesis_metrics(noisy, target, mask)["ssim_tumour"])
 
 
+def test_constant_baseline_is_the_training_targets_in_mask_median(prepared):
+    _, train = read_volumes(prepared, "train")
+    _, (test,) = read_volumes(prepared, "test")
+    value = fit_constant(train)
+    inside = np.concatenate([v["target"][0][v["mask"][0] != 0] for v in train])
+    assert value == np.median(inside)
+    # the median is the constant with the lowest training MAE
+    for other in (value - 0.05, value + 0.05):
+        assert np.abs(inside - value).mean() < np.abs(inside - other).mean()
+    mask = test["mask"][0]
+    pred = predict_constant(value, mask)
+    assert pred.dtype == np.float32 and (pred[mask == 0] == 0).all()
+    assert np.allclose(pred[mask != 0], value)
+
+
 def test_voxel_regression_baselines_and_the_l1_unet(prepared):
     _, train = read_volumes(prepared, "train")
     _, (test,) = read_volumes(prepared, "test")
@@ -347,16 +364,17 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
     unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
             "max_epochs": 1, "lr": 1e-3}
     table = evaluate_synthesis(prepared, {"context_gan": [str(stage1)]}, tmp_path / "eval",
-                               ["linear", "unet_l1", "generator_l1"], 0, unet, window=32,
+                               ["constant", "linear", "unet_l1", "generator_l1"], 0, unet,
+                               window=32,
                                num_threads=1, generator=tiny(samples_per_volume=2))
-    methods = {"context_gan_stage1", "voxel_linear", "unet_l1", "generator_l1"}
+    methods = {"context_gan_stage1", "constant", "voxel_linear", "unet_l1", "generator_l1"}
     assert set(table["method"]) == methods
     # the validation subject s2 beside the test subject s3, each row labelled
     assert table.groupby("split")["subject"].unique().map(list).to_dict() == {
         "test": ["s3"], "val": ["s2"]}
     assert table[["mae", "psnr", "ssim", "gradient_error", "ssim_tumour"]].notna().all().all()
     saved = pd.read_csv(tmp_path / "eval" / "metrics.tsv", sep="\t")
-    assert len(saved) == 8 and set(saved["split"]) == {"test", "val"}
+    assert len(saved) == 10 and set(saved["split"]) == {"test", "val"}
     summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # test means stay where they were; every split's means are keyed by split
     assert summary["split"] == "test" and summary["subjects"] == ["s3"]

@@ -24,7 +24,9 @@ from medgen.data.imaging.synthesis_prepare import read_manifest
 from medgen.errors import MedgenInputError
 from medgen.evaluate import synthesis_inference as inference
 from medgen.evaluate.synthesis_baselines import (
+    fit_constant,
     fit_voxel_regression,
+    predict_constant,
     predict_voxel_regression,
     train_generator_l1,
     train_unet_l1,
@@ -32,7 +34,7 @@ from medgen.evaluate.synthesis_baselines import (
 from medgen.evaluate.synthesis_metrics import synthesis_metrics
 
 log = logging.getLogger(__name__)
-BASELINES = ("linear", "hgb", "unet_l1", "generator_l1")
+BASELINES = ("constant", "linear", "hgb", "unet_l1", "generator_l1")
 SPLITS = ("test", "val")  # evaluated splits; test first: the headline numbers
 
 
@@ -53,7 +55,11 @@ def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed:
     _, train = read_volumes(prepared, "train")
     predictors: dict[str, Any] = {}
     for name in baselines:
-        if name in ("linear", "hgb"):
+        if name == "constant":
+            value = fit_constant(train)
+            predictors["constant"] = (
+                lambda source, mask, value=value: predict_constant(value, mask))
+        elif name in ("linear", "hgb"):
             model = fit_voxel_regression(train, name, seed)
             predictors[f"voxel_{name}"] = (
                 lambda source, mask, model=model: predict_voxel_regression(model, source, mask))

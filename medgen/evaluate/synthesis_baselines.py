@@ -1,5 +1,7 @@
 """Baselines of the synthesis task, in the same harness (prepared folder, split, metrics):
 
+- a constant: the median of the training subjects' in-mask target intensities, everywhere in
+  the mask (the MAE-optimal constant; the trivial floor every model must clear);
 - voxel-wise regression on 3x3x3 neighbourhoods of every source channel (scikit-learn's
   ``LinearRegression`` and ``HistGradientBoostingRegressor``), fitted on in-mask voxels
   sampled from the training subjects: what a model without spatial context beyond one
@@ -46,6 +48,18 @@ PREDICT_CHUNK = 500_000  # voxels featurised at a time (bounds memory: ~54 float
 # one stage (auto-context would feed it its own output, which is not the ablation)
 L1_ONLY = {"l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0, "adversarial_weight": 0.0,
            "auto_context_stages": 1}
+
+
+def fit_constant(volumes: list[dict[str, np.ndarray]]) -> float:
+    """Median of the in-mask target voxels of ``volumes`` (training subjects: 'target' and
+    'mask', each (1, X, Y, Z), normalised): the constant with the lowest training MAE."""
+    return float(np.median(np.concatenate(
+        [v["target"][0][v["mask"][0] != 0] for v in volumes])))
+
+
+def predict_constant(value: float, mask: np.ndarray) -> np.ndarray:
+    """(X, Y, Z) volume of ``value`` inside ``mask``, 0 outside (as every method's output)."""
+    return np.where(mask != 0, np.float32(value), np.float32(0))
 
 
 def neighbourhood_features(source: np.ndarray, coords: np.ndarray) -> np.ndarray:
