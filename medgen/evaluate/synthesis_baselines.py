@@ -31,9 +31,10 @@ from sklearn.linear_model import LinearRegression
 from torch.utils.data import DataLoader
 
 from medgen.data.imaging.synthesis_loaders import (
-    VAL_PATCHES_PER_VOLUME,
     EpochOffsetSampler,
     PatchDataset,
+    patch_loader,
+    val_patch_loader,
 )
 from medgen.evaluate.synthesis_inference import Synthesiser
 from medgen.models.context_gan.plan import ContextGANPlan
@@ -152,16 +153,6 @@ def train_unet_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any],
     return Synthesiser(plan.net.eval(), 0, {"channels": in_channels, "family": "unet_l1"})
 
 
-def _patch_loader(volumes: list[dict[str, np.ndarray]], patch_size: int,
-                  samples_per_volume: int, batch_size: int, seed: int) -> DataLoader:
-    """Patches of ``volumes`` drawn as the GAN's training loader draws them."""
-    dataset = PatchDataset(volumes, patch_size, samples_per_volume, seed)
-    # a last batch of one patch breaks batch norm; the GAN's loader drops it too
-    return DataLoader(dataset, batch_size=batch_size,
-                      sampler=EpochOffsetSampler(len(dataset), seed),
-                      drop_last=len(dataset) > batch_size)
-
-
 def generator_l1_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     """A context_gan preset's hyperparameters with its losses replaced by L1 alone
     (``L1_ONLY``): same architecture, patches, epochs, batch and learning rate."""
@@ -200,17 +191,15 @@ def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, 
         (``medgen.models.context_gan.check_hparams``).
     """
     hp = generator_l1_hparams(hparams)
-    loader = _patch_loader(volumes, hp["patch_size"], hp["samples_per_volume"],
-                           hp["batch_size"], seed)
+    loader = patch_loader(volumes, hp["patch_size"], hp["samples_per_volume"],
+                          hp["batch_size"], seed)
     in_channels = int(volumes[0]["source"].shape[0])
     seed_all(seed)  # the initial weights too: the same seed gives the same baseline
     plan = ContextGANPlan(hp, in_channels, hp["patch_size"])
     val_loader = None
     if plan.select_on_val and val_volumes:
-        # the same fixed crops as the family's validation loader (synthesis_loaders)
-        val_loader = DataLoader(PatchDataset(val_volumes, hp["patch_size"],
-                                             VAL_PATCHES_PER_VOLUME, seed + 1),
-                                batch_size=hp["batch_size"])
+        # the same fixed crops as the family's validation loader
+        val_loader = val_patch_loader(val_volumes, hp["patch_size"], hp["batch_size"], seed)
     fit_in_memory(plan, loader, hp["max_epochs"], seed, num_threads, val_loader=val_loader)
     plan.restore_selected()
     selection = plan.selection()

@@ -88,6 +88,25 @@ def read_volumes(prepared: str | os.PathLike, split: str) -> tuple[list[str],
     return subjects, [load_subject(prepared, s) for s in subjects]
 
 
+def patch_loader(volumes: list[dict[str, np.ndarray]], patch_size: int,
+                 samples_per_volume: int, batch_size: int, seed: int) -> DataLoader:
+    """Training patches of ``volumes``: ``samples_per_volume`` in-mask crops per subject
+    (``PatchDataset``), reshuffled each epoch from ``seed`` (``EpochOffsetSampler``)."""
+    dataset = PatchDataset(volumes, patch_size, samples_per_volume, seed)
+    # a last batch of one patch breaks batch norm
+    return DataLoader(dataset, batch_size=batch_size,
+                      sampler=EpochOffsetSampler(len(dataset), seed),
+                      drop_last=len(dataset) > batch_size)
+
+
+def val_patch_loader(volumes: list[dict[str, np.ndarray]], patch_size: int, batch_size: int,
+                     seed: int) -> DataLoader:
+    """Fixed validation crops of ``volumes`` (``VAL_PATCHES_PER_VOLUME`` each, drawn from
+    ``seed + 1``): the same patches every epoch, so val_mae compares epochs."""
+    return DataLoader(PatchDataset(volumes, patch_size, VAL_PATCHES_PER_VOLUME, seed + 1),
+                      batch_size=batch_size)
+
+
 def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
                   family: str) -> TrainingData:
     """Patch loaders of a prepared synthesis folder (``synthesis_prepare``).
@@ -111,15 +130,10 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
         if "target" not in volume:
             raise MedgenInputError(f"{path}: training subject '{subject}' has no target")
         check_patch_fits(manifest["subjects"][subject]["shape"], patch, f"subject '{subject}'")
-    dataset = PatchDataset(train, patch, hparams["samples_per_volume"], seed)
-    loader = DataLoader(dataset, batch_size=hparams["batch_size"],
-                        sampler=EpochOffsetSampler(len(dataset), seed),
-                        drop_last=len(dataset) > hparams["batch_size"])
+    loader = patch_loader(train, patch, hparams["samples_per_volume"], hparams["batch_size"],
+                          seed)
     val_subjects, val = read_volumes(path, "val")
-    val_loader = None
-    if val:
-        val_set = PatchDataset(val, patch, VAL_PATCHES_PER_VOLUME, seed + 1)
-        val_loader = DataLoader(val_set, batch_size=hparams["batch_size"])
+    val_loader = val_patch_loader(val, patch, hparams["batch_size"], seed) if val else None
     channels = int(train[0]["source"].shape[0])
     signature = {"channels": channels, "spatial_dims": 3, "modalities": manifest["sources"],
                  "target": manifest["target"], "stage": manifest["stage"],
