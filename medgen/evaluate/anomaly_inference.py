@@ -28,12 +28,12 @@ SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 wi
 
 
 def _sliding(scorer, images: np.ndarray, overlap: float,
-             blend: str = "gaussian") -> tuple[np.ndarray, np.ndarray]:
+             blend: str = "constant") -> tuple[np.ndarray, np.ndarray]:
     """Stitched reconstruction and window-score map of images larger than the model.
 
-    ``blend`` is MONAI's ``SlidingWindowInferer`` mode: 'gaussian' weights each window's
-    centre over its edges, where its network sees the least context; 'constant' averages
-    the windows evenly and leaves a step wherever the number of overlapping windows changes."""
+    ``blend`` is MONAI's ``SlidingWindowInferer`` mode: 'constant' averages the windows
+    evenly (a step wherever the number of overlapping windows changes); 'gaussian' weights
+    each window's centre over its edges, where its network sees the least context."""
     size = scorer.image_size
 
     def predictor(window: torch.Tensor):
@@ -66,11 +66,11 @@ def _sliding(scorer, images: np.ndarray, overlap: float,
 
 def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
                window_overlap: float = SLIDING_OVERLAP, residual: str = "abs",
-               slice_score: str = "mean", window_blend: str = "gaussian",
+               slice_score: str = "mean", window_blend: str = "constant",
                ) -> dict[str, np.ndarray]:
     """Per-image score, residual map (N, H, W) and reconstruction for one split.
     ``slice_score``: a slice scored through sliding windows gets the mean ('mean') or the
-    largest ('max') window score inside its mask; ``window_blend``: 'gaussian' or 'constant'
+    largest ('max') window score inside its mask; ``window_blend``: 'constant' or 'gaussian'
     (``_sliding``)."""
     images = data["images"]
     masks = data.get("masks")
@@ -123,7 +123,7 @@ def score_anomalies(
     window_overlap: float = SLIDING_OVERLAP,
     residual: str = "abs",
     slice_score: str = "mean",
-    window_blend: str = "gaussian",
+    window_blend: str = "constant",
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -147,7 +147,7 @@ def score_anomalies(
     slice_score
         'mean' or 'max' of the window scores inside a slice's mask (sliding windows only).
     window_blend
-        'gaussian' or 'constant' weights of overlapping windows (sliding windows only).
+        'constant' or 'gaussian' weights of overlapping windows (sliding windows only).
     """
     out_dir = Path(out_dir)
     data = load_split(data_path)
@@ -212,6 +212,6 @@ def score_splits(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
                 residual=scoring["residual"], slice_score=scoring.get("slice_score", "mean"),
-                window_blend=scoring.get("window_blend", "gaussian"),
+                window_blend=scoring.get("window_blend", "constant"),
             )
     return written
