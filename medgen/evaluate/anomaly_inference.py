@@ -25,10 +25,12 @@ from medgen.evaluate.anomaly_outputs import write_niftis, write_pngs, write_scor
 from medgen.evaluate.scorers import load_scorer
 
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
+# even weights: 'gaussian' scored the demo's val slices lower (README, imaging demo)
+WINDOW_BLEND = "constant"
 
 
 def _sliding(scorer, images: np.ndarray, overlap: float,
-             blend: str = "constant") -> tuple[np.ndarray, np.ndarray]:
+             blend: str = WINDOW_BLEND) -> tuple[np.ndarray, np.ndarray]:
     """Stitched reconstruction and window-score map of images larger than the model.
 
     ``blend`` is MONAI's ``SlidingWindowInferer`` mode: 'constant' averages the windows
@@ -66,7 +68,7 @@ def _sliding(scorer, images: np.ndarray, overlap: float,
 
 def run_scorer(scorer, data: dict[str, np.ndarray], method: str,
                window_overlap: float = SLIDING_OVERLAP, residual: str = "abs",
-               slice_score: str = "mean", window_blend: str = "constant",
+               slice_score: str = "mean", window_blend: str = WINDOW_BLEND,
                ) -> dict[str, np.ndarray]:
     """Per-image score, residual map (N, H, W) and reconstruction for one split.
     ``slice_score``: a slice scored through sliding windows gets the mean ('mean') or the
@@ -123,7 +125,7 @@ def score_anomalies(
     window_overlap: float = SLIDING_OVERLAP,
     residual: str = "abs",
     slice_score: str = "mean",
-    window_blend: str = "constant",
+    window_blend: str = WINDOW_BLEND,
 ) -> Path:
     """Score one prepared split with one method; returns the scores TSV.
 
@@ -212,6 +214,6 @@ def score_splits(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
                 residual=scoring["residual"], slice_score=scoring.get("slice_score", "mean"),
-                window_blend=scoring.get("window_blend", "constant"),
+                window_blend=scoring.get("window_blend", WINDOW_BLEND),
             )
     return written
