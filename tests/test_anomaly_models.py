@@ -11,11 +11,17 @@ import torch
 
 from medgen import registry
 from medgen.checkpoint import load as load_checkpoint
-from medgen.config import validate
+from medgen.config import load_schema, validate
 from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
 from medgen.evaluate.anomaly import evaluate_anomaly
-from medgen.evaluate.anomaly_inference import run_scorer, score_anomalies, score_splits
+from medgen.evaluate.anomaly_inference import (
+    SLIDING_OVERLAP,
+    WINDOW_BLEND,
+    run_scorer,
+    score_anomalies,
+    score_splits,
+)
 from medgen.evaluate.anomaly_metrics import (
     best_dice_threshold,
     calibrate_threshold,
@@ -220,6 +226,13 @@ def test_inference_device_follows_training_accelerator(monkeypatch):
     assert inference_device("cpu") == "cpu"
 
 
+def test_scoring_defaults_of_the_functions_equal_the_schema_defaults():
+    # the workflow takes the schema's, direct callers the keyword defaults: one value each
+    scoring = load_schema()["properties"]["imaging"]["properties"]["scoring"]["properties"]
+    assert scoring["window_blend"]["default"] == WINDOW_BLEND
+    assert scoring["window_overlap"]["default"] == SLIDING_OVERLAP
+
+
 def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, monkeypatch):
     hp = {**registry.resolve_hparams("fanogan", "default"), **TINY["fanogan"]}
     path = train_model("fanogan", data_dir / "train.npz", hp, TRAINING, 0,
@@ -234,7 +247,7 @@ def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, mon
     # scoring looks the loader up in its own namespace
     monkeypatch.setattr("medgen.evaluate.anomaly_inference.load_scorer", recording_load_scorer)
     scoring = {"window_overlap": 0.5, "window_overlap_by_method": {"anogan": 0.0},
-               "residual": "abs"}
+               "residual": "abs", "slice_score": "mean", "window_blend": "constant"}
     written = score_splits("fanogan", path, data_dir, tmp_path / "scores", scoring,
                            "npz2d", device="cuda")
     assert asked == ["cuda", "cuda"] and set(written) == {"val", "test"}

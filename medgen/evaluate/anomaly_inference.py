@@ -198,7 +198,8 @@ def score_splits(
 ) -> dict[str, Path]:
     """Score every prepared evaluation split (val, test) present in ``data_dir``.
 
-    ``scoring`` is the ``imaging.scoring`` config section (residual, window overlaps).
+    ``scoring`` is the resolved ``imaging.scoring`` config section (residual, window
+    overlaps, slice score, window blend; the schema fills their defaults).
     Volumes get their residual maps back on the input grid (volumes.json); a method may
     score with its own window overlap (AnoGAN: mapping is slow, windows multiply it).
     ``device``: where trained networks run ('cpu', 'cuda'); see ``train.inference_device``.
@@ -213,7 +214,7 @@ def score_splits(
             written[split] = score_anomalies(
                 method, model_path, data_dir / f"{split}.npz", out_dir, split,
                 geometry_path=geometry, device=device, window_overlap=overlap,
-                residual=scoring["residual"], slice_score=scoring.get("slice_score", "mean"),
-                window_blend=scoring.get("window_blend", WINDOW_BLEND),
+                residual=scoring["residual"], slice_score=scoring["slice_score"],
+                window_blend=scoring["window_blend"],
             )
     return written
