@@ -16,12 +16,32 @@ from medgen import config as medgen_config
 from medgen.errors import MedgenInputError
 
 
+def _check_sample_sheets(resolved: dict) -> None:
+    """Read the sample sheets of the activated imaging and synthesis sections as the workflow
+    plans them (columns, files, subjects, splits); one MedgenInputError naming the sheet."""
+    if resolved["imaging"]["activate"]:
+        from medgen.data.imaging.sheet import read_imaging_sheet
+
+        try:
+            read_imaging_sheet(resolved["imaging"], resolved["seed"])
+        except MedgenInputError as err:
+            raise MedgenInputError(f"invalid imaging sample sheet: {err}") from None
+    if resolved["synthesis"]["activate"]:
+        from medgen.data.imaging.pairs import read_synthesis_sheet  # torch: only if asked
+
+        try:
+            read_synthesis_sheet(resolved["synthesis"], new_data=resolved["apply"]["activate"])
+        except MedgenInputError as err:
+            raise MedgenInputError(f"invalid synthesis sample sheet: {err}") from None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     resolved = medgen_config.load(args.configfiles)
     if resolved["apply"]["activate"]:
         from medgen.apply import check_apply_config  # torch: only for apply configs
 
         check_apply_config(resolved)
+    _check_sample_sheets(resolved)
     names = " + ".join(args.configfiles) or str(medgen_config.DEFAULT_CONFIG_PATH)
     print(f"{names}: valid")
     return 0

@@ -196,24 +196,13 @@ def scoring_gpus(method):
 @functools.cache
 def sheet_rows():
     """The sample sheet's rows, splits assigned (read once; [] for the built-in demo)."""
-    sheet = config["imaging"]["sample_sheet"]
-    if config["imaging"]["kind"] == "mni152_demo" or not sheet:
-        return []
-    from medgen.data.imaging.sheet import read_sample_sheet
+    from medgen.data.imaging.sheet import read_imaging_sheet
 
-    from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
-
-    imaging = config["imaging"]
     try:
-        rows = read_sample_sheet(
-            sheet, imaging["modalities"], imaging["split"], config["seed"], imaging["data_root"]
-        )
-        if synthetic_anomalies_on(imaging):
-            # refused here, before any job runs, rather than inside the preparation job
-            check_healthy([row for row in rows if row.split != "train"])
+        # refused here, before any job runs, rather than inside the preparation job
+        return read_imaging_sheet(config["imaging"], config["seed"])
     except MedgenInputError as err:
         raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
-    return rows
 
 
 def image_files(splits):
@@ -395,20 +384,10 @@ def synthesis_files(wildcards=None):
     """The sample sheet and every file it names (changed files rerun preparation); in apply
     mode the new subjects, whose target is optional."""
     section = config["synthesis"]
-    if not section["sample_sheet"]:
-        raise WorkflowError("synthesis.activate is true but synthesis.sample_sheet is empty")
-    from medgen.data.imaging.pairs import read_pairs
+    from medgen.data.imaging.pairs import read_synthesis_sheet
 
-    new_data = is_activated("apply")
     try:
-        pairs = read_pairs(
-            section["sample_sheet"],
-            section["sources"],
-            section["target"],
-            section["data_root"],
-            None if new_data else section["validation_subject"],
-            require_target=not new_data,
-        )
+        pairs = read_synthesis_sheet(section, new_data=is_activated("apply"))
     except MedgenInputError as err:
         raise WorkflowError(f"invalid synthesis sample sheet: {err}") from None
     files = [section["sample_sheet"]]
@@ -446,17 +425,10 @@ def synthesis_report_subjects():
         is_activated("synthesis") and activated_families("synthesis")
     ):
         return []
-    section = config["synthesis"]
-    from medgen.data.imaging.pairs import read_pairs
+    from medgen.data.imaging.pairs import read_synthesis_sheet
 
     try:
-        pairs = read_pairs(
-            section["sample_sheet"],
-            section["sources"],
-            section["target"],
-            section["data_root"],
-            section["validation_subject"],
-        )
+        pairs = read_synthesis_sheet(config["synthesis"])
     except MedgenInputError as err:
         raise WorkflowError(f"invalid synthesis sample sheet: {err}") from None
     return [pair.subject for pair in pairs if pair.split == "test"]

@@ -133,6 +133,27 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
     return pairs
 
 
+
+def read_synthesis_sheet(section: dict[str, Any], new_data: bool = False) -> list[SynthesisPair]:
+    """The pairs of the ``synthesis`` config section's sample sheet, as the workflow plans.
+
+    ``section``: the resolved ``synthesis`` section; ``new_data``: apply mode (the target
+    column is optional and no subject is moved to validation). Read when Snakemake plans a
+    run and by ``medgen validate``, so both refuse the same sheets.
+
+    Raises
+    ------
+    MedgenInputError
+        ``synthesis.sample_sheet`` is empty, or any problem ``read_pairs`` raises.
+    """
+    if not section["sample_sheet"]:
+        raise MedgenInputError(
+            "config key 'synthesis.sample_sheet' is empty, but synthesis.activate is true; "
+            "expected the path of a sample sheet (TSV)")
+    return read_pairs(
+        section["sample_sheet"], section["sources"], section["target"], section["data_root"],
+        None if new_data else section["validation_subject"], require_target=not new_data)
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))

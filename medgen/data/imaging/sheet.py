@@ -162,6 +162,32 @@ def read_sample_sheet(
     ]
 
 
+
+def read_imaging_sheet(imaging: dict[str, Any], seed: int) -> list[SheetRow]:
+    """The rows of the ``imaging`` config section's sample sheet, splits assigned, as the
+    workflow plans ([] for the built-in MNI152 demo, which writes its own sheet).
+
+    Read when Snakemake plans a run and by ``medgen validate``, so both refuse the same
+    sheets. ``seed``: the run's seed (subject-level split of rows without ``split``).
+
+    Raises
+    ------
+    MedgenInputError
+        Any problem ``read_sample_sheet`` raises, or a labelled evaluation subject when
+        synthetic anomalies are on (``check_healthy``).
+    """
+    # imported here: synthetic_anomalies is about scoring, not about reading sheets
+    from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
+
+    sheet = imaging["sample_sheet"]
+    if imaging["kind"] == "mni152_demo" or not sheet:
+        return []
+    rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
+                             imaging["data_root"])
+    if synthetic_anomalies_on(imaging):
+        check_healthy([row for row in rows if row.split != "train"])
+    return rows
+
 def write_sample_sheet(path: str | Path, rows: list[dict[str, str]]) -> None:
     """Write rows (dicts with the same keys) as a TSV sample sheet, atomically."""
     columns = list(rows[0])
