@@ -453,3 +453,17 @@ def test_sliding_windows_blend_back_to_the_image(blend):
     # window scores differ, so the two weightings give different maps
     other = _sliding(Echo(), image, 0.5, "constant" if blend == "gaussian" else "gaussian")[1]
     assert not np.allclose(score_map, other)
+
+
+def test_residual_panels_share_one_scale_from_inside_the_masks():
+    from medgen.report.anomaly_figures import residual_scale
+
+    residuals = np.zeros((2, 10, 10), np.float32)
+    residuals[0, :5] = 0.2          # inside the mask
+    residuals[1] = 0.1
+    residuals[1, 9, 9] = 50.0       # one hot pixel outside the mask: ignored
+    masks = np.zeros_like(residuals)
+    masks[:, :5] = 1
+    assert residual_scale(residuals, masks) == pytest.approx(0.2)
+    assert residual_scale(residuals) > 0.2  # without masks the hot pixel counts
+    assert residual_scale(np.zeros((1, 4, 4))) == 1.0

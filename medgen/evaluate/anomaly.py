@@ -72,6 +72,10 @@ def evaluate_anomaly(
         return median_filter_maps(load_split(path)["residual_map"], ev["median_filter"])
 
     covariates = {s: image_covariates(data[s]) for s in splits}
+    # figure labels: what an item is, and whether its anomalies were inserted by us
+    unit = "slices" if per_subject_slices else "images"
+    synthetic = any("anomaly_kind" in data[s] for s in splits)
+    anomalous = "synthetic anomaly" if synthetic else "anomalous"
     for method, folder in score_dirs.items():
         folder = Path(folder)
         scores = {s: read_scores(folder / f"scores_{s}.tsv") for s in splits}
@@ -116,7 +120,8 @@ def evaluate_anomaly(
                 if "reconstruction" in arrays:
                     residual_grid(out_dir / f"grid_{method}.png", data[s],
                                   arrays["reconstruction"].astype(np.float32),
-                                  arrays["residual_map"].astype(np.float32), ev["n_grid"], seed)
+                                  arrays["residual_map"].astype(np.float32), ev["n_grid"], seed,
+                                  f"{method}, {s} split", anomalous)
     train_path = Path(train_path) if train_path else data_dir / "train.npz"
     train = load_split(train_path) if train_path.exists() else None
     # only when training units are whole images like the evaluated ones (not patches)
@@ -132,8 +137,10 @@ def evaluate_anomaly(
     for s in splits:
         # curves of scores that need no model (trivial, covariate deviations) are dashed
         model_free = [m for m in curves[s] if m in TRIVIAL or m.endswith("_deviation")]
-        roc_curves(out_dir / f"roc_{s}.png", curves[s], f"ROC, {s} split", model_free)
-        histograms(out_dir / f"hist_{s}.png", curves[s], f"scores, {s} split")
+        roc_curves(out_dir / f"roc_{s}.png", curves[s], f"{unit[:-1]}-level ROC, {s} split",
+                   model_free)
+        histograms(out_dir / f"hist_{s}.png", curves[s], f"{unit[:-1]}-level scores, {s} split",
+                   anomalous, unit)
     notes = metric_notes(rows, data)
     write_table(out_dir / "metrics.tsv", rows)
     if ev["pixel_level"]:  # header only when no split has tumour masks
