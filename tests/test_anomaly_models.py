@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 
 import numpy as np
@@ -367,6 +368,8 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
     for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
         assert (tmp_path / "report" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())[
+        "synthetic_anomalies"] is False  # real labels here, nothing inserted
     assert not (tmp_path / "report" / "pixel_by_subject.tsv").exists()
     # pixel level asked for but no tumour masks: the declared table exists, header only
     imaging["evaluation"]["pixel_level"] = True

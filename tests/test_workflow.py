@@ -157,6 +157,7 @@ def test_report_holds_figures_tables_and_provenance(real_run):
     assert 0 <= test["fanogan"]["dice_at_val_threshold"] <= test["fanogan"][
         "best_dice_upper_bound"] + 1e-9
     assert any("synthetic" in note for note in imaging["notes"])
+    assert imaging["synthetic_anomalies"] is True
     assert "notes.txt" in html and "slices_by_subject.tsv" in html
 
 

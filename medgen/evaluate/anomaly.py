@@ -151,6 +151,8 @@ def evaluate_anomaly(
                 ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
     atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
     atomic.write_json(out_dir / "metrics.json", {
+        # the demo inserts them whatever imaging.synthetic_anomalies.activate says
+        "synthetic_anomalies": synthetic,
         "metrics": rows,
         "notes": notes,
         "pixel_by_subject": by_subject,
