@@ -223,9 +223,63 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if errors:
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
+    check_image_sizes(resolved.get("imaging", {}))
     _validate_median_filter(resolved)
     _validate_synthesis(resolved)
     return resolved
+
+
+VOLUME_KINDS = ("volumes", "mni152_demo")  # sliced into 2D; 'npz2d' is 2D already
+
+
+def model_side_key(imaging: dict[str, Any]) -> str:
+    """The ``imaging`` key that sets the side of the training images, which the anomaly
+    networks are built for: ``slice_size`` for whole slices of volumes (unit 'slice'),
+    else ``image_size`` (patches cut from the slices, or 'npz2d' images resized to it)."""
+    if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "slice":
+        return "slice_size"
+    return "image_size"
+
+
+def check_image_sizes(imaging: dict[str, Any]) -> None:
+    """Refuse image sides the anomaly branch cannot train on, before any job runs.
+
+    The DCGAN-style generators and critics (``medgen.nn.dcgan.n_doublings``) double a 4 x 4
+    map up to the training side, so it must be a power of two >= 8; with unit 'patch' the
+    patches (``image_size``) are cut from slices of ``slice_size``, so they must fit.
+
+    Parameters
+    ----------
+    imaging
+        The resolved ``imaging`` section (defaults filled).
+
+    Raises
+    ------
+    MedgenInputError
+        The side of ``model_side_key`` is not a power of two >= 8 (the nearest valid sides
+        are named); ``image_size`` larger than ``slice_size`` with unit 'patch' on volumes.
+    """
+    key = model_side_key(imaging)
+    side = imaging.get(key)
+    if side is None:
+        return
+    if side < 8 or side & (side - 1):
+        low = 1 << (side.bit_length() - 1) if side > 8 else 8
+        near = [low, 2 * low] if side > 8 else [8]
+        why = (" (unit 'slice': the networks train on whole slices of slice_size)"
+               if key == "slice_size" else "")
+        raise MedgenInputError(
+            f"config key 'imaging.{key}' is {side}; expected a power of two >= 8 (e.g. "
+            f"{' or '.join(map(str, near))}): the generators and critics double a 4 x 4 map "
+            f"up to the training images' side{why}")
+    if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "patch":
+        size, slice_size = imaging["image_size"], imaging["slice_size"]
+        if size > slice_size:
+            raise MedgenInputError(
+                f"config key 'imaging.image_size' is {size}, larger than imaging.slice_size "
+                f"{slice_size}; expected image_size <= slice_size: unit 'patch' cuts patches "
+                "of image_size from slices of slice_size, so none would fit (raise slice_size "
+                "or lower image_size)")
 
 
 def _validate_median_filter(config: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from medgen.errors import MedgenInputError
+
 Task = Literal["expression", "anomaly", "synthesis", "expression_inference"]
 TASKS: tuple[str, ...] = ("expression", "anomaly", "synthesis", "expression_inference")
 
@@ -97,6 +99,12 @@ class FamilySpec:
         naming the config key (``key``: e.g. 'models.<name>.params'); called when a config
         is validated and when a plan is built, so the error comes before any job runs.
         Must not import torch (config validation stays fast).
+    positive
+        Hyperparameters that must be positive, refused otherwise by ``check_positive``
+        before ``check``: counts and sizes (an integer >= 1, or a list of integers >= 1
+        such as hidden-layer widths) and rates (a number > 0, by the preset's type). Each
+        stage's ``epochs_key`` is added (``positive_keys``): Lightning trains 0 epochs
+        silently and reads -1 as "train forever".
     """
 
     name: str
@@ -110,9 +118,57 @@ class FamilySpec:
     resources: Mapping[str, int] = field(
         default_factory=lambda: {"mem_mb": 8000, "runtime": 240})
     check: Callable[[dict[str, Any], str], None] | None = None
+    positive: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"family {self.name!r}: unknown task {self.task!r}; one of {TASKS}")
         if not self.stages:
             raise ValueError(f"family {self.name!r} declares no training stage")
+        for preset, hparams in self.presets.items():
+            for name in self.positive_keys:
+                value = hparams.get(name)
+                if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+                    raise ValueError(
+                        f"family {self.name!r}: positive key {name!r} is {value!r} in preset "
+                        f"{preset!r}; expected a number or a list of integers")
+
+    @property
+    def positive_keys(self) -> tuple[str, ...]:
+        """``positive`` and each stage's ``epochs_key``, in that order, once each."""
+        return tuple(dict.fromkeys((*self.positive, *(s.epochs_key for s in self.stages))))
+
+    def check_positive(self, hparams: dict[str, Any], key: str) -> None:
+        """Refuse a value of ``positive_keys`` that is not positive, naming ``<key>.<name>``.
+
+        The preset's type says what is expected: for an int an integer >= 1, for a float a
+        number > 0, for a list integers >= 1 (widths; an empty list: no hidden layer). Keys
+        absent from ``hparams`` (model files written before the key existed) are skipped.
+
+        Raises
+        ------
+        MedgenInputError
+            ``config key '<key>.<name>' is <value>; expected an integer >= 1`` (or ``a
+            number > 0``, ``a list of integers >= 1``).
+        """
+        reference = next(iter(self.presets.values()))
+        for name in self.positive_keys:
+            if name not in hparams:
+                continue
+            value, kind = hparams[name], type(reference[name])
+            if kind is list:
+                ok = isinstance(value, list) and all(_count(v) for v in value)
+                expected = "a list of integers >= 1"
+            elif kind is float:
+                ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                      and value > 0)  # NaN fails too
+                expected = "a number > 0"
+            else:
+                ok, expected = _count(value), "an integer >= 1"
+            if not ok:
+                raise MedgenInputError(
+                    f"config key '{key}.{name}' is {value!r}; expected {expected}")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -59,7 +59,16 @@ def resolve_hparams(
     """The preset's hyperparameters with ``params`` applied key by key.
 
     An unknown preset or key fails with the valid choices, so typos never pass silently;
-    then the family's own ``check`` (``FamilySpec.check``) refuses values it cannot train.
+    then the family's positive keys are checked (``FamilySpec.check_positive``: epochs,
+    batch sizes, widths >= 1, learning rates > 0) and its own ``check``
+    (``FamilySpec.check``) refuses values it cannot train.
+
+    Raises
+    ------
+    MedgenInputError
+        Unknown family, preset or key; a value of another type than the preset's; a
+        positive key that is not (``config key 'models.<family>.params.<key>' is -1;
+        expected an integer >= 1``); what the family's ``check`` refuses.
     """
     available = presets(family)
     if preset not in available:
@@ -82,6 +91,7 @@ def resolve_hparams(
             )
         hparams[key] = value
     spec = get(family)
+    spec.check_positive(hparams, f"models.{family}.params")
     if spec.check is not None:
         spec.check(hparams, f"models.{family}.params")
     return hparams

@@ -5,6 +5,8 @@ that covers the training data."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +114,64 @@ def test_presets_validate_against_the_schema(family):
         assert all(isinstance(v, plain) or (isinstance(v, list)
                                             and all(isinstance(i, plain) for i in v))
                    for v in hp.values())
+
+
+# preset keys that are counts, sizes or rates (never 0): a new family's must be declared too
+POSITIVE_NAME = re.compile(r"(^|_)(epochs|batch_size|lr|latent_dim|channels|channels_base|"
+                           r"hidden|hidden_dim|n_critic|samples_per_volume|bottleneck|"
+                           r"score_steps)$")
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_counts_and_rates_are_declared_positive(family):
+    spec = registry.get(family)
+    assert {s.epochs_key for s in spec.stages} <= set(spec.positive_keys)
+    for hparams in spec.presets.values():
+        named = {k for k in hparams if POSITIVE_NAME.search(k)}
+        assert named <= set(spec.positive_keys), named - set(spec.positive_keys)
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_non_positive_counts_and_rates_are_refused_naming_the_key(family):
+    spec = registry.get(family)
+    preset = next(iter(spec.presets))
+    for name in spec.positive_keys:
+        kind = type(spec.presets[preset][name])
+        bads, expected = {list: ([[4, 0], [-1], [2.5]], "a list of integers >= 1"),
+                          float: ([0.0, -0.001, 0], "a number > 0")}.get(
+            kind, ([0, -1], "an integer >= 1"))
+        for bad in bads:
+            match = re.escape(f"config key 'models.{family}.params.{name}' is {bad!r}; "
+                              f"expected {expected}")
+            if spec.baseline:  # configured through imaging.evaluation: the spec's check
+                with pytest.raises(MedgenInputError, match=match):
+                    spec.check_positive({**spec.presets[preset], name: bad},
+                                        f"models.{family}.params")
+                continue
+            with pytest.raises(MedgenInputError, match=match):
+                medgen_config.validate(
+                    {"models": {family: {"preset": preset, "params": {name: bad}}}})
+
+
+@pytest.mark.parametrize("family, params", [
+    ("tybalt", {"hidden_layers": 0, "beta": 0.0, "kappa": 0.0}),  # no hidden layer, no KL
+    ("ggan", {"generator_hidden": [], "discriminator_hidden": [], "noise_sd": 0.0}),
+    ("dgex", {"hidden": [], "momentum": 0.0, "dropout": 0.0}),  # a linear model
+    ("fanogan", {"kappa": 0.0, "beta1": 0.0}),
+    ("anogan", {"score_early_stop_tol": 0.0, "score_lambda": 0.0}),
+])
+def test_zero_passes_where_it_means_none(family, params):
+    assert registry.resolve_hparams(family, "default", params).items() >= params.items()
+
+
+def test_a_positive_key_missing_from_a_preset_is_a_programming_error():
+    from medgen.family import FamilySpec, Stage
+
+    # each stage's epochs key is positive without being named
+    with pytest.raises(ValueError, match="positive key 'max_epochs' is None in preset 'a'"):
+        FamilySpec(name="x", task="anomaly", presets={"a": {"lr": 0.1}},
+                   stages=(Stage("", "m:Plan"),), load="m:load", description="x",
+                   positive=("lr",))
 
 
 @pytest.mark.parametrize("family", registry.names())

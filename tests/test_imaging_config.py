@@ -58,6 +58,35 @@ def test_bad_imaging_config(bad, message):
         load(overrides=bad)
 
 
+@pytest.mark.parametrize("imaging, message", [
+    ({"image_size": 12, "unit": "patch"},
+     r"'imaging.image_size' is 12; expected a power of two >= 8 \(e.g. 8 or 16\)"),
+    ({"kind": "npz2d", "image_size": 28},
+     r"'imaging.image_size' is 28; expected a power of two >= 8 \(e.g. 16 or 32\)"),
+    # whole slices are the training images: their side is slice_size
+    ({"unit": "slice", "slice_size": 96},
+     r"'imaging.slice_size' is 96; expected a power of two >= 8 \(e.g. 64 or 128\)"),
+    ({"image_size": 128, "slice_size": 96, "unit": "patch"},
+     r"'imaging.image_size' is 128, larger than imaging.slice_size 96; expected "
+     r"image_size <= slice_size"),
+])
+def test_image_sides_the_networks_cannot_train_on_are_refused(imaging, message):
+    with pytest.raises(MedgenInputError, match="config key " + message):
+        validate({"imaging": imaging})
+    with pytest.raises(MedgenInputError, match="config key " + message):
+        load(overrides={"imaging": imaging})  # on config/config.yaml, as the workflow
+
+
+@pytest.mark.parametrize("imaging", [
+    {"image_size": 32, "slice_size": 96, "unit": "patch"},  # slices scored by windows
+    {"image_size": 64, "slice_size": 64, "unit": "patch"},
+    {"image_size": 12, "slice_size": 64, "unit": "slice"},  # image_size unused
+    {"kind": "npz2d", "image_size": 32, "slice_size": 12, "unit": "slice"},  # 2D: no slices
+])
+def test_image_sides_that_train_pass(imaging):
+    validate({"imaging": imaging})
+
+
 def test_mni152_demo_prepares_from_installed_package(tmp_path):
     cfg = validate({"imaging": {"image_size": 32, "slice_size": 96, "unit": "patch",
                                 "max_patches_per_subject": 100}})["imaging"]

@@ -51,4 +51,8 @@ FAMILY = FamilySpec(
     stages=(Stage("", "medgen.models.anogan.plan:DCGANPlan"),),
     load="medgen.models.anogan.module:load_for_inference",
     description="AnoGAN (Schlegl et al. 2017), DCGAN on normals plus latent mapping.",
+    # score_steps 0 would score the random starting latents
+    positive=("latent_dim", "generator_channels", "discriminator_channels", "batch_size",
+              "lr_generator", "lr_discriminator", "score_steps", "score_lr",
+              "score_batch_size"),
 )

@@ -65,9 +65,9 @@ MIN_OUTPUT = 4  # voxels per side left after valid convolutions
 NORMS = ("batch", "instance", "none")  # module.NORMS
 PADDINGS = ("same", "valid")  # FCNGenerator
 DISCRIMINATORS = ("patch", "cnn")  # build_networks
-# counts that must be >= 1 (Lightning reads max_epochs -1 as "train forever")
-_POSITIVE_COUNTS = ("max_epochs", "samples_per_volume", "batch_size", "auto_context_stages",
-                    "generator_channels", "discriminator_channels")
+# >= 1, lr > 0 (FamilySpec.check_positive; the stage's max_epochs is added)
+_POSITIVE = ("samples_per_volume", "batch_size", "auto_context_stages", "generator_channels",
+             "discriminator_channels", "lr")
 _LOSS_WEIGHTS = ("l1_weight", "l2_weight", "gdl_weight", "adversarial_weight")
 
 _DEFAULT: dict[str, Any] = {
@@ -132,8 +132,9 @@ def check_values(hparams: dict[str, Any], key: str = "models.context_gan.params"
     Raises
     ------
     MedgenInputError
-        Naming ``<key>.<name>`` and the expected range: a count in ``_POSITIVE_COUNTS``
-        below 1; ``lr`` <= 0; ``beta1`` outside [0, 1); a loss weight < 0, or l1_weight and
+        Naming ``<key>.<name>`` and the expected range: a count of ``FAMILY.positive_keys``
+        below 1 or ``lr`` <= 0 (``FamilySpec.check_positive``: plans built from code are
+        checked too); ``beta1`` outside [0, 1); a loss weight < 0, or l1_weight and
         l2_weight both 0 (no reconstruction term: nothing sets the intensities); ``norm``,
         ``padding`` or ``discriminator`` not one of ``NORMS``, ``PADDINGS``,
         ``DISCRIMINATORS``; ``generator_kernels`` empty or with a kernel < 1 or even.
@@ -142,12 +143,7 @@ def check_values(hparams: dict[str, Any], key: str = "models.context_gan.params"
         raise MedgenInputError(
             f"config key '{key}.{name}' is {hparams[name]!r}; expected {expected}")
 
-    for name in _POSITIVE_COUNTS:
-        if hparams[name] < 1:
-            refuse(name, "an integer >= 1" + (" (-1 would train forever in Lightning)"
-                                              if name == "max_epochs" else ""))
-    if not hparams["lr"] > 0:
-        refuse("lr", "a learning rate > 0")
+    FAMILY.check_positive(hparams, key)
     if not 0 <= hparams["beta1"] < 1:
         refuse("beta1", "Adam's beta1 in [0, 1)")
     for name in _LOSS_WEIGHTS:
@@ -222,6 +218,7 @@ FAMILY = FamilySpec(
                 "gradient difference loss, auto-context cascade.",
     resources={"mem_mb": 8000, "runtime": 240},
     check=check_hparams,
+    positive=_POSITIVE,
 )
 
 __all__ = ["DISCRIMINATORS", "FAMILY", "NORMS", "PADDINGS", "PRESETS", "check_hparams",

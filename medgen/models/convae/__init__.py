@@ -36,4 +36,5 @@ FAMILY = FamilySpec(
     description="Convolutional autoencoder, the reconstruction-error baseline.",
     baseline=True,
     config_hparams=baseline_hparams,
+    positive=("channels_base", "bottleneck", "lr", "batch_size"),
 )

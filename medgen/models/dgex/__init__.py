@@ -45,6 +45,7 @@ FAMILY = FamilySpec(
     load="medgen.models.gene_inference:load_for_inference",
     description="D-GEX multilayer perceptron (Chen et al. 2016): landmark -> target genes.",
     resources={"mem_mb": 8000, "runtime": 120},
+    positive=("hidden", "lr", "batch_size"),
 )
 
 __all__ = ["FAMILY", "PRESETS"]

@@ -89,4 +89,6 @@ FAMILY = FamilySpec(
     load="medgen.models.fanogan.module:load_for_inference",
     description="f-AnoGAN (Schlegl et al. 2019), WGAN-GP plus izi_f encoder.",
     check=check_hparams,
+    positive=("latent_dim", "channels_base", "batch_size", "n_critic", "lr", "encoder_lr",
+              "score_batch_size"),
 )

@@ -50,6 +50,7 @@ FAMILY = FamilySpec(
     load="medgen.models.gene_inference:load_for_inference",
     description="GGAN conditional GAN (Wang et al. 2018): landmark -> target genes.",
     resources={"mem_mb": 8000, "runtime": 120},
+    positive=("generator_hidden", "discriminator_hidden", "lr", "batch_size"),
 )
 
 __all__ = ["FAMILY", "PRESETS"]

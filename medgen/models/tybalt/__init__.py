@@ -72,6 +72,8 @@ FAMILY = FamilySpec(
     load="medgen.models.tybalt.module:load_for_inference",
     description="Tybalt variational autoencoder (Way & Greene 2018) on expression.",
     resources={"mem_mb": 8000, "runtime": 120},
+    # hidden_layers may be 0 (no hidden layer); hidden_dim >= 1 even where unused
+    positive=("latent_dim", "hidden_dim", "lr", "batch_size"),
 )
 
 __all__ = ["FAMILY", "PRESETS"]
