@@ -159,6 +159,8 @@ def test_report_holds_figures_tables_and_provenance(real_run):
     assert any("synthetic" in note for note in imaging["notes"])
     assert imaging["synthetic_anomalies"] is True
     assert "notes.txt" in html and "slices_by_subject.tsv" in html
+    for name in ("roc_val.png", "hist_val.png", "grid_fanogan.png", "grid_pca.png"):
+        assert name in html, name  # val figures and every reconstruction grid
 
 
 @pytest.mark.realdata

@@ -205,6 +205,15 @@ def sheet_rows():
         raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
 
 
+def evaluated_splits():
+    """The evaluation splits the prepared data hold: the demo's val and test, else those
+    with a subject in the sample sheet (test always: the anomaly report's figures need it)."""
+    if config["imaging"]["kind"] == "mni152_demo":
+        return EVALUATION_SPLITS
+    present = {row.split for row in sheet_rows()}
+    return [s for s in EVALUATION_SPLITS if s in present or s == "test"]
+
+
 def image_files(splits):
     """Every file of the subjects in ``splits``, so changed images rerun their side only."""
     rows = [row for row in sheet_rows() if row.split in splits]

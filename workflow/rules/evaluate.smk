@@ -92,26 +92,33 @@ rule evaluate_anomaly:
             category="Anomaly detection",
             labels={"figure": "metrics vs baselines"},
         ),
-        roc=report(
-            f"{IMAGING}/report/roc_test.png",
-            caption="../report/anomaly_roc.rst",
-            category="Anomaly detection",
-            labels={"figure": "ROC (test)"},
-        ),
-        hist=report(
-            f"{IMAGING}/report/hist_test.png",
-            caption="../report/anomaly_hist.rst",
-            category="Anomaly detection",
-            labels={"figure": "score histograms (test)"},
-        ),
+        roc=[
+            report(
+                f"{IMAGING}/report/roc_{split}.png",
+                caption="../report/anomaly_roc.rst",
+                category="Anomaly detection",
+                labels={"figure": f"ROC ({split})"},
+            )
+            for split in evaluated_splits()
+        ],
+        hist=[
+            report(
+                f"{IMAGING}/report/hist_{split}.png",
+                caption="../report/anomaly_hist.rst",
+                category="Anomaly detection",
+                labels={"figure": f"score histograms ({split})"},
+            )
+            for split in evaluated_splits()
+        ],
         grids=[
             report(
-                f"{IMAGING}/report/grid_{family}.png",
+                f"{IMAGING}/report/grid_{method}.png",
                 caption="../report/anomaly_grid.rst",
                 category="Anomaly detection",
-                labels={"figure": f"{family}: inputs, reconstructions, residuals"},
+                labels={"figure": f"{method}: inputs, reconstructions, residuals"},
             )
-            for family in activated_families("anomaly")
+            for method in imaging_methods()
+            if method not in TRIVIAL_SCORES
         ],
         slices_by_subject=report(
             f"{IMAGING}/report/slices_by_subject.tsv",
