@@ -224,6 +224,7 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
     check_image_sizes(resolved.get("imaging", {}))
+    _validate_percentiles(resolved)
     _validate_median_filter(resolved)
     _validate_synthesis(resolved)
     return resolved
@@ -280,6 +281,16 @@ def check_image_sizes(imaging: dict[str, Any]) -> None:
                 f"{slice_size}; expected image_size <= slice_size: unit 'patch' cuts patches "
                 "of image_size from slices of slice_size, so none would fit (raise slice_size "
                 "or lower image_size)")
+
+
+def _validate_percentiles(config: dict[str, Any]) -> None:
+    # equal or swapped clip percentiles leave (almost) nothing between them: binary images
+    imaging = config.get("imaging", {})
+    low, high = imaging.get("lower_percentile"), imaging.get("upper_percentile")
+    if low is not None and high is not None and not low < high:
+        raise MedgenInputError(
+            f"config key 'imaging.lower_percentile' is {low}, not below "
+            f"imaging.upper_percentile {high}; expected lower_percentile < upper_percentile")
 
 
 def _validate_median_filter(config: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ report captions.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -102,8 +103,8 @@ class FamilySpec:
     positive
         Hyperparameters that must be positive, refused otherwise by ``check_positive``
         before ``check``: counts and sizes (an integer >= 1, or a list of integers >= 1
-        such as hidden-layer widths) and rates (a number > 0, by the preset's type). Each
-        stage's ``epochs_key`` is added (``positive_keys``): Lightning trains 0 epochs
+        such as hidden-layer widths) and rates (a finite number > 0), by the preset's type.
+        Each stage's ``epochs_key`` is added (``positive_keys``): Lightning trains 0 epochs
         silently and reads -1 as "train forever".
     """
 
@@ -142,14 +143,14 @@ class FamilySpec:
         """Refuse a value of ``positive_keys`` that is not positive, naming ``<key>.<name>``.
 
         The preset's type says what is expected: for an int an integer >= 1, for a float a
-        number > 0, for a list integers >= 1 (widths; an empty list: no hidden layer). Keys
+        finite number > 0, for a list integers >= 1 (widths; an empty list: no hidden layer). Keys
         absent from ``hparams`` (model files written before the key existed) are skipped.
 
         Raises
         ------
         MedgenInputError
             ``config key '<key>.<name>' is <value>; expected an integer >= 1`` (or ``a
-            number > 0``, ``a list of integers >= 1``).
+            finite number > 0``, ``a list of integers >= 1``).
         """
         reference = next(iter(self.presets.values()))
         for name in self.positive_keys:
@@ -161,8 +162,8 @@ class FamilySpec:
                 expected = "a list of integers >= 1"
             elif kind is float:
                 ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                      and value > 0)  # NaN fails too
-                expected = "a number > 0"
+                      and 0 < value < math.inf)  # NaN fails too
+                expected = "a finite number > 0"
             else:
                 ok, expected = _count(value), "an integer >= 1"
             if not ok:

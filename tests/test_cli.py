@@ -52,3 +52,12 @@ def test_validate_leaves_inactive_sections_alone(tmp_path, capsys):
         "imaging": {"activate": False, "kind": "volumes",
                     "sample_sheet": str(tmp_path / "missing.tsv")}})
     assert main(["validate", config]) == 0, capsys.readouterr().err
+
+
+def test_validate_refuses_an_empty_imaging_sheet_key(tmp_path, capsys):
+    # the demo writes its own sheet; other kinds need one before anything is planned
+    config = _config(tmp_path / "c.yaml", {"imaging": {"activate": True, "kind": "volumes",
+                                                       "sample_sheet": None}})
+    assert main(["validate", config]) == 2
+    assert "config key 'imaging.sample_sheet' is empty, but imaging.kind is 'volumes'" in (
+        capsys.readouterr().err)

@@ -138,7 +138,7 @@ def test_non_positive_counts_and_rates_are_refused_naming_the_key(family):
     for name in spec.positive_keys:
         kind = type(spec.presets[preset][name])
         bads, expected = {list: ([[4, 0], [-1], [2.5]], "a list of integers >= 1"),
-                          float: ([0.0, -0.001, 0], "a number > 0")}.get(
+                          float: ([0.0, -0.001, 0, float("inf")], "a finite number > 0")}.get(
             kind, ([0, -1], "an integer >= 1"))
         for bad in bads:
             match = re.escape(f"config key 'models.{family}.params.{name}' is {bad!r}; "

@@ -50,6 +50,8 @@ def test_dataset_configs_validate(name):
     ({"imaging": {"unit": "voxel"}}, "imaging.unit"),
     ({"imaging": {"nope": 1}}, "unknown config key 'imaging.nope'"),
     ({"models": {"fanogan": {"preset": "fast"}}}, "models.fanogan.preset"),
+    ({"imaging": {"lower_percentile": 99.0, "upper_percentile": 1.0}},
+     "'imaging.lower_percentile' is 99.0, not below imaging.upper_percentile 1.0"),
 ])
 def test_bad_imaging_config(bad, message):
     with pytest.raises(MedgenInputError, match=message):

@@ -200,6 +200,52 @@ def test_sheet_bad_split_and_missing_column(tmp_path, subjects):
         read_sample_sheet(sheet, ["flair"])
 
 
+
+@pytest.mark.parametrize("text, message", [
+    # a header separated by spaces: one column, while the rows have four cells
+    ("subject split t1 label\ns0\ttrain\ts0_t1.nii.gz\ts0_seg.nii.gz\n",
+     r"line 2: 4 tab-separated cells, but the header \(line 1\) names 1 column"),
+    ("# my sheet\nsubject\tsplit\tt1\ns0\ttrain\ts0_t1.nii.gz\n",
+     r"line 2: 3 tab-separated cells, but the header \(line 1\)"),
+    # the label column was left out of the header, its cells were not
+    ("subject\tsplit\tt1\ns0\ttrain\ts0_t1.nii.gz\ts0_seg.nii.gz\n",
+     "line 2: 4 tab-separated cells, but the header"),
+    ("subject\tsplit\tt1\tt1\ns0\ttrain\ts0_t1.nii.gz\ts1_t1.nii.gz\n",
+     "line 1: column\\(s\\) 't1' named twice in the header"),
+])
+def test_malformed_sheets_are_refused_naming_the_line(tmp_path, subjects, text, message):
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(text)
+    with pytest.raises(MedgenInputError, match=message):
+        read_sample_sheet(sheet, ["t1"])
+
+
+def test_sheet_encoding_folder_bom_and_line_numbers(tmp_path, subjects):
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_bytes(b"subject\tsplit\tt1\ns\xe9\ttrain\ts0_t1.nii.gz\n")
+    with pytest.raises(MedgenInputError, match=r"is not UTF-8 text \(byte 0xe9"):
+        read_sample_sheet(sheet, ["t1"])
+    with pytest.raises(MedgenInputError, match="is a folder; expected a tab-separated"):
+        read_sample_sheet(tmp_path, ["t1"])
+    # Excel's byte-order mark and padded header names are read; a blank line is counted
+    sheet.write_text("\ufeffsubject \tsplit\tt1\n\ns0\ttrain\ts0_t1.nii.gz\n"
+                     "s1\ttest\tmissing.nii.gz\n", encoding="utf-8")
+    with pytest.raises(MedgenInputError, match="line 4: file in column 't1' does not exist"):
+        read_sample_sheet(sheet, ["t1"])
+
+
+def test_subjects_of_one_group_share_a_split(tmp_path, subjects):
+    rows = []
+    for i in range(12):  # six patients, two scans each
+        rows.append({"subject": f"scan{i}", "group": f"patient{i // 2}",
+                     "t1": subjects[0]["t1"]})
+    sheet = write_sheet(tmp_path / "samples.tsv", rows)
+    split = {r.subject: r.split for r in read_sample_sheet(
+        sheet, ["t1"], {"val_fraction": 0.2, "test_fraction": 0.3})}
+    for i in range(0, 12, 2):
+        assert split[f"scan{i}"] == split[f"scan{i + 1}"], split
+    assert set(split.values()) == {"train", "val", "test"}
+
 def test_group_split_keeps_subjects_apart():
     subjects = [f"p{i}" for i in range(20)]
     split = assign_splits(subjects, 0.2, 0.3, seed=1)

@@ -140,7 +140,8 @@ def test_missing_modality_same_file_and_bad_validation_subject(sheet):
     sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")
     with pytest.raises(MedgenInputError, match="source 't2' and target 'flair' are the same"):
         _pairs(sheet)
-    with pytest.raises(MedgenInputError, match="target modality 'flair' is also a source"):
+    with pytest.raises(MedgenInputError,
+                       match="'synthesis.target' is 'flair', which is also in synthesis.sources"):
         read_pairs(sheet, ["t2", "flair"], "flair")
     cells[3] = "./" + cells[2]  # the same file spelt differently
     sheet.write_text("\n".join([*text[:2], "\t".join(cells), *text[3:]]) + "\n")

@@ -97,8 +97,9 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
         raise MedgenInputError("synthesis: no source modality given (synthesis.sources)")
     if target in sources:
         raise MedgenInputError(
-            f"synthesis: the target modality '{target}' is also a source; a model that "
-            "copies its input learns nothing")
+            f"config key 'synthesis.target' is '{target}', which is also in synthesis.sources "
+            f"{list(sources)}; expected a target that is not a source (a model that copies its "
+            "input learns nothing)")
     modalities = [*sources, target] if require_target else list(sources)
     rows = read_sample_sheet(sheet, modalities, data_root=data_root)
     pairs = []

@@ -40,17 +40,64 @@ class SheetRow:
 
 
 def read_tsv(path: Path) -> list[dict[str, str]]:
-    """The rows of a TSV sample sheet (column -> cell), header on line 1.
+    """The rows of a TSV sample sheet (column -> cell, None for a missing cell).
+
+    See ``read_tsv_lines``, which also gives each row's line number in the file.
+    """
+    return [row for _, row in read_tsv_lines(path)]
+
+
+def read_tsv_lines(path: Path) -> list[tuple[int, dict[str, str | None]]]:
+    """(line number in the file, column -> cell) for each row of a TSV sample sheet.
+
+    The header is the first non-blank line (names stripped; a UTF-8 byte-order mark, as
+    Excel writes it, is dropped); blank lines are skipped; a row with fewer cells than the
+    header gets None for the rest.
 
     Raises
     ------
     MedgenInputError
-        The file does not exist, or has no rows (empty, or a header only).
+        The file does not exist or is a folder; is not UTF-8 text; names a column twice in
+        its header; has a row with more cells than the header (often: a header separated
+        by spaces, not tabs); has no rows (empty, or a header only).
     """
+    path = Path(path)
+    if path.is_dir():
+        raise MedgenInputError(
+            f"sample sheet {path} is a folder; expected a tab-separated (TSV) file")
     if not path.is_file():
-        raise MedgenInputError(f"sample sheet {path} does not exist")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+        where = "" if path.is_absolute() else (
+            f" (relative paths start from the working directory, {Path.cwd()})")
+        raise MedgenInputError(f"sample sheet {path} does not exist{where}")
+    header: list[str] | None = None
+    rows: list[tuple[int, dict[str, str | None]]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter="\t")
+            for cells in reader:
+                if not any(cell.strip() for cell in cells):
+                    continue
+                if header is None:
+                    header, header_line = [cell.strip() for cell in cells], reader.line_num
+                    repeated = sorted({n for n in header if n and header.count(n) > 1})
+                    if repeated:
+                        raise MedgenInputError(
+                            f"sample sheet {path}, line {header_line}: column(s) "
+                            f"{', '.join(map(repr, repeated))} named twice in the header; "
+                            "expected each column once")
+                    continue
+                if len(cells) > len(header):
+                    raise MedgenInputError(
+                        f"sample sheet {path}, line {reader.line_num}: {len(cells)} "
+                        f"tab-separated cells, but the header (line {header_line}) names "
+                        f"{len(header)} column(s): {', '.join(map(repr, header))}; expected "
+                        "one header name per column, separated by tabs")
+                cells = cells + [None] * (len(header) - len(cells))
+                rows.append((reader.line_num, dict(zip(header, cells))))
+    except UnicodeDecodeError as err:
+        raise MedgenInputError(
+            f"sample sheet {path} is not UTF-8 text (byte {err.object[err.start]:#x} at "
+            f"offset {err.start}); expected a UTF-8 encoded TSV file") from None
     if not rows:
         raise MedgenInputError(f"sample sheet {path} has no rows")
     return rows
@@ -93,8 +140,8 @@ def read_sample_sheet(
     Relative paths start from ``data_root`` (default: the sheet's folder).
     """
     path = Path(path)
-    raw = read_tsv(path)
-    columns = set(raw[0])
+    raw = read_tsv_lines(path)
+    columns = set(raw[0][1])
     missing_cols = [m for m in ["subject", *modalities] if m not in columns]
     if missing_cols:
         raise MedgenInputError(
@@ -107,7 +154,7 @@ def read_sample_sheet(
     base = Path(data_root) if data_root else path.parent
     seen_split: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
-    for line, row in enumerate(raw, start=2):  # line 1 is the header
+    for line, row in raw:
         clean = {k: v.strip() for k, v in row.items() if k is not None and v not in (None, "")}
         error = next(iter(validator.iter_errors(clean)), None)
         if error is not None:
@@ -139,14 +186,18 @@ def read_sample_sheet(
                     f"sample sheet {path}, line {line}: column '{column}' is empty"
                 )
         rows.append(clean)
-    if any("split" not in r for r in rows):
+    unsplit = [r for r in rows if "split" not in r]
+    if unsplit:
         split_cfg = split_cfg or {}
+        # the subjects of one group (e.g. one patient's scans) share a split: no leakage
+        unit = {r["subject"]: f"group:{r['group']}" if "group" in r else f"subject:{r['subject']}"
+                for r in unsplit}
         splits = assign_splits(
-            [r["subject"] for r in rows if "split" not in r],
+            sorted(set(unit.values())),
             split_cfg.get("val_fraction", 0.15), split_cfg.get("test_fraction", 0.3), seed,
         )
-        for r in rows:
-            r.setdefault("split", splits.get(r["subject"]))
+        for r in unsplit:
+            r["split"] = splits[unit[r["subject"]]]
     known = {"subject", "split", "group", "npz_split", *modalities, *OPTIONAL_PATH_COLUMNS}
     return [
         SheetRow(
@@ -173,15 +224,20 @@ def read_imaging_sheet(imaging: dict[str, Any], seed: int) -> list[SheetRow]:
     Raises
     ------
     MedgenInputError
-        Any problem ``read_sample_sheet`` raises, or a labelled evaluation subject when
-        synthetic anomalies are on (``check_healthy``).
+        ``imaging.sample_sheet`` empty for a kind other than the demo; any problem
+        ``read_sample_sheet`` raises; a labelled evaluation subject when synthetic
+        anomalies are on (``check_healthy``).
     """
     # imported here: synthetic_anomalies is about scoring, not about reading sheets
     from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
 
     sheet = imaging["sample_sheet"]
-    if imaging["kind"] == "mni152_demo" or not sheet:
+    if imaging["kind"] == "mni152_demo":
         return []
+    if not sheet:
+        raise MedgenInputError(
+            f"config key 'imaging.sample_sheet' is empty, but imaging.kind is "
+            f"{imaging['kind']!r}; expected the path of a sample sheet (TSV)")
     rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
                              imaging["data_root"])
     if synthetic_anomalies_on(imaging):
