@@ -23,7 +23,8 @@ def _check_sample_sheets(resolved: dict) -> None:
         from medgen.data.imaging.sheet import read_imaging_sheet
 
         try:
-            read_imaging_sheet(resolved["imaging"], resolved["seed"])
+            read_imaging_sheet(resolved["imaging"], resolved["seed"],
+                               new_data=resolved["apply"]["activate"])
         except MedgenInputError as err:
             raise MedgenInputError(f"invalid imaging sample sheet: {err}") from None
     if resolved["synthesis"]["activate"]:

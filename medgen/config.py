@@ -100,12 +100,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     MedgenInputError
-        Missing or invalid file, not a mapping, or more than MAX_CONFIG_VALUES values once
-        aliases are expanded.
+        Missing file, a folder, not UTF-8, invalid YAML, not a mapping, or more than
+        MAX_CONFIG_VALUES values once aliases are expanded.
     """
     path = Path(path)
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             text = handle.read()
         # size the node graph before building it: aliases and merge keys (<<) share nodes
         # there, so a bomb is caught before it takes minutes and gigabytes to expand
@@ -118,6 +118,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except FileNotFoundError:
         raise MedgenInputError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise MedgenInputError(
+            f"config file {path} is a folder; expected a YAML file") from None
+    except UnicodeDecodeError as err:
+        raise MedgenInputError(
+            f"config file {path} is not UTF-8 text (byte {err.object[err.start]:#x} at "
+            f"offset {err.start}); expected a UTF-8 encoded YAML file") from None
     except yaml.YAMLError as err:
         raise MedgenInputError(f"config file {path} is not valid YAML: {err}") from None
     check_expanded_size(data, f"config file {path}")

@@ -85,9 +85,12 @@ def resolve_hparams(
             )
         expected = type(hparams[key])
         if hparams[key] is not None and not _compatible(value, expected):
+            # PyYAML reads 1e-4 (no dot) as a string, a YAML 1.1 rule few expect
+            hint = (f"; YAML reads {value} as text: write it with a dot, e.g. "
+                    f"{float(value)!r}" if expected is float and _float_text(value) else "")
             raise MedgenInputError(
                 f"config key 'models.{family}.params.{key}' is {value!r} "
-                f"({type(value).__name__}); expected {expected.__name__}"
+                f"({type(value).__name__}); expected {expected.__name__}{hint}"
             )
         hparams[key] = value
     spec = get(family)
@@ -105,6 +108,13 @@ def family_hparams(family: str, config: dict[str, Any]) -> dict[str, Any]:
         return spec.config_hparams(config)
     section = config["models"][family]
     return resolve_hparams(family, section["preset"], section.get("params"))
+
+
+def _float_text(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and bool(float(value) == float(value))
+    except ValueError:
+        return False
 
 
 def _compatible(value: Any, expected: type) -> bool:

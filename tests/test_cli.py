@@ -61,3 +61,19 @@ def test_validate_refuses_an_empty_imaging_sheet_key(tmp_path, capsys):
     assert main(["validate", config]) == 2
     assert "config key 'imaging.sample_sheet' is empty, but imaging.kind is 'volumes'" in (
         capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("sections, no_train", [
+    (_imaging, ("val", "val", "test", "test")),
+    (_synthesis, ("test", "test", "train", "test")),  # s2, the one trainee, validates
+])
+def test_validate_refuses_a_sheet_without_training_or_test_subjects(tmp_path, capsys, sections,
+                                                                      no_train):
+    sheet = write_subjects(tmp_path / "raw", splits=("train", "train", "train", "val"))
+    config = _config(tmp_path / "c.yaml", sections(sheet))
+    assert main(["validate", config]) == 2
+    assert f"sample sheet {sheet} has no subject in split 'test'" in capsys.readouterr().err
+    sheet = write_subjects(tmp_path / "raw2", splits=no_train)
+    config = _config(tmp_path / "c2.yaml", sections(sheet))
+    assert main(["validate", config]) == 2
+    assert f"sample sheet {sheet} has no subject in split 'train'" in capsys.readouterr().err

@@ -88,6 +88,18 @@ def test_bad_yaml_file_names_the_file(tmp_path):
     listing.write_text("- a\n- b\n")
     with pytest.raises(MedgenInputError, match="must hold a mapping"):
         medgen_config.load(listing)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"run_name: caf\xe9\n")
+    with pytest.raises(MedgenInputError, match=r"latin1.yaml is not UTF-8 text \(byte 0xe9"):
+        medgen_config.load(latin1)
+    with pytest.raises(MedgenInputError, match="is a folder; expected a YAML file"):
+        medgen_config.load(tmp_path)
+
+
+def test_exponent_without_a_dot_gets_a_hint():
+    # PyYAML reads 1e-4 as a string
+    with pytest.raises(MedgenInputError, match="YAML reads 1e-4 as text: write it with a dot"):
+        registry.resolve_hparams("fanogan", "default", {"lr": "1e-4"})
 
 
 def test_dataset_configs_validate():

@@ -200,7 +200,9 @@ def sheet_rows():
 
     try:
         # refused here, before any job runs, rather than inside the preparation job
-        return read_imaging_sheet(config["imaging"], config["seed"])
+        return read_imaging_sheet(
+            config["imaging"], config["seed"], new_data=is_activated("apply")
+        )
     except MedgenInputError as err:
         raise WorkflowError(f"invalid imaging sample sheet: {err}") from None
 

@@ -145,15 +145,25 @@ def read_synthesis_sheet(section: dict[str, Any], new_data: bool = False) -> lis
     Raises
     ------
     MedgenInputError
-        ``synthesis.sample_sheet`` is empty, or any problem ``read_pairs`` raises.
+        ``synthesis.sample_sheet`` is empty; any problem ``read_pairs`` raises; no subject
+        in split 'train' (besides the validation subject) or 'test' (training mode).
     """
     if not section["sample_sheet"]:
         raise MedgenInputError(
             "config key 'synthesis.sample_sheet' is empty, but synthesis.activate is true; "
             "expected the path of a sample sheet (TSV)")
-    return read_pairs(
+    pairs = read_pairs(
         section["sample_sheet"], section["sources"], section["target"], section["data_root"],
         None if new_data else section["validation_subject"], require_target=not new_data)
+    if not new_data:
+        present = {pair.split for pair in pairs}
+        for split, why in (("train", "the models train on it, less the validation subject"),
+                           ("test", "the evaluation reports on it")):
+            if split not in present:
+                raise MedgenInputError(
+                    f"sample sheet {section['sample_sheet']} has no subject in split "
+                    f"'{split}' ({why}); it has: {', '.join(sorted(present))}")
+    return pairs
 
 def _same_file(a: Path, b: Path) -> bool:
     try:

@@ -176,9 +176,13 @@ def read_sample_sheet(
         seen_split[subject] = split
         for column in [*modalities, *OPTIONAL_PATH_COLUMNS]:
             if column in clean and not _resolve(base, clean[column]).exists():
+                where = "" if Path(clean[column]).is_absolute() else (
+                    " (relative paths start from "
+                    + (f"the config's data_root, {base}" if data_root else
+                       f"the sheet's folder, {base}") + ")")
                 raise MedgenInputError(
                     f"sample sheet {path}, line {line}: file in column '{column}' does not "
-                    f"exist: {_resolve(base, clean[column])}"
+                    f"exist: {_resolve(base, clean[column])}{where}"
                 )
         for column in modalities:
             if column not in clean:
@@ -214,19 +218,22 @@ def read_sample_sheet(
 
 
 
-def read_imaging_sheet(imaging: dict[str, Any], seed: int) -> list[SheetRow]:
+def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = False
+                       ) -> list[SheetRow]:
     """The rows of the ``imaging`` config section's sample sheet, splits assigned, as the
     workflow plans ([] for the built-in MNI152 demo, which writes its own sheet).
 
     Read when Snakemake plans a run and by ``medgen validate``, so both refuse the same
-    sheets. ``seed``: the run's seed (subject-level split of rows without ``split``).
+    sheets. ``seed``: the run's seed (subject-level split of rows without ``split``);
+    ``new_data``: apply mode (a trained model scores new subjects: no split is required).
 
     Raises
     ------
     MedgenInputError
         ``imaging.sample_sheet`` empty for a kind other than the demo; any problem
-        ``read_sample_sheet`` raises; a labelled evaluation subject when synthetic
-        anomalies are on (``check_healthy``).
+        ``read_sample_sheet`` raises; no subject in split 'train' or 'test' (training
+        mode); a labelled evaluation subject when synthetic anomalies are on
+        (``check_healthy``).
     """
     # imported here: synthetic_anomalies is about scoring, not about reading sheets
     from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
@@ -240,6 +247,14 @@ def read_imaging_sheet(imaging: dict[str, Any], seed: int) -> list[SheetRow]:
             f"{imaging['kind']!r}; expected the path of a sample sheet (TSV)")
     rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
                              imaging["data_root"])
+    if not new_data:
+        present = {row.split for row in rows}
+        for split, why in (("train", "the models train on it"),
+                           ("test", "the anomaly evaluation reports on it")):
+            if split not in present:
+                raise MedgenInputError(
+                    f"sample sheet {sheet} has no subject in split '{split}' ({why}); it "
+                    f"has: {', '.join(sorted(present))}")
     if synthetic_anomalies_on(imaging):
         check_healthy([row for row in rows if row.split != "train"])
     return rows
