@@ -20,7 +20,7 @@ from monai.data import MetaTensor
 from monai.transforms import ResampleToMatch
 
 from medgen.data.imaging.readers import read_volume
-from medgen.data.imaging.sheet import read_sample_sheet
+from medgen.data.imaging.sheet import read_sample_sheet, require_splits
 from medgen.errors import MedgenInputError
 
 AFFINE_ATOL = 1e-3  # mm; co-registered files written by different tools differ in rounding
@@ -156,13 +156,9 @@ def read_synthesis_sheet(section: dict[str, Any], new_data: bool = False) -> lis
         section["sample_sheet"], section["sources"], section["target"], section["data_root"],
         None if new_data else section["validation_subject"], require_target=not new_data)
     if not new_data:
-        present = {pair.split for pair in pairs}
-        for split, why in (("train", "the models train on it, less the validation subject"),
-                           ("test", "the evaluation reports on it")):
-            if split not in present:
-                raise MedgenInputError(
-                    f"sample sheet {section['sample_sheet']} has no subject in split "
-                    f"'{split}' ({why}); it has: {', '.join(sorted(present))}")
+        require_splits(section["sample_sheet"], [pair.split for pair in pairs],
+                       {"train": "the models train on it, less the validation subject",
+                        "test": "the evaluation reports on it"})
     return pairs
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -248,16 +248,29 @@ def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = Fals
     rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
                              imaging["data_root"])
     if not new_data:
-        present = {row.split for row in rows}
-        for split, why in (("train", "the models train on it"),
-                           ("test", "the anomaly evaluation reports on it")):
-            if split not in present:
-                raise MedgenInputError(
-                    f"sample sheet {sheet} has no subject in split '{split}' ({why}); it "
-                    f"has: {', '.join(sorted(present))}")
+        require_splits(sheet, [row.split for row in rows],
+                       {"train": "the models train on it",
+                        "test": "the anomaly evaluation reports on it"})
     if synthetic_anomalies_on(imaging):
         check_healthy([row for row in rows if row.split != "train"])
     return rows
+
+def require_splits(sheet: str | Path, splits: list[str], needed: dict[str, str]) -> None:
+    """Refuse a sheet whose subjects' ``splits`` lack one of ``needed`` (split -> why it is
+    needed, for the message), before any job runs.
+
+    Raises
+    ------
+    MedgenInputError
+        Names the sheet, the missing split, why it is needed and the splits it has.
+    """
+    present = sorted(set(splits))
+    for split, why in needed.items():
+        if split not in present:
+            raise MedgenInputError(
+                f"sample sheet {sheet} has no subject in split '{split}' ({why}); it has: "
+                f"{', '.join(present)}")
+
 
 def write_sample_sheet(path: str | Path, rows: list[dict[str, str]]) -> None:
     """Write rows (dicts with the same keys) as a TSV sample sheet, atomically."""
