@@ -134,7 +134,6 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
     return pairs
 
 
-
 def read_synthesis_sheet(section: dict[str, Any], new_data: bool = False) -> list[SynthesisPair]:
     """The pairs of the ``synthesis`` config section's sample sheet, as the workflow plans.
 
@@ -160,6 +159,7 @@ def read_synthesis_sheet(section: dict[str, Any], new_data: bool = False) -> lis
                        {"train": "the models train on it, less the validation subject",
                         "test": "the evaluation reports on it"})
     return pairs
+
 
 def _same_file(a: Path, b: Path) -> bool:
     try:

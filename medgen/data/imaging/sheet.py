@@ -217,7 +217,6 @@ def read_sample_sheet(
     ]
 
 
-
 def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = False
                        ) -> list[SheetRow]:
     """The rows of the ``imaging`` config section's sample sheet, splits assigned, as the
