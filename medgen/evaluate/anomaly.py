@@ -141,7 +141,7 @@ def evaluate_anomaly(
                    model_free)
         histograms(out_dir / f"hist_{s}.png", curves[s], f"{unit[:-1]}-level scores, {s} split",
                    anomalous, unit)
-    notes = metric_notes(rows, data)
+    notes = metric_notes(rows, data, synthetic)
     write_table(out_dir / "metrics.tsv", rows)
     if ev["pixel_level"]:  # header only when no split has tumour masks
         write_table(out_dir / "pixel_by_subject.tsv", by_subject,
@@ -163,10 +163,11 @@ def evaluate_anomaly(
     return out_dir / "metrics.tsv"
 
 
-def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarray]]
-                 ) -> list[str]:
+def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarray]],
+                 synthetic: bool = False) -> list[str]:
     """Plain-language notes on numbers a reader would otherwise misread: a calibrated
-    threshold that flags no anomalous test slice for any method, and synthetic anomalies."""
+    threshold that flags no anomalous test slice for any method, and synthetic anomalies
+    (``synthetic``: the val/test anomalies were inserted, not labelled lesions)."""
     notes = []
     zero = [r["method"] for r in rows if r["split"] == "test" and r.get("sensitivity") == 0
             and r["n_anomalous"] > 0]
@@ -181,7 +182,7 @@ def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarra
             "and scores of anomalous test slices stay below it (a val subject with a small "
             "lesion teaches the threshold nothing about lesions). AUROC/AUPRC do not depend "
             "on the threshold; the sensitivity does.")
-    if any("anomaly_kind" in split for split in data.values()):
+    if synthetic:
         notes.append(
             "The anomalies in the val/test slices are synthetic (MOOD-style): seeded blobs "
             "with an intensity shift, noise texture or a local deformation inserted into "

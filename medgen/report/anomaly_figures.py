@@ -110,8 +110,7 @@ def residual_grid(path: Path, data: dict[str, np.ndarray], recon: np.ndarray,
         bar.ax.tick_params(labelsize=6)
         bar.set_label("residual (one scale)", fontsize=6)
     if "labels_map" in data:
-        title = f"{title}; cyan outline: the anomaly's mask" if title else \
-            "cyan outline: the anomaly's mask"
+        title = "; ".join(filter(None, [title, "cyan outline: the anomaly's mask"]))
     if title:
         fig.suptitle(title, fontsize=8)
     _save(fig, path)
