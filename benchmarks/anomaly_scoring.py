@@ -37,9 +37,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medgen.data.imaging.prepare import load_split  # noqa: E402
-from medgen.evaluate.anomaly_metrics import image_metrics  # noqa: E402
-from medgen.evaluate.scorers import load_scorer  # noqa: E402
+from medgen.tasks.anomaly.metrics import image_metrics  # noqa: E402
+from medgen.tasks.anomaly.prepare import load_split  # noqa: E402
+from medgen.tasks.anomaly.scorers import load_scorer  # noqa: E402
 from medgen.train import inference_device  # noqa: E402
 
 
@@ -60,8 +60,8 @@ def timed(fn):
 def trained_networks(args) -> tuple[Path, Path, Path]:
     """(data dir, AnoGAN model.pt, f-AnoGAN model.pt) under --work, trained if missing."""
     from medgen.config import load
-    from medgen.data.imaging.prepare import prepare_images
     from medgen.registry import resolve_hparams
+    from medgen.tasks.anomaly.prepare import prepare_images
     from medgen.train import train_model
 
     work = Path(args.work)
@@ -139,8 +139,8 @@ def scoring_rows(args) -> tuple[list[dict], dict]:
 
 def preprocessing_rows(args) -> list[dict]:
     from medgen.config import fill_defaults, load_schema, load_yaml
-    from medgen.data.imaging.prepare import load_volume, volume_dataset
     from medgen.data.imaging.sheet import read_sample_sheet
+    from medgen.tasks.anomaly.prepare import load_volume, volume_dataset
 
     cfg = fill_defaults(load_schema()["properties"]["imaging"],
                         load_yaml(args.brats_config)["imaging"])

@@ -160,9 +160,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One (model, N) measurement; runs in its own process (see the module docstring)."""
     import torch
 
-    from medgen.infer_genes import bounded_heap
+    from medgen.tasks.expression_inference.infer import bounded_heap
 
-    bounded_heap()  # as medgen.infer_genes.infer_targets does
+    bounded_heap()  # as medgen.tasks.expression_inference.infer.infer_targets does
     torch.set_num_threads(spec["threads"])
     predict, shapes, setup_s = build_predictor(spec["family"], spec["preset"], spec["seed"])
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB

@@ -51,9 +51,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from medgen.data.imaging.pairs import SynthesisPair, load_pair, read_pairs  # noqa: E402
-from medgen.data.imaging.synthesis_prepare import crop, mask_box, normalise_pair  # noqa: E402
-from medgen.evaluate.synthesis_inference import Synthesiser  # noqa: E402
+from medgen.models.synthesis import Synthesiser  # noqa: E402
+from medgen.tasks.synthesis.pairs import SynthesisPair, load_pair, read_pairs  # noqa: E402
+from medgen.tasks.synthesis.prepare import crop, mask_box, normalise_pair  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -140,9 +140,9 @@ def training_row(preset: str, volume: dict[str, np.ndarray], steps: int, warmup:
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from medgen.data.imaging.synthesis_loaders import PatchDataset
     from medgen.models.context_gan.plan import ContextGANPlan
     from medgen.registry import resolve_hparams
+    from medgen.tasks.synthesis.loaders import PatchDataset
 
     hp = resolve_hparams("context_gan", preset)
     batch, patch = int(hp["batch_size"]), int(hp["patch_size"])

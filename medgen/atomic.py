@@ -74,3 +74,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Deterministic JSON (sorted keys, fixed indent) so reruns are byte-identical."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> None:
+    """Uncompressed .npz of ``arrays`` (name -> numpy array) written atomically (fast to
+    reload every epoch)."""
+    import numpy as np  # only the writers of arrays pay for it
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)

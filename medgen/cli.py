@@ -20,7 +20,7 @@ def _check_sample_sheets(resolved: dict) -> None:
     """Read the sample sheets of the activated imaging and synthesis sections as the workflow
     plans them (columns, files, subjects, splits); one MedgenInputError naming the sheet."""
     if resolved["imaging"]["activate"]:
-        from medgen.data.imaging.sheet import read_imaging_sheet
+        from medgen.tasks.anomaly.sheet import read_imaging_sheet
 
         try:
             read_imaging_sheet(resolved["imaging"], resolved["seed"],
@@ -28,7 +28,7 @@ def _check_sample_sheets(resolved: dict) -> None:
         except MedgenInputError as err:
             raise MedgenInputError(f"invalid imaging sample sheet: {err}") from None
     if resolved["synthesis"]["activate"]:
-        from medgen.data.imaging.pairs import read_synthesis_sheet  # torch: only if asked
+        from medgen.tasks.synthesis.pairs import read_synthesis_sheet  # torch: only if asked
 
         try:
             read_synthesis_sheet(resolved["synthesis"], new_data=resolved["apply"]["activate"])

@@ -309,9 +309,8 @@ def _validate_median_filter(config: dict[str, Any]) -> None:
             "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
 
 
-# medgen.evaluate.synthesis_inference.WINDOW, spelt out (torch-free; a test keeps them
-# equal): the sliding window the 'unet_l1' baseline is applied with
-SYNTHESIS_WINDOW = 64
+# the sliding window the 'unet_l1' baseline is applied with (a torch-free module)
+from medgen.models.synthesis import WINDOW as SYNTHESIS_WINDOW  # noqa: E402
 
 
 def _validate_synthesis(config: dict[str, Any]) -> None:

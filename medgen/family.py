@@ -1,10 +1,11 @@
 """What a model family declares: its task, presets, training stages and inference loader.
 
 Each family folder ``medgen/models/<name>/`` exports one :class:`FamilySpec` as ``FAMILY``
-in its ``__init__.py``; ``medgen.registry`` lists them, one line each. Everything else (the
-workflow's rules, the trainer, evaluation, the config schema's preset choices) is found
-through the spec, so a new family is its folder, a registry line, its schema block and its
-report captions.
+in its ``__init__.py``; ``medgen.registry.FAMILIES`` lists them, one line each. What the
+family trains on, how it is evaluated and applied is its task's
+(``medgen.tasks.<task>``, declared by a :class:`medgen.task.TaskSpec`); the trainer, the
+workflow's planning and the config schema's preset choices find the rest through this spec,
+so a new family of an existing task is its folder, a registry line and its schema block.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from medgen.errors import MedgenInputError
-
-Task = Literal["expression", "anomaly", "synthesis", "expression_inference"]
-TASKS: tuple[str, ...] = ("expression", "anomaly", "synthesis", "expression_inference")
 
 
 def resolve(reference: str) -> Any:
@@ -71,8 +69,8 @@ class FamilySpec:
     name
         Registry name; also the ``models.<name>`` config key and the ``{family}`` wildcard.
     task
-        What the family is for; it picks the data loader, the evaluation rule and the
-        report section ('expression', 'anomaly', later 'synthesis', 'expression_inference').
+        What the family is for: a ``medgen.registry.TASKS`` name, whose spec gives the
+        training data, the evaluation rules and the apply step.
     presets
         Preset name -> flat dict of hyperparameters (plain values, so checkpoints load with
         ``weights_only=True``); overrides are type-checked against them.
@@ -109,7 +107,7 @@ class FamilySpec:
     """
 
     name: str
-    task: Task
+    task: str
     presets: Mapping[str, dict[str, Any]]
     stages: tuple[Stage, ...]
     load: str
@@ -122,8 +120,6 @@ class FamilySpec:
     positive: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"family {self.name!r}: unknown task {self.task!r}; one of {TASKS}")
         if not self.stages:
             raise ValueError(f"family {self.name!r} declares no training stage")
         for preset, hparams in self.presets.items():
@@ -138,6 +134,14 @@ class FamilySpec:
     def positive_keys(self) -> tuple[str, ...]:
         """``positive`` and each stage's ``epochs_key``, in that order, once each."""
         return tuple(dict.fromkeys((*self.positive, *(s.epochs_key for s in self.stages))))
+
+    def with_epochs(self, hparams: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
+        """``hparams`` with every stage's ``epochs_key`` set to ``max_epochs`` (the config's
+        ``training.max_epochs``): the one place that override is made. Unchanged when
+        ``max_epochs`` is None or 0, and for baselines (trained as their own settings say)."""
+        if not max_epochs or self.baseline:
+            return dict(hparams)
+        return {**hparams, **{stage.epochs_key: max_epochs for stage in self.stages}}
 
     def check_positive(self, hparams: dict[str, Any], key: str) -> None:
         """Refuse a value of ``positive_keys`` that is not positive, naming ``<key>.<name>``.

@@ -1,7 +1,8 @@
-"""Model registry: family name -> its :class:`medgen.family.FamilySpec`, one line each.
+"""The registries: task name -> its :class:`medgen.task.TaskSpec` and family name -> its
+:class:`medgen.family.FamilySpec`, one line each.
 
 Explicit and small (as MONAI's factories): a typo in a config fails with the list of valid
-names. Family modules are imported on first use, so validating a config stays fast.
+names. Task and family modules are imported on first use, so validating a config stays fast.
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ from typing import Any
 
 from medgen.errors import MedgenInputError
 from medgen.family import FamilySpec
+from medgen.task import TaskSpec
+
+TASKS: dict[str, str] = {
+    "expression": "medgen.tasks.expression",  # latent spaces of expression profiles
+    "anomaly": "medgen.tasks.anomaly",  # unsupervised anomaly detection in images
+    "expression_inference": "medgen.tasks.expression_inference",  # landmark -> target genes
+    "synthesis": "medgen.tasks.synthesis",  # paired cross-modality image synthesis
+}
 
 FAMILIES: dict[str, str] = {
     "tybalt": "medgen.models.tybalt",  # Way & Greene 2018: VAE on expression
@@ -25,6 +34,17 @@ FAMILIES: dict[str, str] = {
 
 
 @cache
+def task(name: str) -> TaskSpec:
+    """The spec of task ``name``; MedgenInputError naming the valid tasks otherwise."""
+    if name not in TASKS:
+        raise MedgenInputError(f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
+    spec = importlib.import_module(TASKS[name]).TASK
+    if spec.name != name:  # a copied folder that kept the old name
+        raise RuntimeError(f"{TASKS[name]}.TASK is named {spec.name!r}, not {name!r}")
+    return spec
+
+
+@cache
 def get(family: str) -> FamilySpec:
     """The spec of ``family``; MedgenInputError naming the valid families otherwise."""
     if family not in FAMILIES:
@@ -34,6 +54,8 @@ def get(family: str) -> FamilySpec:
     spec = importlib.import_module(FAMILIES[family]).FAMILY
     if spec.name != family:  # a copied folder that kept the old name
         raise RuntimeError(f"{FAMILIES[family]}.FAMILY is named {spec.name!r}, not {family!r}")
+    if spec.task not in TASKS:
+        raise RuntimeError(f"family {family!r}: unknown task {spec.task!r}; one of {list(TASKS)}")
     return spec
 
 

@@ -40,13 +40,6 @@ from medgen.seeding import epoch_seed, seed_all
 log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
-# task -> "module:function" giving a family's TrainingData (medgen.data.training_data)
-DATA_MODULES = {
-    "expression": "medgen.data.expression_loaders:training_data",
-    "anomaly": "medgen.data.imaging.loaders:training_data",
-    "expression_inference": "medgen.data.gene_inference_loaders:training_data",
-    "synthesis": "medgen.data.imaging.synthesis_loaders:training_data",
-}
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", distinct from crashes (1)
 
 
@@ -296,15 +289,18 @@ def train_model(
     Parameters
     ----------
     family
-        A registered family (``medgen.registry``); its task picks the data module.
+        A registered family (``medgen.registry``); its task's ``TaskSpec.training_data``
+        reads the data.
     data_path
-        The task's prepared training data: the preprocessed ``.h5ad`` (expression) or a
-        prepared ``train.npz`` (anomaly).
+        The task's prepared training data, as the workflow writes it at
+        ``TaskSpec.training_input``: the preprocessed ``.h5ad`` (expression), the prepared
+        training folder (anomaly: ``train.npz``), the landmark/target ``.h5ad`` (expression
+        inference) or the prepared pairs folder of an auto-context level (synthesis).
     hparams
         Resolved hyperparameters (``medgen.registry.family_hparams``).
     training
         The validated ``training:`` config section; ``max_epochs`` (when set) replaces each
-        stage's epochs, except for baselines.
+        stage's epochs, except for baselines (``FamilySpec.with_epochs``).
     seed
         Seeds initialisation, shuffling and sampling; stage k trains with
         ``seed + stage.seed_offset``.
@@ -329,14 +325,13 @@ def train_model(
     """
     spec = registry.get(family)
     out_dir = Path(out_dir)
-    data = resolve(DATA_MODULES[spec.task])(data_path, hparams, seed, family)
+    data = resolve(registry.task(spec.task).training_data)(data_path, hparams, seed, family)
+    epochs_of = spec.with_epochs(hparams, training.get("max_epochs"))
     state: dict[str, dict[str, torch.Tensor]] = {}
     stage_provenance: dict[str, Any] = {}  # e.g. which epoch a plan exported
     trainer = None
     for stage in spec.stages:
-        epochs = hparams[stage.epochs_key]
-        if not spec.baseline and training.get("max_epochs"):
-            epochs = training["max_epochs"]
+        epochs = epochs_of[stage.epochs_key]
         stage_seed = seed + stage.seed_offset
         seed_all(stage_seed)  # initial weights depend on the seed only, not on what ran before
         plan = resolve(stage.plan).build(hparams, data.dims, state)

@@ -176,7 +176,7 @@ def inference_section(table, folds: int = 3, **gene_sets) -> dict:
 
 def make_inference_data(path, seed: int = 0) -> str:
     """A prepared expression-inference file (3 folds) from ``make_inference_table``."""
-    from medgen.data.gene_inference import prepare_inference_data
+    from medgen.tasks.expression_inference.prepare import prepare_inference_data
 
     table = Path(path).with_suffix(".csv")
     make_inference_table(table, seed=seed)

@@ -11,19 +11,21 @@ import pytest
 import torch
 
 from medgen import registry
+from medgen.atomic import save_npz
 from medgen.checkpoint import load as load_checkpoint
 from medgen.config import load_schema, validate
-from medgen.data.imaging.prepare import save_npz
 from medgen.errors import MedgenInputError
-from medgen.evaluate.anomaly import evaluate_anomaly
-from medgen.evaluate.anomaly_inference import (
+from medgen.models.anogan.module import map_latents
+from medgen.nn.dcgan import Discriminator, Generator
+from medgen.tasks.anomaly.evaluate import evaluate_anomaly
+from medgen.tasks.anomaly.inference import (
     SLIDING_OVERLAP,
     WINDOW_BLEND,
     run_scorer,
     score_anomalies,
     score_splits,
 )
-from medgen.evaluate.anomaly_metrics import (
+from medgen.tasks.anomaly.metrics import (
     best_dice_threshold,
     calibrate_threshold,
     covariate_deviations,
@@ -32,10 +34,8 @@ from medgen.evaluate.anomaly_metrics import (
     pixel_metrics,
     sensitivity_specificity,
 )
-from medgen.evaluate.anomaly_outputs import read_scores
-from medgen.evaluate.scorers import fit_pca, load_scorer
-from medgen.models.anogan.module import map_latents
-from medgen.nn.dcgan import Discriminator, Generator
+from medgen.tasks.anomaly.outputs import read_scores
+from medgen.tasks.anomaly.scorers import fit_pca, load_scorer
 from medgen.train import train_model
 
 TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 1,
@@ -246,7 +246,7 @@ def test_score_splits_loads_networks_on_the_given_device(data_dir, tmp_path, mon
         return real_load_scorer(model_path, "cpu", data)  # no GPU here: record, run on CPU
 
     # scoring looks the loader up in its own namespace
-    monkeypatch.setattr("medgen.evaluate.anomaly_inference.load_scorer", recording_load_scorer)
+    monkeypatch.setattr("medgen.tasks.anomaly.inference.load_scorer", recording_load_scorer)
     scoring = {"window_overlap": 0.5, "window_overlap_by_method": {"anogan": 0.0},
                "residual": "abs", "slice_score": "mean", "window_blend": "constant"}
     written = score_splits("fanogan", path, data_dir, tmp_path / "scores", scoring,
@@ -437,8 +437,8 @@ def test_covariate_deviation_is_two_sided():
 
 @pytest.mark.parametrize("blend", ["gaussian", "constant"])
 def test_sliding_windows_blend_back_to_the_image(blend):
-    from medgen.evaluate.anomaly_inference import _sliding
     from medgen.models.anomaly import Scores
+    from medgen.tasks.anomaly.inference import _sliding
 
     class Echo:  # reconstructs each window exactly; scores it by its mean
         image_size, batch_size = 16, 8
@@ -459,7 +459,7 @@ def test_sliding_windows_blend_back_to_the_image(blend):
 
 
 def test_residual_panels_share_one_scale_from_inside_the_masks():
-    from medgen.report.anomaly_figures import residual_scale
+    from medgen.tasks.anomaly.figures import residual_scale
 
     residuals = np.zeros((2, 10, 10), np.float32)
     residuals[0, :5] = 0.2          # inside the mask

@@ -102,7 +102,7 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path):
         split=["train", "val"]).to_csv(train_sheet, sep="\t", index=False)
     cfg = medgen_config.load(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml",
                              {"imaging": {**small, "sample_sheet": str(train_sheet)}})
-    from medgen.data.imaging.prepare import prepare_images
+    from medgen.tasks.anomaly.prepare import prepare_images
 
     splits = prepare_images(str(train_sheet), cfg["imaging"], 0, tmp_path / "data")
     hp = {**resolve_hparams("convae", "default"), "channels_base": 4, "max_epochs": 1}

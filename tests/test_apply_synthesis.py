@@ -18,10 +18,10 @@ from medgen import checkpoint, registry
 from medgen import config as medgen_config
 from medgen.apply import apply_model, check_apply_config
 from medgen.data.imaging import intensity
-from medgen.data.imaging.synthesis_prepare import read_manifest
 from medgen.errors import MedgenInputError
-from medgen.evaluate import synthesis_inference as inference
-from medgen.evaluate.auto_context import context_inputs
+from medgen.tasks.synthesis import inference
+from medgen.tasks.synthesis.auto_context import context_inputs
+from medgen.tasks.synthesis.prepare import read_manifest
 from medgen.train import train_model
 from tests.helpers.synthesis_data import AFFINE, prepared_folder, save_nii, write_subjects
 
@@ -216,7 +216,7 @@ def test_workflow_applies_a_cascade_without_training(cascade, tmp_path):
 
 
 def test_preparation_of_cascades_trained_before_it_was_stored(cascade):
-    from medgen.evaluate.synthesis_cascade import model_preparation
+    from medgen.tasks.synthesis.cascade import model_preparation
 
     family, _ = cascade
     saved = checkpoint.load(family / "stage1" / "model.pt")

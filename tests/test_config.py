@@ -163,12 +163,6 @@ def test_unet_baseline_sizes_that_divide_pass():
         medgen_config.validate(_synthesis(evaluation={"baselines": ["unet_l1"], "unet": unet}))
 
 
-def test_unet_window_is_the_inference_default():
-    from medgen.evaluate.synthesis_inference import WINDOW
-
-    assert medgen_config.SYNTHESIS_WINDOW == WINDOW  # spelt out torch-free in medgen.config
-
-
 def test_synthesis_without_an_activated_family_is_refused():
     config = _synthesis()
     config["models"]["context_gan"]["activate"] = False

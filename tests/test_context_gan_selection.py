@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from medgen import checkpoint, registry
-from medgen.data.imaging.synthesis_loaders import read_volumes
-from medgen.evaluate.synthesis_baselines import train_generator_l1
 from medgen.models.context_gan.plan import SELECTION_KEY, ContextGANPlan
-from medgen.report import synthesis_figures as figures
+from medgen.tasks.synthesis import figures
+from medgen.tasks.synthesis.baselines import train_generator_l1
+from medgen.tasks.synthesis.loaders import read_volumes
 from medgen.train import train_model
 from tests.helpers.synthesis_data import prepared_folder
 

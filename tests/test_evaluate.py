@@ -11,10 +11,15 @@ import pandas as pd
 import pytest
 
 from medgen.errors import MedgenInputError
-from medgen.evaluate.associations import node_associations
-from medgen.evaluate.baselines import Baseline, fit_baselines
-from medgen.evaluate.latent import knn_scores, latent_metrics, silhouette, zscore_with_train
-from medgen.evaluate.reconstruction import bce, reconstruction_metrics
+from medgen.tasks.expression.associations import node_associations
+from medgen.tasks.expression.baselines import Baseline, fit_baselines
+from medgen.tasks.expression.latent import (
+    knn_scores,
+    latent_metrics,
+    silhouette,
+    zscore_with_train,
+)
+from medgen.tasks.expression.reconstruction import bce, reconstruction_metrics
 
 EVALUATION = {
     "knn_k": 5, "baselines": ["pca", "ica", "nmf"], "traversal_node": 1,
@@ -91,8 +96,8 @@ def test_node_associations_separating_node():
 
 @pytest.fixture(scope="module")
 def evaluated(expression_h5ad, tmp_path_factory):
-    from medgen.evaluate.expression import evaluate_expression
     from medgen.registry import resolve_hparams
+    from medgen.tasks.expression.evaluate import evaluate_expression
     from medgen.train import train_model
 
     with warnings.catch_warnings():
@@ -141,7 +146,7 @@ def test_metrics_files_byte_identical(evaluated):
 
 
 def test_evaluation_refuses_unknown_label(evaluated, expression_h5ad):
-    from medgen.evaluate.expression import evaluate_expression
+    from medgen.tasks.expression.evaluate import evaluate_expression
 
     root, _ = evaluated
     with pytest.raises(MedgenInputError, match="not obs columns"):

@@ -7,21 +7,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medgen.data.gene_sets import (
+from medgen.data.standardise import Standardiser
+from medgen.errors import MedgenInputError
+from medgen.tasks.expression_inference.evaluate import (
+    BASELINES,
+    compare,
+    cross_validated_predictions,
+    inference_metrics,
+)
+from medgen.tasks.expression_inference.gene_sets import (
     GeneSets,
     collapse_probes,
     gene_sets_from_maps,
     read_gene_map,
     select_genes,
     top_variance_landmarks,
-)
-from medgen.data.standardise import Standardiser
-from medgen.errors import MedgenInputError
-from medgen.evaluate.expression_inference import (
-    BASELINES,
-    compare,
-    cross_validated_predictions,
-    inference_metrics,
 )
 
 
@@ -113,8 +113,8 @@ def test_gpl96_bladder_cross_validation_matches_the_known_numbers(shared_data):
 
 
 def test_ggan_and_its_l1_only_ablation_learn_a_linear_map():
-    from medgen.evaluate.expression_inference import FamilyRegressor, ggan_models
     from medgen.models.ggan import PRESETS
+    from medgen.tasks.expression_inference.evaluate import FamilyRegressor, ggan_models
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(96, 8)).astype(np.float32)

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from medgen import registry
-from medgen.data.gene_inference import prepare_inference_data, read_inference_data
 from medgen.data.io.gctx import read_gctx
 from medgen.data.io.gctx_stream import GctxWriter
 from medgen.errors import MedgenInputError
-from medgen.evaluate.expression_inference import evaluate_expression_inference
-from medgen.infer_genes import infer_targets
 from medgen.models.gene_inference import load as load_inference_model
+from medgen.tasks.expression_inference.evaluate import evaluate_expression_inference
+from medgen.tasks.expression_inference.infer import infer_targets
+from medgen.tasks.expression_inference.prepare import prepare_inference_data, read_inference_data
 from medgen.train import train_model
 from tests.conftest import inference_section, make_inference_table
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from medgen.config import REPO_ROOT, load, load_schema, validate
-from medgen.data.imaging.prepare import load_split, prepare_images
 from medgen.errors import MedgenInputError
+from medgen.tasks.anomaly.prepare import load_split, prepare_images
 
 DATASETS = REPO_ROOT / "config" / "datasets"
 

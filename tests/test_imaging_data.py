@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from medgen.config import fill_defaults, load_schema
-from medgen.data.imaging import readers, slices
-from medgen.data.imaging.prepare import load_split, prepare_images
+from medgen.data.imaging import readers
 from medgen.data.imaging.sheet import assign_splits, read_sample_sheet
 from medgen.errors import MedgenInputError
+from medgen.tasks.anomaly import slices
+from medgen.tasks.anomaly.prepare import load_split, prepare_images
 
 
 def imaging_cfg(**overrides):
@@ -99,7 +100,7 @@ def test_reorient_to_ras(tmp_path):
     lps = np.diag([-1.0, -1.0, 1.0, 1.0])
     save_nii(tmp_path / "a.nii.gz", data, lps)
     write_sheet(tmp_path / "s.tsv", [{"subject": "a", "split": "train", "t1": "a.nii.gz"}])
-    from medgen.data.imaging.prepare import volume_dataset
+    from medgen.tasks.anomaly.prepare import volume_dataset
     rows = read_sample_sheet(tmp_path / "s.tsv", ["t1"])
     vol = volume_dataset(rows, imaging_cfg(modalities=["t1"], crop_to_mask=False, mask="threshold",
                                            mask_threshold=-1, intensity="zscore"), None)[0]
@@ -314,8 +315,8 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
     assert (test["y"] == 1).sum() > 5 and (test["y"] == 0).sum() > 5
     assert len(load_split(out["train"])["images"]) > 20
     # residual maps of slices go back into the input's grid, on the brain
-    from medgen.evaluate.anomaly_inference import score_anomalies
-    from medgen.evaluate.scorers import fit_pca
+    from medgen.tasks.anomaly.inference import score_anomalies
+    from medgen.tasks.anomaly.scorers import fit_pca
 
     pca = fit_pca(out["train"], 5, tmp_path / "pca.npz")
     score_anomalies("pca", pca, out["test"], tmp_path / "scores", "test",
@@ -327,7 +328,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
     on = np.asarray(residual.dataobj) > 0.05
     assert on.sum() > 1000 and (np.asarray(source.dataobj)[on] > 0).mean() > 0.9
     # the same path applied to the preprocessed FLAIR slices recovers the input FLAIR
-    from medgen.evaluate.anomaly_outputs import write_niftis
+    from medgen.tasks.anomaly.outputs import write_niftis
 
     test = load_split(out["test"])
     geometry = __import__("json").loads((tmp_path / "out" / "volumes.json").read_text())
@@ -339,7 +340,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
 
 
 def test_undo_pad_or_crop_inverts_slicing():
-    from medgen.evaluate.anomaly_outputs import undo_pad_or_crop
+    from medgen.tasks.anomaly.outputs import undo_pad_or_crop
 
     for shape in ((21, 30), (40, 17), (24, 24)):
         arr = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
@@ -383,7 +384,7 @@ def test_metaimage_written_by_simpleitk_matches_nifti(shared_data, tmp_path, vol
 
 
 def test_synthetic_anomalies_in_half_the_healthy_evaluation_slices(tmp_path, subjects):
-    from medgen.data.imaging.synthetic_anomalies import insert_anomalies
+    from medgen.tasks.anomaly.synthetic_anomalies import insert_anomalies
 
     healthy = [{k: v for k, v in row.items() if k != "label"} for row in subjects]
     sheet = write_sheet(tmp_path / "samples.tsv", healthy)
@@ -423,7 +424,7 @@ def test_synthetic_anomalies_in_half_the_healthy_evaluation_slices(tmp_path, sub
 
 
 def test_mni152_demo_subjects_share_no_slice(tmp_path):
-    from medgen.data.imaging.demo import mni152_demo_sheet
+    from medgen.tasks.anomaly.demo import mni152_demo_sheet
 
     sheet = mni152_demo_sheet(tmp_path, slice_axis=2)
     rows = {r.subject: r for r in read_sample_sheet(sheet, ["t1"], None, 0, None)}

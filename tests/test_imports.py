@@ -1,16 +1,21 @@
 """The import structure of medgen: no module imports itself back, and the layers point one way.
 
 Every module under medgen/ is parsed with ``ast`` (nothing is imported), imports inside
-functions included: a lazy import hides a dependency, it does not remove it.
+functions included: a lazy import hides a dependency, it does not remove it. References
+given as strings (``"medgen.module:attribute"``, resolved on first use by
+``medgen.family.resolve``) count as imports too, and must name a module and an attribute
+that exist.
 
-Layers: ``report`` draws figures from values it is given and never imports ``evaluate``;
-``models`` never imports ``evaluate``; ``data`` never imports ``models``. ``evaluate`` may
-import ``models`` and ``report``.
+Layers: ``tasks.<task>`` may import ``models``, ``data``, ``report``, ``nn`` and the core
+modules, never another task; ``models`` never imports ``tasks`` or ``report``; ``data``
+never imports ``models`` or ``tasks``; ``report`` (what every task's figures share) never
+imports ``tasks``; ``nn`` never imports ``models``.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from itertools import pairwise
 from pathlib import Path
 
@@ -59,8 +64,25 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> set[str]:
     return {target for target in found if target is not None and target != module}
 
 
+REFERENCE = re.compile(r"medgen(\.\w+)+:\w+")
+
+
+def _references() -> dict[str, list[tuple[str, int]]]:
+    """module -> the ``"medgen.x.y:attr"`` string constants in it, with their lines."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and REFERENCE.fullmatch(node.value)):
+                found.setdefault(module, []).append((node.value, node.lineno))
+    return found
+
+
+REFERENCES = _references()
+
+
 def _graph() -> dict[str, dict[str, int]]:
-    """module -> {imported medgen module: line of its first import}."""
+    """module -> {imported or string-referenced medgen module: line of its first mention}."""
     graph: dict[str, dict[str, int]] = {}
     for module, path in MODULES.items():
         edges: dict[str, int] = {}
@@ -68,6 +90,10 @@ def _graph() -> dict[str, dict[str, int]]:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for target in _targets(module, node):
                     edges[target] = min(edges.get(target, node.lineno), node.lineno)
+        for reference, line in REFERENCES.get(module, []):
+            target = reference.partition(":")[0]
+            if target in MODULES and target != module:
+                edges[target] = min(edges.get(target, line), line)
         graph[module] = edges
     return graph
 
@@ -143,9 +169,9 @@ def _cycle_path(component: list[str]) -> str:
 
 
 def test_the_parser_sees_the_package():
-    assert len(MODULES) > 40 and "medgen.evaluate.anomaly" in MODULES
+    assert len(MODULES) > 40 and "medgen.tasks.anomaly.evaluate" in MODULES
     # evaluate may import report: an edge the parser must find
-    assert "medgen.report.anomaly_figures" in GRAPH["medgen.evaluate.anomaly"]
+    assert "medgen.tasks.anomaly.figures" in GRAPH["medgen.tasks.anomaly.evaluate"]
     # a relative or function-level import would count the same way
     assert all(t.startswith("medgen") for edges in GRAPH.values() for t in edges)
 
@@ -167,12 +193,32 @@ def _offenders(lower: str, upper: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lower, upper", [
-    pytest.param("medgen.report", "medgen.evaluate", id="report-never-imports-evaluate"),
+    pytest.param("medgen.report", "medgen.tasks", id="report-never-imports-tasks"),
     pytest.param("medgen.data", "medgen.models", id="data-never-imports-models"),
-    pytest.param("medgen.models", "medgen.evaluate", id="models-never-import-evaluate"),
+    pytest.param("medgen.data", "medgen.tasks", id="data-never-imports-tasks"),
+    pytest.param("medgen.models", "medgen.tasks", id="models-never-import-tasks"),
     pytest.param("medgen.models", "medgen.report", id="models-never-import-report"),
     pytest.param("medgen.nn", "medgen.models", id="blocks-never-import-families"),
+    pytest.param("medgen.planning", "medgen.tasks", id="planning-never-imports-tasks"),
 ])
 def test_layers_point_one_way(lower, upper):
     offenders = _offenders(lower, upper)
     assert not offenders, f"{lower} must not import {upper}:\n" + "\n".join(offenders)
+
+
+TASK_FOLDERS = sorted({m.split(".")[2] for m in MODULES if m.startswith("medgen.tasks.")})
+
+
+def test_every_registered_task_has_its_folder():
+    from medgen.registry import TASKS
+
+    assert sorted(TASKS) == TASK_FOLDERS
+    assert all(TASKS[name] == f"medgen.tasks.{name}" for name in TASKS)
+
+
+@pytest.mark.parametrize("task", TASK_FOLDERS)
+def test_tasks_never_import_each_other(task):
+    """What two tasks share lives below them (data, report, models, the core modules)."""
+    offenders = [offender for other in TASK_FOLDERS if other != task
+                 for offender in _offenders(f"medgen.tasks.{task}", f"medgen.tasks.{other}")]
+    assert not offenders, f"medgen.tasks.{task} imports another task:\n" + "\n".join(offenders)

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from medgen.data.imaging import intensity
-from medgen.data.imaging.pairs import load_pair, read_pairs
-from medgen.data.imaging.synthesis_loaders import training_data
-from medgen.data.imaging.synthesis_prepare import (
+from medgen.errors import MedgenInputError
+from medgen.tasks.synthesis.loaders import training_data
+from medgen.tasks.synthesis.pairs import load_pair, read_pairs
+from medgen.tasks.synthesis.prepare import (
     load_subject,
     mask_box,
     prepare_synthesis,
     read_manifest,
     uncrop,
 )
-from medgen.errors import MedgenInputError
 from tests.helpers.synthesis_data import (
     AFFINE,
     CT_SETTINGS,
@@ -279,8 +279,8 @@ def test_patch_larger_than_the_volume_is_refused(sheet, tmp_path):
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", sorted(REAL_CT))
 def test_real_ct_is_in_hounsfield_units_and_the_window_round_trips(shared_data, name):
-    from medgen.data.imaging.pairs import CT_HU_RANGE, check_ct_range
     from medgen.data.imaging.readers import read_volume
+    from medgen.tasks.synthesis.pairs import CT_HU_RANGE, check_ct_range
 
     path = shared_data / REAL_CT[name]
     ct, _ = read_volume(path)
@@ -302,8 +302,8 @@ def test_real_ct_is_in_hounsfield_units_and_the_window_round_trips(shared_data, 
 
 @pytest.mark.realdata
 def test_real_dicom_ct_padding_is_refused_as_a_ct_target(shared_data):
-    from medgen.data.imaging.pairs import check_ct_range
     from medgen.data.imaging.readers import read_volume
+    from medgen.tasks.synthesis.pairs import check_ct_range
 
     folder = shared_data / "imaging" / "ct" / "dcmqa_GE_head"
     ct, _ = read_volume(folder, dicom_tilt="correct")
@@ -319,7 +319,7 @@ def test_real_dicom_ct_padding_is_refused_as_a_ct_target(shared_data):
 
 @pytest.mark.realdata
 def test_real_ct_target_keeps_hounsfield_units_end_to_end(shared_data, tmp_path):
-    from medgen.evaluate.synthesis_inference import read_sidecar, write_subject
+    from medgen.tasks.synthesis.inference import read_sidecar, write_subject
 
     ct_path = shared_data / REAL_CT["nifti_trunk"]
     sheet = ct_pair_sheet(tmp_path / "raw", ct_path)

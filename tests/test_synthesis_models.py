@@ -10,12 +10,16 @@ import torch
 from torch import nn
 
 from medgen import checkpoint, registry
-from medgen.data.imaging.synthesis_loaders import read_volumes
-from medgen.data.imaging.synthesis_prepare import read_manifest
 from medgen.errors import MedgenInputError
-from medgen.evaluate import synthesis_inference as inference
-from medgen.evaluate.auto_context import context_inputs
-from medgen.evaluate.synthesis_baselines import (
+from medgen.models.context_gan.module import (
+    build_networks,
+    generator_loss,
+    gradient_difference_loss,
+)
+from medgen.models.synthesis import Synthesiser
+from medgen.tasks.synthesis import inference
+from medgen.tasks.synthesis.auto_context import context_inputs
+from medgen.tasks.synthesis.baselines import (
     fit_constant,
     fit_voxel_regression,
     generator_l1_hparams,
@@ -25,12 +29,9 @@ from medgen.evaluate.synthesis_baselines import (
     train_generator_l1,
     train_unet_l1,
 )
-from medgen.evaluate.synthesis_metrics import gradient_error, synthesis_metrics
-from medgen.models.context_gan.module import (
-    build_networks,
-    generator_loss,
-    gradient_difference_loss,
-)
+from medgen.tasks.synthesis.loaders import read_volumes
+from medgen.tasks.synthesis.metrics import gradient_error, synthesis_metrics
+from medgen.tasks.synthesis.prepare import read_manifest
 from medgen.train import train_model
 from tests.helpers.synthesis_data import prepared_folder
 
@@ -186,7 +187,7 @@ def test_sliding_window_blends_valid_outputs_exactly_and_skips_empty_windows(mar
     mask = np.zeros((70, 50, 40), np.uint8)
     mask[5:30, 10:40, 5:35] = 1
     net = CentreCopy(margin)
-    model = inference.Synthesiser(net, margin, {"channels": 2})
+    model = Synthesiser(net, margin, {"channels": 2})
     out = model.predict(source, mask, window=32, overlap=0.25)
     np.testing.assert_allclose(out[mask > 0], source[0][mask > 0], rtol=1e-5)
     assert (out[mask == 0] == 0).all()
@@ -207,7 +208,7 @@ def test_skipping_empty_windows_leaves_the_output_inside_the_mask_unchanged(pres
     source = rng.random((1, 60, 44, 36)).astype(np.float32)
     mask = np.zeros((60, 44, 36), np.uint8)
     mask[30:52, 6:30, 4:20] = 1
-    model = inference.Synthesiser(generator.eval(), generator.margin, {"channels": 1})
+    model = Synthesiser(generator.eval(), generator.margin, {"channels": 1})
     skipped = model.predict(source, mask, window=32, overlap=0.25)
     every = model.predict(source, np.ones_like(mask), window=32, overlap=0.25)
     assert np.abs(every[mask > 0]).min() > 0  # the network's output, not zeros
@@ -357,7 +358,7 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
 
     import pandas as pd
 
-    from medgen.evaluate.synthesis import evaluate_synthesis
+    from medgen.tasks.synthesis.evaluate import evaluate_synthesis
 
     stage1 = train_model("context_gan", prepared, tiny(auto_context_stages=1), TRAINING, 0,
                          tmp_path / "m")
@@ -399,9 +400,9 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
 def test_ct_target_is_evaluated_in_hounsfield_units(shared_data, tmp_path):
     import json
 
-    from medgen.data.imaging.pairs import read_pairs
-    from medgen.data.imaging.synthesis_prepare import prepare_synthesis
-    from medgen.evaluate.synthesis import evaluate_synthesis, report_scale
+    from medgen.tasks.synthesis.evaluate import evaluate_synthesis, report_scale
+    from medgen.tasks.synthesis.pairs import read_pairs
+    from medgen.tasks.synthesis.prepare import prepare_synthesis
     from tests.helpers.synthesis_data import CT_SETTINGS, REAL_CT, ct_pair_sheet
 
     sheet = ct_pair_sheet(tmp_path / "raw", shared_data / REAL_CT["nifti_trunk"])

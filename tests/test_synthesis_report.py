@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from medgen.data.imaging import intensity
-from medgen.data.imaging.synthesis_prepare import crop, load_subject, read_manifest, uncrop
 from medgen.errors import MedgenInputError
-from medgen.report import synthesis_figures as figures
+from medgen.tasks.synthesis import figures
+from medgen.tasks.synthesis.prepare import crop, load_subject, read_manifest, uncrop
 from tests.helpers.synthesis_data import prepared_folder
 
 METHODS = ["context_gan_stage1", "context_gan_stage2", "voxel_linear", "unet_l1"]

@@ -170,7 +170,7 @@ def test_gctx_latin1_strings_are_read_and_reported(tmp_path, caplog):
 
 # -- 5. a label with one class in the evaluated split ------------------------------------
 def test_metric_undefined_on_a_one_class_test_split_is_nan(caplog):
-    from medgen.evaluate.latent import latent_metrics, undefined_label_notes
+    from medgen.tasks.expression.latent import latent_metrics, undefined_label_notes
 
     rng = np.random.default_rng(0)
     # melanoma: tumours (primary and metastatic) everywhere, the two normals in train only
@@ -484,7 +484,7 @@ def test_missing_dicom_slice_is_reported_as_irregular_spacing(tmp_path):
 
 def test_npz_sheet_without_training_subjects_writes_nothing(tmp_path):
     from medgen.config import fill_defaults, load_schema
-    from medgen.data.imaging.prepare import prepare_images
+    from medgen.tasks.anomaly.prepare import prepare_images
 
     np.savez(tmp_path / "x.npz", val_images=np.zeros((4, 8, 8), np.uint8),
              val_labels=np.zeros((4, 1)), test_images=np.zeros((4, 8, 8), np.uint8),

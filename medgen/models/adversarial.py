@@ -13,10 +13,13 @@ from torch import nn
 
 
 class AdversarialPlan(L.LightningModule):
-    """Alternating discriminator / generator updates on images scaled to [-1, 1].
+    """Alternating discriminator / generator updates (images, volumes or expression).
 
-    One training step, on a batch x in [0, 1] and z ~ N(0, I) of size ``latent_dim``:
-    1. x <- 2x - 1;
+    One training step, on a batch split by ``split_batch`` into the real data x and the
+    generator's input z (by default: images in [0, 1] scaled to [-1, 1], and z ~ N(0, I) of
+    size ``latent_dim``; GGAN's (landmarks, targets), context_gan's (source, target) patches
+    override it):
+    1. (x, z) <- split_batch(batch);
     2. update D (or the critic) on ``discriminator_loss(x, z)``, every batch;
     3. every ``generator_every``-th batch, update G on ``generator_loss(x, z, cache)`` with
        D's parameters frozen (``cache``: what step 2 computed and step 3 may reuse).

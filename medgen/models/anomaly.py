@@ -2,7 +2,8 @@
 
 A scorer maps images in [0, 1], (N, C, S, S), to per-image scores, named score terms and
 reconstructions in [0, 1]. Families (``medgen.models.<name>.module``) implement it; the
-evaluation harness (``medgen.evaluate``) runs every scorer, baselines included, the same way.
+anomaly task (``medgen.tasks.anomaly``) scores with every scorer, baselines included, the
+same way.
 """
 
 from __future__ import annotations

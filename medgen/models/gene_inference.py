@@ -3,7 +3,7 @@ training data's units in, target genes in the same units out, matched by gene na
 
 Every 'expression_inference' family (GGAN, D-GEX) stores its network as ``network`` (the
 generator for GGAN) and the data signature written by
-``medgen.data.gene_inference_loaders.training_data``: ordered landmark and target genes and
+``medgen.tasks.expression_inference.loaders.training_data``: ordered landmark and target genes and
 the per-gene means and standard deviations fitted on the training samples.
 """
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from medgen.data.imaging.pairs import read_pairs
-from medgen.data.imaging.synthesis_prepare import prepare_synthesis
+from medgen.tasks.synthesis.pairs import read_pairs
+from medgen.tasks.synthesis.prepare import prepare_synthesis
 
 SHAPE = (36, 36, 34)  # just above the 32^3 patches of the presets
 AFFINE = np.diag([1.2, 1.2, 1.5, 1.0])

@@ -1,6 +1,79 @@
-# Image synthesis (models.context_gan): prepare the paired volumes once, train each
-# auto-context stage as its own job (stage k reads stage k-1's whole-volume output), then
-# evaluate every stage beside the baselines on the test and validation subjects.
+# The synthesis task: prepare the paired volumes once, train each auto-context level of
+# each family as its own job (level k reads level k-1's whole-volume output; its files are
+# named stage<k>), then evaluate every level beside the baselines on the test and
+# validation subjects, and draw the report's figures from the written tables.
+
+
+SYNTHESIS = f"{RUN}/synthesis"
+
+
+def synthesis_stages(family):
+    """K: the family's auto-context levels (its hyperparameter auto_context_stages)."""
+    return planning.synthesis_levels(config, family)
+
+
+def synthesis_stage_data(family, stage):
+    """Stage 1 trains on the prepared pairs; stage k on them plus stage k-1's output."""
+    if int(stage) == 1:
+        return f"{SYNTHESIS}/data/stage1"
+    return f"{SYNTHESIS}/{family}/data/stage{stage}"
+
+
+def synthesis_stage_models(family):
+    return [f"{MODELS}/{family}/stage{k}/model.pt" for k in range(1, synthesis_stages(family) + 1)]
+
+
+def synthesis_files(wildcards=None):
+    """The sample sheet and every file it names (changed files rerun preparation); in apply
+    mode the new subjects, whose target is optional."""
+    section = config["synthesis"]
+    from medgen.tasks.synthesis.pairs import read_synthesis_sheet
+
+    with refused_before_run("invalid synthesis sample sheet"):
+        pairs = read_synthesis_sheet(section, new_data=is_activated("apply"))
+    files = [section["sample_sheet"]]
+    for pair in pairs:
+        files += [
+            str(p) for p in (*pair.sources.values(), pair.target, pair.mask, pair.label) if p
+        ]
+    return files
+
+
+def preparation_settings():
+    """The synthesis section without evaluation and inference (medgen.planning)."""
+    return planning.synthesis_preparation(config)
+
+
+@functools.cache
+def synthesis_report_subjects():
+    """The test subjects of the synthesis sample sheet (one mid-slice figure each); none
+    when synthesis is off or a model is applied."""
+    if is_activated("apply") or not (
+        is_activated("synthesis") and activated_families("synthesis")
+    ):
+        return []
+    from medgen.tasks.synthesis.pairs import read_synthesis_sheet
+
+    with refused_before_run("invalid synthesis sample sheet"):
+        pairs = read_synthesis_sheet(config["synthesis"])
+    return [pair.subject for pair in pairs if pair.split == "test"]
+
+
+def synthesis_models(wildcards=None):
+    """Family -> its stage model.pt paths, for every activated synthesis family."""
+    if not is_activated("synthesis"):
+        return {}
+    return {family: synthesis_stage_models(family) for family in activated_families("synthesis")}
+
+
+def synthesis_outputs():
+    if not activated_families("synthesis"):
+        return []
+    return [f"{SYNTHESIS}/eval/metrics.json", f"{SYNTHESIS}/report/metrics.tsv"]
+
+
+TASK_OUTPUTS["synthesis"] = synthesis_outputs
+TASK_INPUTS["synthesis"] = synthesis_files
 
 
 rule prepare_synthesis:
@@ -83,8 +156,49 @@ rule evaluate_synthesis:
         ),
         evaluation=config["synthesis"]["evaluation"],
         inference=config["synthesis"]["inference"],
-        generator=generator_l1_hparams(),
+        generator=planning.generator_l1_hparams(config),
         seed=config["seed"],
         num_threads=config["training"]["num_threads"],
     script:
         "../scripts/evaluate_synthesis.py"
+
+
+rule synthesis_report:
+    input:
+        metrics=f"{SYNTHESIS}/eval/metrics.tsv",
+        data=f"{SYNTHESIS}/data/stage1",
+        models=lambda wildcards: [
+            model for models in synthesis_models().values() for model in models
+        ],
+    output:
+        table=report(
+            f"{SYNTHESIS}/report/metrics.tsv",
+            caption="../report/synthesis_metrics.rst",
+            category="Image synthesis",
+            labels={"figure": "metrics per subject"},
+        ),
+        slices=[
+            report(
+                f"{SYNTHESIS}/report/slices_{subject}.png",
+                caption="../report/synthesis_slices.rst",
+                category="Image synthesis",
+                labels={"figure": f"mid-slices: {subject}"},
+            )
+            for subject in synthesis_report_subjects()
+        ],
+        curves=report(
+            f"{SYNTHESIS}/report/training_curves.png",
+            caption="../report/synthesis_curves.rst",
+            category="Image synthesis",
+            labels={"figure": "training curves"},
+        ),
+    log:
+        f"{LOGS}/synthesis_report.log",
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    params:
+        models=synthesis_models(),
+        subjects=synthesis_report_subjects(),
+    script:
+        "../scripts/synthesis_report.py"

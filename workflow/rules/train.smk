@@ -1,4 +1,5 @@
-# Model training: one rule for every registered family; its task picks the training data.
+# Model training: one rule for every registered family; its task's TaskSpec names the
+# training data (a synthesis family trains per auto-context level: rules/synthesis.smk).
 
 
 rule train_model:
@@ -22,16 +23,3 @@ rule train_model:
         seed=config["seed"],
     script:
         "../scripts/train_model.py"
-
-
-rule fit_pca_baseline:
-    input:
-        data=TRAINING_IMAGES,
-    output:
-        model=f"{IMAGING}/models/pca.npz",
-    log:
-        f"{LOGS}/fit_pca_baseline.log",
-    params:
-        components=config["imaging"]["evaluation"]["pca_components"],
-    script:
-        "../scripts/fit_pca_baseline.py"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medgen.evaluate.anomaly import evaluate_anomaly
 from medgen.smk import logged
+from medgen.tasks.anomaly.evaluate import evaluate_anomaly
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     score_dirs = dict(zip(snakemake.params.methods, snakemake.input.scores))  # noqa: F821

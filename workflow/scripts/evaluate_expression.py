@@ -3,8 +3,8 @@ PCA/ICA/NMF."""
 
 from pathlib import Path
 
-from medgen.evaluate.expression import evaluate_expression
 from medgen.smk import logged
+from medgen.tasks.expression.evaluate import evaluate_expression
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     evaluate_expression(

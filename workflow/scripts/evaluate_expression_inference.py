@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medgen.evaluate.expression_inference import evaluate_expression_inference
 from medgen.smk import logged
+from medgen.tasks.expression_inference.evaluate import evaluate_expression_inference
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     params = snakemake.params  # noqa: F821

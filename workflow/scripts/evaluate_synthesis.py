@@ -3,8 +3,8 @@ test and validation subjects: per-subject metrics table, means per split, synthe
 
 from pathlib import Path
 
-from medgen.evaluate.synthesis import evaluate_synthesis
 from medgen.smk import logged
+from medgen.tasks.synthesis.evaluate import evaluate_synthesis
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     params = snakemake.params  # noqa: F821

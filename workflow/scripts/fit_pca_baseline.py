@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from medgen.evaluate.scorers import fit_pca
 from medgen.smk import logged
+from medgen.tasks.anomaly.scorers import fit_pca
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     fit_pca(Path(snakemake.input.data) / "train.npz", snakemake.params.components,  # noqa: F821

@@ -1,7 +1,7 @@
 """Infer the target genes of new landmark profiles; GCTX and h5ad with their metadata."""
 
-from medgen.infer_genes import infer_targets
 from medgen.smk import logged
+from medgen.tasks.expression_inference.infer import infer_targets
 from medgen.train import inference_device
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake

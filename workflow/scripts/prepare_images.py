@@ -1,8 +1,8 @@
 """Read, reorient, mask, normalise and cut the sample sheet's images of some splits (the
 training units, or the val/test evaluation data)."""
 
-from medgen.data.imaging.prepare import prepare_images
 from medgen.smk import logged
+from medgen.tasks.anomaly.prepare import prepare_images
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     imaging = snakemake.params.imaging  # noqa: F821

@@ -1,7 +1,7 @@
 """Landmark and target matrices (gene sets, probe collapse, folds) for expression inference."""
 
-from medgen.data.gene_inference import prepare_inference_data
 from medgen.smk import logged
+from medgen.tasks.expression_inference.prepare import prepare_inference_data
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     prepare_inference_data(

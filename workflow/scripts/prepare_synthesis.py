@@ -1,8 +1,8 @@
 """Read, check, normalise and cache the synthesis pairs of the sample sheet."""
 
-from medgen.data.imaging.pairs import read_pairs
-from medgen.data.imaging.synthesis_prepare import prepare_synthesis
 from medgen.smk import logged
+from medgen.tasks.synthesis.pairs import read_pairs
+from medgen.tasks.synthesis.prepare import prepare_synthesis
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     settings = snakemake.params.settings  # noqa: F821

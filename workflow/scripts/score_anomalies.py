@@ -1,7 +1,7 @@
 """Per-image anomaly scores and residual maps of one method on the val and test images."""
 
-from medgen.evaluate.anomaly_inference import score_splits
 from medgen.smk import logged
+from medgen.tasks.anomaly.inference import score_splits
 from medgen.train import inference_device
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake

@@ -1,8 +1,8 @@
 """Auto-context: stage k's training data = the pairs plus stage k-1's whole-volume output."""
 
-from medgen.evaluate.auto_context import context_inputs
-from medgen.evaluate.synthesis_inference import load
 from medgen.smk import logged
+from medgen.tasks.synthesis.auto_context import context_inputs
+from medgen.tasks.synthesis.inference import load
 from medgen.train import inference_device
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake

@@ -3,8 +3,8 @@ subject, training curves of every auto-context stage."""
 
 from pathlib import Path
 
-from medgen.report.synthesis_figures import synthesis_report
 from medgen.smk import logged
+from medgen.tasks.synthesis.figures import synthesis_report
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
     synthesis_report(

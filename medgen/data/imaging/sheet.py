@@ -217,43 +217,6 @@ def read_sample_sheet(
     ]
 
 
-def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = False
-                       ) -> list[SheetRow]:
-    """The rows of the ``imaging`` config section's sample sheet, splits assigned, as the
-    workflow plans ([] for the built-in MNI152 demo, which writes its own sheet).
-
-    Read when Snakemake plans a run and by ``medgen validate``, so both refuse the same
-    sheets. ``seed``: the run's seed (subject-level split of rows without ``split``);
-    ``new_data``: apply mode (a trained model scores new subjects: no split is required).
-
-    Raises
-    ------
-    MedgenInputError
-        ``imaging.sample_sheet`` empty for a kind other than the demo; any problem
-        ``read_sample_sheet`` raises; no subject in split 'train' or 'test' (training
-        mode); a labelled evaluation subject when synthetic anomalies are on
-        (``check_healthy``).
-    """
-    # imported here: synthetic_anomalies is about scoring, not about reading sheets
-    from medgen.data.imaging.synthetic_anomalies import check_healthy, synthetic_anomalies_on
-
-    sheet = imaging["sample_sheet"]
-    if imaging["kind"] == "mni152_demo":
-        return []
-    if not sheet:
-        raise MedgenInputError(
-            f"config key 'imaging.sample_sheet' is empty, but imaging.kind is "
-            f"{imaging['kind']!r}; expected the path of a sample sheet (TSV)")
-    rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
-                             imaging["data_root"])
-    if not new_data:
-        require_splits(sheet, [row.split for row in rows],
-                       {"train": "the models train on it",
-                        "test": "the anomaly evaluation reports on it"})
-    if synthetic_anomalies_on(imaging):
-        check_healthy([row for row in rows if row.split != "train"])
-    return rows
-
 def require_splits(sheet: str | Path, splits: list[str], needed: dict[str, str]) -> None:
     """Refuse a sheet whose subjects' ``splits`` lack one of ``needed`` (split -> why it is
     needed, for the message), before any job runs.

@@ -2,10 +2,10 @@
 Context-Aware Generative Adversarial Networks"; TBME 2018): a 3D fully convolutional
 generator maps source patches to target patches, trained with an adversarial term, L2 and
 the image gradient difference loss (GDL); an auto-context cascade feeds each stage the
-source plus the previous stage's synthetic target (``medgen.evaluate.auto_context``).
+source plus the previous stage's synthetic target (``medgen.tasks.synthesis.auto_context``).
 
-Task 'synthesis'; data module ``medgen.data.imaging.synthesis_loaders``; whole-volume
-inference ``medgen.evaluate.synthesis_inference``.
+Task 'synthesis'; data module ``medgen.tasks.synthesis.loaders``; whole-volume
+inference ``medgen.tasks.synthesis.inference``.
 
 Presets (flat dicts of plain values):
 - 'paper': 32^3 source -> 16^3 target with valid convolutions, as the paper's 3D code;
@@ -213,7 +213,7 @@ FAMILY = FamilySpec(
     task="synthesis",
     presets=PRESETS,
     stages=(Stage("", "medgen.models.context_gan.plan:ContextGANPlan"),),
-    load="medgen.evaluate.synthesis_inference:load_synthesiser",
+    load="medgen.models.context_gan.module:load_for_inference",
     description="Context-aware synthesis GAN (Nie et al. 2017): 3D FCN + adversarial + "
                 "gradient difference loss, auto-context cascade.",
     resources={"mem_mb": 8000, "runtime": 240},

@@ -31,6 +31,9 @@ from monai.networks.layers.factories import Pool
 from monai.networks.nets import PatchDiscriminator
 from torch import nn
 
+from medgen.checkpoint import Checkpoint
+from medgen.models.synthesis import Synthesiser
+
 NORMS = {"batch": "BATCH", "instance": "INSTANCE", "none": None}
 
 
@@ -163,3 +166,10 @@ def generator_loss(fake: torch.Tensor, target: torch.Tensor,
     total = (hp["l2_weight"] * l2 + hp["l1_weight"] * l1 + hp["gdl_weight"] * gdl
              + hp["adversarial_weight"] * adversarial)
     return GeneratorLoss(l2, l1, gdl, adversarial, total)
+
+
+def load_for_inference(saved: Checkpoint, device: str = "cpu") -> Synthesiser:
+    """The generator of a context_gan ``model.pt`` (the family's ``load``), in eval mode."""
+    generator, _ = build_networks(saved.hparams, int(saved.data["channels"]))
+    generator.load_state_dict(saved.state["generator"])
+    return Synthesiser(generator.to(device).eval(), generator.margin, dict(saved.data), device)

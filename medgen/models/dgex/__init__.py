@@ -1,7 +1,7 @@
 """D-GEX (Chen, Li, Narayan, Subramanian & Xie, Bioinformatics 2016): a multilayer
 perceptron that infers target genes from landmark genes; the deep-learning baseline of
 GGAN (Wang et al. 2018). Task 'expression_inference', trained on the same standardised
-data as GGAN (``medgen.data.gene_inference_loaders``).
+data as GGAN (``medgen.tasks.expression_inference.loaders``).
 
 Presets are flat dicts of plain values:
 - 'paper': the paper's best model, D-GEX-10%-9000x3 (three hidden layers of 9,000 tanh

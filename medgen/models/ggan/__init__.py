@@ -1,6 +1,6 @@
 """GGAN (Wang, Ghasedi Dizaji & Huang, Bioinformatics 2018): a conditional GAN that infers
-target genes from landmark genes (task 'expression_inference'; data module
-``medgen.data.gene_inference_loaders``, evaluation ``medgen.evaluate.expression_inference``).
+target genes from landmark genes (task 'expression_inference': its data, evaluation and
+apply step are the task's, ``medgen.tasks.expression_inference``).
 
 Presets are flat dicts of plain values. Layer sizes and loss weights are not in the paper:
 'paper' follows D-GEX's scale (3 x 3,000 units) for the generator; 'default' is sized to

@@ -2,8 +2,8 @@
 
 Layers, as in scvi-tools: ``module.TybaltVAE`` (networks + loss terms), ``plan.TybaltPlan``
 (Lightning: KL warm-up, Adam, logging). Data, training and evaluation are the expression
-task's: ``medgen.data.expression_loaders``, ``medgen.train.train_model``,
-``medgen.evaluate.expression``.
+task's: ``medgen.tasks.expression.loaders``, ``medgen.train.train_model``,
+``medgen.tasks.expression.evaluate``.
 
 ``PRESETS`` are flat dicts of plain values: ``medgen.registry.resolve_hparams`` type-checks
 config overrides against them, so every key has a concrete value (or None).

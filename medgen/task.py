@@ -1,0 +1,54 @@
+"""What a task declares: its config section, training data, training input and apply step.
+
+A task is what a group of model families is for (a latent space of expression profiles,
+anomaly detection, image synthesis, expression inference). Each task folder
+``medgen/tasks/<name>/`` holds the task's data preparation and loaders, inference,
+baselines, metrics, output writers, figures and apply step, one module each, and exports
+one :class:`TaskSpec` as ``TASK`` in its ``__init__.py``; ``medgen.registry.TASKS`` lists
+the tasks, one line each. The trainer, ``medgen apply`` and the workflow's planning find
+what is task-specific through the spec. References are ``"package.module:attribute"``
+strings, imported on first use (resolved by ``medgen.family.resolve``), so that planning a
+run and validating a config never import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task as the rest of medgen sees it.
+
+    Attributes
+    ----------
+    name
+        Registry name; also the ``task`` of its families (``FamilySpec.task``) and the name of
+        its rule file (``workflow/rules/<name>.smk``).
+    description
+        One line for ``medgen presets`` and the docs; cite the paper the task comes from.
+    section
+        The config section that names the task's data (and, in apply mode, the new data).
+    training_data
+        ``"module:function"``; ``function(data_path, hparams, seed, family)`` ->
+        ``medgen.data.training_data.TrainingData``: the loaders every family of the task
+        trains on.
+    training_input
+        Where the workflow writes the prepared training data, relative to the run folder
+        (``results/<run_name>/``): the training rule's input.
+    apply
+        ``"module:function"``; ``function(model_path, config, out_dir, device)`` -> Path of
+        the metrics (or outputs) file: a trained model run on new data. None: not supported.
+    check_apply
+        ``"module:function"``; ``function(config, model_path)`` raises MedgenInputError when
+        the config's ``section`` does not name new data the model can be applied to (called
+        when a run is planned, before any job). None: nothing beyond the generic checks.
+    """
+
+    name: str
+    description: str
+    section: str
+    training_data: str
+    training_input: str
+    apply: str | None = None
+    check_apply: str | None = None

@@ -1,0 +1,2 @@
+"""One folder per task (``medgen/tasks/<name>/``), each declaring a ``TASK``
+(:class:`medgen.task.TaskSpec`); ``medgen.registry.TASKS`` lists them."""

@@ -1,0 +1,14 @@
+"""Unsupervised anomaly detection in images (AnoGAN, f-AnoGAN; Schlegl et al. 2017, 2019)
+beside the conv autoencoder, PCA and trivial scores: image preparation (slices, patches,
+the MNI152 demo, synthetic anomalies), scoring, metrics, evaluation, figures and apply."""
+
+from medgen.task import TaskSpec
+
+TASK = TaskSpec(
+    name="anomaly",
+    description="unsupervised anomaly detection in images (Schlegl et al. 2017, 2019)",
+    section="imaging",
+    training_data="medgen.tasks.anomaly.loaders:training_data",
+    training_input="imaging/training",
+    apply="medgen.tasks.anomaly.apply:apply_anomaly",
+)

@@ -1,0 +1,376 @@
+"""Expression inference (landmark genes -> target genes): baselines, metrics and
+cross-validation in one harness, the measuring stick for GGAN (Wang et al. 2018) and D-GEX
+(Chen et al. 2016).
+
+Every model sees landmarks and targets standardised per gene on its training samples only;
+predictions are mapped back to the data's units before any metric. Metrics: MAE overall and
+per gene, Pearson r per gene (median), and the fraction of genes on which a model beats
+ridge regression (the L1000 standard).
+
+    python -m medgen.tasks.expression_inference.evaluate --table expr.csv.gz --genes-as-rows \\
+        --landmark-map dgex_map_lm.txt --target-map dgex_map_tg.txt --folds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KNeighborsRegressor
+from tqdm.auto import tqdm
+
+from medgen import registry
+from medgen.data.standardise import Standardiser
+from medgen.errors import MedgenInputError
+from medgen.family import resolve
+from medgen.seeding import seed_all
+from medgen.tasks.expression_inference.gene_sets import (
+    collapse_probes,
+    gene_sets_from_maps,
+    select_genes,
+)
+from medgen.tasks.expression_inference.loaders import standardised_loader
+from medgen.train import fit_in_memory
+
+log = logging.getLogger(__name__)
+RIDGE_ALPHAS = np.logspace(-2, 5, 15)  # chosen by leave-one-out on the training samples
+KNN_NEIGHBOURS = (1, 3, 5, 10, 20)     # chosen by inner 3-fold CV on the training samples
+
+
+class Regressor(Protocol):
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any: ...
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class MeanPredictor:
+    """Predicts every target's training mean (the trivial baseline)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> MeanPredictor:
+        self.mean_ = np.asarray(y).mean(axis=0)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.repeat(self.mean_[None], len(x), axis=0)
+
+
+def ridge() -> Regressor:
+    """Ridge regression of all targets on the landmarks, alpha by efficient leave-one-out."""
+    return RidgeCV(alphas=RIDGE_ALPHAS)
+
+
+def knn(n_samples: int) -> Regressor:
+    """k-nearest-neighbour regression (distance-weighted), k by inner 3-fold CV."""
+    grid = {"n_neighbors": [k for k in KNN_NEIGHBOURS if k < 0.66 * n_samples] or [1]}
+    return GridSearchCV(KNeighborsRegressor(weights="distance"), grid, cv=3,
+                        scoring="neg_mean_absolute_error")
+
+
+BASELINES = {"mean": lambda n: MeanPredictor(), "ridge": lambda n: ridge(), "knn": knn}
+
+
+class FamilyRegressor:
+    """A registered expression-inference family (GGAN, D-GEX) as a regressor of
+    standardised targets on standardised landmarks, trained in memory (no checkpoints):
+    the many fits of a cross-validation and the ablations."""
+
+    def __init__(self, family: str, hparams: dict[str, Any], seed: int = 0,
+                 num_threads: int | None = None) -> None:
+        self.family, self.hp = family, dict(hparams)
+        self.seed, self.num_threads = seed, num_threads
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> FamilyRegressor:
+        seed_all(self.seed)
+        stage = registry.get(self.family).stages[-1]
+        dims = {"n_landmarks": x.shape[1], "n_targets": y.shape[1]}
+        self.plan = resolve(stage.plan).build(self.hp, dims, {})
+        loader = standardised_loader(x, y, self.hp["batch_size"], self.seed)
+        fit_in_memory(self.plan, loader, self.hp["max_epochs"], self.seed, self.num_threads)
+        return self
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        network = self.plan.prediction_network().eval()
+        return network(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+
+def ggan_models(preset: str = "default", seed: int = 0, **params: Any) -> dict[str, Any]:
+    """GGAN and its L1-only ablation as harness entries (``params`` override the preset)."""
+    hp = registry.resolve_hparams("ggan", preset, params)
+    l1_only = {**hp, "adversarial_weight": 0.0, "consistency_weight": 0.0}
+    return {"ggan": lambda n: FamilyRegressor("ggan", hp, seed),
+            "ggan_l1_only": lambda n: FamilyRegressor("ggan", l1_only, seed)}
+
+
+@dataclass
+class InferenceMetrics:
+    """Metrics of predictions (samples, genes) against measurements, in the data's units."""
+
+    mae: float
+    mae_per_gene: np.ndarray
+    pearson_per_gene: np.ndarray
+
+    @property
+    def median_pearson(self) -> float:
+        return float(np.nanmedian(self.pearson_per_gene))
+
+
+def inference_metrics(y: np.ndarray, y_hat: np.ndarray) -> InferenceMetrics:
+    """MAE overall and per gene, Pearson r per gene (NaN where either side is constant)."""
+    y, y_hat = np.asarray(y, np.float64), np.asarray(y_hat, np.float64)
+    if y.shape != y_hat.shape:
+        raise ValueError(f"shapes differ: measured {y.shape}, predicted {y_hat.shape}")
+    error = np.abs(y - y_hat)
+    yc, pc = y - y.mean(axis=0), y_hat - y_hat.mean(axis=0)
+    denominator = np.sqrt((yc**2).sum(axis=0) * (pc**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(denominator > 0, (yc * pc).sum(axis=0) / denominator, np.nan)
+    return InferenceMetrics(float(error.mean()), error.mean(axis=0), r)
+
+
+def cross_validated_predictions(x: np.ndarray, y: np.ndarray, make_model, folds: int,
+                                seed: int, splits=None) -> np.ndarray:
+    """Out-of-fold predictions of ``make_model(n_train)`` (samples, targets), each fold's
+    model fitted on standardised landmarks and targets of its training samples only.
+    ``splits``: (train rows, test rows) pairs instead of k folds (a fixed split); rows in
+    no test part are NaN."""
+    predictions = np.full(y.shape, np.nan)
+    splits = splits or KFold(folds, shuffle=True, random_state=seed).split(x)
+    for train, test in splits:
+        sx, sy = Standardiser.fit(x[train]), Standardiser.fit(y[train])
+        model = make_model(len(train)).fit(sx.transform(x[train]), sy.transform(y[train]))
+        predictions[test] = sy.inverse(model.predict(sx.transform(x[test])))
+    return predictions
+
+
+def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5,
+            seed: int = 0, split: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per model: MAE, median per-gene Pearson r, and the fraction of genes on which
+    the model's per-gene MAE is below ridge's (ridge must be among ``models``). k-fold
+    out-of-fold predictions, or with ``split`` (train rows, test rows) the test rows of
+    models fitted on the train rows."""
+    if not np.isfinite(x).all() or not np.isfinite(y).all():
+        raise MedgenInputError("landmark or target values hold NaN or infinite entries")
+    rows = slice(None) if split is None else split[1]
+    results = {
+        name: inference_metrics(y[rows], cross_validated_predictions(
+            x, y, make, folds, seed, [split] if split is not None else None)[rows])
+        for name, make in models.items()}
+    return metric_table(results)
+
+
+def evaluation_splits(obs: pd.DataFrame) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """(description, [(train rows, evaluated rows)]): k-fold when every sample has a fold,
+    else the split's train rows against its test rows."""
+    fold = obs["fold"].to_numpy()
+    if (fold >= 0).all():
+        k = int(fold.max()) + 1
+        return (f"{k}-fold cross-validation, out-of-fold predictions",
+                [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)])
+    split = obs["split"].astype(str).to_numpy()
+    train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+    if not len(test):
+        raise MedgenInputError("no test samples to evaluate on (obs split)")
+    return "trained on the train split, evaluated on the test split", [(train, test)]
+
+
+def evaluate_expression_inference(
+    data_path: str | os.PathLike,
+    models: dict[str, str | os.PathLike],
+    hparams: dict[str, dict[str, Any]],
+    evaluation: dict[str, Any],
+    seed: int,
+    out_dir: str | os.PathLike,
+    ablations: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    num_threads: int | None = None,
+) -> dict[str, Any]:
+    """Compare trained expression-inference families with baselines on one split.
+
+    Parameters
+    ----------
+    data_path
+        The prepared file (``medgen.tasks.expression_inference.prepare``).
+    models
+        Family -> its trained ``model.pt``. With a fixed split the model itself predicts
+        the test samples; with folds each fold trains the family afresh in memory with
+        ``hparams[family]`` (the model.pt, trained on every sample, is for new data).
+    hparams
+        Family -> resolved hyperparameters.
+    evaluation
+        ``expression_inference.evaluation`` (baselines, scatter_genes).
+    ablations
+        Name -> (family, hyperparameters): trained in memory on the same split.
+    out_dir
+        Writes metrics.json (table, mode, gene-set report, provenance), metrics.tsv,
+        per_gene.tsv (model, gene, mae, pearson), per_gene.png and scatter.png.
+
+    Returns
+    -------
+    The metrics.json content. Metrics are in the data's units (MAE) and per gene (r).
+
+    Raises
+    ------
+    MedgenInputError
+        A model trained on other genes, a file of another layout, no test samples.
+    """
+    from medgen import atomic, provenance
+    from medgen.models.gene_inference import load as load_inference_model
+    from medgen.tasks.expression_inference.figures import (
+        per_gene_distributions,
+        prediction_scatter,
+    )
+    from medgen.tasks.expression_inference.prepare import read_inference_data
+
+    out_dir = Path(out_dir)
+    x, y, obs, uns = read_inference_data(data_path)
+    mode, splits = evaluation_splits(obs)
+    evaluated = np.sort(np.concatenate([test for _, test in splits]))
+    xa, ya = x.to_numpy(), y.to_numpy()
+    factories = {name: BASELINES[name] for name in ["ridge", *evaluation["baselines"]]}
+    for family in models:
+        if len(splits) > 1:
+            factories[family] = _family_factory(family, hparams[family], seed, num_threads)
+    for name, (family, hp) in (ablations or {}).items():
+        factories[name] = _family_factory(family, hp, seed, num_threads)
+    predictions = {}
+    for name, make in tqdm(factories.items(), desc=f"fitting models ({len(splits)} splits)",
+                           unit="model"):
+        predictions[name] = cross_validated_predictions(xa, ya, make, 0, seed, splits)[evaluated]
+        log.info("%s: fitted on %d split(s)", name, len(splits))
+    if len(splits) == 1:
+        for family, path in models.items():
+            model = load_inference_model(path, data={"landmarks": list(x.columns),
+                                                     "targets": list(y.columns)})
+            predictions[family] = model.predict(xa[evaluated])
+    order = [*models, *(ablations or {}), *[b for b in factories if b in BASELINES]]
+    predictions = {name: predictions[name] for name in order}
+    measured = y.iloc[evaluated]
+    results = {name: inference_metrics(measured.to_numpy(), p) for name, p in predictions.items()}
+    table = metric_table(results)
+    per_gene = pd.concat([pd.DataFrame({"model": name, "gene": y.columns, "mae": m.mae_per_gene,
+                                        "pearson": m.pearson_per_gene})
+                          for name, m in results.items()], ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out_dir / "metrics.tsv", table.to_csv(sep="\t", float_format="%.6g"))
+    atomic.write_text(out_dir / "per_gene.tsv",
+                      per_gene.to_csv(sep="\t", index=False, float_format="%.6g"))
+    per_gene_distributions(per_gene, out_dir / "per_gene.png")
+    prediction_scatter(measured, predictions, scatter_genes(results["ridge"], y.columns,
+                                                            evaluation["scatter_genes"]),
+                       out_dir / "scatter.png")
+    summary = {
+        "mode": mode, "n_samples": int(len(obs)), "n_evaluated": int(len(evaluated)),
+        "n_landmarks": int(x.shape[1]), "n_targets": int(y.shape[1]), "units": uns["units"],
+        "gene_sets": uns["gene_sets"],
+        "metrics": table.reset_index().to_dict("records"),
+        "provenance": provenance.collect(
+            config={"evaluation": evaluation, "hparams": hparams,
+                    "ablations": {k: list(v) for k, v in (ablations or {}).items()}},
+            seed=seed, inputs=[data_path, *models.values()]),
+    }
+    atomic.write_json(out_dir / "metrics.json", summary)
+    log.info("expression inference (%s):\n%s", mode,
+             table.to_string(float_format=lambda v: f"{v:.3f}"))
+    return summary
+
+
+def metric_table(results: dict[str, InferenceMetrics]) -> pd.DataFrame:
+    """One row per model: MAE, median per-gene r, and the fraction of genes whose MAE is
+    below ridge's (``results`` must hold 'ridge')."""
+    reference = results["ridge"].mae_per_gene
+    rows = [{"model": name, "mae": m.mae, "median_pearson": m.median_pearson,
+             "genes_better_than_ridge": float((m.mae_per_gene < reference).mean())}
+            for name, m in results.items()]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def scatter_genes(reference: InferenceMetrics, genes: pd.Index, n: int) -> list[str]:
+    """``n`` target genes spread over the reference model's per-gene r (from its best to
+    its worst), so the scatter shows easy and hard genes alike."""
+    order = np.argsort(-np.nan_to_num(reference.pearson_per_gene, nan=-2.0), kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))
+    return [str(genes[order[i]]) for i in picks]
+
+
+def _family_factory(family: str, hp: dict[str, Any], seed: int, num_threads: int | None):
+    return lambda n: FamilyRegressor(family, hp, seed, num_threads)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="CSV/TSV (gzip ok) of probe-level expression")
+    source.add_argument("--h5ad", help="medgen's preprocessed expression (layer "
+                        "log_expression, obs split): landmarks chosen on its train split")
+    parser.add_argument("--landmark-fraction", type=float, default=0.1)
+    parser.add_argument("--evaluate-on", choices=["val", "test"], default="test")
+    parser.add_argument("--genes-as-rows", action="store_true",
+                        help="rows are probes/genes, columns samples (GEO layout)")
+    parser.add_argument("--landmark-map")
+    parser.add_argument("--target-map")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="JSON file for the table")
+    parser.add_argument("--ggan", action="store_true",
+                        help="also GGAN and its L1-only generator (default preset)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
+                        help="GGAN hyperparameter overrides (YAML values)")
+    args = parser.parse_args(argv)
+    split = None
+    if args.h5ad:
+        x, y, split = _panel_from_h5ad(args.h5ad, args.landmark_fraction, args.evaluate_on)
+        print(f"{len(split[0])} train, {len(split[1])} {args.evaluate_on} samples; "
+              f"{x.shape[1]} landmarks (top {args.landmark_fraction:.0%} by training "
+              f"variance) -> {y.shape[1]} targets")
+    else:
+        sep = "\t" if ".tsv" in args.table else ","
+        values = pd.read_csv(args.table, sep=sep, index_col=0)
+        values = values.T if args.genes_as_rows else values
+        gene_sets, landmark_probes, target_probes = gene_sets_from_maps(args.landmark_map,
+                                                                        args.target_map)
+        x, _ = select_genes(collapse_probes(values, landmark_probes), gene_sets.landmarks,
+                            "landmark")
+        y, _ = select_genes(collapse_probes(values, target_probes), gene_sets.targets,
+                            "target")
+        print(f"{len(values)} samples; landmarks {x.shape[1]}/{len(gene_sets.landmarks)}, "
+              f"targets {y.shape[1]}/{len(gene_sets.targets)} found")
+    models = dict(BASELINES)
+    if args.ggan:
+        import yaml
+
+        params = {k: yaml.safe_load(v) for k, _, v in (i.partition("=") for i in args.set)}
+        models.update(ggan_models(seed=args.seed, **params))
+    table = compare(x.to_numpy(), y.to_numpy(), models, args.folds, args.seed, split)
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        Path(args.out).write_text(json.dumps(table.reset_index().to_dict("records"), indent=2))
+
+
+def _panel_from_h5ad(path: str, fraction: float, evaluate_on: str):
+    """Landmarks = the top ``fraction`` of genes by variance on the train split of a
+    preprocessed h5ad (log1p CPM layer), targets = the rest; (x, y, (train, evaluated))."""
+    import anndata as ad
+
+    from medgen.data.expression import LOG_LAYER
+    from medgen.tasks.expression_inference.gene_sets import top_variance_landmarks
+
+    adata = ad.read_h5ad(path)
+    values = pd.DataFrame(np.asarray(adata.layers[LOG_LAYER]), index=adata.obs_names,
+                          columns=adata.var_names.astype(str))
+    split = adata.obs["split"].astype(str).to_numpy()
+    train, evaluated = np.flatnonzero(split == "train"), np.flatnonzero(split == evaluate_on)
+    sets = top_variance_landmarks(values.iloc[train], fraction)
+    return values[list(sets.landmarks)], values[list(sets.targets)], (train, evaluated)
+
+
+if __name__ == "__main__":
+    main()

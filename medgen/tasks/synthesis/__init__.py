@@ -1,0 +1,16 @@
+"""Paired cross-modality synthesis of 3D volumes with auto-context (Nie et al. 2017) beside
+the constant, source-copy, linear, UNet and generator-only baselines: pairs, preparation,
+loaders, whole-volume inference, auto-context levels, metrics, evaluation, figures and
+apply."""
+
+from medgen.task import TaskSpec
+
+TASK = TaskSpec(
+    name="synthesis",
+    description="paired 3D cross-modality synthesis with auto-context (Nie et al. 2017)",
+    section="synthesis",
+    training_data="medgen.tasks.synthesis.loaders:training_data",
+    training_input="synthesis/data/stage1",
+    apply="medgen.tasks.synthesis.apply:apply_synthesis",
+    check_apply="medgen.tasks.synthesis.apply:check_new_data",
+)

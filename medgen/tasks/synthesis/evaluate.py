@@ -1,0 +1,199 @@
+"""Evaluation of the synthesis task: every auto-context stage of every trained family and
+the baselines, on the same held-out subjects, with the same in-mask metrics
+(``synthesis_metrics``); the per-subject table and the mean per method and split.
+
+The validation subject(s) (split 'val', ``synthesis.validation_subject``) are evaluated in
+the same job beside the test subjects, so normalisation and hyperparameters can be chosen
+on val without looking at test. CT targets ('ct_window') are compared in Hounsfield units
+(MAE in HU); MR targets on their normalised scale."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medgen import atomic
+from medgen.data.imaging import intensity
+from medgen.errors import MedgenInputError
+from medgen.models.synthesis import OVERLAP, WINDOW
+from medgen.tasks.synthesis import inference
+from medgen.tasks.synthesis.baselines import (
+    fit_constant,
+    fit_voxel_regression,
+    predict_constant,
+    predict_voxel_regression,
+    train_generator_l1,
+    train_unet_l1,
+)
+from medgen.tasks.synthesis.loaders import read_volumes
+from medgen.tasks.synthesis.metrics import synthesis_metrics
+from medgen.tasks.synthesis.prepare import read_manifest
+
+log = logging.getLogger(__name__)
+BASELINES = ("constant", "linear", "hgb", "unet_l1", "generator_l1")
+SPLITS = ("test", "val")  # evaluated splits; test first: the headline numbers
+
+
+def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed: int,
+                        unet: dict[str, Any], num_threads: int | None = None,
+                        generator: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Method name -> function(source, mask) -> prediction, fitted on the training split
+    of ``prepared`` (stage-1 data: the original sources only).
+
+    ``unet``: the L1 UNet's hyperparameters; ``generator``: the configured context_gan
+    hyperparameters, which 'generator_l1' trains with L1 only.
+
+    Raises
+    ------
+    MedgenInputError
+        An unknown baseline, or 'generator_l1' without ``generator``.
+    """
+    _, train = read_volumes(prepared, "train")
+    predictors: dict[str, Any] = {}
+    for name in baselines:
+        if name == "constant":
+            value = fit_constant(train)
+            predictors["constant"] = (
+                lambda source, mask, value=value: predict_constant(value, mask))
+        elif name in ("linear", "hgb"):
+            model = fit_voxel_regression(train, name, seed)
+            predictors[f"voxel_{name}"] = (
+                lambda source, mask, model=model: predict_voxel_regression(model, source, mask))
+        elif name == "unet_l1":
+            net = train_unet_l1(train, unet, seed, num_threads)
+            predictors["unet_l1"] = net.predict
+        elif name == "generator_l1":
+            if generator is None:
+                raise MedgenInputError(
+                    "synthesis.evaluation.baselines lists 'generator_l1' but no context_gan "
+                    "hyperparameters were given (models.context_gan) to build its generator")
+            _, val = read_volumes(prepared, "val")  # its select_on_val, as the family's
+            net = train_generator_l1(train, generator, seed, num_threads, val_volumes=val)
+            predictors["generator_l1"] = net.predict
+        else:
+            raise MedgenInputError(
+                f"unknown synthesis baseline {name!r} in synthesis.evaluation.baselines; "
+                f"one of: {', '.join(BASELINES)}")
+    return predictors
+
+
+def report_scale(volume: np.ndarray, manifest: dict[str, Any], subject: str,
+                 mask: np.ndarray) -> tuple[np.ndarray, str]:
+    """(volume on the scale metrics are reported in, its units): Hounsfield units for a
+    'ct_window' target (the fixed window inverted, ``intensity.invert``), else the
+    normalised scale unchanged (MR scales are measured per target)."""
+    settings = manifest["settings"]
+    method = settings.get("target_normalisation") or settings["normalisation"]
+    if method != "ct_window":
+        return volume, "normalised"
+    params = manifest["subjects"][subject]["target_params"]
+    return intensity.invert(volume, params, mask), "HU"
+
+
+def score_outputs(outputs: dict[str, np.ndarray], target: np.ndarray,
+                  manifest: dict[str, Any], subject: str, mask: np.ndarray,
+                  label: np.ndarray | None = None) -> tuple[list[dict[str, Any]], str]:
+    """In-mask metrics (``synthesis_metrics``) of each method's prediction of one subject's
+    target, both on the reporting scale (``report_scale``: HU for a CT target).
+
+    ``outputs``: method -> prediction (D, H, W) on the prepared (normalised) scale; ``target``,
+    ``mask`` (bool) and ``label`` (tumour labels, optional) share its shape. Returns (one row
+    per method: ``method`` and the metrics, the units of the scale).
+    """
+    reference, units = report_scale(target, manifest, subject, mask)
+    rows = []
+    for method, prediction in outputs.items():
+        prediction, _ = report_scale(prediction, manifest, subject, mask)
+        rows.append({"method": method,
+                     **synthesis_metrics(prediction, reference, mask, label)})
+    return rows, units
+
+
+def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]],
+                       out_dir: str | os.PathLike, baselines: list[str], seed: int,
+                       unet: dict[str, Any], window: int = WINDOW,
+                       overlap: float = OVERLAP, splits: tuple[str, ...] = SPLITS,
+                       num_threads: int | None = None,
+                       generator: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Metrics of every method on every subject of ``splits``; writes ``metrics.tsv`` (one
+    row per subject and method, with its ``split``), ``metrics.json``, each stage's
+    synthetic volumes (``<family>/<subject>_stage<k>.nii.gz``) and each baseline's
+    (``<baseline>/<subject>.nii.gz``).
+
+    ``metrics.json``: ``split`` ('test'), ``subjects`` and ``mean`` (means per method) of
+    the test subjects, as before; ``splits`` holds {split: {'subjects', 'mean'}} for every
+    evaluated split with subjects (the validation subject under 'val'); ``units``: 'HU' for
+    a CT target, else 'normalised'.
+
+    Parameters
+    ----------
+    prepared
+        The stage-1 prepared folder (``prepare_synthesis``).
+    models
+        Family -> its stage model.pt paths in stage order (auto-context cascade).
+    baselines
+        Any of ``BASELINES``, fitted here on the training split.
+    unet
+        Hyperparameters of the L1 UNet baseline (``train_unet_l1``).
+    splits
+        Splits evaluated ('val': the validation subject, for choices made without test).
+    generator
+        The configured context_gan hyperparameters, for 'generator_l1'.
+
+    Raises
+    ------
+    MedgenInputError
+        An unknown baseline, or 'generator_l1' without ``generator``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(prepared)
+    cascades = {family: [inference.load(p) for p in paths] for family, paths in models.items()}
+    predictors = baseline_predictors(prepared, baselines, seed, unet, num_threads, generator)
+    rows = []
+    evaluated: dict[str, list[str]] = {}
+    units = "normalised"
+    for split in splits:
+        subjects, volumes = read_volumes(prepared, split)
+        if subjects:
+            evaluated[split] = subjects
+        for subject, volume in zip(subjects, volumes):
+            source, mask, target = volume["source"], volume["mask"][0], volume["target"][0]
+            label = volume["label"][0] if "label" in volume else None
+            outputs: dict[str, np.ndarray] = {}
+            for family, stages in cascades.items():
+                stage_outputs = inference.cascade(stages, source, mask, window=window,
+                                                  overlap=overlap)
+                inference.write_subject(stage_outputs, manifest, subject, mask,
+                                        out_dir / family, [m.data for m in stages])
+                for k, out in enumerate(stage_outputs, start=1):
+                    outputs[f"{family}_stage{k}"] = out
+            for name, predict in predictors.items():
+                outputs[name] = predict(source, mask)
+                # the report's mid-slices show baselines beside the stages
+                inference.write_subject([outputs[name]], manifest, subject, mask,
+                                        out_dir / name, [{"baseline": name}], [subject])
+            scored, units = score_outputs(outputs, target, manifest, subject, mask, label)
+            for row in scored:
+                rows.append({"split": split, "subject": subject, **row})
+                log.info("%s (%s) %s: PSNR %.2f dB, SSIM %.3f", subject, split, row["method"],
+                         row["psnr"], row["ssim"])
+    table = pd.DataFrame(rows)
+    with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    by_split = {
+        split: {"subjects": subjects,
+                "mean": (table[table["split"] == split].drop(columns=["split", "subject"])
+                         .groupby("method", sort=False).mean().to_dict(orient="index"))}
+        for split, subjects in evaluated.items()}
+    test = by_split.get("test", {"subjects": [], "mean": {}})
+    atomic.write_json(out_dir / "metrics.json", {
+        "split": "test", "subjects": test["subjects"], "mean": test["mean"],
+        "splits": by_split, "units": units, "target": manifest["target"],
+        "sources": manifest["sources"], "normalisation": manifest["settings"]})
+    return table

@@ -1,0 +1,146 @@
+"""medgen.planning: what the workflow runs, planned from a validated config, without
+Snakemake; and ``snakemake -n`` stays free of torch and matplotlib."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snakemake.exceptions import WorkflowError
+
+from medgen import config as medgen_config
+from medgen import planning, registry
+from medgen.errors import MedgenInputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(**override):
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    return medgen_config.validate(medgen_config.deep_update(base, override))
+
+
+def _inference_config(**override):
+    dataset = medgen_config.load_yaml(ROOT / "config/datasets/tcga_mirna_inference.yaml")
+    base = medgen_config.deep_update(
+        medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH), dataset)
+    return medgen_config.validate(medgen_config.deep_update(base, override))
+
+
+def test_default_config_activates_tybalt_and_fanogan():
+    config = _config()
+    assert planning.activated_families(config, "expression") == ["tybalt"]
+    assert planning.activated_families(config, "anomaly") == ["fanogan"]
+    assert planning.activated_families(config, "synthesis") == []
+    assert planning.anomaly_methods(config) == ["fanogan", "pca", "intensity"]
+
+
+def test_max_epochs_replaces_every_stage_epochs_but_not_a_baseline():
+    config = _config(training={"max_epochs": 3})
+    hparams = planning.trained_hparams(config, "fanogan")
+    # both f-AnoGAN stages (the GAN's max_epochs and the encoder's encoder_epochs)
+    assert (hparams["max_epochs"], hparams["encoder_epochs"]) == (3, 3)
+    assert hparams["n_critic"] == 2  # the config's own override kept
+    baseline = planning.trained_hparams(config, "convae")
+    assert baseline["max_epochs"] == registry.family_hparams("convae", config)["max_epochs"]
+    assert baseline["max_epochs"] != 3
+    assert planning.training_settings(config, "convae")["max_epochs"] is None
+    assert planning.training_settings(config, "fanogan")["max_epochs"] == 3
+
+
+def test_without_max_epochs_the_preset_and_overrides_stand():
+    config = _config()
+    assert planning.trained_hparams(config, "fanogan") == registry.family_hparams(
+        "fanogan", config)
+    assert planning.trained_hparams(config, "fanogan")["max_epochs"] == 60
+
+
+def test_training_settings_leave_out_what_changes_only_the_log():
+    settings = planning.training_settings(_config(), "tybalt")
+    assert not set(planning.LOG_ONLY_SETTINGS) & set(settings)
+    assert settings["num_threads"] == 2
+
+
+def test_ablations_inherit_the_family_overrides_and_max_epochs():
+    config = _inference_config(training={"max_epochs": 2})
+    ablations = planning.inference_ablations(config)
+    assert ablations, "the dataset config's ablations"
+    for family, hparams in ablations.values():
+        assert family in planning.activated_families(config, "expression_inference")
+        assert hparams["max_epochs"] == 2
+        if family == "ggan":
+            assert hparams["dropout"] == 0.3  # from models.ggan.params
+
+
+def test_a_bad_ablation_names_its_key():
+    config = _inference_config()
+    config["expression_inference"]["evaluation"]["ablations"] = {
+        "broken": {"family": "ggan", "params": {"dropout_rate": 0.1}}}
+    with pytest.raises(MedgenInputError, match=r"ablations\.broken: unknown config key "
+                       r"'models\.ggan\.params\.dropout_rate'"):
+        planning.inference_ablations(config)
+
+
+def test_inference_model_must_be_activated():
+    config = _inference_config()
+    assert planning.inference_model(config) == "ggan"
+    config["expression_inference"]["infer"]["model"] = "tybalt"
+    with pytest.raises(MedgenInputError, match="infer.model is 'tybalt'; activate it"):
+        planning.inference_model(config)
+
+
+def test_anomaly_preparation_leaves_out_later_steps():
+    config = _config()
+    evaluation = planning.anomaly_preparation(config)
+    training = planning.anomaly_preparation(config, training=True)
+    assert "scoring" not in evaluation and "evaluation" not in evaluation
+    assert "synthetic_anomalies" in evaluation and "synthetic_anomalies" not in training
+    assert training["image_size"] == 16
+
+
+def test_generator_baseline_only_when_asked():
+    config = _config()
+    assert planning.generator_l1_hparams(config) is None
+    config["synthesis"]["evaluation"]["baselines"] = ["generator_l1"]
+    config["training"]["max_epochs"] = 2
+    assert planning.generator_l1_hparams(config)["max_epochs"] == 2
+
+
+def test_one_error_wrapper_gives_one_line():
+    with pytest.raises(WorkflowError) as err, planning.refused_before_run("invalid thing"):
+        raise MedgenInputError("config key 'x' is 1; expected 2")
+    assert str(err.value) == "invalid thing: config key 'x' is 1; expected 2"
+    assert err.value.__cause__ is None  # no chained traceback
+    with pytest.raises(ValueError), planning.refused_before_run("a bug stays a bug"):
+        raise ValueError("not a user's input")
+
+
+def test_every_task_spec_is_complete():
+    from medgen.family import resolve
+
+    for name in registry.TASKS:
+        spec = registry.task(name)
+        assert spec.name == name
+        assert callable(resolve(spec.training_data))
+        for reference in (spec.apply, spec.check_apply):
+            assert reference is None or callable(resolve(reference))
+        assert (ROOT / "workflow" / "rules" / f"{name}.smk").exists()
+    with pytest.raises(MedgenInputError, match="unknown task 'imaging'; valid tasks:"):
+        registry.task("imaging")
+
+
+def test_a_dry_run_imports_neither_torch_nor_matplotlib(tmp_path):
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('HEAVY', sorted(m for m in ('torch', 'matplotlib', "
+        "'lightning', 'monai') if m in sys.modules), file=sys.__stderr__))\n"
+        "from snakemake.cli import main\n"
+        f"sys.argv = ['snakemake', '-n', '--quiet', '--directory', {str(ROOT)!r}, "
+        f"'--snakefile', {str(ROOT / 'Snakefile')!r}, '--config', "
+        f"'results_dir={tmp_path}']\n"
+        "main()\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert "HEAVY []" in run.stderr, run.stderr[-2000:]

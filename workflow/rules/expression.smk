@@ -1,0 +1,212 @@
+# The expression task (Tybalt beside PCA/ICA/NMF): obtain the tables (syng-bts wheel, a URL
+# or local files), preprocess them once per run, evaluate each trained family.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+EXPRESSION_DATA = f"{RUN}/{registry.task('expression').training_input}"
+
+
+def syng_bts_dir():
+    return f"{CACHE}/syng_bts-{config['expression']['syng_bts']['version']}"
+
+
+def syng_bts_checksums():
+    """The run's record of the cached syng-bts tables, written once verify_syng_bts checked
+    (or rebuilt) them."""
+    return f"{RUN}/data/syng_bts_sha256.json"
+
+
+def verified_expression_inputs():
+    """What steps reading the expression tables wait for besides the tables: the syng-bts
+    checksum record, so they read the cache only after a job has verified (or rebuilt) it."""
+    if config["expression"]["source"] == "syng_bts":
+        return [syng_bts_checksums()]
+    return []
+
+
+def url_download_path():
+    url_cfg = config["expression"]["url"]
+    if not url_cfg["url"] or not url_cfg["sha256"]:
+        raise WorkflowError(
+            "expression.source is 'url' but expression.url.url or expression.url.sha256 is "
+            "empty; give both (the sha256 is checked after download)"
+        )
+    name = Path(url_cfg["url"].split("?")[0]).name or "download"
+    return f"{CACHE}/url/{url_cfg['sha256'][:16]}/{name}"
+
+
+def expression_table_specs():
+    """Each input table as {path, format, orientation, group}, whatever the source."""
+    expr = config["expression"]
+    if expr["source"] == "syng_bts":
+        return [
+            {
+                "path": f"{syng_bts_dir()}/{name}.parquet",
+                "format": "parquet",
+                "orientation": "samples_as_rows",
+                "group": name,
+            }
+            for name in expr["syng_bts"]["tables"]
+        ]
+    if expr["source"] == "url":
+        return [
+            {
+                "path": url_download_path(),
+                "format": expr["url"]["format"],
+                "orientation": expr["url"]["orientation"],
+                "layer": expr["url"]["layer"],
+                "group": None,
+            }
+        ]
+    if not expr["files"]:
+        raise WorkflowError("expression.source is 'files' but expression.files is empty")
+    return [dict(spec) for spec in expr["files"]]
+
+
+def expression_inputs(wildcards=None):
+    paths = [spec["path"] for spec in expression_table_specs()]
+    if config["expression"]["metadata"]["path"]:
+        paths.append(config["expression"]["metadata"]["path"])
+    return paths
+
+
+def expression_outputs():
+    return expand(
+        "{run}/{family}/eval/metrics.json", run=RUN, family=activated_families("expression")
+    )
+
+
+TASK_OUTPUTS["expression"] = expression_outputs
+TASK_INPUTS["expression"] = lambda: expression_inputs() + verified_expression_inputs()
+
+
+if config["expression"]["source"] == "syng_bts":
+
+    rule fetch_syng_bts:
+        output:
+            tables=expand(
+                "{folder}/{table}.parquet",
+                folder=syng_bts_dir(),
+                table=config["expression"]["syng_bts"]["tables"],
+            ),
+        log:
+            f"{CACHE}/logs/fetch_syng_bts.log",
+        params:
+            syng_bts=config["expression"]["syng_bts"],
+            # the cache root: tables land in <cache>/syng_bts-<version>/
+            cache_dir=lambda wildcards, output: str(Path(output.tables[0]).parent.parent),
+        script:
+            "../scripts/fetch_syng_bts.py"
+
+    # Checks the cached tables inside a job (never while the DAG is built, so -n, --lint and
+    # --report hash and delete nothing): a table changed since the last check is newer than
+    # this rule's output, so the job reruns, finds the mismatch and rebuilds the table.
+    rule verify_syng_bts:
+        input:
+            tables=rules.fetch_syng_bts.output.tables,
+        output:
+            checksums=syng_bts_checksums(),
+        log:
+            f"{LOGS}/verify_syng_bts.log",
+        params:
+            syng_bts=config["expression"]["syng_bts"],
+            cache_dir=lambda wildcards, input: str(Path(input.tables[0]).parent.parent),
+        script:
+            "../scripts/fetch_syng_bts.py"
+
+
+if config["expression"]["source"] == "url":
+
+    rule fetch_url:
+        output:
+            table=url_download_path(),
+        log:
+            f"{CACHE}/logs/fetch_url.log",
+        params:
+            url=config["expression"]["url"],
+        script:
+            "../scripts/fetch_url.py"
+
+
+rule preprocess_expression:
+    input:
+        tables=expression_inputs,
+        verified=verified_expression_inputs(),
+    output:
+        h5ad=EXPRESSION_DATA,
+        split=f"{RUN}/data/split_manifest.tsv",
+    log:
+        f"{LOGS}/preprocess_expression.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        expression=config["expression"],
+        tables=expression_table_specs(),
+        seed=config["seed"],
+    script:
+        "../scripts/preprocess_expression.py"
+
+
+# Training units and evaluation data are separate outputs: a subject added to the val or
+# test split of the sample sheet reruns only the evaluation side, never training.
+
+
+EXPRESSION_EVAL = f"{RUN}/{{family}}/eval"
+
+
+rule evaluate_expression:
+    input:
+        h5ad=EXPRESSION_DATA,
+        model=f"{MODELS}/{{family}}/model.pt",
+    output:
+        metrics=f"{EXPRESSION_EVAL}/metrics.json",
+        metrics_table=report(
+            f"{EXPRESSION_EVAL}/metrics.tsv",
+            caption="../report/expression_metrics.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "metrics vs baselines"},
+        ),
+        latent=f"{EXPRESSION_EVAL}/latent.h5ad",
+        latent_tsv=f"{EXPRESSION_EVAL}/latent.tsv",
+        gene_weights=f"{EXPRESSION_EVAL}/gene_weights.tsv",
+        associations=report(
+            f"{EXPRESSION_EVAL}/node_associations.tsv",
+            caption="../report/expression_associations.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "node-label associations"},
+        ),
+        prior_samples=f"{EXPRESSION_EVAL}/prior_samples.tsv",
+        traversal=f"{EXPRESSION_EVAL}/traversal.tsv",
+        curves=report(
+            f"{EXPRESSION_EVAL}/training_curves.png",
+            caption="../report/expression_curves.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "training curves"},
+        ),
+        umap=report(
+            f"{EXPRESSION_EVAL}/latent_umap.png",
+            caption="../report/expression_umap.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={"model": "{family}", "figure": "latent UMAP"},
+        ),
+    log:
+        f"{LOGS}/evaluate_{{family}}.log",
+    wildcard_constraints:
+        family=one_of(registry.names("expression")),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        evaluation=config["evaluation"],
+        labels=config["expression"]["labels"],
+        seed=config["seed"],
+        # the family's own description, for the report's captions
+        model=lambda wildcards: registry.get(wildcards.family).description,
+    script:
+        "../scripts/evaluate_expression.py"
