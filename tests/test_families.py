@@ -13,12 +13,12 @@ import torch
 
 from medgen import checkpoint, registry
 from medgen import config as medgen_config
-from medgen.data.gene_inference import read_inference_data
-from medgen.data.imaging.prepare import save_npz
+from medgen.atomic import save_npz
 from medgen.errors import MedgenInputError
-from medgen.evaluate.expression import load_model
-from medgen.evaluate.scorers import load_scorer
 from medgen.models.gene_inference import load as load_inference_model
+from medgen.tasks.anomaly.scorers import load_scorer
+from medgen.tasks.expression.evaluate import load_model
+from medgen.tasks.expression_inference.prepare import read_inference_data
 from medgen.train import train_model
 from tests.conftest import make_expression, make_inference_data
 from tests.helpers.synthesis_data import prepared_folder
@@ -73,7 +73,7 @@ def load_for_task(task: str, path):
     if task == "expression_inference":
         return load_inference_model(path)
     if task == "synthesis":
-        from medgen.evaluate.synthesis_inference import load
+        from medgen.tasks.synthesis.inference import load
 
         return load(path)
     raise AssertionError(f"no contract check written for task {task!r}")
@@ -81,7 +81,7 @@ def load_for_task(task: str, path):
 
 def infer(task: str, model, data_path) -> np.ndarray:
     if task == "expression":
-        from medgen.data.expression_loaders import read_expression
+        from medgen.tasks.expression.loaders import read_expression
 
         x = torch.from_numpy(read_expression(data_path).x)
         with torch.no_grad():
@@ -91,7 +91,7 @@ def infer(task: str, model, data_path) -> np.ndarray:
         x, _, _, _ = read_inference_data(data_path)
         return model.predict(model.align(x))
     if task == "synthesis":
-        from medgen.data.imaging.synthesis_loaders import read_volumes
+        from medgen.tasks.synthesis.loaders import read_volumes
 
         _, volumes = read_volumes(data_path, "train")
         return model.predict(volumes[0]["source"], volumes[0]["mask"][0], window=32)
@@ -104,7 +104,13 @@ def test_presets_validate_against_the_schema(family):
     base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
     for preset in registry.presets(family):
         if registry.get(family).baseline:  # configured through its task's settings
-            assert registry.family_hparams(family, medgen_config.validate(base))
+            # the preset's keys, each of its type, with valid counts and rates (a dict
+            # built from the preset is never empty: a truthiness check could not fail)
+            hp = registry.family_hparams(family, medgen_config.validate(base))
+            expected = registry.presets(family)[preset]
+            assert {k: type(v) for k, v in hp.items()} == {
+                k: type(v) for k, v in expected.items()}
+            registry.get(family).check_positive(hp, f"models.{family}.params")
             continue
         resolved = medgen_config.validate(medgen_config.deep_update(
             base, {"models": {family: {"preset": preset}}}))

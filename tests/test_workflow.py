@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -130,9 +132,16 @@ def test_full_run_on_real_data_then_nothing_to_do(real_run):
     metrics = json.loads((run / "tybalt/eval/metrics.json").read_text())
     assert {"tybalt", "pca", "ica", "nmf"} <= set(metrics["methods"])
     provenance = json.loads((run / "provenance.json").read_text())
-    assert provenance["config"]["run_name"] == "ci"
+    # the whole resolved config (defaults, dataset config, then the test's), not only the
+    # run_name this test wrote (which named the folder read here anyway)
+    dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
+    resolved = medgen_config.load([dataset, real_run["config"]])
+    assert provenance["config"] == json.loads(json.dumps(resolved))
     assert provenance["versions"]["torch"].startswith("2.13.0")
-    assert any(path.endswith("BRCA.parquet") for path in provenance["inputs"])
+    # each expression table read (BRCA, PRAD), with the sha256 of its bytes
+    tables = [entry["path"] for entry in resolved["expression"]["files"]]
+    assert {path: provenance["inputs"].get(path) for path in tables} == {
+        path: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in tables}
 
     again = snakemake("-n", *real_run["args"])
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -147,20 +156,63 @@ def test_report_holds_figures_tables_and_provenance(real_run):
     for name in ("latent_umap.png", "training_curves.png", "metrics.tsv", "provenance.json"):
         assert name in html
     # the imaging demo scores synthetic anomalies at slice and pixel level, and says so
-    imaging = json.loads((real_run["run"] / "imaging/report/metrics.json").read_text())
+    imaging_dir = real_run["run"] / "imaging"
+    imaging = json.loads((imaging_dir / "report/metrics.json").read_text())
     test = {r["method"]: r for r in imaging["metrics"] if r["split"] == "test"}
     assert {"fanogan", "pca", "intensity"} <= set(test)
-    for row in test.values():
-        assert 0 <= row["auroc"] <= 1 and row["n_anomalous"] > 0 and row["n_normal"] > 0
-    assert 0 <= test["fanogan"]["pixel_auprc"] <= 1
-    # the deployable Dice (threshold from val) never beats the one that peeks at test labels
-    assert 0 <= test["fanogan"]["dice_at_val_threshold"] <= test["fanogan"][
-        "best_dice_upper_bound"] + 1e-9
+    for method, row in test.items():
+        assert row["n_anomalous"] > 0 and row["n_normal"] > 0, method
+        assert math.isfinite(row["auroc"]) and math.isfinite(row["auprc"]), method
+    _check_imaging_metrics_against_written_outputs(imaging_dir, imaging, test)
     assert any("synthetic" in note for note in imaging["notes"])
     assert imaging["synthetic_anomalies"] is True
     assert "notes.txt" in html and "slices_by_subject.tsv" in html
     for name in ("roc_val.png", "hist_val.png", "grid_fanogan.png", "grid_pca.png"):
         assert name in html, name  # val figures and every reconstruction grid
+
+
+def _check_imaging_metrics_against_written_outputs(imaging_dir: Path, imaging: dict,
+                                                    test: dict[str, dict]) -> None:
+    """The run's imaging metrics recomputed with scikit-learn from what the same run wrote:
+    per-slice scores (AUROC, class counts), residual maps and the prepared test masks
+    (pixel AUPRC, best Dice). Any output, right or wrong, lies in [0, 1]; these must match."""
+    import numpy as np
+    import pandas as pd
+    from scipy.ndimage import median_filter
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+    )
+
+    for method in ("fanogan", "pca", "intensity"):
+        scores = pd.read_csv(imaging_dir / "scores" / method / "scores_test.tsv", sep="\t",
+                             float_precision="round_trip")
+        y, score = scores["y"].to_numpy(), scores["score"].to_numpy()
+        assert set(y) <= {0, 1}, method
+        row = test[method]
+        assert (row["n_normal"], row["n_anomalous"]) == ((y == 0).sum(), (y == 1).sum()), method
+        assert row["auroc"] == pytest.approx(roc_auc_score(y, score), abs=1e-12), method
+        assert row["auprc"] == pytest.approx(average_precision_score(y, score), abs=1e-12), \
+            method
+
+    size = imaging["provenance"]["config"]["imaging"]["evaluation"]["median_filter"]
+    with np.load(imaging_dir / "data" / "test.npz") as data:
+        inside, labels = data["masks"].astype(bool), data["labels_map"]
+    with np.load(imaging_dir / "scores" / "fanogan" / "maps_test.npz") as stored:
+        maps = stored["residual_map"].astype(np.float32)
+    if size > 1:
+        maps = median_filter(maps, size=(1, size, size), mode="nearest")
+    truth, values = labels[inside] > 0, maps[inside]
+    fanogan = test["fanogan"]
+    assert fanogan["pixel_auprc"] == pytest.approx(average_precision_score(truth, values),
+                                                   rel=1e-9)
+    precision, recall, _ = precision_recall_curve(truth, values)
+    dice = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    assert fanogan["best_dice_upper_bound"] == pytest.approx(dice[:-1].max(), rel=1e-9)
+    # the deployable Dice (threshold from val) never beats the one that peeks at test labels
+    assert math.isfinite(fanogan["dice_at_val_threshold"])
+    assert fanogan["dice_at_val_threshold"] <= fanogan["best_dice_upper_bound"] + 1e-9
 
 
 @pytest.mark.realdata
