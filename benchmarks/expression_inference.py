@@ -77,7 +77,7 @@ def build_predictor(family: str, preset: str, seed: int):
         ridge = Ridge(alpha=1.0).fit(x, y)
         return ridge.predict, [(N_LANDMARKS, N_TARGETS)], time.perf_counter() - start
     from medgen.data.standardise import Standardiser
-    from medgen.models.gene_inference import GeneInferenceModel
+    from medgen.models.expression_inference import GeneInferenceModel
 
     if family == "ggan":
         from medgen.models.ggan import PRESETS

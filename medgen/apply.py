@@ -41,9 +41,9 @@ def check_apply_config(config: dict[str, Any]) -> str:
     """The task of ``apply.model``, once the config names new data that fit it.
 
     Raises MedgenInputError (naming the key) when the model cannot be read, when its task
-    cannot be applied, when the data section of its task (``TaskSpec.section``) is
-    switched off (the new data would be the default config's demo or training data
-    instead), or when the task's own check (``TaskSpec.check_apply``) refuses the new data.
+    cannot be applied, when its task is not in ``tasks`` (its section,
+    ``TaskSpec.section``, would name the default config's demo or training data rather than
+    new data), or when the task's own check (``TaskSpec.check_apply``) refuses the new data.
     """
     model = config["apply"]["model"]
     if not model:
@@ -52,11 +52,11 @@ def check_apply_config(config: dict[str, Any]) -> str:
     spec = registry.task(task)
     if spec.apply is None:
         raise MedgenInputError(f"{model}: applying a {task!r} model is not supported yet")
-    if not config[spec.section]["activate"]:
+    if task not in config["tasks"]:
         raise MedgenInputError(
-            f"config key '{spec.section}.activate' is false, but apply.model ({model}) is a "
-            f"{task} model whose new data come from the '{spec.section}' section: activate it "
-            "and name the new data there"
+            f"config key 'tasks' is {config['tasks']}, but apply.model ({model}) is a "
+            f"{task} model whose new data come from the '{spec.section}' section: list "
+            f"{task} in tasks and name the new data there"
         )
     if spec.check_apply is not None:
         resolve(spec.check_apply)(config, model)
@@ -75,7 +75,7 @@ def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
         stage's (earlier stages in the sibling ``stage<k>`` folders) or the family folder.
     config
         The resolved config of this run: its ``expression`` (tables, metadata, labels),
-        ``imaging`` (sample_sheet, data_root) or ``synthesis`` (sample_sheet, data_root,
+        ``anomaly`` (sample_sheet, data_root) or ``synthesis`` (sample_sheet, data_root,
         mask, inference) section names the new data; preprocessing settings come from the
         model's own stored config.
     out_dir

@@ -17,17 +17,17 @@ from medgen.errors import MedgenInputError
 
 
 def _check_sample_sheets(resolved: dict) -> None:
-    """Read the sample sheets of the activated imaging and synthesis sections as the workflow
+    """Read the sample sheets of the anomaly and synthesis tasks in ``tasks`` as the workflow
     plans them (columns, files, subjects, splits); one MedgenInputError naming the sheet."""
-    if resolved["imaging"]["activate"]:
-        from medgen.tasks.anomaly.sheet import read_imaging_sheet
+    if "anomaly" in resolved["tasks"]:
+        from medgen.tasks.anomaly.sheet import read_anomaly_sheet
 
         try:
-            read_imaging_sheet(resolved["imaging"], resolved["seed"],
+            read_anomaly_sheet(resolved["anomaly"], resolved["seed"],
                                new_data=resolved["apply"]["activate"])
         except MedgenInputError as err:
-            raise MedgenInputError(f"invalid imaging sample sheet: {err}") from None
-    if resolved["synthesis"]["activate"]:
+            raise MedgenInputError(f"invalid anomaly sample sheet: {err}") from None
+    if "synthesis" in resolved["tasks"]:
         from medgen.tasks.synthesis.pairs import read_synthesis_sheet  # torch: only if asked
 
         try:
@@ -62,8 +62,9 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     families = [args.family] if args.family else sorted(registry.FAMILIES)
     for family in families:
         spec = registry.get(family)
-        where = ("a baseline, configured by its task's evaluation settings" if spec.baseline
-                 else f"models.{family}.preset")
+        section = registry.task(spec.task).section
+        where = (f"a baseline: {section}.evaluation.baselines" if spec.baseline
+                 else f"{section}.families; models.{family}.preset")
         print(f"# {family} ({spec.task}): {spec.description} [{where}]")
         yaml.safe_dump({family: registry.presets(family)}, sys.stdout, sort_keys=False)
     return 0

@@ -142,9 +142,11 @@ def load_schema() -> dict[str, Any]:
 
 
 def with_registered_families(schema: dict[str, Any]) -> dict[str, Any]:
-    """Fill ``properties.models.properties`` from the registry: each configurable family
-    gets the shared ``definitions.model_entry`` with its description and its presets as
-    the choices of ``preset`` (the registry is the one list of families and presets)."""
+    """Fill the schema's choices from the registries (the one list of tasks, families and
+    presets): ``tasks`` from ``registry.TASKS``; each task section's ``families`` from the
+    task's configurable families; ``properties.models.properties`` with one
+    ``definitions.model_entry`` per configurable family, with its description and its
+    presets as the choices of ``preset``."""
     entry = schema["definitions"]["model_entry"]
     families = {}
     for name in registry.configurable():
@@ -154,7 +156,52 @@ def with_registered_families(schema: dict[str, Any]) -> dict[str, Any]:
         block["properties"]["preset"]["enum"] = list(spec.presets)
         families[name] = block
     schema["properties"]["models"]["properties"] = families
+    schema["properties"]["tasks"]["items"]["enum"] = list(registry.TASKS)
+    for task in registry.TASKS:
+        section = schema["properties"][registry.task(task).section]
+        section["properties"]["families"]["items"]["enum"] = registry.names(
+            task, baselines=False)
     return schema
+
+
+# keys of the old config shape -> what replaced them (one message each, before validation)
+RENAMED_SECTIONS = {
+    "imaging": "config key 'imaging' is now 'anomaly' (the anomaly-detection task; its "
+               "outputs are in results/<run_name>/anomaly/): rename the section",
+    "evaluation": "config key 'evaluation' is now 'expression.evaluation' (it configures "
+                  "the expression task only): move it there",
+}
+
+
+def check_old_keys(config: dict[str, Any]) -> None:
+    """Refuse keys of the config shape before tasks were chosen by lists, naming the new key.
+
+    Raises
+    ------
+    MedgenInputError
+        ``imaging`` (now ``anomaly``), a top-level ``evaluation`` (now
+        ``expression.evaluation``), or an ``activate`` switch of a task section or of a
+        ``models.<family>`` entry (now the ``tasks`` and ``<task>.families`` lists).
+    """
+    for key, message in RENAMED_SECTIONS.items():
+        if key in config:
+            raise MedgenInputError(message)
+    for task in registry.TASKS:
+        section = registry.task(task).section
+        if isinstance(config.get(section), dict) and "activate" in config[section]:
+            raise MedgenInputError(
+                f"config key '{section}.activate' is gone: what runs is chosen by lists; "
+                f"list the task in 'tasks' (e.g. tasks: [{task}]; a dataset config's list "
+                "replaces the default's)")
+    for family, entry in (config.get("models") or {}).items():
+        if isinstance(entry, dict) and "activate" in entry:
+            try:
+                where = f"'{registry.task(registry.get(family).task).section}.families'"
+            except MedgenInputError:
+                where = "its task's 'families'"
+            raise MedgenInputError(
+                f"config key 'models.{family}.activate' is gone: what runs is chosen by "
+                f"lists; list the family in {where} (and its task in 'tasks')")
 
 
 def deep_update(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +268,7 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     The config's expanded size is checked first: Snakemake loads --configfile itself.
     """
     check_expanded_size(config, "the config")
+    check_old_keys(config)
     schema = schema or load_schema()
     resolved = fill_defaults(schema, copy.deepcopy(config))
     errors = sorted(
@@ -230,7 +278,7 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if errors:
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
-    check_image_sizes(resolved.get("imaging", {}))
+    check_image_sizes(resolved.get("anomaly", {}))
     _validate_percentiles(resolved)
     _validate_median_filter(resolved)
     _validate_synthesis(resolved)
@@ -241,7 +289,7 @@ VOLUME_KINDS = ("volumes", "mni152_demo")  # sliced into 2D; 'npz2d' is 2D alrea
 
 
 def model_side_key(imaging: dict[str, Any]) -> str:
-    """The ``imaging`` key that sets the side of the training images, which the anomaly
+    """The ``anomaly`` key that sets the side of the training images, which the anomaly
     networks are built for: ``slice_size`` for whole slices of volumes (unit 'slice'),
     else ``image_size`` (patches cut from the slices, or 'npz2d' images resized to it)."""
     if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "slice":
@@ -259,7 +307,7 @@ def check_image_sizes(imaging: dict[str, Any]) -> None:
     Parameters
     ----------
     imaging
-        The resolved ``imaging`` section (defaults filled).
+        The resolved ``anomaly`` section (defaults filled).
 
     Raises
     ------
@@ -277,14 +325,14 @@ def check_image_sizes(imaging: dict[str, Any]) -> None:
         why = (" (unit 'slice': the networks train on whole slices of slice_size)"
                if key == "slice_size" else "")
         raise MedgenInputError(
-            f"config key 'imaging.{key}' is {side}; expected a power of two >= 8 (e.g. "
+            f"config key 'anomaly.{key}' is {side}; expected a power of two >= 8 (e.g. "
             f"{' or '.join(map(str, near))}): the generators and critics double a 4 x 4 map "
             f"up to the training images' side{why}")
     if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "patch":
         size, slice_size = imaging["image_size"], imaging["slice_size"]
         if size > slice_size:
             raise MedgenInputError(
-                f"config key 'imaging.image_size' is {size}, larger than imaging.slice_size "
+                f"config key 'anomaly.image_size' is {size}, larger than anomaly.slice_size "
                 f"{slice_size}; expected image_size <= slice_size: unit 'patch' cuts patches "
                 "of image_size from slices of slice_size, so none would fit (raise slice_size "
                 "or lower image_size)")
@@ -292,20 +340,20 @@ def check_image_sizes(imaging: dict[str, Any]) -> None:
 
 def _validate_percentiles(config: dict[str, Any]) -> None:
     # equal or swapped clip percentiles leave (almost) nothing between them: binary images
-    imaging = config.get("imaging", {})
+    imaging = config.get("anomaly", {})
     low, high = imaging.get("lower_percentile"), imaging.get("upper_percentile")
     if low is not None and high is not None and not low < high:
         raise MedgenInputError(
-            f"config key 'imaging.lower_percentile' is {low}, not below "
-            f"imaging.upper_percentile {high}; expected lower_percentile < upper_percentile")
+            f"config key 'anomaly.lower_percentile' is {low}, not below "
+            f"anomaly.upper_percentile {high}; expected lower_percentile < upper_percentile")
 
 
 def _validate_median_filter(config: dict[str, Any]) -> None:
     # an even window has no centre pixel: the filtered maps shift half a pixel off the masks
-    size = config.get("imaging", {}).get("evaluation", {}).get("median_filter", 0)
+    size = config.get("anomaly", {}).get("evaluation", {}).get("median_filter", 0)
     if size and size % 2 == 0:
         raise MedgenInputError(
-            f"config key 'imaging.evaluation.median_filter' is {size}; expected 0 (no "
+            f"config key 'anomaly.evaluation.median_filter' is {size}; expected 0 (no "
             "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
 
 
@@ -315,7 +363,7 @@ from medgen.models.synthesis import WINDOW as SYNTHESIS_WINDOW  # noqa: E402
 
 def _validate_synthesis(config: dict[str, Any]) -> None:
     section = config.get("synthesis", {})
-    if not section.get("activate"):
+    if "synthesis" not in config.get("tasks", []):
         return
     for name in ("ct_window", "ct_hu_range"):
         if name in section and not section[name][0] < section[name][1]:
@@ -324,22 +372,22 @@ def _validate_synthesis(config: dict[str, Any]) -> None:
                 "Hounsfield units with low < high")
     if config.get("apply", {}).get("activate"):
         return  # apply mode trains nothing: its cascade is apply.model
-    # the workflow plans the synthesis branch (baselines included) only around a family
-    families = registry.names("synthesis", baselines=False)
-    if not any(config.get("models", {}).get(f, {}).get("activate") for f in families):
-        keys = ", ".join(f"'models.{f}.activate'" for f in families)
+    # the workflow plans the synthesis task (baselines included) only around a family
+    families = section.get("families", [])
+    if not families:
         raise MedgenInputError(
-            f"config key {keys} is false, but synthesis.activate is true: without an "
-            "activated synthesis family the workflow would plan nothing for synthesis (no "
-            "baselines either); set it to true, or synthesis.activate: false (to apply a "
-            "trained model: apply.activate: true and apply.model)")
+            "config key 'synthesis.families' is empty, but 'synthesis' is in tasks: without "
+            "a family the workflow would plan nothing for synthesis (no baselines either); "
+            f"list one (e.g. {registry.names('synthesis', baselines=False)}), or take "
+            "synthesis out of tasks (to apply a trained model: apply.activate: true and "
+            "apply.model)")
     if "unet_l1" in section.get("evaluation", {}).get("baselines", []):
         check_unet_baseline(section["evaluation"]["unet"])
     # the preset sets the model only; valid, but an MR -> CT model on the MR scale is
     # rarely what was meant (README, "Cross-modality synthesis")
     for family in families:
         entry = config.get("models", {}).get(family, {})
-        if (entry.get("activate") and entry.get("preset") == "mr_to_ct"
+        if (entry.get("preset") == "mr_to_ct"
                 and section.get("target_normalisation") != "ct_window"):
             log.warning(
                 "models.%s.preset is 'mr_to_ct' but synthesis.target_normalisation is %r: "

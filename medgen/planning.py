@@ -37,20 +37,20 @@ def refused_before_run(what: str) -> Iterator[None]:
         raise WorkflowError(f"{what}: {err}") from None
 
 
-def is_activated(config: dict[str, Any], section: str) -> bool:
-    """True when ``config[section]`` (a dotted path, e.g. 'models.tybalt') has
-    ``activate: true``."""
-    node = config
-    for key in section.split("."):
-        node = node.get(key, {})
-    return bool(node.get("activate", False))
+def apply_mode(config: dict[str, Any]) -> bool:
+    """True when the run applies a trained model (``apply.activate``) instead of training."""
+    return bool(config["apply"]["activate"])
 
 
-def activated_families(config: dict[str, Any], task: str) -> list[str]:
-    """Registered families of ``task`` switched on under ``models`` (registry order;
-    baselines come from the task's own evaluation settings instead)."""
-    return [family for family in registry.names(task, baselines=False)
-            if is_activated(config, f"models.{family}")]
+def task_on(config: dict[str, Any], task: str) -> bool:
+    """True when ``task`` is in the config's ``tasks`` list."""
+    return task in config["tasks"]
+
+
+def task_families(config: dict[str, Any], task: str) -> list[str]:
+    """The families ``task`` trains: its section's ``families`` list, in the config's order
+    (validated against the registry; baselines come from the task's evaluation settings)."""
+    return list(config[registry.task(task).section]["families"])
 
 
 def trained_hparams(config: dict[str, Any], family: str,
@@ -90,23 +90,24 @@ def training_settings(config: dict[str, Any], family: str) -> dict[str, Any]:
 
 
 def anomaly_methods(config: dict[str, Any]) -> list[str]:
-    """Every anomaly scorer evaluated side by side: the activated families, then the
-    baselines of ``imaging.evaluation.baselines`` (conv AE, PCA, trivial scores)."""
-    return activated_families(config, "anomaly") + list(
-        config["imaging"]["evaluation"]["baselines"])
+    """Every anomaly scorer evaluated side by side: the task's families, then the
+    baselines of ``anomaly.evaluation.baselines`` (conv AE, PCA, trivial scores)."""
+    return task_families(config, "anomaly") + list(
+        config["anomaly"]["evaluation"]["baselines"])
 
 
 def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[str, Any]:
-    """The imaging section without the later steps' sections (scoring, evaluation): a
-    change to how results are scored must not rerun preparation, and with it every training
-    job. Training data also leave out what touches only the evaluation slices (synthetic
-    anomalies)."""
-    later = ("scoring", "evaluation") + (("synthetic_anomalies",) if training else ())
-    return {key: value for key, value in config["imaging"].items() if key not in later}
+    """The anomaly section without what later steps read (families, scoring, evaluation):
+    a change to which models run or how results are scored must not rerun preparation, and
+    with it every training job. Training data also leave out what touches only the
+    evaluation slices (synthetic anomalies)."""
+    later = ("families", "scoring", "evaluation") + (
+        ("synthetic_anomalies",) if training else ())
+    return {key: value for key, value in config["anomaly"].items() if key not in later}
 
 
-def inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:
-    """Ablations of activated expression-inference families: name -> [family,
+def expression_inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:
+    """Ablations of the expression-inference task's families: name -> [family,
     hyperparameters as trained] (``expression_inference.evaluation.ablations``).
 
     Raises
@@ -114,7 +115,7 @@ def inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:
     MedgenInputError
         ``expression_inference.evaluation.ablations.<name>: <what the family refuses>``.
     """
-    families = activated_families(config, "expression_inference")
+    families = task_families(config, "expression_inference")
     resolved = {}
     for name, spec in config["expression_inference"]["evaluation"]["ablations"].items():
         if spec["family"] not in families:
@@ -128,21 +129,21 @@ def inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:
     return resolved
 
 
-def inference_model(config: dict[str, Any]) -> str:
+def expression_inference_model(config: dict[str, Any]) -> str:
     """The family whose model infers new profiles (``expression_inference.infer.model``,
-    default: the first activated expression-inference family).
+    default: the first of ``expression_inference.families``).
 
     Raises
     ------
     MedgenInputError
-        The named family is not activated.
+        The named family is not in ``expression_inference.families``.
     """
-    families = activated_families(config, "expression_inference")
+    families = task_families(config, "expression_inference")
     wanted = config["expression_inference"]["infer"]["model"] or (families or [""])[0]
     if wanted not in families:
         raise MedgenInputError(
-            f"expression_inference.infer.model is {wanted!r}; activate it under models "
-            f"(activated expression-inference families: {', '.join(families) or 'none'})")
+            f"config key 'expression_inference.infer.model' is {wanted!r}; expected one of "
+            f"expression_inference.families ({', '.join(families) or 'none listed'})")
     return wanted
 
 
@@ -162,7 +163,7 @@ def generator_l1_hparams(config: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def synthesis_preparation(config: dict[str, Any]) -> dict[str, Any]:
-    """The synthesis section without evaluation and inference: changing them must not
-    re-prepare the data and retrain."""
+    """The synthesis section without what later steps read (families, evaluation,
+    inference): changing them must not re-prepare the data and retrain."""
     return {key: value for key, value in config["synthesis"].items()
-            if key not in ("evaluation", "inference", "activate")}
+            if key not in ("families", "evaluation", "inference")}

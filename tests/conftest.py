@@ -102,10 +102,11 @@ def real_run(shared_data, tmp_path_factory) -> dict[str, Any]:
     before = checksums(inputs)
     config = tmp / "config.yaml"
     sections = small_real_config(shared_data, tmp / "results", "ci")
-    # tcga_mirna.yaml runs the expression branch only; turn the default config's imaging demo
-    # (MNI152, f-AnoGAN) back on so that this one run covers both branches
-    sections["imaging"] = {"activate": True}
-    sections["models"] = {"fanogan": {"activate": True}}
+    # tcga_mirna.yaml runs the expression task only (its tasks list replaces the default's);
+    # list the default config's anomaly demo (MNI152, f-AnoGAN) again so that this one run
+    # covers both tasks
+    sections["tasks"] = ["expression", "anomaly"]
+    sections["anomaly"] = {"families": ["fanogan"]}
     config.write_text(yaml.safe_dump(sections))
     dataset = REPO_ROOT / "config" / "datasets" / "tcga_mirna.yaml"
     args = ("--cores", "2", "--configfile", str(dataset), str(config))
@@ -168,7 +169,8 @@ def inference_section(table, folds: int = 3, **gene_sets) -> dict:
     lists = {"source": "lists",
              "landmarks": [c for c in frame.columns if c.startswith("L")],
              "targets": [c for c in frame.columns if c.startswith("T")], **gene_sets}
-    raw = {"expression_inference": {"activate": True, "folds": folds, "gene_sets": lists,
+    raw = {"tasks": ["expression_inference"],
+           "expression_inference": {"folds": folds, "gene_sets": lists,
                                     "table": {"path": str(table),
                                               "orientation": "samples_as_rows"}}}
     return medgen_config.validate(raw)["expression_inference"]
@@ -176,11 +178,11 @@ def inference_section(table, folds: int = 3, **gene_sets) -> dict:
 
 def make_inference_data(path, seed: int = 0) -> str:
     """A prepared expression-inference file (3 folds) from ``make_inference_table``."""
-    from medgen.tasks.expression_inference.prepare import prepare_inference_data
+    from medgen.tasks.expression_inference.prepare import prepare_expression_inference
 
     table = Path(path).with_suffix(".csv")
     make_inference_table(table, seed=seed)
-    prepare_inference_data(inference_section(table), 0, path)
+    prepare_expression_inference(inference_section(table), 0, path)
     return str(path)
 
 

@@ -205,14 +205,14 @@ def test_pca_baseline_and_trivial_scores(data_dir, tmp_path):
 
 
 def test_convae_baseline_takes_its_code_width_from_the_config(data_dir, tmp_path):
-    resolved = validate({"imaging": {"evaluation": {"convae_bottleneck": 5}}})
-    evaluation = resolved["imaging"]["evaluation"]
+    resolved = validate({"anomaly": {"evaluation": {"convae_bottleneck": 5}}})
+    evaluation = resolved["anomaly"]["evaluation"]
     hp = {**registry.family_hparams("convae", resolved), "channels_base": 4, "batch_size": 32}
     path = train_model("convae", data_dir / "train.npz", hp, TRAINING, 0, tmp_path)
     code = load_scorer(path).model.encoder[-1]
     assert (code.out_features, evaluation["convae_epochs"]) == (5, 20)  # unset: default
-    with pytest.raises(MedgenInputError, match="imaging.evaluation.convae_bottleneck"):
-        validate({"imaging": {"evaluation": {"convae_bottleneck": 0}}})
+    with pytest.raises(MedgenInputError, match="anomaly.evaluation.convae_bottleneck"):
+        validate({"anomaly": {"evaluation": {"convae_bottleneck": 0}}})
 
 
 def test_inference_device_follows_training_accelerator(monkeypatch):
@@ -229,7 +229,7 @@ def test_inference_device_follows_training_accelerator(monkeypatch):
 
 def test_scoring_defaults_of_the_functions_equal_the_schema_defaults():
     # the workflow takes the schema's, direct callers the keyword defaults: one value each
-    scoring = load_schema()["properties"]["imaging"]["properties"]["scoring"]["properties"]
+    scoring = load_schema()["properties"]["anomaly"]["properties"]["scoring"]["properties"]
     assert scoring["window_blend"]["default"] == WINDOW_BLEND
     assert scoring["window_overlap"]["default"] == SLIDING_OVERLAP
 
@@ -299,8 +299,8 @@ def test_pixel_metrics_per_subject_in_the_report(tmp_path):
         save_npz(tmp_path / "data" / f"{split}.npz", data)
         score_anomalies("intensity", None, tmp_path / "data" / f"{split}.npz",
                         tmp_path / "intensity", split)
-    imaging = validate({"imaging": {"evaluation": {"pixel_level": True}}})["imaging"]
-    evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data", imaging,
+    anomaly = validate({"anomaly": {"evaluation": {"pixel_level": True}}})["anomaly"]
+    evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data", anomaly,
                      tmp_path / "report")
     rows = list(csv.DictReader((tmp_path / "report" / "pixel_by_subject.tsv").open(),
                                delimiter="\t"))
@@ -330,10 +330,10 @@ def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
                         tmp_path / "intensity", split)
     auprc = {}
     for size in (0, 3):
-        imaging = validate({"imaging": {"evaluation": {
-            "pixel_level": True, "median_filter": size}}})["imaging"]
+        anomaly = validate({"anomaly": {"evaluation": {
+            "pixel_level": True, "median_filter": size}}})["anomaly"]
         table = evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data",
-                                 imaging, tmp_path / f"report{size}")
+                                 anomaly, tmp_path / f"report{size}")
         rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
         auprc[size] = float(next(r for r in rows if r["split"] == "test")["pixel_auprc"])
     assert auprc[0] < 0.9 and auprc[3] == 1.0
@@ -356,8 +356,8 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
         for split in ("val", "test"):
             score_anomalies(method, path, data_dir / f"{split}.npz", tmp_path / method, split)
         dirs[method] = tmp_path / method
-    imaging = validate({})["imaging"]
-    table = evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "report")
+    anomaly = validate({})["anomaly"]
+    table = evaluate_anomaly(dirs, data_dir, anomaly, tmp_path / "report")
     rows = list(csv.DictReader(table.read_text().splitlines(), delimiter="\t"))
     deviations = [(f"{c}_deviation", s) for s in ("val", "test")
                   for c in ("brightness", "contrast", "sharpness")]
@@ -368,12 +368,14 @@ def test_evaluate_writes_table_figures_and_provenance(data_dir, tmp_path):
     assert float(test_pca["specificity"]) >= 0.9 and float(test_pca["auroc"]) > 0.9
     for name in ("roc_val.png", "roc_test.png", "hist_test.png", "grid_pca.png", "metrics.json"):
         assert (tmp_path / "report" / name).stat().st_size > 0
-    assert json.loads((tmp_path / "report" / "metrics.json").read_text())[
-        "synthetic_anomalies"] is False  # real labels here, nothing inserted
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["synthetic_anomalies"] is False  # real labels here, nothing inserted
+    # the settings evaluated with, recorded under the config key they come from
+    assert report["provenance"]["config"]["anomaly"] == json.loads(json.dumps(anomaly))
     assert not (tmp_path / "report" / "pixel_by_subject.tsv").exists()
     # pixel level asked for but no tumour masks: the declared table exists, header only
-    imaging["evaluation"]["pixel_level"] = True
-    evaluate_anomaly(dirs, data_dir, imaging, tmp_path / "pixel")
+    anomaly["evaluation"]["pixel_level"] = True
+    evaluate_anomaly(dirs, data_dir, anomaly, tmp_path / "pixel")
     assert (tmp_path / "pixel" / "pixel_by_subject.tsv").read_text() == (
         "method\tsplit\tsubject\tpixel_auroc\tpixel_auprc\tdice_at_val_threshold\t"
         "best_dice_upper_bound\n")

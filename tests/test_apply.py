@@ -101,10 +101,10 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path):
     sheet[sheet.subject.isin(["BraTS2021_00000", "BraTS2021_00003"])].assign(
         split=["train", "val"]).to_csv(train_sheet, sep="\t", index=False)
     cfg = medgen_config.load(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml",
-                             {"imaging": {**small, "sample_sheet": str(train_sheet)}})
+                             {"anomaly": {**small, "sample_sheet": str(train_sheet)}})
     from medgen.tasks.anomaly.prepare import prepare_images
 
-    splits = prepare_images(str(train_sheet), cfg["imaging"], 0, tmp_path / "data")
+    splits = prepare_images(str(train_sheet), cfg["anomaly"], 0, tmp_path / "data")
     hp = {**resolve_hparams("convae", "default"), "channels_base": 4, "max_epochs": 1}
     model = train_model("convae", splits["train"], hp, TRAINING, 0, tmp_path / "convae",
                         config=cfg)
@@ -113,7 +113,7 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path):
     new_sheet = tmp_path / "new.tsv"
     sheet[sheet.subject.isin(["BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
                               "Brats18_2013_2_1"])].to_csv(new_sheet, sep="\t", index=False)
-    config = medgen_config.deep_update(cfg, {"imaging": {"sample_sheet": str(new_sheet)}})
+    config = medgen_config.deep_update(cfg, {"anomaly": {"sample_sheet": str(new_sheet)}})
     out = apply_model(model, config, tmp_path / "apply")
     rows = pd.read_csv(out, sep="\t")
     assert set(rows["method"]) >= {"convae"} and set(rows["split"]) == {"test"}
@@ -133,7 +133,7 @@ def test_workflow_apply_mode_runs_no_training(expression_model, tmp_path):
     overrides.write_text(yaml.safe_dump({
         "run_name": "applied", "results_dir": str(tmp_path / "results"),
         "apply": {"activate": True, "model": str(model)},
-        "imaging": {"activate": False},
+        "tasks": ["expression"],  # replaces the default's [expression, anomaly]
         "expression": {"source": "files", "labels": ["tumor_normal"], "files": [
             {"path": str(new), "format": "csv", "orientation": "samples_as_rows"}]}}))
     dry = run_snakemake("-n", "--cores", "1", "--configfile", str(overrides))
@@ -155,9 +155,10 @@ def test_apply_config_must_name_data_for_the_models_task(expression_model, tmp_p
     _, _, cfg, model = expression_model
     applied = medgen_config.deep_update(cfg, {"apply": {"activate": True, "model": str(model)}})
     assert check_apply_config(applied) == "expression"
-    # expression off: the new data would silently be something else
-    off = medgen_config.deep_update(applied, {"expression": {"activate": False}})
-    with pytest.raises(MedgenInputError, match="'expression.activate' is false.*expression model"):
+    # expression not in tasks: the new data would silently be something else
+    off = medgen_config.deep_update(applied, {"tasks": ["anomaly"]})
+    with pytest.raises(MedgenInputError,
+                       match=r"'tasks' is \['anomaly'\].*expression model.*list expression"):
         check_apply_config(off)
     download = medgen_config.deep_update(applied, {"expression": {"source": "syng_bts"}})
     with pytest.raises(MedgenInputError, match="'expression.source' is 'syng_bts'"):

@@ -59,9 +59,10 @@ def new_subjects(root: Path) -> Path:
 
 
 def apply_config(sheet: Path, **synthesis) -> dict:
-    return medgen_config.load(overrides={"apply": {"activate": True}, "synthesis": {
-        "activate": True, "sample_sheet": str(sheet), "sources": ["t2"], "target": "flair",
-        "inference": {"window": 32, "overlap": 0.25}, **synthesis}})
+    return medgen_config.load(overrides={
+        "apply": {"activate": True}, "tasks": ["synthesis"], "synthesis": {
+            "sample_sheet": str(sheet), "sources": ["t2"], "target": "flair",
+            "inference": {"window": 32, "overlap": 0.25}, **synthesis}})
 
 
 def test_cascade_synthesises_new_subjects_with_the_models_normalisation(cascade, tmp_path):
@@ -199,8 +200,8 @@ def test_workflow_applies_a_cascade_without_training(cascade, tmp_path):
     overrides.write_text(yaml.safe_dump({
         "run_name": "applied", "results_dir": str(tmp_path / "results"),
         "apply": {"activate": True, "model": str(stage2)},
-        "expression": {"activate": False}, "imaging": {"activate": False},
-        "synthesis": {"activate": True, "sample_sheet": str(sheet), "sources": ["t2"],
+        "tasks": ["synthesis"],  # replaces the default's [expression, anomaly]
+        "synthesis": {"sample_sheet": str(sheet), "sources": ["t2"],
                       "target": "flair", "validation_subject": "not_in_this_sheet",
                       "inference": {"window": 32, "overlap": 0.25}}}))
     dry = run_snakemake("-n", "--cores", "1", "--configfile", str(overrides))

@@ -6,6 +6,7 @@ import logging
 import re
 
 import pytest
+import yaml
 
 from medgen import config as medgen_config
 from medgen import registry
@@ -37,8 +38,13 @@ def test_default_config_resolves_with_defaults_filled():
     assert resolved["models"]["tybalt"]["preset"] == "default"
     # A key left out of config.yaml is filled from the schema.
     trimmed = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
-    del trimmed["evaluation"]
-    assert medgen_config.validate(trimmed)["evaluation"]["knn_k"] == 5
+    assert "evaluation" not in trimmed["expression"]
+    assert "families" not in trimmed["anomaly"]
+    resolved = medgen_config.validate(trimmed)
+    assert resolved["expression"]["evaluation"]["knn_k"] == 5
+    assert resolved["expression"]["evaluation"]["baselines"] == ["pca", "ica", "nmf"]
+    assert resolved["anomaly"]["families"] == ["fanogan"]
+    assert resolved["tasks"] == ["expression", "anomaly"]
 
 
 @pytest.mark.parametrize(
@@ -123,17 +129,17 @@ def test_preset_choices_come_from_the_registry():
 def test_even_median_filter_is_refused():
     base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
     with pytest.raises(MedgenInputError,
-                       match="imaging.evaluation.median_filter' is 2; expected 0.*odd"):
+                       match="'anomaly.evaluation.median_filter' is 2; expected 0.*odd"):
         medgen_config.validate(medgen_config.deep_update(
-            base, {"imaging": {"evaluation": {"median_filter": 2}}}))
+            base, {"anomaly": {"evaluation": {"median_filter": 2}}}))
     for size in (0, 1, 5):
         medgen_config.validate(medgen_config.deep_update(
-            base, {"imaging": {"evaluation": {"median_filter": size}}}))
+            base, {"anomaly": {"evaluation": {"median_filter": size}}}))
 
 
 def _synthesis(**section):
-    return {"synthesis": {"activate": True, **section},
-            "models": {"context_gan": {"activate": True}}}
+    return {"tasks": ["synthesis"], "synthesis": {"families": ["context_gan"], **section},
+            "models": {"context_gan": {}}}
 
 
 @pytest.mark.parametrize("unet, match", [
@@ -163,14 +169,15 @@ def test_unet_baseline_sizes_that_divide_pass():
         medgen_config.validate(_synthesis(evaluation={"baselines": ["unet_l1"], "unet": unet}))
 
 
-def test_synthesis_without_an_activated_family_is_refused():
-    config = _synthesis()
-    config["models"]["context_gan"]["activate"] = False
-    with pytest.raises(MedgenInputError, match=r"config key 'models.context_gan.activate' is "
-                       r"false, but synthesis.activate is true: .* plan nothing"):
+def test_synthesis_without_a_family_is_refused():
+    config = _synthesis(families=[])
+    with pytest.raises(MedgenInputError, match=r"config key 'synthesis.families' is empty, "
+                       r"but 'synthesis' is in tasks: .* plan nothing"):
         medgen_config.validate(config)
     # apply mode trains nothing: the model comes from apply.model
     medgen_config.validate({**config, "apply": {"activate": True}})
+    # a task that is not in tasks plans nothing, whatever its families
+    medgen_config.validate({**config, "tasks": []})
     medgen_config.validate(_synthesis())
 
 
@@ -195,3 +202,119 @@ def test_mr_to_ct_without_the_ct_window_is_a_warning(caplog):
         medgen_config.validate({**config, "synthesis": {
             **config["synthesis"], "target_normalisation": "ct_window", "target_is_ct": True}})
     assert caplog.text == ""
+
+
+def _default_config():
+    return medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+
+
+@pytest.mark.parametrize("old, message", [
+    ({"imaging": {"kind": "volumes"}}, "config key 'imaging' is now 'anomaly' "),
+    ({"evaluation": {"knn_k": 5}},
+     "config key 'evaluation' is now 'expression.evaluation' "),
+    ({"expression": {"activate": False}},
+     "config key 'expression.activate' is gone: what runs is chosen by lists; list the task "
+     "in 'tasks' (e.g. tasks: [expression]"),
+    ({"anomaly": {"activate": True}},
+     "config key 'anomaly.activate' is gone: what runs is chosen by lists; list the task in "
+     "'tasks' (e.g. tasks: [anomaly]"),
+    ({"expression_inference": {"activate": True}},
+     "config key 'expression_inference.activate' is gone: what runs is chosen by lists; "
+     "list the task in 'tasks' (e.g. tasks: [expression_inference]"),
+    ({"synthesis": {"activate": False}},
+     "config key 'synthesis.activate' is gone: what runs is chosen by lists; list the task "
+     "in 'tasks' (e.g. tasks: [synthesis]"),
+    ({"models": {"tybalt": {"activate": True}}},
+     "config key 'models.tybalt.activate' is gone: what runs is chosen by lists; list the "
+     "family in 'expression.families' (and its task in 'tasks')"),
+    ({"models": {"fanogan": {"activate": False, "preset": "default"}}},
+     "config key 'models.fanogan.activate' is gone: what runs is chosen by lists; list the "
+     "family in 'anomaly.families' (and its task in 'tasks')"),
+], ids=["imaging", "evaluation", "expression.activate", "anomaly.activate",
+        "expression_inference.activate", "synthesis.activate", "models.tybalt.activate",
+        "models.fanogan.activate"])
+def test_a_config_of_the_old_shape_names_the_new_key(old, message, tmp_path):
+    # alone, on the default config, and from a file as --configfile layers it
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    for attempt in (lambda: medgen_config.validate(old),
+                    lambda: medgen_config.validate(
+                        medgen_config.deep_update(_default_config(), old)),
+                    lambda: medgen_config.load(path)):
+        with pytest.raises(MedgenInputError) as err:
+            attempt()
+        assert str(err.value).startswith(message), str(err.value)
+        assert "\n" not in str(err.value)  # one message
+
+
+def test_the_activate_keys_that_remain_validate():
+    # apply mode and the synthetic anomalies keep their switches
+    resolved = medgen_config.validate(medgen_config.deep_update(_default_config(), {
+        "apply": {"activate": True, "model": "model.pt"},
+        "anomaly": {"synthetic_anomalies": {"activate": True}}}))
+    assert resolved["apply"]["activate"] is True
+    assert resolved["anomaly"]["synthetic_anomalies"]["activate"] is True
+
+
+@pytest.mark.parametrize("override, key, bad, choices", [
+    ({"tasks": ["imaginary"]}, "tasks[0]", "imaginary", list(registry.TASKS)),
+    ({"tasks": ["expression", "imaging"]}, "tasks[1]", "imaging", list(registry.TASKS)),
+    ({"anomaly": {"families": ["tybalt"]}}, "anomaly.families[0]", "tybalt",
+     registry.names("anomaly", baselines=False)),
+    # a baseline is asked for in the task's evaluation settings, never in families
+    ({"anomaly": {"families": ["convae"]}}, "anomaly.families[0]", "convae",
+     registry.names("anomaly", baselines=False)),
+    ({"expression": {"families": ["fanogan"]}}, "expression.families[0]", "fanogan",
+     registry.names("expression", baselines=False)),
+    ({"expression_inference": {"families": ["ggan", "context_gan"]}},
+     "expression_inference.families[1]", "context_gan",
+     registry.names("expression_inference", baselines=False)),
+    ({"synthesis": {"families": ["dgex"]}}, "synthesis.families[0]", "dgex",
+     registry.names("synthesis", baselines=False)),
+])
+def test_unknown_tasks_and_families_name_the_key_and_the_choices(override, key, bad, choices):
+    assert choices and bad not in choices
+    with pytest.raises(MedgenInputError) as err:
+        medgen_config.validate(medgen_config.deep_update(_default_config(), override))
+    assert str(err.value) == (f"config key '{key}' is {bad!r}; expected one of: "
+                              f"{', '.join(choices)}")
+
+
+def test_tasks_and_families_lists_replace_the_defaults():
+    base = _default_config()
+    merged = medgen_config.deep_update(base, {"tasks": ["synthesis"],
+                                              "anomaly": {"families": ["anogan"]}})
+    assert merged["tasks"] == ["synthesis"]
+    resolved = medgen_config.validate(merged)
+    assert resolved["tasks"] == ["synthesis"]
+    assert resolved["anomaly"]["families"] == ["anogan"]
+    assert base["tasks"] == ["expression", "anomaly"]  # the default config untouched
+
+
+# keys whose value names the demo's data (where the default config gets them), not a setting
+DATA_SOURCE_KEYS = {"tasks", "expression.source", "expression.syng_bts.tables", "anomaly.kind"}
+_NO_DEFAULT = object()
+
+
+def _values_at_their_default(config, schema, path=""):
+    for key, value in config.items():
+        where = f"{path}{key}"
+        sub = schema.get("properties", {}).get(key)
+        assert sub is not None, f"{where} is not in the schema"
+        if value == sub.get("default", _NO_DEFAULT):
+            yield where
+        elif isinstance(value, dict) and "properties" in sub:
+            yield from _values_at_their_default(value, sub, f"{where}.")
+
+
+def test_the_default_config_holds_only_what_differs_from_the_defaults():
+    config = _default_config()
+    at_default = list(_values_at_their_default(config, medgen_config.load_schema()))
+    assert set(at_default) <= DATA_SOURCE_KEYS, sorted(set(at_default) - DATA_SOURCE_KEYS)
+    # the walk does look at the nested keys: the data sources equal to their defaults
+    assert {"expression.source", "anomaly.kind"} <= set(at_default)
+    # a family's params override its preset: none repeats the preset's value
+    for family, entry in config.get("models", {}).items():
+        preset = registry.presets(family)[entry.get("preset", "default")]
+        same = {k: v for k, v in entry.get("params", {}).items() if preset.get(k) == v}
+        assert same == {}, f"models.{family}.params repeat the preset: {same}"

@@ -1,13 +1,13 @@
 """Each shipped dataset config runs its own data set, and nothing the default config adds.
 
-A dataset config overrides config/config.yaml key by key, so a branch it does not mention
-(the default's TCGA expression run, or its MNI152 imaging demo) would run as well unless the
-config switches it off. Dry runs only: the job list, never a training.
+A dataset config overrides config/config.yaml key by key but replaces its lists, so its
+``tasks`` list replaces the default's (the TCGA expression run and the MNI152 anomaly
+demo): a task it does not list must not run. Dry runs only: the job list, never a training.
 
-What a config is about is read from the file itself: a branch (``expression`` / ``imaging``)
-whose section it sets without ``activate: false``. Model rules are matched by their output
-paths (``/tybalt/``, ``/<family>/``), not by rule names, so the checks hold for either rule
-layout; the data and scoring rules are matched by name.
+What a config is about is read from the file itself: the tasks of its ``tasks`` list, each
+training the families of its section's ``families``. Model rules are matched by their
+output paths (``/tybalt/``, ``/<family>/``), not by rule names, so the checks hold for
+either rule layout; the data and scoring rules are matched by name.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ DATASETS = sorted((REPO_ROOT / "config" / "datasets").glob("*.yaml"))  # not the
 EXPRESSION_FAMILIES = tuple(registry.names("expression"))
 IMAGING_FAMILIES = tuple(registry.names("anomaly"))  # with the conv-autoencoder baseline
 INFERENCE_FAMILIES = tuple(registry.names("expression_inference"))
-INFERENCE_RULES = {"prepare_inference_data", "evaluate_expression_inference", "infer_targets"}
+INFERENCE_RULES = {"prepare_expression_inference", "evaluate_expression_inference",
+                   "infer_targets"}
 SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
 SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_stage", "synthesis_context",
                    "evaluate_synthesis", "synthesis_report"}
@@ -48,14 +49,12 @@ def planned_jobs(stdout: str) -> list[dict]:
             for rule, body in JOB.findall(stdout)]
 
 
-BRANCHES = ("expression", "imaging", "expression_inference", "synthesis")
+ACTIVATE = re.compile(r"\bactivate\s*:")
 
 
 def subjects(path: Path) -> set[str]:
-    """The branches the file itself turns on (sets the section, not to activate: false)."""
-    raw = medgen_config.load_yaml(path)
-    return {branch for branch in BRANCHES
-            if isinstance(raw.get(branch), dict) and raw[branch].get("activate", True)}
+    """The tasks the file itself lists (its ``tasks``, which replaces the default's)."""
+    return set(medgen_config.load_yaml(path).get("tasks") or [])
 
 
 def needs_shared_data(path: Path) -> bool:
@@ -73,6 +72,35 @@ def test_there_are_dataset_configs():
     assert DATASETS, "config/datasets/ holds no dataset config"
 
 
+@pytest.mark.parametrize("path", DATASETS, ids=[path.stem for path in DATASETS])
+def test_no_dataset_config_has_an_activate_switch(path):
+    # what runs is chosen by lists (tasks, <task>.families); read as text, so that a switch
+    # anywhere (a section, models.<family>, flow style) is found, comments aside
+    found = [f"{path.name}:{number}: {line.strip()}"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if ACTIVATE.search(line.split("#", 1)[0])]
+    assert found == []
+
+
+def test_the_activate_check_finds_a_switch():
+    assert ACTIVATE.search("  activate: true") and ACTIVATE.search("tybalt: {activate: true}")
+    assert not ACTIVATE.search("tasks: [anomaly]   # no activate switch".split("#", 1)[0])
+
+
+@pytest.mark.parametrize("path", DATASETS, ids=[path.stem for path in DATASETS])
+def test_each_dataset_config_lists_its_tasks_and_sets_their_sections(path):
+    raw = medgen_config.load_yaml(path)
+    about = subjects(path)
+    assert about, f"{path.name} lists no tasks: it would run the default config's"
+    assert about <= set(registry.TASKS)
+    for task in about:
+        section = registry.task(task).section
+        assert isinstance(raw.get(section), dict), f"{path.name} lists {task}, sets no {section}"
+        assert raw[section].get("families"), f"{path.name}: no {section}.families of its own"
+    # on the default config, the file's list replaces the default's
+    assert medgen_config.load(path)["tasks"] == raw["tasks"]
+
+
 @pytest.mark.workflow
 @pytest.mark.parametrize("path", [
     pytest.param(path, id=path.stem,
@@ -83,12 +111,12 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     if needs_shared_data(path):
         request.getfixturevalue("shared_data")  # its relative ../shared/data paths resolve
     about = subjects(path)
-    assert about, f"{path.name} sets no expression, imaging or expression_inference section"
+    assert about, f"{path.name} lists no tasks"
     resolved = medgen_config.load(path)
-    # on exactly where the file turns it on: a branch the file is not about stays off after
-    # the default config is layered under it (the default's TCGA run and MNI152 demo are on)
-    activated = {branch for branch in BRANCHES if resolved[branch]["activate"]}
-    assert activated == about, f"{path.name}: activated {sorted(activated)}"
+    # exactly the tasks the file lists: a task the file is not about stays off after the
+    # default config is layered under it (the default lists its TCGA run and MNI152 demo)
+    tasks_on = {task for task in registry.TASKS if task in resolved["tasks"]}
+    assert tasks_on == about, f"{path.name}: tasks {sorted(resolved['tasks'])}"
 
     override = tmp_path / "override.yaml"  # outputs and downloads away from the checkout
     override.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "results"),
@@ -106,42 +134,52 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     def touches(family: str) -> list[str]:
         return [p for p in outputs + inputs if f"/{family}/" in p]
 
+    # expression inference on the run's preprocessed expression (expression.source etc.)
+    inference_reads_expression = ("expression_inference" in about and
+                                  resolved["expression_inference"]["source"] == "expression")
     if "expression" in about:
         assert "preprocess_expression" in rules, result.stdout
         for family in EXPRESSION_FAMILIES:
-            if resolved["models"][family]["activate"]:
+            if family in resolved["expression"]["families"]:
                 assert trained(family), f"no {family} training job:\n{result.stdout}"
                 # the evaluation reads the trained model
                 assert any(f"/{family}/" in inp and inp.endswith("model.pt") for inp in inputs), \
                     f"no job evaluates {family}:\n{result.stdout}"
     else:
-        assert not rules & EXPRESSION_RULES, f"{path.name} runs expression jobs: {sorted(rules)}"
         for family in EXPRESSION_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+        if inference_reads_expression:  # the expression task's data, none of its models
+            assert "preprocess_expression" in rules, result.stdout
+        else:
+            assert not rules & EXPRESSION_RULES, \
+                f"{path.name} runs expression jobs: {sorted(rules)}"
 
-    if "imaging" in about:
+    if "anomaly" in about:
         assert {"prepare_training_images", "prepare_evaluation_images", "score_anomalies",
                 "evaluate_anomaly"} <= rules, result.stdout
-        baselines = resolved["imaging"]["evaluation"]["baselines"]
+        baselines = resolved["anomaly"]["evaluation"]["baselines"]
         if "pca" in baselines:
             assert "fit_pca_baseline" in rules, result.stdout
-        networks = [f for f in IMAGING_FAMILIES if f in baselines
-                    or (f in resolved["models"] and resolved["models"][f]["activate"])]
-        assert networks, f"{path.name} trains no imaging model"
+        networks = [f for f in IMAGING_FAMILIES
+                    if f in baselines or f in resolved["anomaly"]["families"]]
+        assert networks, f"{path.name} trains no anomaly model"
         for family in networks:
             assert trained(family), f"no {family} training job:\n{result.stdout}"
+        for family in set(IMAGING_FAMILIES) - set(networks):  # a family not listed
+            assert not trained(family), f"{path.name} trains {family}:\n{result.stdout}"
     else:
-        assert not rules & IMAGING_RULES, f"{path.name} runs imaging jobs: {sorted(rules)}"
+        assert not rules & IMAGING_RULES, f"{path.name} runs anomaly jobs: {sorted(rules)}"
         for family in IMAGING_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
     if "expression_inference" in about:
-        assert {"prepare_inference_data", "evaluate_expression_inference"} <= rules, \
+        assert {"prepare_expression_inference", "evaluate_expression_inference"} <= rules, \
             result.stdout
-        activated = [f for f in INFERENCE_FAMILIES if resolved["models"][f]["activate"]]
-        assert activated, f"{path.name} trains no expression-inference model"
-        for family in activated:
-            assert trained(family), f"no {family} training job:\n{result.stdout}"
+        listed = resolved["expression_inference"]["families"]
+        assert listed, f"{path.name} trains no expression-inference model"
+        for family in INFERENCE_FAMILIES:
+            assert trained(family) == (family in listed), \
+                f"{family} ({'' if family in listed else 'not '}listed):\n{result.stdout}"
         if resolved["expression_inference"]["infer"]["path"]:
             assert "infer_targets" in rules, result.stdout
     else:
@@ -152,9 +190,9 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     if "synthesis" in about:
         assert {"prepare_synthesis", "train_synthesis_stage", "evaluate_synthesis",
                 "synthesis_report"} <= rules, result.stdout
-        activated = [f for f in SYNTHESIS_FAMILIES if resolved["models"][f]["activate"]]
-        assert activated, f"{path.name} trains no synthesis model"
-        for family in activated:  # one training job per auto-context stage
+        listed = resolved["synthesis"]["families"]
+        assert listed, f"{path.name} trains no synthesis model"
+        for family in listed:  # one training job per auto-context stage
             stages = registry.family_hparams(family, resolved)["auto_context_stages"]
             for k in range(1, stages + 1):
                 assert any(out.endswith(f"/{family}/stage{k}/model.pt") for out in outputs), \
@@ -173,7 +211,7 @@ def test_synthetic_anomalies_on_labelled_data_are_refused_before_any_job(tmp_pat
     override = tmp_path / "override.yaml"
     override.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"),
-        "imaging": {"synthetic_anomalies": {"activate": True}}}))
+        "anomaly": {"synthetic_anomalies": {"activate": True}}}))
     brats = REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml"
     result = run_snakemake("-n", "--cores", "1", "--configfile", str(brats), str(override),
                            check=False)

@@ -53,7 +53,8 @@ def test_bad_gene_inputs_give_one_clear_error(tmp_path):
     found, missing = select_genes(values, ("C", "A", "Z"), "target", min_found=0.5)
     assert list(found.columns) == ["C", "A"] and missing == ["Z"]  # by name, set order
     duplicated = pd.DataFrame(np.ones((2, 2)), columns=["A", "A"])
-    with pytest.raises(MedgenInputError, match=r"duplicate gene symbols in the data: \['A'\]"):
+    with pytest.raises(MedgenInputError, match=r"the data: 1 gene\(s\) appear more than once "
+                       r"\(first: \['A'\]\)"):
         select_genes(duplicated, ("A",), "landmark")
     with pytest.raises(MedgenInputError, match="no probe of the gene map"):
         collapse_probes(values, {"G": ["p9"]})

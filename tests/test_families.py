@@ -15,10 +15,10 @@ from medgen import checkpoint, registry
 from medgen import config as medgen_config
 from medgen.atomic import save_npz
 from medgen.errors import MedgenInputError
-from medgen.models.gene_inference import load as load_inference_model
+from medgen.models.expression_inference import load as load_inference_model
 from medgen.tasks.anomaly.scorers import load_scorer
 from medgen.tasks.expression.evaluate import load_model
-from medgen.tasks.expression_inference.prepare import read_inference_data
+from medgen.tasks.expression_inference.prepare import read_expression_inference_data
 from medgen.train import train_model
 from tests.conftest import make_expression, make_inference_data
 from tests.helpers.synthesis_data import prepared_folder
@@ -53,7 +53,7 @@ def task_data(tmp_path_factory):
         images = np.random.default_rng(seed).random((32, 1, 16, 16)).astype(np.float32)
         save_npz(root / name, {"images": images, "y": np.zeros(32, np.int8)})
     # what prepare_images records beside the arrays: the modalities in channel order
-    (root / "provenance.json").write_text('{"config": {"imaging": {"modalities": ["flair"]}}}')
+    (root / "provenance.json").write_text('{"config": {"anomaly": {"modalities": ["flair"]}}}')
     for name, seed in (("inference.h5ad", 0), ("inference_other.h5ad", 1)):
         make_inference_data(root / name, seed)
     return {"expression": (root / "expression.h5ad", root / "expression_other.h5ad"),
@@ -88,7 +88,7 @@ def infer(task: str, model, data_path) -> np.ndarray:
             mu, _ = model.encode(x, torch.zeros(len(x), 0))
         return mu.numpy()
     if task == "expression_inference":
-        x, _, _, _ = read_inference_data(data_path)
+        x, _, _, _ = read_expression_inference_data(data_path)
         return model.predict(model.align(x))
     if task == "synthesis":
         from medgen.tasks.synthesis.loaders import read_volumes
@@ -122,6 +122,15 @@ def test_presets_validate_against_the_schema(family):
                    for v in hp.values())
 
 
+def test_the_anomaly_baseline_is_configured_in_anomaly_evaluation():
+    base = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    resolved = medgen_config.validate(medgen_config.deep_update(
+        base, {"anomaly": {"evaluation": {"convae_epochs": 7, "convae_bottleneck": 3}}}))
+    hp = registry.family_hparams("convae", resolved)
+    assert (hp["max_epochs"], hp["bottleneck"]) == (7, 3)
+    assert "convae" not in resolved["models"]  # never under models
+
+
 # preset keys that are counts, sizes or rates (never 0): a new family's must be declared too
 POSITIVE_NAME = re.compile(r"(^|_)(epochs|batch_size|lr|latent_dim|channels|channels_base|"
                            r"hidden|hidden_dim|n_critic|samples_per_volume|bottleneck|"
@@ -149,7 +158,7 @@ def test_non_positive_counts_and_rates_are_refused_naming_the_key(family):
         for bad in bads:
             match = re.escape(f"config key 'models.{family}.params.{name}' is {bad!r}; "
                               f"expected {expected}")
-            if spec.baseline:  # configured through imaging.evaluation: the spec's check
+            if spec.baseline:  # configured through anomaly.evaluation: the spec's check
                 with pytest.raises(MedgenInputError, match=match):
                     spec.check_positive({**spec.presets[preset], name: bad},
                                         f"models.{family}.params")

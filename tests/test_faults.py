@@ -136,7 +136,7 @@ def test_rule_killed_mid_run_leaves_nothing_snakemake_takes_as_complete(shared_d
 
     config = small_real_config(shared_data, tmp_path / "results", "killed")
     config["training"]["max_epochs"] = 500  # long enough to be killed while training
-    config["imaging"] = {"activate": False}  # only the expression branch: the training job sooner
+    config["tasks"] = ["expression"]  # only the expression task: the training job sooner
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     args = ["--cores", "2", "--configfile", str(REPO_ROOT / "config/datasets/tcga_mirna.yaml"),

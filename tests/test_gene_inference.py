@@ -14,10 +14,13 @@ from medgen import registry
 from medgen.data.io.gctx import read_gctx
 from medgen.data.io.gctx_stream import GctxWriter
 from medgen.errors import MedgenInputError
-from medgen.models.gene_inference import load as load_inference_model
+from medgen.models.expression_inference import load as load_inference_model
 from medgen.tasks.expression_inference.evaluate import evaluate_expression_inference
 from medgen.tasks.expression_inference.infer import infer_targets
-from medgen.tasks.expression_inference.prepare import prepare_inference_data, read_inference_data
+from medgen.tasks.expression_inference.prepare import (
+    prepare_expression_inference,
+    read_expression_inference_data,
+)
 from medgen.train import train_model
 from tests.conftest import inference_section, make_inference_table
 
@@ -41,7 +44,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("inference")
     frame = make_inference_table(root / "table.csv")
     data = root / "data.h5ad"
-    prepare_inference_data(inference_section(root / "table.csv"), 0, data)
+    prepare_expression_inference(inference_section(root / "table.csv"), 0, data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = train_model("dgex", data, tiny("dgex"), TRAINING, 0, root / "dgex")
@@ -62,13 +65,13 @@ def write_profiles_gctx(path, frame: pd.DataFrame, symbols: list[str] | None = N
 
 def infer_cfg(path, **overrides) -> dict:
     cfg = {"path": str(path), "format": "auto", "orientation": "samples_as_rows",
-           "gene_field": "pr_gene_symbol", "input_scale": "data", "clip_z": 10.0,
-           "chunk_size": 7, "model": ""}
+           "gene_field": "pr_gene_symbol", "duplicate_genes": "refuse", "input_scale": "data",
+           "clip_z": 10.0, "chunk_size": 7, "model": ""}
     return {**cfg, **overrides}
 
 
 def test_prepared_file_matches_genes_by_name_and_assigns_folds(trained):
-    x, y, obs, uns = read_inference_data(trained["data"])
+    x, y, obs, uns = read_expression_inference_data(trained["data"])
     frame = trained["frame"]
     assert list(x.columns) == [f"L{j}" for j in range(6)]
     assert np.allclose(x.to_numpy(), frame[x.columns].to_numpy(), atol=1e-5)
@@ -148,18 +151,18 @@ def test_bad_tables_give_one_clear_error(tmp_path):
     out = tmp_path / "data.h5ad"
     # landmark genes missing from the data
     with pytest.raises(MedgenInputError, match=r"only 6 of 8 landmark genes.*'X1'"):
-        prepare_inference_data(inference_section(
+        prepare_expression_inference(inference_section(
             tmp_path / "t.csv", landmarks=[*[f"L{j}" for j in range(6)], "X1", "X2"]), 0, out)
     # NaN in target genes
     frame.iloc[3, 8] = np.nan
     frame.to_csv(tmp_path / "nan.csv")
     with pytest.raises(MedgenInputError, match=r"NaN or infinite values in 1 target genes.*T2"):
-        prepare_inference_data(inference_section(tmp_path / "nan.csv"), 0, out)
+        prepare_expression_inference(inference_section(tmp_path / "nan.csv"), 0, out)
     # duplicate gene symbols
     dup = frame.fillna(0.0).rename(columns={"T1": "T0"})
     dup.to_csv(tmp_path / "dup.csv")
     with pytest.raises(MedgenInputError, match="T0"):
-        prepare_inference_data(inference_section(tmp_path / "dup.csv"), 0, out)
+        prepare_expression_inference(inference_section(tmp_path / "dup.csv"), 0, out)
     # a probe/gene row twice: refused, never averaged as one
     # (GEO layout: probes as rows)
     rows = frame.fillna(0.0).T
@@ -168,14 +171,14 @@ def test_bad_tables_give_one_clear_error(tmp_path):
     section["table"] = {**section["table"], "path": str(tmp_path / "d.csv"),
                         "orientation": "genes_as_rows"}
     with pytest.raises(MedgenInputError, match=r"appear more than once.*'L1'"):
-        prepare_inference_data(section, 0, out)
+        prepare_expression_inference(section, 0, out)
     # a gene both landmark and target
     with pytest.raises(MedgenInputError, match=r"both as landmarks and targets: \['L0'\]"):
-        prepare_inference_data(inference_section(
+        prepare_expression_inference(inference_section(
             tmp_path / "t.csv", targets=["L0", "T1"]), 0, out)
     # more folds than patients
     with pytest.raises(MedgenInputError, match="60 patients cannot make 80 folds"):
-        prepare_inference_data(inference_section(tmp_path / "t.csv", folds=80), 0, out)
+        prepare_expression_inference(inference_section(tmp_path / "t.csv", folds=80), 0, out)
     assert not out.exists()
 
 
@@ -197,10 +200,10 @@ def test_zero_variance_genes_are_predicted_as_their_constant(tmp_path):
     frame["L2"] = 1.0  # and a constant landmark
     frame.to_csv(tmp_path / "const.csv")
     data = tmp_path / "data.h5ad"
-    prepare_inference_data(inference_section(tmp_path / "const.csv"), 0, data)
+    prepare_expression_inference(inference_section(tmp_path / "const.csv"), 0, data)
     path = train_model("ggan", data, tiny("ggan", 3), TRAINING, 0, tmp_path / "ggan")
     model = load_inference_model(path)
-    x, y, _, _ = read_inference_data(data)
+    x, y, _, _ = read_expression_inference_data(data)
     predicted = model.predict(model.align(x))
     assert np.isfinite(predicted).all()
     # sd 1 for constant genes: the output is the constant plus the network's (small) offset

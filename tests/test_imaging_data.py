@@ -18,8 +18,8 @@ from medgen.tasks.anomaly import slices
 from medgen.tasks.anomaly.prepare import load_split, prepare_images
 
 
-def imaging_cfg(**overrides):
-    cfg = fill_defaults(load_schema()["properties"]["imaging"], {"kind": "volumes"})
+def anomaly_cfg(**overrides):
+    cfg = fill_defaults(load_schema()["properties"]["anomaly"], {"kind": "volumes"})
     cfg.update(image_size=16, slice_size=24, patch_stride=8, max_patches_per_subject=50)
     cfg.update(overrides)
     return cfg
@@ -67,7 +67,7 @@ def subjects(tmp_path):
 
 def test_prepare_volumes_writes_splits_with_labels(tmp_path, subjects):
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
-    out = prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"], unit="patch"), 0,
+    out = prepare_images(sheet, anomaly_cfg(modalities=["t1", "t2"], unit="patch"), 0,
                          tmp_path / "out")
     assert set(out) == {"train", "val", "test"}
     train, test = load_split(out["train"]), load_split(out["test"])
@@ -83,7 +83,7 @@ def test_prepare_volumes_writes_splits_with_labels(tmp_path, subjects):
 
 def test_cached_rerun_does_not_read_files_again(tmp_path, subjects, monkeypatch):
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
-    cfg = imaging_cfg(modalities=["t1"])
+    cfg = anomaly_cfg(modalities=["t1"])
     first = load_split(prepare_images(sheet, cfg, 0, tmp_path / "a", tmp_path / "cache")["test"])
 
     def no_reading(*args, **kwargs):
@@ -102,7 +102,7 @@ def test_reorient_to_ras(tmp_path):
     write_sheet(tmp_path / "s.tsv", [{"subject": "a", "split": "train", "t1": "a.nii.gz"}])
     from medgen.tasks.anomaly.prepare import volume_dataset
     rows = read_sample_sheet(tmp_path / "s.tsv", ["t1"])
-    vol = volume_dataset(rows, imaging_cfg(modalities=["t1"], crop_to_mask=False, mask="threshold",
+    vol = volume_dataset(rows, anomaly_cfg(modalities=["t1"], crop_to_mask=False, mask="threshold",
                                            mask_threshold=-1, intensity="zscore"), None)[0]
     image = np.asarray(vol["image"])[0]
     assert image.shape == data.shape
@@ -131,7 +131,7 @@ def test_truncated_nifti_is_one_clear_error(tmp_path, subjects):
     (tmp_path / subjects[0]["t1"]).write_bytes(good[: len(good) // 2])
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
     with pytest.raises(MedgenInputError, match=r"s0_t1\.nii\.gz: cannot read image"):
-        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+        prepare_images(sheet, anomaly_cfg(modalities=["t1"]), 0, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.npz"))  # nothing half-written
 
 
@@ -145,7 +145,7 @@ def test_2d_file_where_3d_expected(tmp_path, subjects, kind):
         subjects[0]["t1"] = "flat.npz"
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
     with pytest.raises(MedgenInputError, match="3D volume"):
-        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+        prepare_images(sheet, anomaly_cfg(modalities=["t1"]), 0, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.npz"))
 
 
@@ -156,8 +156,8 @@ def test_modalities_on_different_grids(tmp_path, subjects, mismatch):
     save_nii(tmp_path / "s1_t2.nii.gz", data, affine)
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
     with pytest.raises(MedgenInputError, match="subject 's1': modality 't2' has shape"):
-        prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"]), 0, tmp_path / "out")
-    out = prepare_images(sheet, imaging_cfg(modalities=["t1", "t2"], on_mismatch="resample"), 0,
+        prepare_images(sheet, anomaly_cfg(modalities=["t1", "t2"]), 0, tmp_path / "out")
+    out = prepare_images(sheet, anomaly_cfg(modalities=["t1", "t2"], on_mismatch="resample"), 0,
                          tmp_path / "out")
     assert load_split(out["val"])["images"].shape[1] == 2
 
@@ -166,7 +166,7 @@ def test_empty_mask(tmp_path, subjects):
     save_nii(tmp_path / "s2_t1.nii.gz", np.zeros((20, 22, 12), np.float32))
     sheet = write_sheet(tmp_path / "samples.tsv", subjects)
     with pytest.raises(MedgenInputError, match="subject 's2': the nonzero mask is empty"):
-        prepare_images(sheet, imaging_cfg(modalities=["t1"]), 0, tmp_path / "out")
+        prepare_images(sheet, anomaly_cfg(modalities=["t1"]), 0, tmp_path / "out")
     assert not list((tmp_path / "out").glob("*.npz"))
 
 
@@ -308,7 +308,7 @@ def test_brats_subject_preprocessing(shared_data, tmp_path):
              "label": f"{s}/{s}_seg.nii.gz"}
             for s, sp in (("BraTS2021_00000", "train"), ("BraTS2021_00002", "test"))]
     sheet = write_sheet(tmp_path / "samples.tsv", rows)
-    cfg = imaging_cfg(modalities=["flair"], target_spacing=[3.0, 3.0, 3.0], slice_size=64,
+    cfg = anomaly_cfg(modalities=["flair"], target_spacing=[3.0, 3.0, 3.0], slice_size=64,
                       unit="patch", image_size=32, data_root=str(root))
     out = prepare_images(sheet, cfg, 0, tmp_path / "out")
     test = load_split(out["test"])
@@ -391,9 +391,9 @@ def test_synthetic_anomalies_in_half_the_healthy_evaluation_slices(tmp_path, sub
     settings = {"activate": True, "fraction": 0.5, "kinds": ["intensity", "noise",
                                                              "deformation"],
                 "radii": [3.0, 4.0], "intensity_shift": 0.4}
-    cfg = imaging_cfg(modalities=["t1"], unit="patch", synthetic_anomalies=settings)
+    cfg = anomaly_cfg(modalities=["t1"], unit="patch", synthetic_anomalies=settings)
     out = prepare_images(sheet, cfg, 0, tmp_path / "out")
-    clean = prepare_images(sheet, imaging_cfg(modalities=["t1"], unit="patch"), 0,
+    clean = prepare_images(sheet, anomaly_cfg(modalities=["t1"], unit="patch"), 0,
                            tmp_path / "clean")
     for split in ("val", "test"):
         data, before = load_split(out[split]), load_split(clean[split])

@@ -8,8 +8,8 @@ that exist.
 
 Layers: ``tasks.<task>`` may import ``models``, ``data``, ``report``, ``nn`` and the core
 modules, never another task; ``models`` never imports ``tasks`` or ``report``; ``data``
-never imports ``models`` or ``tasks``; ``report`` (what every task's figures share) never
-imports ``tasks``; ``nn`` never imports ``models``.
+never imports ``models`` or ``tasks``; ``report`` and ``evaluate`` (what every task's
+figures and evaluations share) never import ``tasks``; ``nn`` never imports ``models``.
 """
 
 from __future__ import annotations
@@ -200,6 +200,7 @@ def _offenders(lower: str, upper: str) -> list[str]:
     pytest.param("medgen.models", "medgen.report", id="models-never-import-report"),
     pytest.param("medgen.nn", "medgen.models", id="blocks-never-import-families"),
     pytest.param("medgen.planning", "medgen.tasks", id="planning-never-imports-tasks"),
+    pytest.param("medgen.evaluate", "medgen.tasks", id="shared-evaluation-never-imports-tasks"),
 ])
 def test_layers_point_one_way(lower, upper):
     offenders = _offenders(lower, upper)

@@ -124,8 +124,8 @@ def test_every_baseline_scores_an_obvious_anomaly_above_every_normal(anomaly_dat
         dirs[method] = tmp_path / method
     # the evaluation's table: the same AUROC of 1, and the covariate deviations
     # (brightness, contrast, sharpness against the training images) rank them first too
-    imaging = validate({})["imaging"]
-    evaluate_anomaly(dirs, anomaly_data, imaging, tmp_path / "report")
+    anomaly = validate({})["anomaly"]
+    evaluate_anomaly(dirs, anomaly_data, anomaly, tmp_path / "report")
     rows = json.loads((tmp_path / "report" / "metrics.json").read_text())["metrics"]
     auroc = {row["method"]: row["auroc"] for row in rows if row["split"] == "test"}
     deviations = {f"{c}_deviation" for c in ("brightness", "contrast", "sharpness")}

@@ -3,6 +3,7 @@ Snakemake; and ``snakemake -n`` stays free of torch and matplotlib."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +30,27 @@ def _inference_config(**override):
     return medgen_config.validate(medgen_config.deep_update(base, override))
 
 
-def test_default_config_activates_tybalt_and_fanogan():
+def test_default_config_runs_tybalt_and_fanogan():
     config = _config()
-    assert planning.activated_families(config, "expression") == ["tybalt"]
-    assert planning.activated_families(config, "anomaly") == ["fanogan"]
-    assert planning.activated_families(config, "synthesis") == []
+    assert [task for task in registry.TASKS if planning.task_on(config, task)] == [
+        "expression", "anomaly"]
+    assert not planning.apply_mode(config)
+    assert planning.task_families(config, "expression") == ["tybalt"]
+    assert planning.task_families(config, "anomaly") == ["fanogan"]
+    assert not planning.task_on(config, "synthesis")
+    assert not planning.task_on(config, "expression_inference")
     assert planning.anomaly_methods(config) == ["fanogan", "pca", "intensity"]
+
+
+def test_the_lists_choose_what_runs():
+    # a dataset config's tasks replace the default's; families keep the config's order
+    config = _config(tasks=["synthesis", "anomaly"], anomaly={"families": ["fanogan", "anogan"]})
+    assert [task for task in registry.TASKS if planning.task_on(config, task)] == [
+        "anomaly", "synthesis"]
+    assert planning.task_families(config, "anomaly") == ["fanogan", "anogan"]
+    assert planning.task_families(config, "synthesis") == ["context_gan"]  # schema default
+    assert planning.anomaly_methods(config) == ["fanogan", "anogan", "pca", "intensity"]
+    assert planning.apply_mode(_config(apply={"activate": True, "model": "m.pt"}))
 
 
 def test_max_epochs_replaces_every_stage_epochs_but_not_a_baseline():
@@ -65,10 +81,10 @@ def test_training_settings_leave_out_what_changes_only_the_log():
 
 def test_ablations_inherit_the_family_overrides_and_max_epochs():
     config = _inference_config(training={"max_epochs": 2})
-    ablations = planning.inference_ablations(config)
+    ablations = planning.expression_inference_ablations(config)
     assert ablations, "the dataset config's ablations"
     for family, hparams in ablations.values():
-        assert family in planning.activated_families(config, "expression_inference")
+        assert family in planning.task_families(config, "expression_inference")
         assert hparams["max_epochs"] == 2
         if family == "ggan":
             assert hparams["dropout"] == 0.3  # from models.ggan.params
@@ -80,15 +96,28 @@ def test_a_bad_ablation_names_its_key():
         "broken": {"family": "ggan", "params": {"dropout_rate": 0.1}}}
     with pytest.raises(MedgenInputError, match=r"ablations\.broken: unknown config key "
                        r"'models\.ggan\.params\.dropout_rate'"):
-        planning.inference_ablations(config)
+        planning.expression_inference_ablations(config)
 
 
-def test_inference_model_must_be_activated():
+def test_inference_model_must_be_listed():
     config = _inference_config()
-    assert planning.inference_model(config) == "ggan"
+    assert config["expression_inference"]["infer"]["model"] == ""
+    assert planning.expression_inference_model(config) == "ggan"  # the first listed
+    config["expression_inference"]["families"] = ["dgex", "ggan"]
+    assert planning.expression_inference_model(config) == "dgex"
+    config["expression_inference"]["infer"]["model"] = "ggan"
+    assert planning.expression_inference_model(config) == "ggan"
     config["expression_inference"]["infer"]["model"] = "tybalt"
-    with pytest.raises(MedgenInputError, match="infer.model is 'tybalt'; activate it"):
-        planning.inference_model(config)
+    with pytest.raises(MedgenInputError, match=re.escape(
+            "config key 'expression_inference.infer.model' is 'tybalt'; expected one of "
+            "expression_inference.families (dgex, ggan)")):
+        planning.expression_inference_model(config)
+    config["expression_inference"]["infer"]["model"] = ""
+    config["expression_inference"]["families"] = []
+    with pytest.raises(MedgenInputError, match=re.escape(
+            "config key 'expression_inference.infer.model' is ''; expected one of "
+            "expression_inference.families (none listed)")):
+        planning.expression_inference_model(config)
 
 
 def test_anomaly_preparation_leaves_out_later_steps():
@@ -96,6 +125,9 @@ def test_anomaly_preparation_leaves_out_later_steps():
     evaluation = planning.anomaly_preparation(config)
     training = planning.anomaly_preparation(config, training=True)
     assert "scoring" not in evaluation and "evaluation" not in evaluation
+    assert "families" not in evaluation  # which models run must not re-prepare the data
+    other = _config(anomaly={"families": ["anogan"]})
+    assert planning.anomaly_preparation(other) == evaluation
     assert "synthetic_anomalies" in evaluation and "synthetic_anomalies" not in training
     assert training["image_size"] == 16
 

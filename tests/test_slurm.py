@@ -92,9 +92,8 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
         "expression": {"source": "files", "files": [
             {"path": str(shared_data / "expression/tcga_mirna/BRCA.parquet"), "group": "BRCA"},
             {"path": str(shared_data / "expression/tcga_mirna/PRAD.parquet"), "group": "PRAD"},
-        ]},
+        ], "evaluation": {"baselines": ["pca"]}},
         "training": {"max_epochs": 2, "accelerator": "cpu", "progress_bar": False},
-        "evaluation": {"baselines": ["pca"]},
     }))
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(profile_dir),
@@ -123,7 +122,7 @@ def _check_outputs(run: Path, shared_data: Path) -> None:
     metrics = json.loads((run / "tybalt/eval/metrics.json").read_text())
     assert set(metrics) == {"methods", "knn_k", "labels", "n_train", "n_test", "n_genes",
                             "notes", "undefined_metrics"}
-    assert set(metrics["methods"]) == {"tybalt", "pca"}  # evaluation.baselines: [pca]
+    assert set(metrics["methods"]) == {"tybalt", "pca"}  # expression.evaluation.baselines: [pca]
     assert metrics["labels"] == ["tumor_normal", "cancer_type"]
     assert metrics["knn_k"] == 5
     assert metrics["n_genes"] == 1000  # expression.top_k_genes
@@ -166,7 +165,7 @@ def _check_metrics_against_written_outputs(run: Path, metrics: dict) -> None:
     assert (metrics["n_train"], metrics["n_test"]) == (train.sum(), test.sum())
     assert metrics["n_genes"] == x.shape[1]
 
-    # PCA at the latent dimension, fitted on train (as evaluation.baselines: [pca] says)
+    # PCA at the latent dimension, fitted on train (as expression.evaluation.baselines: [pca] says)
     pca = PCA(n_components=100, random_state=0).fit(x[train])
     latents = {"pca": pca.transform(x)}
     recon = pca.inverse_transform(latents["pca"][test])

@@ -31,7 +31,7 @@ from medgen.tasks.synthesis.baselines import (
 )
 from medgen.tasks.synthesis.loaders import read_volumes
 from medgen.tasks.synthesis.metrics import gradient_error, synthesis_metrics
-from medgen.tasks.synthesis.prepare import read_manifest
+from medgen.tasks.synthesis.prepare import load_subject, read_manifest
 from medgen.train import train_model
 from tests.helpers.synthesis_data import prepared_folder
 
@@ -251,13 +251,16 @@ def test_two_auto_context_stages_train_as_separate_jobs(prepared, tmp_path):
     with pytest.raises(MedgenInputError, match="takes 2 source channel.*holds 1"):
         context_inputs(prepared, model2, stage2, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
-    written = inference.synthesise_prepared([model1, model2], prepared, tmp_path / "out",
-                                            subjects=["s3"], window=32)
-    assert [p.name for p in written["s3"]] == ["s3_stage1.nii.gz", "s3_stage2.nii.gz"]
-    image = nib.load(written["s3"][1])
+    arrays = load_subject(prepared, "s3")
+    outputs, written = inference.synthesise_subject(
+        [model1, model2], arrays["source"], arrays["mask"][0], read_manifest(prepared), "s3",
+        tmp_path / "out", window=32)
+    assert len(outputs) == 2
+    assert [p.name for p in written] == ["s3_stage1.nii.gz", "s3_stage2.nii.gz"]
+    image = nib.load(written[1])
     assert image.shape == tuple(manifest["subjects"]["s3"]["shape"])
     assert np.isfinite(image.get_fdata()).all()
-    assert inference.read_sidecar(written["s3"][1])["stage"] == 2
+    assert inference.read_sidecar(written[1])["stage"] == 2
 
 
 def test_paper_preset_trains_and_infers_a_whole_volume(prepared, tmp_path):

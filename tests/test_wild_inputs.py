@@ -282,7 +282,7 @@ def test_constant_nonzero_background_is_detected_and_masked(caplog):
     data = {"subject": "BraTS-001", "image": torch.as_tensor(volume[None])}
     with pytest.raises(MedgenInputError, match=r"subject 'BraTS-001': the nonzero mask covers "
                        r"100% of the volume, and channel 0 holds the constant -0.83 .*"
-                       r"imaging.mask: background"):
+                       r"anomaly.mask: background"):
         MakeMaskd("nonzero", 0)(dict(data))
     mask = MakeMaskd("background", 0)(dict(data))[MASK][0].numpy().astype(bool)
     assert np.array_equal(mask, brain)
@@ -491,7 +491,7 @@ def test_npz_sheet_without_training_subjects_writes_nothing(tmp_path):
              test_labels=np.ones((4, 1)))
     (tmp_path / "sheet.tsv").write_text("subject\tsplit\tnpz_split\timage\n"
                                         "v\tval\tval\tx.npz\nt\ttest\ttest\tx.npz\n")
-    cfg = fill_defaults(load_schema()["properties"]["imaging"],
+    cfg = fill_defaults(load_schema()["properties"]["anomaly"],
                         {"kind": "npz2d", "modalities": ["image"], "image_size": 8})
     with pytest.raises(MedgenInputError, match="no subject in split 'train'"):
         prepare_images(tmp_path / "sheet.tsv", cfg, 0, tmp_path / "out")

@@ -79,17 +79,17 @@ def test_scoring_asks_for_a_gpu_only_for_networks_when_training_on_gpus(tmp_path
 @pytest.mark.workflow
 def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_training_or_scoring(
         tmp_path):
-    # the default config's imaging demo (nilearn's MNI152 template), trained for one epoch
+    # the default config's anomaly demo (nilearn's MNI152 template), trained for one epoch
     results = tmp_path / "results"
     sections = {"results_dir": str(results), "cache_dir": str(tmp_path / "cache"),
                 "run_name": "demo", "training": {"accelerator": "cpu", "progress_bar": False},
                 "models": {"fanogan": {"params": {"max_epochs": 1, "encoder_epochs": 1}}},
-                "imaging": {"evaluation": {"baselines": ["pca"]}}}
-    target = str(results / "demo" / "imaging" / "report" / "metrics.json")
+                "anomaly": {"evaluation": {"baselines": ["pca"]}}}
+    target = str(results / "demo" / "anomaly" / "report" / "metrics.json")
     (tmp_path / "first").mkdir()
     snakemake(target, "--cores", "2", "--configfile",
               str(write_config(tmp_path / "first", **sections)))
-    sections["imaging"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
+    sections["anomaly"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
                                          "false_positive_rate": 0.1, "n_grid": 4}
     sections["training"]["progress_bar"] = True  # only the log changes: no retraining
     (tmp_path / "second").mkdir()
@@ -99,7 +99,7 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     assert sorted(jobs) == ["evaluate_anomaly", "score_anomalies"], plan
     assert "wildcards: method=brightness" in plan  # only the new baseline is scored
     # a scoring setting rescores every method and re-evaluates; it never retrains
-    sections["imaging"]["scoring"] = {"residual": "positive"}
+    sections["anomaly"]["scoring"] = {"residual": "positive"}
     (tmp_path / "third").mkdir()
     plan = snakemake(target, "-n", "--cores", "2", "--configfile",
                      str(write_config(tmp_path / "third", **sections))).stdout
@@ -113,7 +113,7 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     ("sections", "message"),
     [
         ({"models": {"tybalt": {"preset": "fast"}}}, "expected one of: paper, default"),
-        ({"models": {"vae": {"activate": True}}}, "unknown config key 'models.vae'"),
+        ({"models": {"vae": {"preset": "default"}}}, "unknown config key 'models.vae'"),
         ({"training": {"max_epochs": "ten"}}, "'training.max_epochs' is 'ten'"),
     ],
 )
@@ -155,25 +155,25 @@ def test_report_holds_figures_tables_and_provenance(real_run):
     html = real_run["report"].read_text(errors="replace")
     for name in ("latent_umap.png", "training_curves.png", "metrics.tsv", "provenance.json"):
         assert name in html
-    # the imaging demo scores synthetic anomalies at slice and pixel level, and says so
-    imaging_dir = real_run["run"] / "imaging"
-    imaging = json.loads((imaging_dir / "report/metrics.json").read_text())
-    test = {r["method"]: r for r in imaging["metrics"] if r["split"] == "test"}
+    # the anomaly demo scores synthetic anomalies at slice and pixel level, and says so
+    anomaly_dir = real_run["run"] / "anomaly"
+    anomaly = json.loads((anomaly_dir / "report/metrics.json").read_text())
+    test = {r["method"]: r for r in anomaly["metrics"] if r["split"] == "test"}
     assert {"fanogan", "pca", "intensity"} <= set(test)
     for method, row in test.items():
         assert row["n_anomalous"] > 0 and row["n_normal"] > 0, method
         assert math.isfinite(row["auroc"]) and math.isfinite(row["auprc"]), method
-    _check_imaging_metrics_against_written_outputs(imaging_dir, imaging, test)
-    assert any("synthetic" in note for note in imaging["notes"])
-    assert imaging["synthetic_anomalies"] is True
+    _check_anomaly_metrics_against_written_outputs(anomaly_dir, anomaly, test)
+    assert any("synthetic" in note for note in anomaly["notes"])
+    assert anomaly["synthetic_anomalies"] is True
     assert "notes.txt" in html and "slices_by_subject.tsv" in html
     for name in ("roc_val.png", "hist_val.png", "grid_fanogan.png", "grid_pca.png"):
         assert name in html, name  # val figures and every reconstruction grid
 
 
-def _check_imaging_metrics_against_written_outputs(imaging_dir: Path, imaging: dict,
+def _check_anomaly_metrics_against_written_outputs(anomaly_dir: Path, anomaly: dict,
                                                     test: dict[str, dict]) -> None:
-    """The run's imaging metrics recomputed with scikit-learn from what the same run wrote:
+    """The run's anomaly metrics recomputed with scikit-learn from what the same run wrote:
     per-slice scores (AUROC, class counts), residual maps and the prepared test masks
     (pixel AUPRC, best Dice). Any output, right or wrong, lies in [0, 1]; these must match."""
     import numpy as np
@@ -186,7 +186,7 @@ def _check_imaging_metrics_against_written_outputs(imaging_dir: Path, imaging: d
     )
 
     for method in ("fanogan", "pca", "intensity"):
-        scores = pd.read_csv(imaging_dir / "scores" / method / "scores_test.tsv", sep="\t",
+        scores = pd.read_csv(anomaly_dir / "scores" / method / "scores_test.tsv", sep="\t",
                              float_precision="round_trip")
         y, score = scores["y"].to_numpy(), scores["score"].to_numpy()
         assert set(y) <= {0, 1}, method
@@ -196,10 +196,10 @@ def _check_imaging_metrics_against_written_outputs(imaging_dir: Path, imaging: d
         assert row["auprc"] == pytest.approx(average_precision_score(y, score), abs=1e-12), \
             method
 
-    size = imaging["provenance"]["config"]["imaging"]["evaluation"]["median_filter"]
-    with np.load(imaging_dir / "data" / "test.npz") as data:
+    size = anomaly["provenance"]["config"]["anomaly"]["evaluation"]["median_filter"]
+    with np.load(anomaly_dir / "data" / "test.npz") as data:
         inside, labels = data["masks"].astype(bool), data["labels_map"]
-    with np.load(imaging_dir / "scores" / "fanogan" / "maps_test.npz") as stored:
+    with np.load(anomaly_dir / "scores" / "fanogan" / "maps_test.npz") as stored:
         maps = stored["residual_map"].astype(np.float32)
     if size > 1:
         maps = median_filter(maps, size=(1, size, size), mode="nearest")
@@ -227,7 +227,7 @@ def test_same_config_twice_gives_byte_identical_metrics(real_run, shared_data):
     again = real_run["tmp"] / "results_again" / "ci"
     for name in ("models/tybalt/metrics.csv", "tybalt/eval/metrics.json",
                  "tybalt/eval/metrics.tsv", "data/split_manifest.tsv",
-                 "imaging/report/metrics.tsv"):
+                 "anomaly/report/metrics.tsv"):
         assert (again / name).read_bytes() == (real_run["run"] / name).read_bytes(), name
 
 
@@ -245,8 +245,9 @@ def test_new_test_subjects_never_touch_training(shared_data, tmp_path):
         "run_name": "brats", "results_dir": str(tmp_path / "results"),
         "cache_dir": str(tmp_path / "cache"),
         "training": {"accelerator": "cpu", "progress_bar": False},
-        "models": {"fanogan": {"activate": False}, "anogan": {"activate": False}},
-        "imaging": {"sample_sheet": str(path), "data_root": str(shared_data / "imaging/brats"),
+        # no GAN family (the list replaces brats_anomaly.yaml's): the baselines only
+        "anomaly": {"families": [],
+                    "sample_sheet": str(path), "data_root": str(shared_data / "imaging/brats"),
                     "target_spacing": [4.0, 4.0, 4.0], "slice_size": 48, "image_size": 16,
                     "max_patches_per_subject": 100,
                     "evaluation": {"baselines": ["pca", "convae"], "convae_epochs": 1}},
@@ -265,6 +266,6 @@ def test_new_test_subjects_never_touch_training(shared_data, tmp_path):
     assert not jobs & {"prepare_training_images", "train_model", "fit_pca_baseline"}, plan
     snakemake("--cores", "2", "--configfile", dataset, str(config))
     assert model.stat().st_mtime_ns == trained
-    scores = pd.read_csv(tmp_path / "results" / "brats" / "imaging" / "scores" / "convae"
+    scores = pd.read_csv(tmp_path / "results" / "brats" / "anomaly" / "scores" / "convae"
                          / "scores_test.tsv", sep="\t")
     assert set(scores["subject"]) == {"BraTS2021_00005", "BraTS2021_00019"}

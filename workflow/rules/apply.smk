@@ -2,19 +2,6 @@
 # names; nothing is trained.
 
 
-def apply_inputs(wildcards=None):
-    """The trained model (every stage of a synthesis cascade) and the new data it is
-    applied to."""
-    task = apply_task()
-    if task == "synthesis":
-        from medgen.tasks.synthesis.cascade import load_stages
-
-        paths, _ = load_stages(config["apply"]["model"])
-        return [str(path) for path in paths] + synthesis_files()
-    data = expression_inputs() if task == "expression" else imaging_inputs()
-    return [config["apply"]["model"], *data]
-
-
 rule apply_model:
     input:
         apply_inputs,
@@ -29,7 +16,8 @@ rule apply_model:
     params:
         model=config["apply"]["model"],
         expression=config["expression"],
-        imaging=config["imaging"],
+        tasks=config["tasks"],
+        anomaly=config["anomaly"],
         synthesis=config["synthesis"],
         seed=config["seed"],
         accelerator=config["training"]["accelerator"],

@@ -26,19 +26,19 @@ TASK_OUTPUTS = {}
 TASK_INPUTS = {}
 
 
-def is_activated(section):
-    """True when config[section] (a dotted path, e.g. 'models.<family>') has activate: true."""
-    return planning.is_activated(config, section)
+def apply_mode():
+    """True when the run applies a trained model (apply.activate) instead of training."""
+    return planning.apply_mode(config)
 
 
-def activated_families(task):
-    """Registered families of ``task`` switched on in the config."""
-    return planning.activated_families(config, task)
+def task_on(task):
+    """True when ``task`` is in the config's tasks list."""
+    return planning.task_on(config, task)
 
 
-def task_activated(task):
-    """True when the config section of ``task`` (its TaskSpec.section) is switched on."""
-    return is_activated(registry.task(task).section)
+def task_families(task):
+    """The families ``task`` trains (its section's families list)."""
+    return planning.task_families(config, task)
 
 
 def one_of(names):
@@ -91,11 +91,11 @@ def apply_task():
 
 def run_inputs():
     """Every input file of this run, for its provenance."""
-    if is_activated("apply"):
+    if apply_mode():
         return apply_inputs()
     inputs = []
     for task in registry.TASKS:
-        if task_activated(task):
+        if task_on(task):
             inputs += TASK_INPUTS[task]()
     return list(dict.fromkeys(inputs))
 
@@ -104,9 +104,9 @@ def all_outputs():
     """The run's final targets: the provenance, then each activated task's targets (or, in
     apply mode, the apply folder)."""
     targets = [f"{RUN}/provenance.json"]
-    if is_activated("apply"):
+    if apply_mode():
         return targets + [APPLY]
     for task in registry.TASKS:
-        if task_activated(task):
+        if task_on(task):
             targets += TASK_OUTPUTS[task]()
     return targets

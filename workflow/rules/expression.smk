@@ -1,84 +1,5 @@
 # The expression task (Tybalt beside PCA/ICA/NMF): obtain the tables (syng-bts wheel, a URL
 # or local files), preprocess them once per run, evaluate each trained family.
-from pathlib import Path
-
-from snakemake.exceptions import WorkflowError
-
-EXPRESSION_DATA = f"{RUN}/{registry.task('expression').training_input}"
-
-
-def syng_bts_dir():
-    return f"{CACHE}/syng_bts-{config['expression']['syng_bts']['version']}"
-
-
-def syng_bts_checksums():
-    """The run's record of the cached syng-bts tables, written once verify_syng_bts checked
-    (or rebuilt) them."""
-    return f"{RUN}/data/syng_bts_sha256.json"
-
-
-def verified_expression_inputs():
-    """What steps reading the expression tables wait for besides the tables: the syng-bts
-    checksum record, so they read the cache only after a job has verified (or rebuilt) it."""
-    if config["expression"]["source"] == "syng_bts":
-        return [syng_bts_checksums()]
-    return []
-
-
-def url_download_path():
-    url_cfg = config["expression"]["url"]
-    if not url_cfg["url"] or not url_cfg["sha256"]:
-        raise WorkflowError(
-            "expression.source is 'url' but expression.url.url or expression.url.sha256 is "
-            "empty; give both (the sha256 is checked after download)"
-        )
-    name = Path(url_cfg["url"].split("?")[0]).name or "download"
-    return f"{CACHE}/url/{url_cfg['sha256'][:16]}/{name}"
-
-
-def expression_table_specs():
-    """Each input table as {path, format, orientation, group}, whatever the source."""
-    expr = config["expression"]
-    if expr["source"] == "syng_bts":
-        return [
-            {
-                "path": f"{syng_bts_dir()}/{name}.parquet",
-                "format": "parquet",
-                "orientation": "samples_as_rows",
-                "group": name,
-            }
-            for name in expr["syng_bts"]["tables"]
-        ]
-    if expr["source"] == "url":
-        return [
-            {
-                "path": url_download_path(),
-                "format": expr["url"]["format"],
-                "orientation": expr["url"]["orientation"],
-                "layer": expr["url"]["layer"],
-                "group": None,
-            }
-        ]
-    if not expr["files"]:
-        raise WorkflowError("expression.source is 'files' but expression.files is empty")
-    return [dict(spec) for spec in expr["files"]]
-
-
-def expression_inputs(wildcards=None):
-    paths = [spec["path"] for spec in expression_table_specs()]
-    if config["expression"]["metadata"]["path"]:
-        paths.append(config["expression"]["metadata"]["path"])
-    return paths
-
-
-def expression_outputs():
-    return expand(
-        "{run}/{family}/eval/metrics.json", run=RUN, family=activated_families("expression")
-    )
-
-
-TASK_OUTPUTS["expression"] = expression_outputs
-TASK_INPUTS["expression"] = lambda: expression_inputs() + verified_expression_inputs()
 
 
 if config["expression"]["source"] == "syng_bts":
@@ -169,6 +90,7 @@ rule evaluate_expression:
             subcategory="{family}",
             labels={"model": "{family}", "figure": "metrics vs baselines"},
         ),
+        tidy=f"{EXPRESSION_EVAL}/metrics_tidy.tsv",
         latent=f"{EXPRESSION_EVAL}/latent.h5ad",
         latent_tsv=f"{EXPRESSION_EVAL}/latent.tsv",
         gene_weights=f"{EXPRESSION_EVAL}/gene_weights.tsv",
@@ -203,7 +125,7 @@ rule evaluate_expression:
         mem_mb=4000,
         runtime=30,
     params:
-        evaluation=config["evaluation"],
+        evaluation=config["expression"]["evaluation"],
         labels=config["expression"]["labels"],
         seed=config["seed"],
         # the family's own description, for the report's captions

@@ -4,78 +4,6 @@
 # validation subjects, and draw the report's figures from the written tables.
 
 
-SYNTHESIS = f"{RUN}/synthesis"
-
-
-def synthesis_stages(family):
-    """K: the family's auto-context levels (its hyperparameter auto_context_stages)."""
-    return planning.synthesis_levels(config, family)
-
-
-def synthesis_stage_data(family, stage):
-    """Stage 1 trains on the prepared pairs; stage k on them plus stage k-1's output."""
-    if int(stage) == 1:
-        return f"{SYNTHESIS}/data/stage1"
-    return f"{SYNTHESIS}/{family}/data/stage{stage}"
-
-
-def synthesis_stage_models(family):
-    return [f"{MODELS}/{family}/stage{k}/model.pt" for k in range(1, synthesis_stages(family) + 1)]
-
-
-def synthesis_files(wildcards=None):
-    """The sample sheet and every file it names (changed files rerun preparation); in apply
-    mode the new subjects, whose target is optional."""
-    section = config["synthesis"]
-    from medgen.tasks.synthesis.pairs import read_synthesis_sheet
-
-    with refused_before_run("invalid synthesis sample sheet"):
-        pairs = read_synthesis_sheet(section, new_data=is_activated("apply"))
-    files = [section["sample_sheet"]]
-    for pair in pairs:
-        files += [
-            str(p) for p in (*pair.sources.values(), pair.target, pair.mask, pair.label) if p
-        ]
-    return files
-
-
-def preparation_settings():
-    """The synthesis section without evaluation and inference (medgen.planning)."""
-    return planning.synthesis_preparation(config)
-
-
-@functools.cache
-def synthesis_report_subjects():
-    """The test subjects of the synthesis sample sheet (one mid-slice figure each); none
-    when synthesis is off or a model is applied."""
-    if is_activated("apply") or not (
-        is_activated("synthesis") and activated_families("synthesis")
-    ):
-        return []
-    from medgen.tasks.synthesis.pairs import read_synthesis_sheet
-
-    with refused_before_run("invalid synthesis sample sheet"):
-        pairs = read_synthesis_sheet(config["synthesis"])
-    return [pair.subject for pair in pairs if pair.split == "test"]
-
-
-def synthesis_models(wildcards=None):
-    """Family -> its stage model.pt paths, for every activated synthesis family."""
-    if not is_activated("synthesis"):
-        return {}
-    return {family: synthesis_stage_models(family) for family in activated_families("synthesis")}
-
-
-def synthesis_outputs():
-    if not activated_families("synthesis"):
-        return []
-    return [f"{SYNTHESIS}/eval/metrics.json", f"{SYNTHESIS}/report/metrics.tsv"]
-
-
-TASK_OUTPUTS["synthesis"] = synthesis_outputs
-TASK_INPUTS["synthesis"] = synthesis_files
-
-
 rule prepare_synthesis:
     input:
         synthesis_files,
@@ -137,12 +65,13 @@ rule evaluate_synthesis:
         data=f"{SYNTHESIS}/data/stage1",
         models=lambda wildcards: [
             model
-            for family in activated_families("synthesis")
+            for family in task_families("synthesis")
             for model in synthesis_stage_models(family)
         ],
     output:
         metrics=f"{SYNTHESIS}/eval/metrics.json",
         table=f"{SYNTHESIS}/eval/metrics.tsv",
+        tidy=f"{SYNTHESIS}/eval/metrics_tidy.tsv",
     log:
         f"{LOGS}/evaluate_synthesis.log",
     threads: config["training"]["num_threads"] or workflow.cores
@@ -150,8 +79,8 @@ rule evaluate_synthesis:
         gpu=min(gpus_requested(), 1),
     params:
         models=(
-            {family: synthesis_stage_models(family) for family in activated_families("synthesis")}
-            if is_activated("synthesis")
+            {family: synthesis_stage_models(family) for family in task_families("synthesis")}
+            if task_on("synthesis")
             else {}
         ),
         evaluation=config["synthesis"]["evaluation"],

@@ -8,7 +8,7 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     params = snakemake.params  # noqa: F821
     apply_model(
         params.model,
-        {"expression": params.expression, "imaging": params.imaging,
+        {"tasks": params.tasks, "expression": params.expression, "anomaly": params.anomaly,
          "synthesis": params.synthesis, "seed": params.seed},
         snakemake.output[0],  # noqa: F821
         inference_device(params.accelerator),

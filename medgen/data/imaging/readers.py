@@ -381,7 +381,7 @@ def read_dicom_series(
     if tilt == "refuse" and tilt_deg > TILT_TOLERANCE_DEG:
         raise MedgenInputError(
             f"{folder}: DICOM series with gantry tilt {tilt_deg:.1f} degrees and slice steps "
-            f"{lengths.min():.2f}-{lengths.max():.2f} mm; set imaging.dicom_tilt: correct "
+            f"{lengths.min():.2f}-{lengths.max():.2f} mm; set anomaly.dicom_tilt: correct "
             "to resample it to a regular stack (sheared affine)"
         )
     if tilt == "refuse" and irregular > SPACING_TOLERANCE:
@@ -391,7 +391,7 @@ def read_dicom_series(
         raise MedgenInputError(
             f"{folder}: irregular slice spacing (missing slice?): steps of "
             f"{lengths.min():.2f}-{lengths.max():.2f} mm, the larger between slice positions "
-            f"{at} mm along the slice normal; set imaging.dicom_tilt: correct to interpolate "
+            f"{at} mm along the slice normal; set anomaly.dicom_tilt: correct to interpolate "
             "a regular stack"
         )
     stack_dir = (positions[-1] - positions[0]) / np.linalg.norm(positions[-1] - positions[0])

@@ -120,7 +120,7 @@ def assign_splits(
     n_val = int(round(val_fraction * n))
     if n - n_test - n_val < 1:
         raise MedgenInputError(
-            f"imaging.split leaves no training subject for {n} subjects "
+            f"the split settings leave no training subject for {n} subjects "
             f"(val_fraction={val_fraction}, test_fraction={test_fraction})"
         )
     return {

@@ -60,7 +60,7 @@ class LoadSubjectd(MapTransform):
         if self.on_mismatch != "resample":
             raise MedgenInputError(
                 f"subject '{subject}': {what} has shape {arr.shape} and affine differing from "
-                f"the first modality ({ref[0].shape}); set imaging.on_mismatch: resample "
+                f"the first modality ({ref[0].shape}); set anomaly.on_mismatch: resample "
                 "to resample it onto the first modality's grid"
             )
         moved = nibabel.processing.resample_from_to(
@@ -111,7 +111,7 @@ class MakeMaskd(MapTransform):
         if self.method == "given":
             if MASK not in data:
                 raise MedgenInputError(
-                    f"subject '{data['subject']}': imaging.mask is 'given' but the sample "
+                    f"subject '{data['subject']}': anomaly.mask is 'given' but the sample "
                     "sheet has no mask for it"
                 )
             mask = data[MASK] > 0
@@ -149,13 +149,13 @@ class MakeMaskd(MapTransform):
                     f"subject '{subject}': the nonzero mask covers {covered:.0%} of the "
                     f"volume, and channel {c} holds the constant {value:.4g} on {share:.0%} "
                     "of it: a background that is not 0 (a z-normalised volume?); set "
-                    "imaging.mask: background (background = each volume's most frequent "
-                    "value) or imaging.mask: given with a mask column in the sample sheet"
+                    "anomaly.mask: background (background = each volume's most frequent "
+                    "value) or anomaly.mask: given with a mask column in the sample sheet"
                 )
         if covered < FULL_MASK_FRACTION:
             return
         log.warning("subject '%s': the nonzero mask covers %.1f%% of the volume, so cropping "
-                    "to it does nothing; imaging.mask: given, threshold or background may fit "
+                    "to it does nothing; anomaly.mask: given, threshold or background may fit "
                     "better", subject, 100 * covered)
 
 

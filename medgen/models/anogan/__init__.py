@@ -2,7 +2,7 @@
 
 Presets are flat dicts of concrete values (the registry type-checks overrides against them).
 The image size is not a hyperparameter: networks are built for the prepared data's size
-(the paper used 64 x 64 patches; config imaging.image_size).
+(the paper used 64 x 64 patches; config anomaly.image_size).
 """
 
 from medgen.family import FamilySpec, Stage

@@ -1,6 +1,6 @@
 """A plain convolutional autoencoder: the reconstruction-error baseline of the anomaly harness.
 
-A registered family marked ``baseline``: it is configured under ``imaging.evaluation``
+A registered family marked ``baseline``: it is configured under ``anomaly.evaluation``
 (``convae_epochs``, ``convae_bottleneck``), not under ``models``, and ``training.max_epochs``
 does not shorten it.
 """
@@ -21,8 +21,8 @@ PRESETS = {
 
 
 def baseline_hparams(config: dict[str, Any]) -> dict[str, Any]:
-    """The baseline's hyperparameters from a resolved config's ``imaging.evaluation``."""
-    evaluation = config["imaging"]["evaluation"]
+    """The baseline's hyperparameters from a resolved config's ``anomaly.evaluation``."""
+    evaluation = config["anomaly"]["evaluation"]
     return {**PRESETS["default"], "max_epochs": evaluation["convae_epochs"],
             "bottleneck": evaluation["convae_bottleneck"]}
 

@@ -7,8 +7,8 @@ from medgen.task import TaskSpec
 TASK = TaskSpec(
     name="anomaly",
     description="unsupervised anomaly detection in images (Schlegl et al. 2017, 2019)",
-    section="imaging",
+    section="anomaly",
     training_data="medgen.tasks.anomaly.loaders:training_data",
-    training_input="imaging/training",
+    training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
 )

@@ -18,7 +18,7 @@ from medgen.tasks.anomaly.prepare import prepare_images
 
 def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
                   out_dir: str | os.PathLike, device: str = "cpu") -> Path:
-    """Score the images of the ``imaging`` section's sample sheet with a trained anomaly
+    """Score the images of the ``anomaly`` section's sample sheet with a trained anomaly
     model, prepared with the model's own imaging settings (every subject as evaluation
     data).
 
@@ -34,12 +34,12 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
     """
     out_dir = Path(out_dir)
     ckpt = checkpoint.load(model_path)
-    trained = ckpt.config.get("imaging")
+    trained = ckpt.config.get("anomaly")
     if not trained:
         raise MedgenInputError(
-            f"{model_path} holds no imaging settings (it was not trained through the "
+            f"{model_path} holds no anomaly settings (it was not trained through the "
             "workflow): cannot prepare new images as it saw them")
-    new = config["imaging"]
+    new = config["anomaly"]
     # preprocessing as in training; only where the new images are comes from this config
     imaging = {**trained, "sample_sheet": new["sample_sheet"], "data_root": new["data_root"],
                "scoring": new["scoring"], "evaluation": new["evaluation"]}

@@ -31,7 +31,7 @@ def _every_other(volume: np.ndarray, affine: np.ndarray, axis: int, start: int
 
 def mni152_demo_sheet(out_dir: str | Path, resolution: int = 2, slice_axis: int = 2) -> Path:
     """Write the train / val / test volumes, their brain masks (nilearn's MNI152 brain mask;
-    use ``imaging.mask: given``) and their sample sheet; return the sheet's path.
+    use ``anomaly.mask: given``) and their sample sheet; return the sheet's path.
 
     ``slice_axis`` (0 is the hemisphere axis, so 1 or 2): the axis the right hemisphere's
     slices alternate along between val and test.

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from medgen import atomic, provenance
+from medgen.evaluate import tidy
 from medgen.tasks.anomaly.figures import histograms, residual_grid, roc_curves
 from medgen.tasks.anomaly.methods import TRIVIAL
 from medgen.tasks.anomaly.metrics import (
@@ -150,14 +152,15 @@ def evaluate_anomaly(
     write_table(out_dir / "slices_by_subject.tsv", slices_by_subject,
                 ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
     atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
+    write_tidy(out_dir / tidy.FILE, rows, slices_by_subject, by_subject, unit)
     atomic.write_json(out_dir / "metrics.json", {
-        # the demo inserts them whatever imaging.synthetic_anomalies.activate says
+        # the demo inserts them whatever anomaly.synthetic_anomalies.activate says
         "synthetic_anomalies": synthetic,
         "metrics": rows,
         "notes": notes,
         "pixel_by_subject": by_subject,
         "slices_by_subject": slices_by_subject,
-        "provenance": provenance.collect({"imaging": imaging_cfg}, seed,
+        "provenance": provenance.collect({"anomaly": imaging_cfg}, seed,
                                          [data_dir / f"{s}.npz" for s in splits]),
     })
     return out_dir / "metrics.tsv"
@@ -189,3 +192,30 @@ def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarra
             "healthy slices, each with its pixel mask. They say whether detection works, "
             "not how well lesions of a disease are found.")
     return notes
+
+
+# whole-split metrics of metrics.tsv that are measurements (not counts or thresholds)
+TIDY_METRICS = ("auroc", "auprc", "pixel_auroc", "pixel_auprc", "dice_at_val_threshold",
+                "best_dice_upper_bound", "sensitivity", "specificity")
+
+
+def write_tidy(path: Path, rows: list[dict[str, Any]], slices_by_subject: list[dict[str, Any]],
+               pixel_by_subject: list[dict[str, Any]], unit: str) -> pd.DataFrame:
+    """The anomaly evaluation's tidy table (``medgen.evaluate.tidy``): each method's
+    whole-split metrics (unit 'all': slice- or image-level AUROC/AUPRC, pixel metrics,
+    sensitivity/specificity at the val threshold) and its per-subject ones (unit
+    'subject': slice-level AUROC/AUPRC, pixel metrics), as written to ``metrics.tsv``,
+    ``slices_by_subject.tsv`` and ``pixel_by_subject.tsv``. ``unit``: 'slices' or
+    'images', prefixed to the per-subject image-level metrics' names."""
+    level = unit[:-1]  # slice, image
+    parts = [tidy.melt(pd.DataFrame(rows), "all", TIDY_METRICS)] if rows else []
+    if slices_by_subject:
+        per_subject = pd.DataFrame(slices_by_subject).rename(
+            columns={"auroc": f"{level}_auroc", "auprc": f"{level}_auprc"})
+        parts.append(tidy.melt(per_subject, "subject", [f"{level}_auroc", f"{level}_auprc"],
+                               unit="subject"))
+    if pixel_by_subject:
+        parts.append(tidy.melt(pd.DataFrame(pixel_by_subject), "subject",
+                               ("pixel_auroc", "pixel_auprc", "dice_at_val_threshold",
+                                "best_dice_upper_bound"), unit="subject"))
+    return tidy.write(parts, path)

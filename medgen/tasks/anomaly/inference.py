@@ -199,7 +199,7 @@ def score_splits(
 ) -> dict[str, Path]:
     """Score every prepared evaluation split (val, test) present in ``data_dir``.
 
-    ``scoring`` is the resolved ``imaging.scoring`` config section (residual, window
+    ``scoring`` is the resolved ``anomaly.scoring`` config section (residual, window
     overlaps, slice score, window blend; the schema fills their defaults).
     Volumes get their residual maps back on the input grid (volumes.json); a method may
     score with its own window overlap (AnoGAN: mapping is slow, windows multiply it).

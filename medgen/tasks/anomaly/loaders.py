@@ -30,7 +30,7 @@ def image_geometry(images: np.ndarray, data_path: str | os.PathLike) -> tuple[in
     except ValueError:
         raise MedgenInputError(
             f"{data_path}: image side {images.shape[-1]} is not a power of two >= 8; "
-            "set imaging.image_size (unit 'slice': imaging.slice_size) accordingly"
+            "set anomaly.image_size (unit 'slice': anomaly.slice_size) accordingly"
         ) from None
     return images.shape[1], images.shape[-1]
 

@@ -70,7 +70,7 @@ def prepared_modalities(data_dir: str | Path) -> list[str] | None:
     record = Path(data_dir) / "provenance.json"
     if not record.exists():
         return None
-    imaging = json.loads(record.read_text()).get("config", {}).get("imaging", {})
+    imaging = json.loads(record.read_text()).get("config", {}).get("anomaly", {})
     return list(imaging["modalities"]) if "modalities" in imaging else None
 
 
@@ -202,7 +202,7 @@ def normalise_images(images: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
         return images
     if method == "ct_window":
         raise MedgenInputError(
-            "config key 'imaging.intensity': 'ct_window' needs Hounsfield units; 2D 'npz2d' "
+            "config key 'anomaly.intensity': 'ct_window' needs Hounsfield units; 2D 'npz2d' "
             "images take 'percentile', 'zscore' or 'none'"
         )
     normalise = MaskedNormalised(method, cfg["lower_percentile"], cfg["upper_percentile"],
@@ -265,7 +265,7 @@ def prepare_images(
     sample_sheet
         TSV sample sheet (ignored for kind 'mni152_demo', which builds its own).
     imaging_cfg
-        The resolved ``imaging`` config section.
+        The resolved ``anomaly`` config section.
     seed
         Seed for group-based splits and patch subsampling.
     out_dir
@@ -287,7 +287,7 @@ def prepare_images(
         sample_sheet = mni152_demo_sheet(out_dir / "mni152", slice_axis=cfg["slice_axis"])
         cfg["modalities"] = ["t1"]
     if sample_sheet is None:
-        raise MedgenInputError("config key 'imaging.sample_sheet' is required for this kind")
+        raise MedgenInputError("config key 'anomaly.sample_sheet' is required for this kind")
     rows = read_sample_sheet(
         sample_sheet, cfg["modalities"], cfg.get("split"), seed, cfg.get("data_root")
     )
@@ -302,5 +302,5 @@ def prepare_images(
         outputs = _prepare_volumes(rows, cfg, seed, out_dir, cache, optional_train)
     inputs = [p for r in rows for p in r.paths()]
     atomic.write_json(out_dir / "provenance.json", provenance.collect(
-        {"imaging": cfg, "splits": {r.subject: r.split for r in rows}}, seed, inputs))
+        {"anomaly": cfg, "splits": {r.subject: r.split for r in rows}}, seed, inputs))
     return outputs

@@ -10,9 +10,9 @@ from medgen.errors import MedgenInputError
 from medgen.tasks.anomaly.synthetic_anomalies import check_healthy, synthetic_anomalies_on
 
 
-def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = False
+def read_anomaly_sheet(imaging: dict[str, Any], seed: int, new_data: bool = False
                        ) -> list[SheetRow]:
-    """The rows of the ``imaging`` config section's sample sheet, splits assigned, as the
+    """The rows of the ``anomaly`` config section's sample sheet, splits assigned, as the
     workflow plans ([] for the built-in MNI152 demo, which writes its own sheet).
 
     Read when Snakemake plans a run and by ``medgen validate``, so both refuse the same
@@ -22,7 +22,7 @@ def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = Fals
     Raises
     ------
     MedgenInputError
-        ``imaging.sample_sheet`` empty for a kind other than the demo; any problem
+        ``anomaly.sample_sheet`` empty for a kind other than the demo; any problem
         ``read_sample_sheet`` raises; no subject in split 'train' or 'test' (training
         mode); a labelled evaluation subject when synthetic anomalies are on
         (``check_healthy``).
@@ -32,7 +32,7 @@ def read_imaging_sheet(imaging: dict[str, Any], seed: int, new_data: bool = Fals
         return []
     if not sheet:
         raise MedgenInputError(
-            f"config key 'imaging.sample_sheet' is empty, but imaging.kind is "
+            f"config key 'anomaly.sample_sheet' is empty, but anomaly.kind is "
             f"{imaging['kind']!r}; expected the path of a sample sheet (TSV)")
     rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
                              imaging["data_root"])

@@ -67,7 +67,7 @@ def insert_anomalies(table: dict[str, np.ndarray], settings: dict[str, Any], see
         Slices of one split (``medgen.tasks.anomaly.slices.volume_slices`` layout): images
         (n, C, S, S), masks and labels_map (n, S, S), y (n,).
     settings
-        ``imaging.synthetic_anomalies``: fraction, kinds (subset of KINDS), radii (pixels),
+        ``anomaly.synthetic_anomalies``: fraction, kinds (subset of KINDS), radii (pixels),
         intensity_shift (fraction of the in-mask intensity range).
     seed
         Seeds which slices, where, which kind, which size; the same seed gives the same
@@ -129,7 +129,7 @@ def synthetic_anomalies_on(cfg: dict[str, Any]) -> bool:
     """Synthetic anomalies go into the evaluation slices of the MNI152 demo (healthy by
     construction) always, and of other data only when the config activates them: a dataset
     config that inherits the demo's settings must never get fake lesions unasked.
-    ``cfg``: the ``imaging`` config section."""
+    ``cfg``: the ``anomaly`` config section."""
     return cfg["kind"] == "mni152_demo" or bool(
         cfg.get("synthetic_anomalies", {}).get("activate"))
 
@@ -148,6 +148,6 @@ def check_healthy(rows) -> None:
     for row in rows:
         if row.label is not None:
             raise MedgenInputError(
-                f"imaging.synthetic_anomalies is on, but subject '{row.subject}' has a label "
+                f"anomaly.synthetic_anomalies is on, but subject '{row.subject}' has a label "
                 f"map ({row.label}): synthetic anomalies are for healthy data; switch them "
                 "off or drop the label column")

@@ -19,6 +19,7 @@ import torch
 
 from medgen import atomic, checkpoint, registry
 from medgen.errors import MedgenInputError
+from medgen.evaluate import tidy
 from medgen.family import resolve
 from medgen.seeding import seed_all
 from medgen.tasks.expression import figures
@@ -190,6 +191,15 @@ def evaluate_expression(
     frame = frame[sorted(frame.columns)]
     with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
         frame.to_csv(tmp, sep="\t", float_format="%.10g", na_rep="NaN")
+    test_ids = obs.index[test].astype(str)
+    per_sample = pd.concat([pd.DataFrame({
+        "method": name, "sample": test_ids,
+        "mse": ((data.x[test] - recons[name]) ** 2).mean(axis=1)}) for name in recons])
+    tidy.write([
+        tidy.melt(frame.reset_index(), "all",
+                  [c for c in frame.columns if c != "latent_dim"], split="test"),
+        tidy.melt(per_sample, "sample", ["mse"], unit="sample", split="test"),
+    ], out_dir / tidy.FILE)
 
     # (4) latent space and decoder exports
     mu = latents[method]
@@ -222,7 +232,7 @@ def evaluate_expression(
         training_metrics or Path(model_path).parent / METRICS_CSV, out_dir / "training_curves.png"
     )
     figures.latent_umap(mu, obs, labels, seed, out_dir / "latent_umap.png",
-                               title=f"{method} latent")
+                        title=f"{method} latent")
     figures.metrics_bars(
         frame, ["test_mse", "test_bce_above_floor"]
         + [f"knn_balanced_accuracy_{label}" for label in labels], out_dir / "metrics.png"

@@ -5,16 +5,12 @@ cross-validation in one harness, the measuring stick for GGAN (Wang et al. 2018)
 Every model sees landmarks and targets standardised per gene on its training samples only;
 predictions are mapped back to the data's units before any metric. Metrics: MAE overall and
 per gene, Pearson r per gene (median), and the fraction of genes on which a model beats
-ridge regression (the L1000 standard).
-
-    python -m medgen.tasks.expression_inference.evaluate --table expr.csv.gz --genes-as-rows \\
-        --landmark-map dgex_map_lm.txt --target-map dgex_map_tg.txt --folds 5
+ridge regression (the L1000 standard). The workflow's ``evaluate_expression_inference``
+rule calls ``evaluate_expression_inference``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -32,13 +28,9 @@ from tqdm.auto import tqdm
 from medgen import registry
 from medgen.data.standardise import Standardiser
 from medgen.errors import MedgenInputError
+from medgen.evaluate import tidy
 from medgen.family import resolve
 from medgen.seeding import seed_all
-from medgen.tasks.expression_inference.gene_sets import (
-    collapse_probes,
-    gene_sets_from_maps,
-    select_genes,
-)
 from medgen.tasks.expression_inference.loaders import standardised_loader
 from medgen.train import fit_in_memory
 
@@ -223,15 +215,15 @@ def evaluate_expression_inference(
         A model trained on other genes, a file of another layout, no test samples.
     """
     from medgen import atomic, provenance
-    from medgen.models.gene_inference import load as load_inference_model
+    from medgen.models.expression_inference import load as load_inference_model
     from medgen.tasks.expression_inference.figures import (
         per_gene_distributions,
         prediction_scatter,
     )
-    from medgen.tasks.expression_inference.prepare import read_inference_data
+    from medgen.tasks.expression_inference.prepare import read_expression_inference_data
 
     out_dir = Path(out_dir)
-    x, y, obs, uns = read_inference_data(data_path)
+    x, y, obs, uns = read_expression_inference_data(data_path)
     mode, splits = evaluation_splits(obs)
     evaluated = np.sort(np.concatenate([test for _, test in splits]))
     xa, ya = x.to_numpy(), y.to_numpy()
@@ -263,6 +255,14 @@ def evaluate_expression_inference(
     atomic.write_text(out_dir / "metrics.tsv", table.to_csv(sep="\t", float_format="%.6g"))
     atomic.write_text(out_dir / "per_gene.tsv",
                       per_gene.to_csv(sep="\t", index=False, float_format="%.6g"))
+    # 'test' for a train/test split, 'cv' for out-of-fold predictions of every sample
+    split = "test" if len(splits) == 1 else "cv"
+    tidy.write([
+        tidy.melt(table.reset_index().rename(columns={"model": "method"}), "all",
+                  table.columns, split=split),
+        tidy.melt(per_gene.rename(columns={"model": "method"}), "gene", ["mae", "pearson"],
+                  unit="gene", split=split),
+    ], out_dir / tidy.FILE)
     per_gene_distributions(per_gene, out_dir / "per_gene.png")
     prediction_scatter(measured, predictions, scatter_genes(results["ridge"], y.columns,
                                                             evaluation["scatter_genes"]),
@@ -303,74 +303,3 @@ def scatter_genes(reference: InferenceMetrics, genes: pd.Index, n: int) -> list[
 
 def _family_factory(family: str, hp: dict[str, Any], seed: int, num_threads: int | None):
     return lambda n: FamilyRegressor(family, hp, seed, num_threads)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--table", help="CSV/TSV (gzip ok) of probe-level expression")
-    source.add_argument("--h5ad", help="medgen's preprocessed expression (layer "
-                        "log_expression, obs split): landmarks chosen on its train split")
-    parser.add_argument("--landmark-fraction", type=float, default=0.1)
-    parser.add_argument("--evaluate-on", choices=["val", "test"], default="test")
-    parser.add_argument("--genes-as-rows", action="store_true",
-                        help="rows are probes/genes, columns samples (GEO layout)")
-    parser.add_argument("--landmark-map")
-    parser.add_argument("--target-map")
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="JSON file for the table")
-    parser.add_argument("--ggan", action="store_true",
-                        help="also GGAN and its L1-only generator (default preset)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="key=value",
-                        help="GGAN hyperparameter overrides (YAML values)")
-    args = parser.parse_args(argv)
-    split = None
-    if args.h5ad:
-        x, y, split = _panel_from_h5ad(args.h5ad, args.landmark_fraction, args.evaluate_on)
-        print(f"{len(split[0])} train, {len(split[1])} {args.evaluate_on} samples; "
-              f"{x.shape[1]} landmarks (top {args.landmark_fraction:.0%} by training "
-              f"variance) -> {y.shape[1]} targets")
-    else:
-        sep = "\t" if ".tsv" in args.table else ","
-        values = pd.read_csv(args.table, sep=sep, index_col=0)
-        values = values.T if args.genes_as_rows else values
-        gene_sets, landmark_probes, target_probes = gene_sets_from_maps(args.landmark_map,
-                                                                        args.target_map)
-        x, _ = select_genes(collapse_probes(values, landmark_probes), gene_sets.landmarks,
-                            "landmark")
-        y, _ = select_genes(collapse_probes(values, target_probes), gene_sets.targets,
-                            "target")
-        print(f"{len(values)} samples; landmarks {x.shape[1]}/{len(gene_sets.landmarks)}, "
-              f"targets {y.shape[1]}/{len(gene_sets.targets)} found")
-    models = dict(BASELINES)
-    if args.ggan:
-        import yaml
-
-        params = {k: yaml.safe_load(v) for k, _, v in (i.partition("=") for i in args.set)}
-        models.update(ggan_models(seed=args.seed, **params))
-    table = compare(x.to_numpy(), y.to_numpy(), models, args.folds, args.seed, split)
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    if args.out:
-        Path(args.out).write_text(json.dumps(table.reset_index().to_dict("records"), indent=2))
-
-
-def _panel_from_h5ad(path: str, fraction: float, evaluate_on: str):
-    """Landmarks = the top ``fraction`` of genes by variance on the train split of a
-    preprocessed h5ad (log1p CPM layer), targets = the rest; (x, y, (train, evaluated))."""
-    import anndata as ad
-
-    from medgen.data.expression import LOG_LAYER
-    from medgen.tasks.expression_inference.gene_sets import top_variance_landmarks
-
-    adata = ad.read_h5ad(path)
-    values = pd.DataFrame(np.asarray(adata.layers[LOG_LAYER]), index=adata.obs_names,
-                          columns=adata.var_names.astype(str))
-    split = adata.obs["split"].astype(str).to_numpy()
-    train, evaluated = np.flatnonzero(split == "train"), np.flatnonzero(split == evaluate_on)
-    sets = top_variance_landmarks(values.iloc[train], fraction)
-    return values[list(sets.landmarks)], values[list(sets.targets)], (train, evaluated)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medgen.data.gene_matching import average, match_genes
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
@@ -100,22 +101,25 @@ def collapse_probes(values: pd.DataFrame, probes: dict[str, list[str]]) -> pd.Da
 
 
 def select_genes(values: pd.DataFrame, genes: tuple[str, ...], what: str,
-                 min_found: float = 0.9) -> tuple[pd.DataFrame, list[str]]:
-    """The columns of ``genes`` found in ``values`` (in gene-set order) and the missing ones.
+                 min_found: float = 0.9, duplicates: str = "refuse", key: str | None = None
+                 ) -> tuple[pd.DataFrame, list[str]]:
+    """The columns of ``genes`` found in ``values`` (in gene-set order) and the missing ones,
+    matched by ``medgen.data.gene_matching.match_genes`` (a gene of the set named by
+    several columns: refused, or averaged with ``duplicates: mean``).
 
     Raises MedgenInputError naming the first missing genes when fewer than ``min_found``
-    (a fraction) of the set are present.
+    (a fraction) of the set are present, or the duplicated genes (and ``key``).
     """
-    duplicated = values.columns[values.columns.duplicated()].tolist()
-    if duplicated:
-        raise MedgenInputError(f"duplicate gene symbols in the data: {duplicated[:5]}")
-    found = [g for g in genes if g in values.columns]
-    missing = [g for g in genes if g not in values.columns]
+    positions, missing = match_genes(values.columns, genes, duplicates, "the data", key)
+    found = list(positions)
     if len(found) < min_found * len(genes):
         raise MedgenInputError(
             f"only {len(found)} of {len(genes)} {what} genes are in the data (first "
             f"missing: {missing[:5]}); at least {min_found:.0%} are needed")
-    return values[found], missing
+    if all(len(columns) == 1 for columns in positions.values()):
+        return values[found], missing
+    return pd.DataFrame(average(values.to_numpy(), positions), index=values.index,
+                        columns=found), missing
 
 
 def top_variance_landmarks(train: pd.DataFrame, fraction: float) -> GeneSets:

@@ -38,11 +38,12 @@ from anndata.io import write_elem
 from tqdm.auto import tqdm
 
 from medgen import atomic, checkpoint, provenance
+from medgen.data.gene_matching import averaging_matrix, match_genes
 from medgen.data.io.gctx_stream import GctxWriter, iter_gctx_columns, read_gctx_meta
 from medgen.data.io.tables import guess_format, read_table
 from medgen.errors import MedgenInputError
-from medgen.models.gene_inference import GeneInferenceModel
-from medgen.models.gene_inference import load as load_inference_model
+from medgen.models.expression_inference import GeneInferenceModel
+from medgen.models.expression_inference import load as load_inference_model
 
 log = logging.getLogger(__name__)
 
@@ -86,27 +87,24 @@ def read_profiles(cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame,
 
 
 def landmark_columns(rows: pd.DataFrame, model: GeneInferenceModel, gene_field: str,
-                     path: str) -> np.ndarray:
+                     path: str, duplicates: str = "refuse") -> np.ndarray:
     """(n_rows, n_landmarks) averaging matrix: input rows -> the model's landmarks, matched
-    by gene name (several rows of one gene are averaged). MedgenInputError naming the
-    missing landmarks, or an unknown ``gene_field``."""
+    by gene name with ``medgen.data.gene_matching.match_genes`` (a landmark on several rows:
+    refused, or averaged with ``duplicates: mean``). MedgenInputError naming the missing
+    landmarks, the duplicated ones, or an unknown ``gene_field``."""
     if gene_field and gene_field not in rows.columns:
         raise MedgenInputError(
             f"{path}: no row-metadata field '{gene_field}' (expression_inference.infer."
             f"gene_field); fields: {', '.join(map(str, rows.columns)) or 'none'}")
     genes = (rows[gene_field] if gene_field else rows.index.to_series()).astype(str).to_numpy()
-    position = {g: i for i, g in enumerate(model.landmarks)}
-    missing = sorted(set(model.landmarks) - set(genes))
+    positions, missing = match_genes(genes, model.landmarks, duplicates, path,
+                                     "expression_inference.infer.duplicate_genes")
     if missing:
         raise MedgenInputError(
             f"{path}: {len(missing)} of the model's {len(model.landmarks)} landmark genes are "
             f"not among its rows (first: {missing[:5]}); the model was trained on another "
             "gene set, or gene_field names the wrong field")
-    weights = np.zeros((len(genes), len(model.landmarks)), dtype=np.float32)
-    for i, gene in enumerate(genes):
-        if gene in position:
-            weights[i, position[gene]] = 1.0
-    return weights / weights.sum(axis=0, keepdims=True)
+    return averaging_matrix(len(genes), positions)
 
 
 def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
@@ -175,7 +173,7 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
     path = cfg["path"]
     rows, cols, chunks = read_profiles(cfg)
     cols.index = cols.index.astype(str)
-    weights = landmark_columns(rows, model, cfg["gene_field"], path)
+    weights = landmark_columns(rows, model, cfg["gene_field"], path, cfg["duplicate_genes"])
     used = weights.any(axis=1)  # rows of genes the model does not use are never read
     weights = weights[used]
     log.info("%s: %d of %d input rows hold the model's %d landmark genes; %d rows unused",

@@ -14,7 +14,7 @@ from medgen.data.standardise import Standardiser
 from medgen.data.training_data import TrainingData, content_hash
 from medgen.errors import MedgenInputError
 from medgen.seeding import EpochSeededSampler
-from medgen.tasks.expression_inference.prepare import read_inference_data
+from medgen.tasks.expression_inference.prepare import read_expression_inference_data
 
 
 def standardised_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None
@@ -40,7 +40,7 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
 
     Raises MedgenInputError for a file without training samples or with non-finite values.
     """
-    x, y, obs, uns = read_inference_data(path)
+    x, y, obs, uns = read_expression_inference_data(path)
     train = (obs["split"].astype(str) == "train").to_numpy()
     val = (obs["split"].astype(str) == "val").to_numpy()
     if not train.any():

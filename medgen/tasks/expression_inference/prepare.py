@@ -25,6 +25,7 @@ from sklearn.model_selection import GroupKFold
 from medgen import provenance
 from medgen.atomic import atomic_path
 from medgen.data.expression import LOG_LAYER, check_unique
+from medgen.data.gene_matching import average, match_genes
 from medgen.data.io.tables import read_table
 from medgen.errors import MedgenInputError
 from medgen.tasks.expression_inference.gene_sets import (
@@ -61,6 +62,19 @@ def read_values(table: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def unique_genes(values: pd.DataFrame, duplicates: str) -> pd.DataFrame:
+    """``values`` (samples x genes) with one column per gene: a gene named by several
+    columns refused (``duplicates: refuse``) or averaged (``mean``), by the one matcher
+    (``medgen.data.gene_matching``)."""
+    genes = list(dict.fromkeys(values.columns))
+    positions, _ = match_genes(values.columns, genes, duplicates, "the data",
+                               f"{SECTION}.gene_sets.duplicate_genes")
+    if len(genes) == values.shape[1]:
+        return values
+    return pd.DataFrame(average(values.to_numpy(), positions), index=values.index,
+                        columns=genes)
+
+
 def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any]
                      ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(landmarks, targets, report): the two matrices (samples x genes, matched by gene
@@ -82,9 +96,7 @@ def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any
         landmark_values = collapse_probes(values, landmark_probes)
         target_values = collapse_probes(values, target_probes)
     else:
-        duplicated = values.columns[values.columns.duplicated()].tolist()
-        if duplicated:
-            raise MedgenInputError(f"duplicate gene names in the data: {duplicated[:5]}")
+        values = unique_genes(values, cfg["duplicate_genes"])
         if source == "lists":
             for key in ("landmarks", "targets"):
                 if not cfg[key]:
@@ -98,8 +110,10 @@ def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any
         else:
             sets = top_variance_landmarks(values[train], cfg["landmark_fraction"])
         landmark_values = target_values = values
-    x, missing_x = select_genes(landmark_values, sets.landmarks, "landmark", min_found)
-    y, missing_y = select_genes(target_values, sets.targets, "target", min_found)
+    rule, key = cfg["duplicate_genes"], f"{SECTION}.gene_sets.duplicate_genes"
+    x, missing_x = select_genes(landmark_values, sets.landmarks, "landmark", min_found,
+                                rule, key)
+    y, missing_y = select_genes(target_values, sets.targets, "target", min_found, rule, key)
     report = {
         "source": source,
         "landmarks_found": int(x.shape[1]), "landmarks_in_set": len(sets.landmarks),
@@ -134,7 +148,7 @@ def assign_folds(samples: pd.Index, folds: int, seed: int, groups: pd.Series | N
     return fold
 
 
-def prepare_inference_data(cfg: dict[str, Any], seed: int, out_h5ad: str | os.PathLike,
+def prepare_expression_inference(cfg: dict[str, Any], seed: int, out_h5ad: str | os.PathLike,
                            expression_h5ad: str | os.PathLike | None = None) -> ad.AnnData:
     """Build and write the landmark/target matrices of a run.
 
@@ -205,7 +219,7 @@ def prepare_inference_data(cfg: dict[str, Any], seed: int, out_h5ad: str | os.Pa
     return out
 
 
-def read_inference_data(path: str | os.PathLike
+def read_expression_inference_data(path: str | os.PathLike
                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(landmarks, targets, obs, uns) of a prepared file: samples x genes frames
     (float64), the split/fold columns, and ``uns`` with ``gene_sets`` and ``provenance``

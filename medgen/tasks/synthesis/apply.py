@@ -119,9 +119,9 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
     for subject in manifest["subjects"]:
         arrays = load_subject(data_dir, subject)
         mask = arrays["mask"][0]
-        outputs = inference.cascade(models, arrays["source"], mask, **window)
-        written[subject] = [str(p) for p in inference.write_subject(
-            outputs, manifest, subject, mask, out_dir / family, [m.data for m in models])]
+        outputs, written_paths = inference.synthesise_subject(
+            models, arrays["source"], mask, manifest, subject, out_dir / family, **window)
+        written[subject] = [str(p) for p in written_paths]
         log.info("%s: %d stage(s) written", subject, len(outputs))
         if "target" not in arrays:
             continue

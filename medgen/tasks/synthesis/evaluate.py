@@ -20,6 +20,7 @@ import pandas as pd
 from medgen import atomic
 from medgen.data.imaging import intensity
 from medgen.errors import MedgenInputError
+from medgen.evaluate import tidy
 from medgen.models.synthesis import OVERLAP, WINDOW
 from medgen.tasks.synthesis import inference
 from medgen.tasks.synthesis.baselines import (
@@ -167,10 +168,9 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
             label = volume["label"][0] if "label" in volume else None
             outputs: dict[str, np.ndarray] = {}
             for family, stages in cascades.items():
-                stage_outputs = inference.cascade(stages, source, mask, window=window,
-                                                  overlap=overlap)
-                inference.write_subject(stage_outputs, manifest, subject, mask,
-                                        out_dir / family, [m.data for m in stages])
+                stage_outputs, _ = inference.synthesise_subject(
+                    stages, source, mask, manifest, subject, out_dir / family,
+                    window=window, overlap=overlap)
                 for k, out in enumerate(stage_outputs, start=1):
                     outputs[f"{family}_stage{k}"] = out
             for name, predict in predictors.items():
@@ -186,6 +186,9 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
     table = pd.DataFrame(rows)
     with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False)
+    metric_columns = [c for c in table.columns if c not in ("split", "subject", "method")]
+    tidy.write([tidy.melt(table, "subject", metric_columns, unit="subject")],
+               out_dir / tidy.FILE)
     by_split = {
         split: {"subjects": subjects,
                 "mean": (table[table["split"] == split].drop(columns=["split", "subject"])

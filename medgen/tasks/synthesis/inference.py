@@ -79,25 +79,33 @@ def output_units(params: dict[str, Any] | None, normalisation: str) -> tuple[boo
     return False, f"normalised ({normalisation}; see target_params to invert)"
 
 
-def synthesise_prepared(models: list[Synthesiser], prepared: str | os.PathLike,
-                        out_dir: str | os.PathLike, subjects: list[str] | None = None,
-                        **window: Any) -> dict[str, list[Path]]:
-    """Run the cascade on subjects of a prepared folder; write per subject and stage
-    ``<subject>_stage<k>.nii.gz`` in the source's grid (and a JSON sidecar).
+def synthesise_subject(models: list[Synthesiser], source: np.ndarray, mask: np.ndarray,
+                       manifest: dict[str, Any], subject: str, out_dir: str | os.PathLike,
+                       **window: Any) -> tuple[list[np.ndarray], list[Path]]:
+    """Run the auto-context cascade on one subject of a prepared folder and write each
+    level's output as ``<subject>_stage<k>.nii.gz`` (with its JSON sidecar) in the source's
+    grid: the one per-subject loop body of the evaluation and of ``medgen apply``.
 
-    Returns subject -> paths, one per stage.
+    Parameters
+    ----------
+    models
+        Level 1..K, in order (``load`` each, or a baseline's generator).
+    source, mask
+        (C, X, Y, Z) normalised source channels and the (X, Y, Z) mask, cropped as the
+        prepared folder holds them (``load_subject``).
+    manifest
+        The prepared folder's manifest (``read_manifest``): grid, crop box, target units.
+    window
+        ``Synthesiser.predict`` settings (window, overlap).
+
+    Returns
+    -------
+    (outputs, paths): every level's output, (X, Y, Z) on the normalised scale, and the
+    NIfTI written for each.
     """
-    from medgen.tasks.synthesis.prepare import load_subject, read_manifest
-
-    manifest = read_manifest(prepared)
-    n_sources = len(manifest["original_sources"])
-    written: dict[str, list[Path]] = {}
-    for subject in subjects or list(manifest["subjects"]):
-        arrays = load_subject(prepared, subject)
-        outputs = cascade(models, arrays["source"][:n_sources], arrays["mask"][0], **window)
-        written[subject] = write_subject(outputs, manifest, subject, arrays["mask"][0],
-                                         out_dir, [m.data for m in models])
-    return written
+    outputs = cascade(models, source, mask, **window)
+    paths = write_subject(outputs, manifest, subject, mask, out_dir, [m.data for m in models])
+    return outputs, paths
 
 
 def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: str,

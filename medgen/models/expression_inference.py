@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from medgen import checkpoint, registry
+from medgen.data.gene_matching import average, match_genes
 from medgen.data.standardise import Standardiser
 from medgen.errors import MedgenInputError
 from medgen.family import resolve
@@ -46,23 +47,22 @@ class GeneInferenceModel:
         self.y_mean32 = y_scaler.mean.astype(np.float32)
         self.device = device
 
-    def align(self, profiles: pd.DataFrame) -> np.ndarray:
-        """The landmark columns of ``profiles`` (samples x genes) in the model's order.
+    def align(self, profiles: pd.DataFrame, duplicates: str = "refuse") -> np.ndarray:
+        """The landmark columns of ``profiles`` (samples x genes) in the model's order,
+        matched by ``medgen.data.gene_matching.match_genes`` (a landmark named by several
+        columns: refused, or averaged with ``duplicates: mean``).
 
-        Raises MedgenInputError naming the first missing landmarks, duplicated gene
+        Raises MedgenInputError naming the first missing landmarks, duplicated landmark
         names, or non-finite values.
         """
-        columns = profiles.columns.astype(str)
-        duplicated = sorted(set(columns[columns.duplicated()]))
-        if duplicated:
-            raise MedgenInputError(f"duplicate gene names in the profiles: {duplicated[:5]}")
-        missing = [g for g in self.landmarks if g not in set(columns)]
+        positions, missing = match_genes(profiles.columns, self.landmarks, duplicates,
+                                         "the profiles")
         if missing:
             raise MedgenInputError(
                 f"{len(missing)} of the model's {len(self.landmarks)} landmark genes are not "
                 f"in the profiles (first: {missing[:5]}); was the model trained on another "
                 "gene set?")
-        x = profiles.set_axis(columns, axis=1)[self.landmarks].to_numpy(dtype=np.float64)
+        x = average(profiles.to_numpy(dtype=np.float64), positions)
         if not np.isfinite(x).all():
             rows = profiles.index[~np.isfinite(x).all(axis=1)].tolist()
             raise MedgenInputError(f"NaN or infinite landmark values in profiles {rows[:5]}")

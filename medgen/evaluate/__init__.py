@@ -1,0 +1,1 @@
+"""What every task's evaluation shares (``tidy``: the long metrics table)."""
