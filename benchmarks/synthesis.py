@@ -1,11 +1,11 @@
 """Synthesis (context_gan) throughput: whole-volume sliding-window inference per auto-context
-stage on one real BraTS volume, peak RSS, and training patches/s.
+level on one real BraTS volume, peak RSS, and training patches/s.
 
-    python benchmarks/synthesis.py                      # default (2 stages) + paper (stage 1)
-    python benchmarks/synthesis.py --presets default paper:2   # both stages of both
+    python benchmarks/synthesis.py                      # default (2 levels) + paper (level 1)
+    python benchmarks/synthesis.py --presets default paper:2   # both levels of both
 
 Issue 17, "Performance": whole-volume inference of one 240 x 240 x 155 BraTS volume on 2 CPU
-cores in <= 20 s per stage, windows outside the brain mask skipped.
+cores in <= 20 s per level, windows outside the brain mask skipped.
 
 1. One test subject's pair (``--subject``, default the first test subject of the sample
    sheet; T2 -> FLAIR as in ``config/datasets/brats_synthesis.yaml``) is read and normalised
@@ -16,8 +16,8 @@ cores in <= 20 s per stage, windows outside the brain mask skipped.
 2. For each preset, an UNTRAINED generator of the preset's architecture (seeded random
    weights; speed does not depend on training) runs the auto-context cascade with
    ``Synthesiser.predict``: MONAI's ``SlidingWindowInferer`` with the config's window and
-   overlap, Gaussian blending, windows without a mask voxel not run. Stage k gets the
-   source plus stage k-1's output, so stage 2 has 2 input channels. A counter around the
+   overlap, Gaussian blending, windows without a mask voxel not run. Level k gets the
+   source plus level k-1's output, so level 2 has 2 input channels. A counter around the
    network records how many windows it ran.
 3. Training: a few Lightning steps of the preset's plan (``ContextGANPlan``: one D and one G
    update per batch) on real patches of one training subject (``PatchDataset``, the
@@ -102,19 +102,19 @@ def untrained_synthesiser(preset: str, channels: int, seed: int) -> Synthesiser:
                        {"channels": channels})
 
 
-def inference_rows(preset: str, volume: dict[str, np.ndarray], stages: int,
+def inference_rows(preset: str, volume: dict[str, np.ndarray], levels: int,
                    inference: dict[str, Any], seed: int) -> list[dict[str, Any]]:
-    """Seconds per stage of the cascade on ``volume``'s full grid."""
+    """Seconds per level of the cascade on ``volume``'s full grid."""
     source, mask = volume["source"], volume["mask"][0]
     rows, previous = [], None
-    for stage in range(1, stages + 1):
+    for level in range(1, levels + 1):
         inputs = source if previous is None else np.concatenate([source, previous[None]])
-        model = untrained_synthesiser(preset, inputs.shape[0], seed + stage)
+        model = untrained_synthesiser(preset, inputs.shape[0], seed + level)
         start, cpu = time.perf_counter(), time.process_time()
         previous = model.predict(inputs, mask, window=inference["window"],
                                  overlap=inference["overlap"])
         seconds = time.perf_counter() - start
-        rows.append({"preset": preset, "stage": stage, "channels": int(inputs.shape[0]),
+        rows.append({"preset": preset, "level": level, "channels": int(inputs.shape[0]),
                      "shape": list(mask.shape), "seconds": seconds,
                      "cpu_seconds": time.process_time() - cpu,
                      "windows_run": model.network.windows,
@@ -183,8 +183,8 @@ def main() -> None:
     parser.add_argument("--subject", default=None,
                         help="inference subject (default: the first test subject)")
     parser.add_argument("--presets", nargs="+", default=["default", "paper:1"],
-                        help="PRESET or PRESET:STAGES (stages timed; default: the preset's "
-                             "own K); 'paper' times stage 1 by default to stay within ~3 min")
+                        help="PRESET or PRESET:LEVELS (levels timed; default: the preset's "
+                             "own K); 'paper' times level 1 by default to stay within ~3 min")
     parser.add_argument("--train-steps", type=int, default=6, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed first training steps")
     parser.add_argument("--threads", type=int, default=2)
@@ -217,18 +217,18 @@ def main() -> None:
 
     presets = {}
     for item in args.presets:
-        preset, _, stages = item.partition(":")
-        presets[preset] = int(stages or resolve_hparams("context_gan", preset)[
-            "auto_context_stages"])
+        preset, _, levels = item.partition(":")
+        presets[preset] = int(levels or resolve_hparams("context_gan", preset)[
+            "auto_context_levels"])
     inference = []
-    for preset, stages in presets.items():
-        inference += inference_rows(preset, volume, stages, cfg["inference"], args.seed)
+    for preset, levels in presets.items():
+        inference += inference_rows(preset, volume, levels, cfg["inference"], args.seed)
     print(f"\nwhole-volume inference (window {cfg['inference']['window']}, overlap "
-          f"{cfg['inference']['overlap']}, Gaussian blending; target <= 20 s per stage)")
-    print(f"{'preset':8s} {'stage':>5s} {'in ch':>5s} {'s/volume':>9s} {'CPU s':>7s} "
+          f"{cfg['inference']['overlap']}, Gaussian blending; target <= 20 s per level)")
+    print(f"{'preset':8s} {'level':>5s} {'in ch':>5s} {'s/volume':>9s} {'CPU s':>7s} "
           f"{'windows run':>12s} {'peak RSS MiB':>13s} {'load':>5s}")
     for r in inference:
-        print(f"{r['preset']:8s} {r['stage']:5d} {r['channels']:5d} {r['seconds']:9.1f} "
+        print(f"{r['preset']:8s} {r['level']:5d} {r['channels']:5d} {r['seconds']:9.1f} "
               f"{r['cpu_seconds']:7.1f} "
               f"{r['windows_run']:>5d} of {r['windows_total']:<4d} {r['peak_rss_mib']:13.0f} "
               f"{r['load_1min']:5.2f}")
@@ -238,7 +238,7 @@ def main() -> None:
     tv = normalised(trainee, cfg)
     tv = {k: crop(v, mask_box(tv["mask"][0])) for k, v in tv.items()}  # as prepared
     training = [training_row(p, tv, args.train_steps, args.warmup, args.seed) for p in presets]
-    print(f"\ntraining (stage 1, real in-mask patches of {trainee.subject}; "
+    print(f"\ntraining (level 1, real in-mask patches of {trainee.subject}; "
           f"{args.warmup} warm-up steps dropped)")
     print(f"{'preset':8s} {'batch':>5s} {'patch':>5s} {'steps':>5s} {'s':>7s} "
           f"{'patches/s':>10s} {'peak RSS MiB':>13s} {'load':>5s}")

@@ -31,10 +31,10 @@ APPLY_DIR = "apply"
 
 def model_task(model_path: str | os.PathLike) -> str:
     """The task of the family that wrote ``model_path`` (MedgenInputError if unreadable);
-    a folder of ``stage<k>/model.pt`` is a synthesis cascade."""
-    from medgen.tasks.synthesis.cascade import last_stage
+    a folder of ``level<k>/model.pt`` is a synthesis cascade."""
+    from medgen.tasks.synthesis.cascade import last_level
 
-    return registry.get(checkpoint.load(last_stage(model_path)).family).task
+    return registry.get(checkpoint.load(last_level(model_path)).family).task
 
 
 def check_apply_config(config: dict[str, Any]) -> str:
@@ -72,7 +72,7 @@ def apply_model(model_path: str | os.PathLike, config: dict[str, Any],
     ----------
     model_path
         A medgen ``model.pt`` of any registered family; for a synthesis cascade the last
-        stage's (earlier stages in the sibling ``stage<k>`` folders) or the family folder.
+        level's (earlier levels in the sibling ``level<k>`` folders) or the family folder.
     config
         The resolved config of this run: its ``expression`` (tables, metadata, labels),
         ``anomaly`` (sample_sheet, data_root) or ``synthesis`` (sample_sheet, data_root,

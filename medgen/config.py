@@ -167,7 +167,8 @@ def with_registered_families(schema: dict[str, Any]) -> dict[str, Any]:
 # keys of the old config shape -> what replaced them (one message each, before validation)
 RENAMED_SECTIONS = {
     "imaging": "config key 'imaging' is now 'anomaly' (the anomaly-detection task; its "
-               "outputs are in results/<run_name>/anomaly/): rename the section",
+               "outputs are in results/<run_name>/anomaly/): rename the section, and its "
+               "'intensity' key 'normalisation'",
     "evaluation": "config key 'evaluation' is now 'expression.evaluation' (it configures "
                   "the expression task only): move it there",
 }

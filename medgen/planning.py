@@ -149,8 +149,8 @@ def expression_inference_model(config: dict[str, Any]) -> str:
 
 def synthesis_levels(config: dict[str, Any], family: str) -> int:
     """K, the number of auto-context levels of a synthesis family (its hyperparameter
-    ``auto_context_stages``; 1 without auto-context)."""
-    return int(registry.family_hparams(family, config).get("auto_context_stages", 1))
+    ``auto_context_levels``; 1 without auto-context)."""
+    return int(registry.family_hparams(family, config).get("auto_context_levels", 1))
 
 
 def generator_l1_hparams(config: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Apply path of the synthesis task: a trained auto-context cascade (stage1..stageK
+"""Apply path of the synthesis task: a trained auto-context cascade (level1..levelK
 model.pt) on new subjects that have only the source modality, on tiny synthetic volumes."""
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from medgen import config as medgen_config
 from medgen.apply import apply_model, check_apply_config
 from medgen.data.imaging import intensity
 from medgen.errors import MedgenInputError
+from medgen.provenance import sha256_file
 from medgen.tasks.synthesis import inference
 from medgen.tasks.synthesis.auto_context import context_inputs
+from medgen.tasks.synthesis.cascade import checkpoint_level, load_levels
 from medgen.tasks.synthesis.prepare import read_manifest
 from medgen.train import train_model
 from tests.helpers.synthesis_data import AFFINE, prepared_folder, save_nii, write_subjects
@@ -31,21 +33,21 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
             "num_threads": 1, "progress_bar": False}
 HPARAMS = {**registry.presets("context_gan")["default"], "generator_channels": 4,
            "discriminator_channels": 4, "batch_size": 4, "samples_per_volume": 4,
-           "max_epochs": 1, "auto_context_stages": 2}
+           "max_epochs": 1, "auto_context_levels": 2}
 
 pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
 
 
 @pytest.fixture(scope="module")
 def cascade(tmp_path_factory):
-    """A 2-stage cascade in the workflow's layout: models/context_gan/stage<k>/model.pt."""
+    """A 2-level cascade in the workflow's layout: models/context_gan/level<k>/model.pt."""
     root = tmp_path_factory.mktemp("cascade")
     prepared = prepared_folder(root)
     family = root / "models" / "context_gan"
-    stage1 = train_model("context_gan", prepared, HPARAMS, TRAINING, 0, family / "stage1")
-    data2 = context_inputs(prepared, inference.load(stage1), stage1, root / "data2", window=32)
-    stage2 = train_model("context_gan", data2, HPARAMS, TRAINING, 0, family / "stage2")
-    return family, stage2
+    level1 = train_model("context_gan", prepared, HPARAMS, TRAINING, 0, family / "level1")
+    data2 = context_inputs(prepared, inference.load(level1), level1, root / "data2", window=32)
+    level2 = train_model("context_gan", data2, HPARAMS, TRAINING, 0, family / "level2")
+    return family, level2
 
 
 def new_subjects(root: Path) -> Path:
@@ -66,27 +68,27 @@ def apply_config(sheet: Path, **synthesis) -> dict:
 
 
 def test_cascade_synthesises_new_subjects_with_the_models_normalisation(cascade, tmp_path):
-    family, stage2 = cascade
+    family, level2 = cascade
     sheet = new_subjects(tmp_path / "new")
     # the new config asks for zscore: the model's p99 is what its inputs must look like
     config = apply_config(sheet, normalisation="zscore")
-    assert check_apply_config({**config, "apply": {"model": str(stage2)}}) == "synthesis"
-    out = apply_model(stage2, config, tmp_path / "apply")
+    assert check_apply_config({**config, "apply": {"model": str(level2)}}) == "synthesis"
+    out = apply_model(level2, config, tmp_path / "apply")
     assert out == tmp_path / "apply" / "metrics.tsv"
     table = pd.read_csv(out, sep="\t")
-    # metrics for the subject with a target only, every stage, the evaluation's columns
+    # metrics for the subject with a target only, every level, the evaluation's columns
     assert list(table["subject"]) == ["n0", "n0"]
-    assert list(table["method"]) == ["context_gan_stage1", "context_gan_stage2"]
+    assert list(table["method"]) == ["context_gan_level1", "context_gan_level2"]
     assert table[["mae", "psnr", "ssim", "gradient_error", "ssim_tumour"]].notna().all().all()
     source = nib.load(tmp_path / "new" / "s0_t2.nii.gz")
     for subject in ("n0", "n1"):
         for k in (1, 2):
-            written = nib.load(tmp_path / "apply" / "context_gan" / f"{subject}_stage{k}.nii.gz")
+            written = nib.load(tmp_path / "apply" / "context_gan" / f"{subject}_level{k}.nii.gz")
             assert written.shape == source.shape
             np.testing.assert_allclose(written.affine, AFFINE)
             assert np.isfinite(written.get_fdata()).all()
         assert inference.read_sidecar(
-            tmp_path / "apply" / "context_gan" / f"{subject}_stage2.nii.gz")["stage"] == 2
+            tmp_path / "apply" / "context_gan" / f"{subject}_level2.nii.gz")["level"] == 2
     # prepared with the model's p99, measured on each new subject (nothing else refitted)
     manifest = read_manifest(tmp_path / "apply" / "data")
     assert manifest["settings"]["normalisation"] == "p99"
@@ -95,135 +97,156 @@ def test_cascade_synthesises_new_subjects_with_the_models_normalisation(cascade,
     assert manifest["subjects"]["n0"]["source_params"] == [expected]
     assert manifest["subjects"]["n1"]["target"] is None
     summary = json.loads((tmp_path / "apply" / "synthesis.json").read_text())
-    assert [Path(s["path"]).parent.name for s in summary["stages"]] == ["stage1", "stage2"]
+    assert [Path(s["path"]).parent.name for s in summary["levels"]] == ["level1", "level2"]
     assert summary["evaluated"] == ["n0"] and set(summary["subjects"]) == {"n0", "n1"}
-    assert set(summary["mean"]) == {"context_gan_stage1", "context_gan_stage2"}
+    assert set(summary["mean"]) == {"context_gan_level1", "context_gan_level2"}
     # the family folder names the same cascade
     again = apply_model(family, config, tmp_path / "from_folder")
     pd.testing.assert_frame_equal(pd.read_csv(again, sep="\t"), table)
 
 
-def test_stage1_alone_and_a_sheet_without_targets(cascade, tmp_path):
+def test_level1_alone_and_a_sheet_without_targets(cascade, tmp_path):
     family, _ = cascade
     sheet = new_subjects(tmp_path / "new")
     frame = pd.read_csv(sheet, sep="\t", dtype=str).drop(columns="flair")
     frame.to_csv(sheet, sep="\t", index=False)
-    out = apply_model(family / "stage1" / "model.pt", apply_config(sheet), tmp_path / "a")
+    out = apply_model(family / "level1" / "model.pt", apply_config(sheet), tmp_path / "a")
     assert out.name == "synthesis.json" and not (tmp_path / "a" / "metrics.tsv").exists()
     assert sorted(p.name for p in (tmp_path / "a" / "context_gan").glob("*.nii.gz")) == [
-        "n0_stage1.nii.gz", "n1_stage1.nii.gz"]
+        "n0_level1.nii.gz", "n1_level1.nii.gz"]
 
 
 def test_source_modalities_must_match_the_model(cascade, tmp_path):
-    _, stage2 = cascade
+    _, level2 = cascade
     sheet = new_subjects(tmp_path / "new")
     with pytest.raises(MedgenInputError, match=r"'synthesis.sources' is \['t1'\], but "
                        r"apply.model .* trained on source\(s\) \['t2'\] -> 'flair'"):
-        apply_model(stage2, apply_config(sheet, sources=["t1"]), tmp_path / "a")
+        apply_model(level2, apply_config(sheet, sources=["t1"]), tmp_path / "a")
     with pytest.raises(MedgenInputError,
                        match="'synthesis.target' is 't1ce'.*synthesises 'flair'"):
-        apply_model(stage2, apply_config(sheet, target="t1ce"), tmp_path / "a")
+        apply_model(level2, apply_config(sheet, target="t1ce"), tmp_path / "a")
     renamed = pd.read_csv(sheet, sep="\t", dtype=str).rename(columns={"t2": "T2w"})
     renamed.to_csv(sheet, sep="\t", index=False)
     with pytest.raises(MedgenInputError,
                        match=r"has no column t2: apply.model .* expects the source\(s\) \['t2'\]"):
-        apply_model(stage2, apply_config(sheet), tmp_path / "a")
+        apply_model(level2, apply_config(sheet), tmp_path / "a")
     assert not (tmp_path / "a").exists()
 
 
 def test_a_missing_or_empty_sample_sheet_is_refused_naming_the_key(cascade, tmp_path):
-    _, stage2 = cascade
+    _, level2 = cascade
     missing = tmp_path / "missing.tsv"
     empty = tmp_path / "empty.tsv"
     empty.write_bytes(b"")
     for sheet, what in ((missing, "does not exist"), (empty, "has no rows")):
-        config = {**apply_config(sheet), "apply": {"activate": True, "model": str(stage2)}}
+        config = {**apply_config(sheet), "apply": {"activate": True, "model": str(level2)}}
         with pytest.raises(MedgenInputError, match=rf"config key 'synthesis.sample_sheet': "
                            rf"sample sheet {sheet} {what}"):
             check_apply_config(config)
     assert not missing.exists() and empty.read_bytes() == b""
 
 
-def test_a_missing_or_foreign_stage_is_refused(cascade, tmp_path):
+def test_a_missing_or_foreign_level_is_refused(cascade, tmp_path):
     family, _ = cascade
     sheet = new_subjects(tmp_path / "new")
     lone = tmp_path / "lone" / "context_gan"
-    shutil.copytree(family / "stage2", lone / "stage2")
-    with pytest.raises(MedgenInputError, match="stage 1 of the auto-context cascade is missing"):
-        apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
-    with pytest.raises(MedgenInputError, match="stage 1 of the auto-context cascade is missing"):
+    shutil.copytree(family / "level2", lone / "level2")
+    with pytest.raises(MedgenInputError, match="level 1 of the auto-context cascade is missing"):
+        apply_model(lone / "level2" / "model.pt", apply_config(sheet), tmp_path / "a")
+    with pytest.raises(MedgenInputError, match="level 1 of the auto-context cascade is missing"):
         apply_model(lone, apply_config(sheet), tmp_path / "a")
-    # stage 2 out of its folder: its siblings cannot be found
-    shutil.copy(family / "stage2" / "model.pt", tmp_path / "model.pt")
-    with pytest.raises(MedgenInputError, match="lies in .*not 'stage2'"):
+    # level 2 out of its folder: its siblings cannot be found
+    shutil.copy(family / "level2" / "model.pt", tmp_path / "model.pt")
+    with pytest.raises(MedgenInputError, match="lies in .*not 'level2'"):
         apply_model(tmp_path / "model.pt", apply_config(sheet), tmp_path / "a")
-    # a stage 1 of another training run (other weights) beside this stage 2
-    foreign = checkpoint.load(family / "stage1" / "model.pt")
+    # a level 1 of another training run (other weights) beside this level 2
+    foreign = checkpoint.load(family / "level1" / "model.pt")
     foreign.state["generator"] = {k: v + 0.01 if torch.is_floating_point(v) else v
                                   for k, v in foreign.state["generator"].items()}
-    checkpoint.save(foreign, lone / "stage1" / "model.pt")
-    with pytest.raises(MedgenInputError, match=r"trained on the output of another stage 1"):
-        apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
-    # a stage 1 of a run with other hyperparameters: the message names it and the last stage
-    foreign = checkpoint.load(family / "stage1" / "model.pt")
+    checkpoint.save(foreign, lone / "level1" / "model.pt")
+    with pytest.raises(MedgenInputError, match=r"trained on the output of another level 1"):
+        apply_model(lone / "level2" / "model.pt", apply_config(sheet), tmp_path / "a")
+    # a level 1 of a run with other hyperparameters: the message names it and the last level
+    foreign = checkpoint.load(family / "level1" / "model.pt")
     foreign.hparams["lr"] = 0.123
-    checkpoint.save(foreign, lone / "stage1" / "model.pt")
+    checkpoint.save(foreign, lone / "level1" / "model.pt")
     with pytest.raises(MedgenInputError, match=(
-            rf"^{lone / 'stage1' / 'model.pt'} \(stage 1\) does not belong to the cascade of "
-            rf"{lone / 'stage2' / 'model.pt'}: its hparams is \{{'lr': 0.123\}} where stage 1 of "
+            rf"^{lone / 'level1' / 'model.pt'} \(level 1\) does not belong to the cascade of "
+            rf"{lone / 'level2' / 'model.pt'}: its hparams is \{{'lr': 0.123\}} where level 1 of "
             r"that cascade needs \{'lr': 0.0002\}")):
-        apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
-    # stage 2 in the stage-1 folder: not a stage 1
-    shutil.copy(family / "stage2" / "model.pt", lone / "stage1" / "model.pt")
-    with pytest.raises(MedgenInputError, match="its stage is 2 where stage 1"):
-        apply_model(lone / "stage2" / "model.pt", apply_config(sheet), tmp_path / "a")
+        apply_model(lone / "level2" / "model.pt", apply_config(sheet), tmp_path / "a")
+    # level 2 in the level-1 folder: not a level 1
+    shutil.copy(family / "level2" / "model.pt", lone / "level1" / "model.pt")
+    with pytest.raises(MedgenInputError, match="its level is 2 where level 1"):
+        apply_model(lone / "level2" / "model.pt", apply_config(sheet), tmp_path / "a")
     assert not (tmp_path / "a").exists()
 
 
+def test_checkpoints_that_record_the_level_as_stage_still_form_their_cascade(cascade, tmp_path):
+    # written before the auto-context level was renamed: data signature {'stage': k}
+    family, _ = cascade
+    old = tmp_path / "old" / "context_gan"
+    for k in (1, 2):
+        saved = checkpoint.load(family / f"level{k}" / "model.pt")
+        saved.data["stage"] = saved.data.pop("level")
+        if k == 2:  # trained on the level 1 rewritten above
+            saved.provenance["context_sha256"] = [sha256_file(old / "level1" / "model.pt")]
+        checkpoint.save(saved, old / f"level{k}" / "model.pt")
+    paths, levels = load_levels(old)
+    assert paths == [old / f"level{k}" / "model.pt" for k in (1, 2)]
+    assert [checkpoint_level(saved) for saved in levels] == [1, 2]
+    # a level-2 checkpoint still in its old 'stage2' folder: the message names the layout
+    shutil.copytree(old / "level2", tmp_path / "moved" / "stage2")
+    with pytest.raises(MedgenInputError, match=r"is level 2 of an auto-context cascade.*lies "
+                       r"in 'stage2', not 'level2': keep the training run's "
+                       r"<family>/level<k>/model.pt layout"):
+        load_levels(tmp_path / "moved" / "stage2" / "model.pt")
+
+
 def test_a_4d_source_is_refused_naming_the_file(cascade, tmp_path):
-    _, stage2 = cascade
+    _, level2 = cascade
     sheet = new_subjects(tmp_path / "new")
     path = tmp_path / "new" / "s1_t2.nii.gz"
     volume = np.asarray(nib.load(path).dataobj)
     save_nii(path, np.stack([volume, volume], axis=-1))
     with pytest.raises(MedgenInputError, match=r"s1_t2.nii.gz: expected a 3D volume, got an "
                        r"image of shape \(36, 36, 34, 2\)"):
-        apply_model(stage2, apply_config(sheet), tmp_path / "a")
+        apply_model(level2, apply_config(sheet), tmp_path / "a")
     assert not (tmp_path / "a" / "data").exists()
 
 
 @pytest.mark.workflow
 def test_workflow_applies_a_cascade_without_training(cascade, tmp_path):
-    family, stage2 = cascade
+    family, level2 = cascade
     sheet = new_subjects(tmp_path / "new")
     overrides = tmp_path / "apply.yaml"
     overrides.write_text(yaml.safe_dump({
         "run_name": "applied", "results_dir": str(tmp_path / "results"),
-        "apply": {"activate": True, "model": str(stage2)},
+        "apply": {"activate": True, "model": str(level2)},
         "tasks": ["synthesis"],  # replaces the default's [expression, anomaly]
         "synthesis": {"sample_sheet": str(sheet), "sources": ["t2"],
                       "target": "flair", "validation_subject": "not_in_this_sheet",
                       "inference": {"window": 32, "overlap": 0.25}}}))
     dry = run_snakemake("-n", "--cores", "1", "--configfile", str(overrides))
     assert "apply_model" in dry.stdout
-    for rule in ("train_synthesis_stage", "prepare_synthesis", "evaluate_synthesis",
+    for rule in ("train_synthesis_level", "prepare_synthesis", "evaluate_synthesis",
                  "synthesis_report"):
         assert f"rule {rule}:" not in dry.stdout, dry.stdout
     run_snakemake("--cores", "1", "--configfile", str(overrides))
     run = tmp_path / "results" / "applied"
     assert len(pd.read_csv(run / "apply" / "metrics.tsv", sep="\t")) == 2
     inputs = json.dumps(json.loads((run / "provenance.json").read_text())["inputs"])
-    assert str(family / "stage1" / "model.pt") in inputs and str(stage2) in inputs
+    assert str(family / "level1" / "model.pt") in inputs and str(level2) in inputs
 
 
 def test_preparation_of_cascades_trained_before_it_was_stored(cascade):
     from medgen.tasks.synthesis.cascade import model_preparation
 
     family, _ = cascade
-    saved = checkpoint.load(family / "stage1" / "model.pt")
+    saved = checkpoint.load(family / "level1" / "model.pt")
     assert saved.data["preparation"]["normalisation"] == "p99"
     assert len(saved.provenance["context_sha256"]) == 0
-    assert len(checkpoint.load(family / "stage2" / "model.pt").provenance["context_sha256"]) == 1
+    assert len(checkpoint.load(family / "level2" / "model.pt").provenance["context_sha256"]) == 1
     # older checkpoints: the synthesis section of the config they were trained with
     saved.data.pop("preparation")
     saved.config = {"synthesis": {"mask": "given", "ct_window": [-1000, 2000]}}

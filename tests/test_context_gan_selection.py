@@ -103,9 +103,9 @@ def test_exports_the_lowest_val_mae_epoch_and_resume_exports_the_same(prepared, 
     assert ckpt[SELECTION_KEY]["epoch"] == 0  # the kept weights ride in the checkpoint
     # the report rings the kept epoch on the val_mae panel
     assert figures.kept_epoch(path) == 0
-    curves = {"context_gan_stage1": tmp_path / "straight" / "metrics.csv"}
+    curves = {"context_gan_level1": tmp_path / "straight" / "metrics.csv"}
     figures.training_curves(curves, tmp_path / "plain.png")
-    figures.training_curves(curves, tmp_path / "ringed.png", kept={"context_gan_stage1": 0})
+    figures.training_curves(curves, tmp_path / "ringed.png", kept={"context_gan_level1": 0})
     assert (tmp_path / "plain.png").read_bytes() != (tmp_path / "ringed.png").read_bytes()
 
     # interrupted after epoch 0, resumed from last.ckpt to epoch 3: the same model.pt

@@ -30,7 +30,7 @@ INFERENCE_FAMILIES = tuple(registry.names("expression_inference"))
 INFERENCE_RULES = {"prepare_expression_inference", "evaluate_expression_inference",
                    "infer_targets"}
 SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
-SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_stage", "synthesis_context",
+SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_level", "synthesis_context",
                    "evaluate_synthesis", "synthesis_report"}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
@@ -188,15 +188,15 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
     if "synthesis" in about:
-        assert {"prepare_synthesis", "train_synthesis_stage", "evaluate_synthesis",
+        assert {"prepare_synthesis", "train_synthesis_level", "evaluate_synthesis",
                 "synthesis_report"} <= rules, result.stdout
         listed = resolved["synthesis"]["families"]
         assert listed, f"{path.name} trains no synthesis model"
-        for family in listed:  # one training job per auto-context stage
-            stages = registry.family_hparams(family, resolved)["auto_context_stages"]
-            for k in range(1, stages + 1):
-                assert any(out.endswith(f"/{family}/stage{k}/model.pt") for out in outputs), \
-                    f"no {family} stage {k} training job:\n{result.stdout}"
+        for family in listed:  # one training job per auto-context level
+            levels = registry.family_hparams(family, resolved)["auto_context_levels"]
+            for k in range(1, levels + 1):
+                assert any(out.endswith(f"/{family}/level{k}/model.pt") for out in outputs), \
+                    f"no {family} level {k} training job:\n{result.stdout}"
     else:
         assert not rules & SYNTHESIS_RULES, f"{path.name} runs synthesis jobs: {sorted(rules)}"
         for family in SYNTHESIS_FAMILIES:

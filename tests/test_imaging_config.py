@@ -135,7 +135,7 @@ def test_npz_images_normalised_one_by_one_before_padding(tmp_path):
     np.savez(tmp_path / "x.npz", train_images=exposures, train_labels=np.zeros((2, 1), np.uint8))
     (tmp_path / "s.tsv").write_text("subject\tsplit\timage\tnpz_split\nx\ttrain\tx.npz\ttrain\n")
     cfg = validate({"anomaly": {"kind": "npz2d", "image_size": 32}})["anomaly"]
-    assert cfg["intensity"] == "percentile"
+    assert cfg["normalisation"] == "percentile"
     train = load_split(prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out")["train"])
     images = train["images"][:, 0, 2:-2, 2:-2]  # the 28 x 28 inside the zero padding
     # the same anatomy at two exposures becomes the same image (up to uint8 rounding)
@@ -145,6 +145,6 @@ def test_npz_images_normalised_one_by_one_before_padding(tmp_path):
     # trivial scores keep the stored intensities
     np.testing.assert_allclose(train["raw_images"][:, 0, 2:-2, 2:-2], exposures / 255, atol=1e-6)
 
-    cfg["intensity"] = "ct_window"
-    with pytest.raises(MedgenInputError, match="'anomaly.intensity'"):
+    cfg["normalisation"] = "ct_window"
+    with pytest.raises(MedgenInputError, match="'anomaly.normalisation'"):
         prepare_images(tmp_path / "s.tsv", cfg, 0, tmp_path / "out2")

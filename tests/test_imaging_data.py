@@ -103,7 +103,7 @@ def test_reorient_to_ras(tmp_path):
     from medgen.tasks.anomaly.prepare import volume_dataset
     rows = read_sample_sheet(tmp_path / "s.tsv", ["t1"])
     vol = volume_dataset(rows, anomaly_cfg(modalities=["t1"], crop_to_mask=False, mask="threshold",
-                                           mask_threshold=-1, intensity="zscore"), None)[0]
+                                           mask_threshold=-1, normalisation="zscore"), None)[0]
     image = np.asarray(vol["image"])[0]
     assert image.shape == data.shape
     assert np.unravel_index(image.argmax(), image.shape) == (data.shape[0] - 1,

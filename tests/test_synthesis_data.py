@@ -201,7 +201,7 @@ def test_normalisation_inverts_and_matches_its_definition(method):
 
 def test_normalisation_refuses_unknown_method_and_constant_volume():
     mask = np.ones((4, 4, 4), bool)
-    with pytest.raises(MedgenInputError, match="'minmax' is unknown; one of: p99"):
+    with pytest.raises(MedgenInputError, match="'minmax' is unknown; one of: percentile, p99"):
         intensity.fit(np.ones((4, 4, 4)), mask, "minmax")
     with pytest.raises(MedgenInputError, match="constant inside the mask"):
         intensity.fit(np.ones((4, 4, 4)), mask, "brasyn")
@@ -234,7 +234,7 @@ def test_prepared_folder_is_cropped_normalised_and_invertible(sheet, tmp_path):
     manifest = read_manifest(out)
     info = manifest["subjects"]["s0"]
     arrays = load_subject(out, "s0")
-    assert manifest["stage"] == 1 and manifest["sources"] == ["t2"]
+    assert manifest["level"] == 1 and manifest["sources"] == ["t2"]
     assert arrays["source"].shape[1:] == arrays["target"].shape[1:] == arrays["mask"].shape[1:]
     target = uncrop(arrays["target"][0], info["box"], info["shape"])
     mask = uncrop(arrays["mask"][0], info["box"], info["shape"])
@@ -244,6 +244,13 @@ def test_prepared_folder_is_cropped_normalised_and_invertible(sheet, tmp_path):
     _, flair, _ = pair_volumes(0)
     back = intensity.invert(target, info["target_params"], mask)
     np.testing.assert_allclose(back[mask > 0], flair[mask > 0], rtol=1e-4)
+    # a folder prepared when the auto-context level was called a stage: refused, not a KeyError
+    old = {k: v for k, v in manifest.items() if k != "level"}
+    (out / "pairs.json").write_text(json.dumps({**old, "stage": 1}))
+    with pytest.raises(MedgenInputError, match=rf"^{out} was prepared by an earlier medgen "
+                       r"\(pairs.json records no auto-context 'level'\): delete it and rerun "
+                       "prepare_synthesis"):
+        read_manifest(out)
 
 
 def test_patches_lie_in_the_mask_and_depend_on_seed_and_epoch_only(sheet, tmp_path):

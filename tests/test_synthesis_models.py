@@ -1,4 +1,4 @@
-"""context_gan networks and losses, whole-volume inference, auto-context stages, metrics
+"""context_gan networks and losses, whole-volume inference, auto-context levels, metrics
 and baselines of the synthesis task, on tiny synthetic volumes."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def test_presets_build_the_documented_geometry(preset, out):
         assert hp["adversarial_weight"] == 0.5 and hp["l2_weight"] == hp["gdl_weight"] == 1
     if preset == "l1_only":
         assert hp["adversarial_weight"] == hp["gdl_weight"] == hp["l2_weight"] == 0
-        assert hp["auto_context_stages"] == 1
+        assert hp["auto_context_levels"] == 1
 
 
 @pytest.mark.parametrize("preset, params, match", [
@@ -110,7 +110,7 @@ def test_small_patches_pass_without_an_adversarial_term():
     ({"max_epochs": 0}, r"params.max_epochs' is 0; expected an integer >= 1"),
     ({"samples_per_volume": 0}, r"params.samples_per_volume' is 0; expected an integer >= 1"),
     ({"batch_size": 0}, r"params.batch_size' is 0; expected an integer >= 1"),
-    ({"auto_context_stages": 0}, r"params.auto_context_stages' is 0; expected an integer"),
+    ({"auto_context_levels": 0}, r"params.auto_context_levels' is 0; expected an integer"),
     ({"lr": 0.0}, r"params.lr' is 0.0; expected a finite number > 0"),
     ({"lr": -0.001}, r"params.lr' is -0.001; expected a finite number > 0"),
     ({"beta1": 1.0}, r"params.beta1' is 1.0; expected Adam's beta1 in \[0, 1\)"),
@@ -134,6 +134,19 @@ def test_out_of_range_hyperparameters_fail_when_the_config_is_validated(params, 
 
     with pytest.raises(MedgenInputError, match="config keys? 'models.context_gan." + match):
         validate({"models": {"context_gan": {"preset": "default", "params": params}}})
+
+
+def test_the_old_auto_context_stages_key_fails_naming_auto_context_levels():
+    from medgen.config import validate
+
+    # the auto-context level was once called a stage: the old key is refused, not ignored
+    with pytest.raises(MedgenInputError, match=(
+            r"^unknown config key 'models.context_gan.params.auto_context_stages'; valid "
+            r"keys: .*\bauto_context_levels\b")):
+        validate({"models": {"context_gan": {"preset": "default",
+                                             "params": {"auto_context_stages": 2}}}})
+    with pytest.raises(MedgenInputError, match=r"valid keys: .*\bauto_context_levels\b"):
+        registry.resolve_hparams("context_gan", "default", {"auto_context_stages": 2})
 
 
 def test_checked_choices_are_what_the_networks_build():
@@ -222,7 +235,7 @@ def test_nifti_keeps_the_source_affine_and_header(tmp_path):
     ref.header["descrip"] = b"source"
     nib.save(ref, tmp_path / "t2.nii.gz")
     out = inference.write_nifti(np.ones((4, 5, 6)), affine, tmp_path / "t2.nii.gz",
-                                tmp_path / "o" / "s_stage1.nii.gz", {"units": "HU"})
+                                tmp_path / "o" / "s_level1.nii.gz", {"units": "HU"})
     written = nib.load(out)
     np.testing.assert_allclose(written.affine, affine)
     assert written.header.get_xyzt_units() == ("mm", "sec")
@@ -230,37 +243,37 @@ def test_nifti_keeps_the_source_affine_and_header(tmp_path):
     assert inference.read_sidecar(out) == {"units": "HU"}
 
 
-def test_two_auto_context_stages_train_as_separate_jobs(prepared, tmp_path):
-    # stage 1 on the prepared folder, stage 2 on the source plus stage 1's output
+def test_two_auto_context_levels_train_as_separate_jobs(prepared, tmp_path):
+    # level 1 on the prepared folder, level 2 on the source plus level 1's output
     hp = tiny()
-    stage1 = train_model("context_gan", prepared, hp, TRAINING, 0, tmp_path / "stage1")
-    model1 = inference.load(stage1)
-    assert model1.data["stage"] == 1 and model1.data["modalities"] == ["t2"]
-    data2 = context_inputs(prepared, model1, stage1, tmp_path / "data2", window=32)
+    level1 = train_model("context_gan", prepared, hp, TRAINING, 0, tmp_path / "level1")
+    model1 = inference.load(level1)
+    assert model1.data["level"] == 1 and model1.data["modalities"] == ["t2"]
+    data2 = context_inputs(prepared, model1, level1, tmp_path / "data2", window=32)
     manifest = read_manifest(data2)
-    assert manifest["stage"] == 2 and manifest["sources"] == ["t2", "flair_stage1"]
-    assert manifest["context_models"] == [str(stage1)]
+    assert manifest["level"] == 2 and manifest["sources"] == ["t2", "flair_level1"]
+    assert manifest["context_models"] == [str(level1)]
     subjects, volumes = read_volumes(data2, "train")
     first = read_volumes(prepared, "train")[1][0]
     np.testing.assert_array_equal(volumes[0]["source"][0], first["source"][0])
     np.testing.assert_allclose(volumes[0]["source"][1],
                                model1.predict(first["source"], first["mask"][0], window=32))
-    stage2 = train_model("context_gan", data2, hp, TRAINING, 0, tmp_path / "stage2")
-    model2 = inference.load(stage2)
-    assert model2.channels == 2 and checkpoint.load(stage2).data["stage"] == 2
+    level2 = train_model("context_gan", data2, hp, TRAINING, 0, tmp_path / "level2")
+    model2 = inference.load(level2)
+    assert model2.channels == 2 and checkpoint.load(level2).data["level"] == 2
     with pytest.raises(MedgenInputError, match="takes 2 source channel.*holds 1"):
-        context_inputs(prepared, model2, stage2, tmp_path / "bad")
+        context_inputs(prepared, model2, level2, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
     arrays = load_subject(prepared, "s3")
     outputs, written = inference.synthesise_subject(
         [model1, model2], arrays["source"], arrays["mask"][0], read_manifest(prepared), "s3",
         tmp_path / "out", window=32)
     assert len(outputs) == 2
-    assert [p.name for p in written] == ["s3_stage1.nii.gz", "s3_stage2.nii.gz"]
+    assert [p.name for p in written] == ["s3_level1.nii.gz", "s3_level2.nii.gz"]
     image = nib.load(written[1])
     assert image.shape == tuple(manifest["subjects"]["s3"]["shape"])
     assert np.isfinite(image.get_fdata()).all()
-    assert inference.read_sidecar(written[1])["stage"] == 2
+    assert inference.read_sidecar(written[1])["level"] == 2
 
 
 def test_paper_preset_trains_and_infers_a_whole_volume(prepared, tmp_path):
@@ -343,7 +356,7 @@ def test_generator_l1_baseline_is_the_configured_generator_with_l1_only(prepared
     hp = tiny("paper")  # valid convolutions: 32^3 -> 16^3, the margin must carry over
     assert generator_l1_hparams(hp) == {**hp, "l1_weight": 1.0, "l2_weight": 0.0,
                                         "gdl_weight": 0.0, "adversarial_weight": 0.0,
-                                        "auto_context_stages": 1}
+                                        "auto_context_levels": 1}
     net = train_generator_l1(train, hp, seed=0, num_threads=1)
     reference, _ = build_networks(hp, 1)
     assert net.margin == reference.margin == 8
@@ -356,22 +369,22 @@ def test_generator_l1_baseline_is_the_configured_generator_with_l1_only(prepared
     np.testing.assert_array_equal(again.predict(test["source"], mask, window=32), out)
 
 
-def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_path):
+def test_evaluation_reports_every_level_and_baseline_per_subject(prepared, tmp_path):
     import json
 
     import pandas as pd
 
     from medgen.tasks.synthesis.evaluate import evaluate_synthesis
 
-    stage1 = train_model("context_gan", prepared, tiny(auto_context_stages=1), TRAINING, 0,
+    level1 = train_model("context_gan", prepared, tiny(auto_context_levels=1), TRAINING, 0,
                          tmp_path / "m")
     unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
             "max_epochs": 1, "lr": 1e-3}
-    table = evaluate_synthesis(prepared, {"context_gan": [str(stage1)]}, tmp_path / "eval",
+    table = evaluate_synthesis(prepared, {"context_gan": [str(level1)]}, tmp_path / "eval",
                                ["constant", "linear", "unet_l1", "generator_l1"], 0, unet,
                                window=32,
                                num_threads=1, generator=tiny(samples_per_volume=2))
-    methods = {"context_gan_stage1", "constant", "voxel_linear", "unet_l1", "generator_l1"}
+    methods = {"context_gan_level1", "constant", "voxel_linear", "unet_l1", "generator_l1"}
     assert set(table["method"]) == methods
     # the validation subject s2 beside the test subject s3, each row labelled
     assert table.groupby("split")["subject"].unique().map(list).to_dict() == {
@@ -388,11 +401,11 @@ def test_evaluation_reports_every_stage_and_baseline_per_subject(prepared, tmp_p
     val_psnr = saved.query("split == 'val' and method == 'unet_l1'")["psnr"].item()
     assert summary["splits"]["val"]["mean"]["unet_l1"]["psnr"] == pytest.approx(val_psnr)
     for subject in ("s2", "s3"):
-        assert (tmp_path / "eval" / "context_gan" / f"{subject}_stage1.nii.gz").exists()
+        assert (tmp_path / "eval" / "context_gan" / f"{subject}_level1.nii.gz").exists()
         # baselines' volumes too (the report's mid-slices), in the source grid
         written = nib.load(tmp_path / "eval" / "unet_l1" / f"{subject}.nii.gz")
         assert written.shape == nib.load(tmp_path / "eval" / "context_gan"
-                                         / f"{subject}_stage1.nii.gz").shape
+                                         / f"{subject}_level1.nii.gz").shape
     with pytest.raises(MedgenInputError, match="'generator_l1' but no context_gan"):
         evaluate_synthesis(prepared, {}, tmp_path / "e2", ["generator_l1"], 0, unet)
     with pytest.raises(MedgenInputError, match="unknown synthesis baseline 'gan'.*generator_l1"):

@@ -17,7 +17,7 @@ from medgen.tasks.synthesis import figures
 from medgen.tasks.synthesis.prepare import crop, load_subject, read_manifest, uncrop
 from tests.helpers.synthesis_data import prepared_folder
 
-METHODS = ["context_gan_stage1", "context_gan_stage2", "voxel_linear", "unet_l1"]
+METHODS = ["context_gan_level1", "context_gan_level2", "voxel_linear", "unet_l1"]
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +45,15 @@ def metrics_rows(subjects, split=None):
 
 
 def fake_eval(root, prepared, subject="s3", units=None):
-    """An evaluation folder: metrics.tsv and full-grid volumes of two stages and one
+    """An evaluation folder: metrics.tsv and full-grid volumes of two levels and one
     baseline (none for unet_l1), each the target plus a known offset."""
     manifest = read_manifest(prepared)
     info = manifest["subjects"][subject]
     target = load_subject(prepared, subject)["target"][0]
     eval_dir = root / "eval"
-    offsets = {"context_gan_stage1": 0.3, "context_gan_stage2": 0.1, "voxel_linear": 0.5}
+    offsets = {"context_gan_level1": 0.3, "context_gan_level2": 0.1, "voxel_linear": 0.5}
     for method, offset in offsets.items():
-        name = (f"context_gan/{subject}_stage{method[-1]}" if method.startswith("context")
+        name = (f"context_gan/{subject}_level{method[-1]}" if method.startswith("context")
                 else f"{method}/{subject}")
         volume = uncrop(target + offset, info["box"], info["shape"])
         path = eval_dir / f"{name}.nii.gz"
@@ -107,8 +107,8 @@ def test_outputs_are_read_back_into_the_prepared_box(prepared, tmp_path, units):
     info = read_manifest(prepared)["subjects"]["s3"]
     arrays = load_subject(prepared, "s3")
     mask, target = arrays["mask"][0], arrays["target"][0]
-    stages = {"context_gan_stage1": ("context_gan", 1), "context_gan_stage2": ("context_gan", 2)}
-    outputs = figures.subject_outputs(eval_dir, METHODS, "s3", stages, info, mask)
+    levels = {"context_gan_level1": ("context_gan", 1), "context_gan_level2": ("context_gan", 2)}
+    outputs = figures.subject_outputs(eval_dir, METHODS, "s3", levels, info, mask)
     assert list(outputs) == METHODS[:3]  # unet_l1 wrote no volume
     for method, volume in outputs.items():
         assert volume.shape == target.shape
@@ -139,25 +139,25 @@ def test_mid_slices_draw_a_row_per_method_and_refuse_other_shapes(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_training_curves_draw_the_stages_that_left_a_log(tmp_path):
-    log = tmp_path / "stage1" / "metrics.csv"
+def test_training_curves_draw_the_levels_that_left_a_log(tmp_path):
+    log = tmp_path / "level1" / "metrics.csv"
     log.parent.mkdir()
     pd.DataFrame({"epoch": [0, 0, 1, 1], "step": [1, 1, 3, 3],
                   "l2": [0.2, None, 0.1, None], "gdl": [0.3, None, 0.2, None],
                   "val_mae": [None, 0.4, None, 0.3]}).to_csv(log, index=False)
-    drawn = figures.training_curves({"g_stage1": log, "g_stage2": tmp_path / "none.csv"},
+    drawn = figures.training_curves({"g_level1": log, "g_level2": tmp_path / "none.csv"},
                                     tmp_path / "curves.png")
-    assert drawn == ["g_stage1"]
+    assert drawn == ["g_level1"]
     assert Image.open(tmp_path / "curves.png").size[0] > 0
-    assert figures.training_curves({"g_stage2": tmp_path / "none.csv"},
+    assert figures.training_curves({"g_level2": tmp_path / "none.csv"},
                                    tmp_path / "empty.png") == []
     assert (tmp_path / "empty.png").exists()
 
 
 def test_synthesis_report_writes_table_slices_and_curves(prepared, tmp_path):
     eval_dir, _ = fake_eval(tmp_path, prepared)
-    models = {"context_gan": [str(tmp_path / f"models/stage{k}/model.pt") for k in (1, 2)]}
-    log = tmp_path / "models/stage1/metrics.csv"
+    models = {"context_gan": [str(tmp_path / f"models/level{k}/model.pt") for k in (1, 2)]}
+    log = tmp_path / "models/level1/metrics.csv"
     log.parent.mkdir(parents=True)
     pd.DataFrame({"epoch": [0, 1], "l2": [0.2, 0.1]}).to_csv(log, index=False)
     written = figures.synthesis_report(eval_dir, prepared, models, tmp_path / "report")

@@ -1,14 +1,14 @@
 # The synthesis task: prepare the paired volumes once, train each auto-context level of
-# each family as its own job (level k reads level k-1's whole-volume output; its files are
-# named stage<k>), then evaluate every level beside the baselines on the test and
-# validation subjects, and draw the report's figures from the written tables.
+# each family as its own job (level k reads level k-1's whole-volume output), then
+# evaluate every level beside the baselines on the test and validation subjects, and draw
+# the report's figures from the written tables.
 
 
 rule prepare_synthesis:
     input:
         synthesis_files,
     output:
-        data=directory(f"{SYNTHESIS}/data/stage1"),
+        data=directory(f"{SYNTHESIS}/data/level1"),
     log:
         f"{LOGS}/prepare_synthesis.log",
     params:
@@ -17,16 +17,16 @@ rule prepare_synthesis:
         "../scripts/prepare_synthesis.py"
 
 
-rule train_synthesis_stage:
+rule train_synthesis_level:
     input:
-        data=lambda wildcards: synthesis_stage_data(wildcards.family, wildcards.stage),
+        data=lambda wildcards: synthesis_level_data(wildcards.family, wildcards.level),
     output:
-        model=f"{MODELS}/{{family}}/stage{{stage}}/model.pt",
+        model=f"{MODELS}/{{family}}/level{{level}}/model.pt",
     log:
-        f"{LOGS}/train_{{family}}_stage{{stage}}.log",
+        f"{LOGS}/train_{{family}}_level{{level}}.log",
     wildcard_constraints:
         family=one_of(registry.names("synthesis")),
-        stage=r"\d+",
+        level=r"\d+",
     threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=gpus_requested(),
@@ -42,15 +42,15 @@ rule train_synthesis_stage:
 
 rule synthesis_context:
     input:
-        data=lambda wildcards: synthesis_stage_data(wildcards.family, int(wildcards.stage) - 1),
-        model=lambda wildcards: f"{MODELS}/{wildcards.family}/stage{int(wildcards.stage) - 1}/model.pt",
+        data=lambda wildcards: synthesis_level_data(wildcards.family, int(wildcards.level) - 1),
+        model=lambda wildcards: f"{MODELS}/{wildcards.family}/level{int(wildcards.level) - 1}/model.pt",
     output:
-        data=directory(f"{SYNTHESIS}/{{family}}/data/stage{{stage}}"),
+        data=directory(f"{SYNTHESIS}/{{family}}/data/level{{level}}"),
     log:
-        f"{LOGS}/synthesis_context_{{family}}_stage{{stage}}.log",
+        f"{LOGS}/synthesis_context_{{family}}_level{{level}}.log",
     wildcard_constraints:
         family=one_of(registry.names("synthesis")),
-        stage=r"[2-9]|\d\d+",
+        level=r"[2-9]|\d\d+",
     resources:
         gpu=min(gpus_requested(), 1),
     params:
@@ -62,11 +62,11 @@ rule synthesis_context:
 
 rule evaluate_synthesis:
     input:
-        data=f"{SYNTHESIS}/data/stage1",
+        data=f"{SYNTHESIS}/data/level1",
         models=lambda wildcards: [
             model
             for family in task_families("synthesis")
-            for model in synthesis_stage_models(family)
+            for model in synthesis_level_models(family)
         ],
     output:
         metrics=f"{SYNTHESIS}/eval/metrics.json",
@@ -79,7 +79,7 @@ rule evaluate_synthesis:
         gpu=min(gpus_requested(), 1),
     params:
         models=(
-            {family: synthesis_stage_models(family) for family in task_families("synthesis")}
+            {family: synthesis_level_models(family) for family in task_families("synthesis")}
             if task_on("synthesis")
             else {}
         ),
@@ -95,7 +95,7 @@ rule evaluate_synthesis:
 rule synthesis_report:
     input:
         metrics=f"{SYNTHESIS}/eval/metrics.tsv",
-        data=f"{SYNTHESIS}/data/stage1",
+        data=f"{SYNTHESIS}/data/level1",
         models=lambda wildcards: [
             model for models in synthesis_models().values() for model in models
         ],

@@ -1,4 +1,4 @@
-"""Every auto-context stage of the activated synthesis families and the baselines on the
+"""Every auto-context level of the activated synthesis families and the baselines on the
 test and validation subjects: per-subject metrics table, means per split, synthetic volumes."""
 
 from pathlib import Path

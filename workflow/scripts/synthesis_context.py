@@ -1,4 +1,4 @@
-"""Auto-context: stage k's training data = the pairs plus stage k-1's whole-volume output."""
+"""Auto-context: level k's training data = the pairs plus level k-1's whole-volume output."""
 
 from medgen.smk import logged
 from medgen.tasks.synthesis.auto_context import context_inputs

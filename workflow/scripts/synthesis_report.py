@@ -1,5 +1,5 @@
 """The report's synthesis section: per-subject metric table, mid-slices of each test
-subject, training curves of every auto-context stage."""
+subject, training curves of every auto-context level."""
 
 from pathlib import Path
 

@@ -1,5 +1,7 @@
-"""Invertible intensity normalisation of one volume inside its brain/body mask, for image
-synthesis (Nie et al., MICCAI 2017; the BraSyn challenge protocol, Li et al. 2023).
+"""Invertible intensity normalisation of one volume (or 2D image) inside its brain/body mask:
+the one normaliser of the anomaly and synthesis tasks (their ``normalisation`` config key
+names one of ``METHODS``, or 'none' for the anomaly task), after Nie et al., MICCAI 2017 and
+the BraSyn challenge protocol (Li et al. 2023).
 
 The same three functions are used when preparing training data, at inference and in the
 evaluation: ``fit`` measures the parameters on one volume (in-mask voxels only),
@@ -9,6 +11,9 @@ in the prepared data and with every synthetic volume, so outputs can always be i
 
 Methods
 -------
+percentile
+    clip to the in-mask lower and upper percentiles (default 1 and 99), scale to [0, 1]:
+    the anomaly task's default.
 p99
     x / q99 (q99: in-mask 99th percentile), not clipped: what the issue's baselines used.
 brasyn
@@ -30,8 +35,10 @@ from monai.transforms import NormalizeIntensity, ScaleIntensityRange
 
 from medgen.errors import MedgenInputError
 
-Method = Literal["p99", "brasyn", "zscore", "ct_window"]
-METHODS: tuple[str, ...] = ("p99", "brasyn", "zscore", "ct_window")
+Method = Literal["percentile", "p99", "brasyn", "zscore", "ct_window"]
+METHODS: tuple[str, ...] = ("percentile", "p99", "brasyn", "zscore", "ct_window")
+PERCENTILES = (1.0, 99.0)  # 'percentile': the clip percentiles unless given
+MIN_RANGE = 1e-6  # a near-constant image scales by this (allow_constant), not by ~0
 CT_WINDOW = (-1024.0, 3071.0)  # HU: air to dense bone, the 12-bit CT range
 MAX_QUANTILE_VOXELS = 2_000_000  # torch.quantile's input limit is 16M; a subsample suffices
 
@@ -43,7 +50,9 @@ def _quantiles(values: torch.Tensor, q: list[float]) -> list[float]:
 
 
 def fit(volume: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, method: str,
-        ct_window: tuple[float, float] | list[float] = CT_WINDOW) -> dict[str, Any]:
+        ct_window: tuple[float, float] | list[float] = CT_WINDOW,
+        percentiles: tuple[float, float] | list[float] = PERCENTILES,
+        allow_constant: bool = False) -> dict[str, Any]:
     """Normalisation parameters of one volume, measured inside ``mask``.
 
     Parameters
@@ -56,6 +65,11 @@ def fit(volume: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, meth
         One of ``METHODS`` (module docstring).
     ct_window
         (low, high) in HU for 'ct_window'.
+    percentiles
+        (lower, upper) clip percentiles in [0, 100] for 'percentile'.
+    allow_constant
+        A volume (nearly) constant inside the mask: ``high`` becomes ``low + MIN_RANGE``
+        instead of an error (the anomaly task scales every image, blank ones included).
 
     Returns
     -------
@@ -90,9 +104,13 @@ def fit(volume: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, meth
                 "or an inverted image?); use 'ct_window' for CT, or 'zscore'")
     elif method == "brasyn":
         low, high = _quantiles(values, [0.005, 0.995])
+    elif method == "percentile":
+        low, high = _quantiles(values, [percentiles[0] / 100, percentiles[1] / 100])
     else:  # zscore: 'low' is the mean, 'high' the mean + one standard deviation
         mean, std = float(values.mean()), float(values.std())
         low, high, clip = mean, mean + std, False
+    if allow_constant and not high - low >= MIN_RANGE:
+        high = low + MIN_RANGE
     if not high > low:
         raise MedgenInputError(
             f"intensity normalisation {method!r}: the volume is constant inside the mask "

@@ -25,6 +25,7 @@ from monai.transforms import (
     Spacingd,
 )
 
+from medgen.data.imaging import intensity
 from medgen.data.imaging.readers import read_volume
 from medgen.errors import MedgenInputError
 
@@ -162,33 +163,27 @@ class MakeMaskd(MapTransform):
 class MaskedNormalised(MapTransform):
     """Intensity normalisation per channel using mask voxels only; zero outside the mask.
 
-    'percentile': clip to [p_low, p_high] inside the mask, scale to [0, 1];
-    'zscore': (x - mean) / std inside the mask; 'ct_window': (HU - low) / (high - low), clipped.
+    The anomaly task's use of the one normaliser, ``medgen.data.imaging.intensity``:
+    each channel is fitted on its own mask voxels (``intensity.fit``, a near-constant
+    channel allowed) and scaled (``intensity.apply``). 'none' keeps the stored scale
+    inside the mask.
     """
 
     def __init__(self, method: str, lower: float, upper: float, window: list[float]) -> None:
         super().__init__(keys=[IMAGE])
-        self.method, self.lower, self.upper, self.window = method, lower, upper, window
+        self.method, self.percentiles, self.window = method, (lower, upper), window
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
         image = data[IMAGE].float()
         inside = data[MASK][0].bool()
         out = torch.zeros_like(image)
         for c in range(image.shape[0]):
-            values = image[c][inside]
-            if self.method == "ct_window":
-                low, high = self.window
-            elif self.method == "zscore":
-                low, high = values.mean(), values.std().clamp_min(1e-6)
-                out[c] = torch.where(inside, (image[c] - low) / high, 0.0)
+            if self.method == "none":
+                out[c] = torch.where(inside, image[c], 0.0)
                 continue
-            else:
-                q = torch.quantile(values[:: max(1, values.numel() // 2_000_000)].double(),
-                                   torch.tensor([self.lower, self.upper], dtype=torch.float64)
-                                   / 100)
-                low, high = float(q[0]), float(q[1])
-            scaled = ((image[c] - low) / max(high - low, 1e-6)).clamp(0, 1)
-            out[c] = torch.where(inside, scaled, 0.0)
+            params = intensity.fit(image[c], inside, self.method, self.window,
+                                   self.percentiles, allow_constant=True)
+            out[c] = torch.as_tensor(intensity.apply(image[c], params, inside))
         data[IMAGE] = out
         return data
 
@@ -225,7 +220,7 @@ def volume_transforms(cfg: dict[str, Any]) -> Compose:
         ))
     steps.append(MakeMaskd(cfg["mask"], cfg["mask_threshold"]))
     steps.append(MaskedNormalised(
-        cfg["intensity"], cfg["lower_percentile"], cfg["upper_percentile"], cfg["ct_window"]
+        cfg["normalisation"], cfg["lower_percentile"], cfg["upper_percentile"], cfg["ct_window"]
     ))
     if cfg["crop_to_mask"]:
         steps.append(CropForegroundd(keys=keys, source_key=MASK, allow_missing_keys=True))

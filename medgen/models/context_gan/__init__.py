@@ -1,8 +1,8 @@
 """Context-aware synthesis GAN (Nie et al., MICCAI 2017 "Medical Image Synthesis with
 Context-Aware Generative Adversarial Networks"; TBME 2018): a 3D fully convolutional
 generator maps source patches to target patches, trained with an adversarial term, L2 and
-the image gradient difference loss (GDL); an auto-context cascade feeds each stage the
-source plus the previous stage's synthetic target (``medgen.tasks.synthesis.auto_context``).
+the image gradient difference loss (GDL); an auto-context cascade feeds each level the
+source plus the previous level's synthetic target (``medgen.tasks.synthesis.auto_context``).
 
 Task 'synthesis'; data module ``medgen.tasks.synthesis.loaders``; whole-volume
 inference ``medgen.tasks.synthesis.inference``.
@@ -12,7 +12,7 @@ Presets (flat dicts of plain values):
   MODELS.md gives the patch sizes, not the layer list: ours reaches the 8-voxel margin with
   kernels 7, 5, 5, 3 (32 channels). The paper's small 3D CNN discriminator. Weights: L2 1,
   GDL 1 (exponent 2), adversarial 0.5: the weight the 3D paper reports (0.05 is from the 2D
-  code, whose slices and loss scale differ). Auto-context with 2 stages.
+  code, whose slices and loss scale differ). Auto-context with 2 levels.
 - 'default': the same loss, same-size output (padding 'same', six 3^3 layers of 16
   channels): every output voxel of a window is usable, so sliding-window inference needs no
   8-voxel margin and covers a BraTS volume in seconds on 2 CPU cores; MONAI's
@@ -20,7 +20,7 @@ Presets (flat dicts of plain values):
   with 6 training subjects the reconstruction terms must set the intensities (the target
   allows at most 0.5 dB PSNR for sharper edges).
 - 'l1_only': the default generator trained with L1 alone (no adversarial term, no GDL, one
-  stage): the ablation baseline.
+  level): the ablation baseline.
 - 'mr_to_ct': MR -> CT, the paper's own task (Nie et al. synthesise CT from MR, brain and
   pelvis). The 'default' geometry (same-size output, ``PatchDiscriminator``, fast
   whole-volume inference) with the paper's 3D loss weights (L2 1, GDL 1 exponent 2,
@@ -46,8 +46,8 @@ epoch is exported and the log says so. Selecting on the validation subject makes
 evaluation numbers optimistic: the test subjects are the unbiased ones. 'paper' keeps the
 last epoch, as the paper reports it.
 
-``auto_context_stages`` is K; each stage is trained as its own job on the prepared data
-plus the previous stage's whole-volume output (README, "Auto-context stages").
+``auto_context_levels`` is K; each level is trained as its own job on the prepared data
+plus the previous level's whole-volume output (README, "Auto-context levels").
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ MIN_OUTPUT = 4  # voxels per side left after valid convolutions
 NORMS = ("batch", "instance", "none")  # module.NORMS
 PADDINGS = ("same", "valid")  # FCNGenerator
 DISCRIMINATORS = ("patch", "cnn")  # build_networks
-# >= 1, lr > 0 (FamilySpec.check_positive; the stage's max_epochs is added)
-_POSITIVE = ("samples_per_volume", "batch_size", "auto_context_stages", "generator_channels",
+# >= 1, lr > 0 (FamilySpec.check_positive; the training stage's max_epochs is added)
+_POSITIVE = ("samples_per_volume", "batch_size", "auto_context_levels", "generator_channels",
              "discriminator_channels", "lr")
 _LOSS_WEIGHTS = ("l1_weight", "l2_weight", "gdl_weight", "adversarial_weight")
 
@@ -82,7 +82,7 @@ _DEFAULT: dict[str, Any] = {
     "l2_weight": 1.0,
     "gdl_weight": 1.0,
     "adversarial_weight": 0.05,
-    "auto_context_stages": 2,
+    "auto_context_levels": 2,
     "samples_per_volume": 64,        # patches per training subject per epoch
     "lr": 0.0002,
     "beta1": 0.5,
@@ -107,7 +107,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "default": dict(_DEFAULT),
     "l1_only": {**_DEFAULT, "l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0,
-                "adversarial_weight": 0.0, "auto_context_stages": 1},
+                "adversarial_weight": 0.0, "auto_context_levels": 1},
     "mr_to_ct": {
         **_DEFAULT,
         "generator_channels": 32,        # the paper's width

@@ -43,7 +43,7 @@ class FCNGenerator(nn.Module):
     Parameters
     ----------
     in_channels
-        Source channels (modalities, plus the previous stage's output in auto-context).
+        Source channels (modalities, plus the previous level's output in auto-context).
     channels
         Width of every hidden layer.
     kernels

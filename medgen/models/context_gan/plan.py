@@ -29,7 +29,7 @@ NETWORKS = ("generator", "discriminator")
 
 
 class ContextGANPlan(AdversarialPlan):
-    """Training of one auto-context stage on patches of ``channels`` source channels."""
+    """Training of one auto-context level on patches of ``channels`` source channels."""
 
     def __init__(self, hparams: dict[str, Any], channels: int, patch_size: int) -> None:
         super().__init__(hparams, channels=channels, patch_size=patch_size)

@@ -192,18 +192,18 @@ def _to_size(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def normalise_images(images: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
-    """Per-image intensity normalisation of (N, 1, H, W) images (config 'intensity').
+    """Per-image intensity normalisation of (N, 1, H, W) images (config 'normalisation').
 
     Each image is scaled on its own, as each volume is: X-rays from different machines and
     exposures differ in brightness and contrast more than normal and diseased lungs do.
     """
-    method = cfg["intensity"]
+    method = cfg["normalisation"]
     if method == "none":
         return images
     if method == "ct_window":
         raise MedgenInputError(
-            "config key 'anomaly.intensity': 'ct_window' needs Hounsfield units; 2D 'npz2d' "
-            "images take 'percentile', 'zscore' or 'none'"
+            "config key 'anomaly.normalisation': 'ct_window' needs Hounsfield units; 2D "
+            "'npz2d' images take 'percentile', 'p99', 'brasyn', 'zscore' or 'none'"
         )
     normalise = MaskedNormalised(method, cfg["lower_percentile"], cfg["upper_percentile"],
                                  cfg["ct_window"])

@@ -19,7 +19,7 @@ from medgen.errors import MedgenInputError
 from medgen.family import resolve
 from medgen.provenance import sha256_file
 from medgen.tasks.synthesis import inference
-from medgen.tasks.synthesis.cascade import load_stages, model_preparation
+from medgen.tasks.synthesis.cascade import load_levels, model_preparation
 from medgen.tasks.synthesis.evaluate import score_outputs
 from medgen.tasks.synthesis.pairs import read_pairs
 from medgen.tasks.synthesis.prepare import load_subject, prepare_synthesis, read_manifest
@@ -39,8 +39,8 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
         An unreadable or incomplete cascade; the key or sample-sheet column that does not
         fit the model.
     """
-    paths, stages = load_stages(model_path)
-    synthesis_modalities(config["synthesis"], paths[-1], stages[0])
+    paths, levels = load_levels(model_path)
+    synthesis_modalities(config["synthesis"], paths[-1], levels[0])
 
 
 def synthesis_modalities(new: dict[str, Any], model: str | os.PathLike,
@@ -79,7 +79,7 @@ def synthesis_modalities(new: dict[str, Any], model: str | os.PathLike,
 
 def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
                     out_dir: str | os.PathLike, device: str = "cpu") -> Path:
-    """Run the auto-context cascade that ``model_path`` ends (stage K's model.pt, or the
+    """Run the auto-context cascade that ``model_path`` ends (level K's model.pt, or the
     family folder; ``medgen.tasks.synthesis.cascade``) on the ``synthesis`` sample sheet's
     subjects, prepared with the model's normalisation (measured per subject, as the method
     defines).
@@ -94,8 +94,8 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
         An incomplete or inconsistent cascade; a sample sheet without the model's sources.
     """
     out_dir = Path(out_dir)
-    paths, stages = load_stages(model_path)
-    first, new = stages[0], config["synthesis"]
+    paths, levels = load_levels(model_path)
+    first, new = levels[0], config["synthesis"]
     sources, target = synthesis_modalities(new, paths[-1], first)
     prep = model_preparation(paths[0], first)
     if prep.get("mask") not in (None, new["mask"]):
@@ -112,7 +112,7 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
                                     require_target=False)]
     data_dir = prepare_synthesis(pairs, settings, out_dir / "data", require_train=False)
     manifest = read_manifest(data_dir)
-    models = [resolve(registry.get(s.family).load)(s, device) for s in stages]
+    models = [resolve(registry.get(s.family).load)(s, device) for s in levels]
     window = {"window": new["inference"]["window"], "overlap": new["inference"]["overlap"]}
     family = first.family
     rows, written = [], {}
@@ -122,17 +122,17 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
         outputs, written_paths = inference.synthesise_subject(
             models, arrays["source"], mask, manifest, subject, out_dir / family, **window)
         written[subject] = [str(p) for p in written_paths]
-        log.info("%s: %d stage(s) written", subject, len(outputs))
+        log.info("%s: %d level(s) written", subject, len(outputs))
         if "target" not in arrays:
             continue
         label = arrays["label"][0] if "label" in arrays else None
         scored, _ = score_outputs(
-            {f"{family}_stage{k}": out for k, out in enumerate(outputs, start=1)},
+            {f"{family}_level{k}": out for k, out in enumerate(outputs, start=1)},
             arrays["target"][0], manifest, subject, mask, label)
         rows += [{"subject": subject, **row} for row in scored]
     method = settings["target_normalisation"] or settings["normalisation"]
     summary = {"model": str(model_path), "family": family,
-               "stages": [{"path": str(p), "sha256": sha256_file(p)} for p in paths],
+               "levels": [{"path": str(p), "sha256": sha256_file(p)} for p in paths],
                "sources": sources, "target": target, "preparation": settings,
                "units": "HU" if method == "ct_window" else "normalised",
                "subjects": written, "evaluated": sorted({r["subject"] for r in rows})}

@@ -1,17 +1,17 @@
-"""Auto-context (Nie et al., MICCAI 2017; Tu & Bai, TPAMI 2010): the data of stage k.
+"""Auto-context (Nie et al., MICCAI 2017; Tu & Bai, TPAMI 2010): the data of level k.
 
-Stage k (k >= 2) trains on the source modalities plus stage k-1's synthetic target,
+Level k (k >= 2) trains on the source modalities plus level k-1's synthetic target,
 inferred over the whole volume of every subject (training ones included, as in the
-paper) by the finished stage k-1. ``context_inputs`` builds that as a prepared folder of
-the same layout as ``prepare_synthesis``'s with one more source channel, so each stage is
+paper) by the finished level k-1. ``context_inputs`` builds that as a prepared folder of
+the same layout as ``prepare_synthesis``'s with one more source channel, so each level is
 an ordinary training job of the family on its own folder:
 
-    prepared (stage 1) --train--> stage1/model.pt
-    prepared + stage1/model.pt --context_inputs--> stage2 data --train--> stage2/model.pt
-    stage2 data + stage2/model.pt --context_inputs--> stage3 data ...
+    prepared (level 1) --train--> level1/model.pt
+    prepared + level1/model.pt --context_inputs--> level2 data --train--> level2/model.pt
+    level2 data + level2/model.pt --context_inputs--> level3 data ...
 
-A rerun after a crash starts from the last finished stage, and a cluster schedules the
-stages as separate jobs. Stage k's output on its own training subjects is better than on
+A rerun after a crash starts from the last finished level, and a cluster schedules the
+levels as separate jobs. Level k's output on its own training subjects is better than on
 new subjects (it has seen them); auto-context accepts that bias, as the paper did.
 """
 
@@ -34,14 +34,14 @@ from medgen.tasks.synthesis.prepare import MANIFEST, load_subject, read_manifest
 def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
                    model_path: str | os.PathLike, out_dir: str | os.PathLike,
                    **window: Any) -> Path:
-    """The prepared folder of the next auto-context stage.
+    """The prepared folder of the next auto-context level.
 
     Parameters
     ----------
     prepared
-        The prepared folder stage k-1 was trained on (stage 1: ``prepare_synthesis``'s).
+        The prepared folder level k-1 was trained on (level 1: ``prepare_synthesis``'s).
     model
-        Stage k-1's trained generator (``synthesis_inference.load``).
+        Level k-1's trained generator (``synthesis_inference.load``).
     model_path
         Its ``model.pt``, recorded in the new manifest.
     out_dir
@@ -51,7 +51,7 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
 
     Returns
     -------
-    ``out_dir``: each subject's ``source`` is the original sources (C, x, y, z) plus stage
+    ``out_dir``: each subject's ``source`` is the original sources (C, x, y, z) plus level
     k-1's output as channel C + 1; targets, masks and labels unchanged.
 
     Raises
@@ -67,7 +67,7 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
             f"{len(manifest['sources'])} ({manifest['sources']}): give the model trained "
             f"on {prepared}")
     n_sources = len(manifest["original_sources"])
-    stage = manifest["stage"]
+    level = manifest["level"]
     with atomic.atomic_dir(out_dir) as tmp:
         for subject in manifest["subjects"]:
             arrays = load_subject(prepared, subject)
@@ -78,10 +78,10 @@ def context_inputs(prepared: str | os.PathLike, model: Synthesiser,
         atomic.write_json(tmp / MANIFEST, {
             **manifest,
             "sources": [*manifest["original_sources"],
-                        f"{manifest['target']}_stage{stage}"],
-            "stage": stage + 1,
+                        f"{manifest['target']}_level{level}"],
+            "level": level + 1,
             "context_models": [*manifest["context_models"], str(model_path)],
-            # identifies the earlier stages wherever the run folder moves (medgen.apply)
+            # identifies the earlier levels wherever the run folder moves (medgen.apply)
             "context_sha256": [*manifest.get("context_sha256", []), sha256_file(model_path)],
         })
     return out_dir

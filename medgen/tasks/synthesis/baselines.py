@@ -9,7 +9,7 @@
 - a MONAI ``UNet`` trained with L1 on the same patches as the GAN (Lightning), applied
   with the same sliding-window inference;
 - the context-aware GAN's own generator trained with L1 only (no adversarial term, no GDL,
-  one stage: no auto-context), with the configured preset's architecture, patches and
+  one level: no auto-context), with the configured preset's architecture, patches and
   budget: what the adversarial term, the GDL and auto-context add (Nie et al. 2017's
   ablation). When the preset selects on validation (``select_on_val``) it is selected as
   the family is: on the validation subject's fixed patches, lowest ``val_mae``; without a
@@ -46,9 +46,9 @@ OFFSETS = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).resh
 VOXELS_PER_SUBJECT = 20_000  # sampled in-mask training voxels per subject
 PREDICT_CHUNK = 500_000  # voxels featurised at a time (bounds memory: ~54 floats each)
 # what turns a context_gan preset into its L1-only ablation: every other loss term off, and
-# one stage (auto-context would feed it its own output, which is not the ablation)
+# one level (auto-context would feed it its own output, which is not the ablation)
 L1_ONLY = {"l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0, "adversarial_weight": 0.0,
-           "auto_context_stages": 1}
+           "auto_context_levels": 1}
 
 
 def fit_constant(volumes: list[dict[str, np.ndarray]]) -> float:
@@ -168,7 +168,7 @@ def train_generator_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, 
     Parameters
     ----------
     volumes
-        Training subjects of a stage-1 prepared folder: {'source' (C, X, Y, Z), 'target'
+        Training subjects of a level-1 prepared folder: {'source' (C, X, Y, Z), 'target'
         (1, X, Y, Z), 'mask' (1, X, Y, Z)}, normalised.
     hparams
         The configured context_gan hyperparameters (preset plus overrides, with

@@ -1,4 +1,4 @@
-"""Evaluation of the synthesis task: every auto-context stage of every trained family and
+"""Evaluation of the synthesis task: every auto-context level of every trained family and
 the baselines, on the same held-out subjects, with the same in-mask metrics
 (``synthesis_metrics``); the per-subject table and the mean per method and split.
 
@@ -44,7 +44,7 @@ def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed:
                         unet: dict[str, Any], num_threads: int | None = None,
                         generator: dict[str, Any] | None = None) -> dict[str, Any]:
     """Method name -> function(source, mask) -> prediction, fitted on the training split
-    of ``prepared`` (stage-1 data: the original sources only).
+    of ``prepared`` (level-1 data: the original sources only).
 
     ``unet``: the L1 UNet's hyperparameters; ``generator``: the configured context_gan
     hyperparameters, which 'generator_l1' trains with L1 only.
@@ -122,8 +122,8 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
                        num_threads: int | None = None,
                        generator: dict[str, Any] | None = None) -> pd.DataFrame:
     """Metrics of every method on every subject of ``splits``; writes ``metrics.tsv`` (one
-    row per subject and method, with its ``split``), ``metrics.json``, each stage's
-    synthetic volumes (``<family>/<subject>_stage<k>.nii.gz``) and each baseline's
+    row per subject and method, with its ``split``), ``metrics.json``, each level's
+    synthetic volumes (``<family>/<subject>_level<k>.nii.gz``) and each baseline's
     (``<baseline>/<subject>.nii.gz``).
 
     ``metrics.json``: ``split`` ('test'), ``subjects`` and ``mean`` (means per method) of
@@ -134,9 +134,9 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
     Parameters
     ----------
     prepared
-        The stage-1 prepared folder (``prepare_synthesis``).
+        The level-1 prepared folder (``prepare_synthesis``).
     models
-        Family -> its stage model.pt paths in stage order (auto-context cascade).
+        Family -> its level model.pt paths in level order (auto-context cascade).
     baselines
         Any of ``BASELINES``, fitted here on the training split.
     unet
@@ -167,15 +167,15 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
             source, mask, target = volume["source"], volume["mask"][0], volume["target"][0]
             label = volume["label"][0] if "label" in volume else None
             outputs: dict[str, np.ndarray] = {}
-            for family, stages in cascades.items():
-                stage_outputs, _ = inference.synthesise_subject(
-                    stages, source, mask, manifest, subject, out_dir / family,
+            for family, levels in cascades.items():
+                level_outputs, _ = inference.synthesise_subject(
+                    levels, source, mask, manifest, subject, out_dir / family,
                     window=window, overlap=overlap)
-                for k, out in enumerate(stage_outputs, start=1):
-                    outputs[f"{family}_stage{k}"] = out
+                for k, out in enumerate(level_outputs, start=1):
+                    outputs[f"{family}_level{k}"] = out
             for name, predict in predictors.items():
                 outputs[name] = predict(source, mask)
-                # the report's mid-slices show baselines beside the stages
+                # the report's mid-slices show baselines beside the levels
                 inference.write_subject([outputs[name]], manifest, subject, mask,
                                         out_dir / name, [{"baseline": name}], [subject])
             scored, units = score_outputs(outputs, target, manifest, subject, mask, label)

@@ -1,10 +1,10 @@
 """Report of the synthesis task: the per-subject metric table, mid-slices in three
 orientations (source, target, each method's output and its error map) and the training
-curves of every auto-context stage.
+curves of every auto-context level.
 
 Reads what the evaluation left in its folder (``metrics.tsv``; per method the synthetic
-volumes ``<family>/<subject>_stage<k>.nii.gz``, and ``<method>/<subject>.nii.gz`` for a
-method that writes one) and the prepared stage-1 folder (normalised source and target):
+volumes ``<family>/<subject>_level<k>.nii.gz``, and ``<method>/<subject>.nii.gz`` for a
+method that writes one) and the prepared level-1 folder (normalised source and target):
 the figures are drawn from the written tables and volumes, not inside the evaluation.
 """
 
@@ -133,10 +133,10 @@ def mid_slices(source: np.ndarray, target: np.ndarray, outputs: dict[str, np.nda
 
 def training_curves(metrics_csvs: dict[str, str | os.PathLike], path: str | os.PathLike,
                     kept: dict[str, int | None] | None = None) -> list[str]:
-    """Per-epoch loss terms (``CURVE_TERMS``) of every stage, one panel per term, one line
-    per stage; stages without a ``metrics.csv`` are named in the figure and skipped.
-    ``kept``: stage -> the epoch its ``model.pt`` holds (0-based, ``kept_epoch``), ringed on
-    the ``val_mae`` panel. Returns the stages drawn."""
+    """Per-epoch loss terms (``CURVE_TERMS``) of every level, one panel per term, one line
+    per level; levels without a ``metrics.csv`` are named in the figure and skipped.
+    ``kept``: level -> the epoch its ``model.pt`` holds (0-based, ``kept_epoch``), ringed on
+    the ``val_mae`` panel. Returns the levels drawn."""
     tables, missing = {}, []
     for name, csv in metrics_csvs.items():
         try:
@@ -180,11 +180,11 @@ def kept_epoch(model_path: str | os.PathLike) -> int | None:
 
 
 def method_volume(eval_dir: Path, method: str, subject: str,
-                  stages: dict[str, tuple[str, int]]) -> Path | None:
+                  levels: dict[str, tuple[str, int]]) -> Path | None:
     """Where the evaluation wrote ``method``'s volume of ``subject`` (None: not written)."""
-    if method in stages:
-        family, k = stages[method]
-        path = eval_dir / family / f"{subject}_stage{k}.nii.gz"
+    if method in levels:
+        family, k = levels[method]
+        path = eval_dir / family / f"{subject}_level{k}.nii.gz"
     else:
         path = eval_dir / method / f"{subject}.nii.gz"
     return path if path.is_file() else None
@@ -202,13 +202,13 @@ def on_target_scale(path: Path, info: dict, mask: np.ndarray) -> np.ndarray:
 
 
 def subject_outputs(eval_dir: Path, methods: list[str], subject: str,
-                    stages: dict[str, tuple[str, int]], info: dict, mask: np.ndarray
+                    levels: dict[str, tuple[str, int]], info: dict, mask: np.ndarray
                     ) -> dict[str, np.ndarray]:
     """Method -> its synthetic volume of ``subject`` in the prepared box on the target's
     scale, for the methods whose volume the evaluation wrote (in ``methods`` order)."""
     outputs = {}
     for method in methods:
-        path = method_volume(eval_dir, method, subject, stages)
+        path = method_volume(eval_dir, method, subject, levels)
         if path is None:
             log.info("%s: no volume of %s in %s; not drawn", subject, method, eval_dir)
             continue
@@ -228,16 +228,16 @@ def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
     eval_dir
         The evaluation's folder (``metrics.tsv`` and the synthetic volumes).
     prepared
-        The stage-1 prepared folder: normalised sources and targets.
+        The level-1 prepared folder: normalised sources and targets.
     models
-        Family -> its stage ``model.pt`` paths in stage order; the training logs
+        Family -> its level ``model.pt`` paths in level order; the training logs
         (``metrics.csv``) are read beside them.
     """
     eval_dir, out_dir = Path(eval_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"table": out_dir / "metrics.tsv", "curves": out_dir / "training_curves.png"}
     table = metric_table(eval_dir / "metrics.tsv", written["table"])
-    stages = {f"{family}_stage{k}": (family, k)
+    levels = {f"{family}_level{k}": (family, k)
               for family, paths in models.items() for k in range(1, len(paths) + 1)}
     manifest = read_manifest(prepared)
     if subjects is None:
@@ -252,13 +252,13 @@ def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
         if "target" not in arrays:
             raise MedgenInputError(f"subject '{subject}' of {prepared} has no target")
         mask = arrays["mask"][0]
-        outputs = subject_outputs(eval_dir, methods, subject, stages, info, mask)
+        outputs = subject_outputs(eval_dir, methods, subject, levels, info, mask)
         written[f"slices_{subject}"] = out_dir / f"slices_{subject}.png"
         mid_slices(arrays["source"][0], arrays["target"][0], outputs, mask,
                    written[f"slices_{subject}"],
                    f"{subject}: {manifest['sources'][0]} -> {manifest['target']}")
     training_curves({name: Path(models[family][k - 1]).parent / "metrics.csv"
-                     for name, (family, k) in stages.items()}, written["curves"],
+                     for name, (family, k) in levels.items()}, written["curves"],
                     kept={name: kept_epoch(models[family][k - 1])
-                          for name, (family, k) in stages.items()})
+                          for name, (family, k) in levels.items()})
     return written

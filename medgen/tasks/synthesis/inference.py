@@ -35,8 +35,8 @@ def load(path: str | os.PathLike, device: str = "cpu", data: dict[str, Any] | No
 
 def cascade(models: list[Synthesiser], source: np.ndarray, mask: np.ndarray,
             **window: Any) -> list[np.ndarray]:
-    """Auto-context (Nie et al. 2017): stage 1 sees the source; stage k the source plus
-    stage k-1's synthetic target as one more channel. Returns every stage's output
+    """Auto-context (Nie et al. 2017): level 1 sees the source; level k the source plus
+    level k-1's synthetic target as one more channel. Returns every level's output
     (X, Y, Z), normalised scale."""
     outputs: list[np.ndarray] = []
     for model in models:
@@ -83,7 +83,7 @@ def synthesise_subject(models: list[Synthesiser], source: np.ndarray, mask: np.n
                        manifest: dict[str, Any], subject: str, out_dir: str | os.PathLike,
                        **window: Any) -> tuple[list[np.ndarray], list[Path]]:
     """Run the auto-context cascade on one subject of a prepared folder and write each
-    level's output as ``<subject>_stage<k>.nii.gz`` (with its JSON sidecar) in the source's
+    level's output as ``<subject>_level<k>.nii.gz`` (with its JSON sidecar) in the source's
     grid: the one per-subject loop body of the evaluation and of ``medgen apply``.
 
     Parameters
@@ -112,8 +112,8 @@ def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: 
                   mask: np.ndarray, out_dir: str | os.PathLike,
                   models: list[dict[str, Any]], names: list[str] | None = None
                   ) -> list[Path]:
-    """Write one subject's stage outputs (cropped arrays of a prepared folder) as
-    ``<subject>_stage<k>.nii.gz`` (or the file stems ``names``) in the source grid;
+    """Write one subject's level outputs (cropped arrays of a prepared folder) as
+    ``<subject>_level<k>.nii.gz`` (or the file stems ``names``) in the source grid;
     Hounsfield units for 'ct_window' targets (``output_units``)."""
     from medgen.tasks.synthesis.prepare import uncrop
 
@@ -130,10 +130,10 @@ def write_subject(outputs: list[np.ndarray], manifest: dict[str, Any], subject: 
                 np.zeros(1), np.ones(1), "ct_window",
                 settings.get("ct_window") or intensity.CT_WINDOW)
             volume = intensity.invert(volume, params, full_mask)
-        stem = names[k - 1] if names else f"{subject}_stage{k}"
+        stem = names[k - 1] if names else f"{subject}_level{k}"
         path = Path(out_dir) / f"{stem}.nii.gz"
         write_nifti(volume, np.asarray(info["affine"]), info["reference"], path,
-                    {"subject": subject, "stage": k, "units": units,
+                    {"subject": subject, "level": k, "units": units,
                      "target_params": info["target_params"], "models": models[:k]})
         paths.append(path)
     return paths

@@ -136,7 +136,7 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
     val_loader = val_patch_loader(val, patch, hparams["batch_size"], seed) if val else None
     channels = int(train[0]["source"].shape[0])
     signature = {"channels": channels, "spatial_dims": 3, "modalities": manifest["sources"],
-                 "target": manifest["target"], "stage": manifest["stage"],
+                 "target": manifest["target"], "level": manifest["level"],
                  "normalisation": manifest["settings"].get("normalisation"),
                  "target_normalisation": (manifest["settings"].get("target_normalisation")
                                           or manifest["settings"].get("normalisation")),
@@ -148,7 +148,7 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
         signature=signature,
         content_hash=content_hash(*[v[k] for v in train + val for k in sorted(v)],
                                   subjects, val_subjects),
-        provenance={"prepared": str(path), "stage": manifest["stage"],
+        provenance={"prepared": str(path), "level": manifest["level"],
                     "context_models": manifest["context_models"],
                     "context_sha256": manifest.get("context_sha256", []),
                     "validation_subjects": val_subjects},

@@ -1,6 +1,6 @@
 """``prepare_synthesis``: sample sheet -> a prepared folder of normalised paired volumes.
 
-The folder (what every synthesis family trains on, and what auto-context stage k reads
+The folder (what every synthesis family trains on, and what auto-context level k reads
 with one more source channel) holds:
 
 - ``<subject>.npz``: ``source`` (C, x, y, z) and ``target`` (1, x, y, z) float32 on the
@@ -10,7 +10,7 @@ with one more source channel) holds:
 - ``pairs.json``: per subject its split, crop box, full shape, affine, files and the
   normalisation parameters of every channel (``medgen.data.imaging.intensity``), so
   outputs can be put back into the source grid and scanner units; the modalities, the
-  auto-context stage and the settings used.
+  auto-context level and the settings used.
 
 The folder is written under a temporary name and renamed when complete: an error on the
 last subject leaves nothing half-written.
@@ -141,18 +141,24 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
         atomic.write_json(tmp / MANIFEST, {
             "sources": list(pairs[0].sources), "original_sources": list(pairs[0].sources),
             "target": pairs[0].target_name,
-            "stage": 1, "context_models": [], "settings": dict(cfg), "subjects": subjects})
+            "level": 1, "context_models": [], "settings": dict(cfg), "subjects": subjects})
     return out_dir
 
 
 def read_manifest(prepared: str | os.PathLike) -> dict[str, Any]:
-    """``pairs.json`` of a prepared folder (MedgenInputError when it is not one)."""
+    """``pairs.json`` of a prepared folder (MedgenInputError when it is not one, or one
+    prepared before the auto-context level was recorded as ``level``)."""
     path = Path(prepared) / MANIFEST
     if not path.is_file():
         raise MedgenInputError(
             f"{prepared} is not a prepared synthesis folder (no {MANIFEST}); run "
             "prepare_synthesis on the sample sheet first")
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    if "level" not in manifest:  # written before the auto-context level was so named
+        raise MedgenInputError(
+            f"{prepared} was prepared by an earlier medgen ({MANIFEST} records no "
+            "auto-context 'level'): delete it and rerun prepare_synthesis")
+    return manifest
 
 
 def load_subject(prepared: str | os.PathLike, subject: str) -> dict[str, np.ndarray]:

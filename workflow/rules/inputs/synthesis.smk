@@ -3,20 +3,20 @@
 SYNTHESIS = f"{RUN}/synthesis"
 
 
-def synthesis_stages(family):
-    """K: the family's auto-context levels (its hyperparameter auto_context_stages)."""
+def synthesis_levels(family):
+    """K: the family's auto-context levels (its hyperparameter auto_context_levels)."""
     return planning.synthesis_levels(config, family)
 
 
-def synthesis_stage_data(family, stage):
-    """Stage 1 trains on the prepared pairs; stage k on them plus stage k-1's output."""
-    if int(stage) == 1:
-        return f"{SYNTHESIS}/data/stage1"
-    return f"{SYNTHESIS}/{family}/data/stage{stage}"
+def synthesis_level_data(family, level):
+    """Level 1 trains on the prepared pairs; level k on them plus level k-1's output."""
+    if int(level) == 1:
+        return f"{SYNTHESIS}/data/level1"
+    return f"{SYNTHESIS}/{family}/data/level{level}"
 
 
-def synthesis_stage_models(family):
-    return [f"{MODELS}/{family}/stage{k}/model.pt" for k in range(1, synthesis_stages(family) + 1)]
+def synthesis_level_models(family):
+    return [f"{MODELS}/{family}/level{k}/model.pt" for k in range(1, synthesis_levels(family) + 1)]
 
 
 def synthesis_files(wildcards=None):
@@ -54,10 +54,10 @@ def synthesis_report_subjects():
 
 
 def synthesis_models(wildcards=None):
-    """Family -> its stage model.pt paths, for every activated synthesis family."""
+    """Family -> its level model.pt paths, for every activated synthesis family."""
     if not task_on("synthesis"):
         return {}
-    return {family: synthesis_stage_models(family) for family in task_families("synthesis")}
+    return {family: synthesis_level_models(family) for family in task_families("synthesis")}
 
 
 def synthesis_outputs():
