@@ -19,6 +19,9 @@ import yaml
 from medgen import registry
 from medgen.errors import MedgenInputError
 
+# the sliding window the 'unet_l1' baseline is applied with (a torch-free module)
+from medgen.models.synthesis import WINDOW as SYNTHESIS_WINDOW
+
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -358,8 +361,6 @@ def _validate_median_filter(config: dict[str, Any]) -> None:
             "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
 
 
-# the sliding window the 'unet_l1' baseline is applied with (a torch-free module)
-from medgen.models.synthesis import WINDOW as SYNTHESIS_WINDOW  # noqa: E402
 
 
 def _validate_synthesis(config: dict[str, Any]) -> None:
