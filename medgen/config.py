@@ -7,7 +7,6 @@ the same way everywhere: one message naming the key and what was expected.
 from __future__ import annotations
 
 import copy
-import logging
 import reprlib
 from importlib import resources
 from pathlib import Path
@@ -18,11 +17,8 @@ import yaml
 
 from medgen import registry
 from medgen.errors import MedgenInputError
+from medgen.family import resolve
 
-# the sliding window the 'unet_l1' baseline is applied with (a torch-free module)
-from medgen.models.synthesis import WINDOW as SYNTHESIS_WINDOW
-
-log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -282,167 +278,12 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if errors:
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
-    check_image_sizes(resolved.get("anomaly", {}))
-    _validate_percentiles(resolved)
-    _validate_median_filter(resolved)
-    _validate_synthesis(resolved)
+    # what only one task knows (image sides its networks take, its windows) is its own check
+    for name in registry.TASKS:
+        check = registry.task(name).check_config
+        if check:
+            resolve(check)(resolved)
     return resolved
-
-
-VOLUME_KINDS = ("volumes", "mni152_demo")  # sliced into 2D; 'npz2d' is 2D already
-
-
-def model_side_key(imaging: dict[str, Any]) -> str:
-    """The ``anomaly`` key that sets the side of the training images, which the anomaly
-    networks are built for: ``slice_size`` for whole slices of volumes (unit 'slice'),
-    else ``image_size`` (patches cut from the slices, or 'npz2d' images resized to it)."""
-    if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "slice":
-        return "slice_size"
-    return "image_size"
-
-
-def check_image_sizes(imaging: dict[str, Any]) -> None:
-    """Refuse image sides the anomaly branch cannot train on, before any job runs.
-
-    The DCGAN-style generators and critics (``medgen.nn.dcgan.n_doublings``) double a 4 x 4
-    map up to the training side, so it must be a power of two >= 8; with unit 'patch' the
-    patches (``image_size``) are cut from slices of ``slice_size``, so they must fit.
-
-    Parameters
-    ----------
-    imaging
-        The resolved ``anomaly`` section (defaults filled).
-
-    Raises
-    ------
-    MedgenInputError
-        The side of ``model_side_key`` is not a power of two >= 8 (the nearest valid sides
-        are named); ``image_size`` larger than ``slice_size`` with unit 'patch' on volumes.
-    """
-    key = model_side_key(imaging)
-    side = imaging.get(key)
-    if side is None:
-        return
-    if side < 8 or side & (side - 1):
-        low = 1 << (side.bit_length() - 1) if side > 8 else 8
-        near = [low, 2 * low] if side > 8 else [8]
-        why = (" (unit 'slice': the networks train on whole slices of slice_size)"
-               if key == "slice_size" else "")
-        raise MedgenInputError(
-            f"config key 'anomaly.{key}' is {side}; expected a power of two >= 8 (e.g. "
-            f"{' or '.join(map(str, near))}): the generators and critics double a 4 x 4 map "
-            f"up to the training images' side{why}")
-    if imaging.get("kind") in VOLUME_KINDS and imaging.get("unit") == "patch":
-        size, slice_size = imaging["image_size"], imaging["slice_size"]
-        if size > slice_size:
-            raise MedgenInputError(
-                f"config key 'anomaly.image_size' is {size}, larger than anomaly.slice_size "
-                f"{slice_size}; expected image_size <= slice_size: unit 'patch' cuts patches "
-                "of image_size from slices of slice_size, so none would fit (raise slice_size "
-                "or lower image_size)")
-
-
-def _validate_percentiles(config: dict[str, Any]) -> None:
-    # equal or swapped clip percentiles leave (almost) nothing between them: binary images
-    imaging = config.get("anomaly", {})
-    low, high = imaging.get("lower_percentile"), imaging.get("upper_percentile")
-    if low is not None and high is not None and not low < high:
-        raise MedgenInputError(
-            f"config key 'anomaly.lower_percentile' is {low}, not below "
-            f"anomaly.upper_percentile {high}; expected lower_percentile < upper_percentile")
-
-
-def _validate_median_filter(config: dict[str, Any]) -> None:
-    # an even window has no centre pixel: the filtered maps shift half a pixel off the masks
-    size = config.get("anomaly", {}).get("evaluation", {}).get("median_filter", 0)
-    if size and size % 2 == 0:
-        raise MedgenInputError(
-            f"config key 'anomaly.evaluation.median_filter' is {size}; expected 0 (no "
-            "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
-
-
-
-
-def _validate_synthesis(config: dict[str, Any]) -> None:
-    section = config.get("synthesis", {})
-    if "synthesis" not in config.get("tasks", []):
-        return
-    for name in ("ct_window", "ct_hu_range"):
-        if name in section and not section[name][0] < section[name][1]:
-            raise MedgenInputError(
-                f"config key 'synthesis.{name}' is {section[name]}; expected [low, high] "
-                "Hounsfield units with low < high")
-    if config.get("apply", {}).get("activate"):
-        return  # apply mode trains nothing: its cascade is apply.model
-    # the workflow plans the synthesis task (baselines included) only around a family
-    families = section.get("families", [])
-    if not families:
-        raise MedgenInputError(
-            "config key 'synthesis.families' is empty, but 'synthesis' is in tasks: without "
-            "a family the workflow would plan nothing for synthesis (no baselines either); "
-            f"list one (e.g. {registry.names('synthesis', baselines=False)}), or take "
-            "synthesis out of tasks (to apply a trained model: apply.activate: true and "
-            "apply.model)")
-    if "unet_l1" in section.get("evaluation", {}).get("baselines", []):
-        check_unet_baseline(section["evaluation"]["unet"])
-    # the preset sets the model only; valid, but an MR -> CT model on the MR scale is
-    # rarely what was meant (README, "Cross-modality synthesis")
-    for family in families:
-        entry = config.get("models", {}).get(family, {})
-        if (entry.get("preset") == "mr_to_ct"
-                and section.get("target_normalisation") != "ct_window"):
-            log.warning(
-                "models.%s.preset is 'mr_to_ct' but synthesis.target_normalisation is %r: "
-                "the preset sets model weights only; for a CT target set "
-                "synthesis.target_normalisation: ct_window and synthesis.target_is_ct: true",
-                family, section.get("target_normalisation"))
-
-
-def _nearest_multiple(value: int, step: int, minimum: int) -> int:
-    low = value // step * step
-    high = low + step
-    return high if low < max(step, minimum) or value - low > high - value else low
-
-
-def check_unet_baseline(unet: dict[str, Any], key: str = "synthesis.evaluation.unet") -> None:
-    """Refuse settings of the L1 UNet baseline ('unet_l1') that MONAI's UNet cannot run.
-
-    The UNet halves its input once per level after the first (strides of 2), then
-    concatenates each upsampled map with the skip connection: a side not divisible by
-    2 ** (levels - 1) leaves maps one voxel apart and torch fails at the last job ("Sizes
-    of tensors must match"); a side of 2 ** (levels - 1) leaves 1 voxel at the bottom, which
-    instance normalisation refuses. It trains on ``patch_size`` patches and is applied with
-    ``SYNTHESIS_WINDOW`` windows (not ``synthesis.inference.window``): both must fit.
-
-    Parameters
-    ----------
-    unet
-        The resolved ``synthesis.evaluation.unet`` section (``channels``, ``patch_size``).
-    key
-        Config path of ``unet``, named in the message.
-
-    Raises
-    ------
-    MedgenInputError
-        ``channels`` with fewer than 2 levels, or more than ``SYNTHESIS_WINDOW`` allows;
-        ``patch_size`` not a multiple of 2 ** (levels - 1), or below 2 ** levels (the
-        nearest valid size is named).
-    """
-    channels = list(unet["channels"])
-    levels = len(channels)
-    most = SYNTHESIS_WINDOW.bit_length() - 1  # 2 ** most == SYNTHESIS_WINDOW
-    if not 2 <= levels <= most:
-        raise MedgenInputError(
-            f"config key '{key}.channels' is {channels} ({levels} level(s)); expected 2 to "
-            f"{most} widths: MONAI's UNet needs at least 2 levels, and halving its "
-            f"{SYNTHESIS_WINDOW}-voxel inference windows {most} times or more leaves 1 voxel "
-            "(or remove 'unet_l1' from synthesis.evaluation.baselines)")
-    step, patch = 2 ** (levels - 1), int(unet["patch_size"])
-    if patch % step or patch < 2 * step:
-        raise MedgenInputError(
-            f"config key '{key}.patch_size' is {patch}, but the UNet of {levels} levels "
-            f"(channels {channels}) halves its input {levels - 1} times: expected a multiple "
-            f"of {step} of at least {2 * step}, e.g. {_nearest_multiple(patch, step, 2 * step)}")
 
 
 def _validate_model_params(config: dict[str, Any]) -> None:

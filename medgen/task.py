@@ -39,6 +39,12 @@ class TaskSpec:
     apply
         ``"module:function"``; ``function(model_path, config, out_dir, device)`` -> Path of
         the metrics (or outputs) file: a trained model run on new data. None: not supported.
+    check_config
+        ``"module:function"``; ``function(config)`` raises MedgenInputError for values of the
+        resolved config that the schema cannot check and only this task knows (e.g. image
+        sides its networks take); called by ``medgen.config.validate`` for every registered
+        task, so it must stay torch-free and decide itself whether the task is listed.
+        None: the schema is enough.
     check_apply
         ``"module:function"``; ``function(config, model_path)`` raises MedgenInputError when
         the config's ``section`` does not name new data the model can be applied to (called
@@ -50,5 +56,6 @@ class TaskSpec:
     section: str
     training_data: str
     training_input: str
+    check_config: str | None = None
     apply: str | None = None
     check_apply: str | None = None

@@ -9,6 +9,7 @@ TASK = TaskSpec(
     description="unsupervised anomaly detection in images (Schlegl et al. 2017, 2019)",
     section="anomaly",
     training_data="medgen.tasks.anomaly.loaders:training_data",
+    check_config="medgen.tasks.anomaly.config_checks:check_config",
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
 )

@@ -10,6 +10,7 @@ TASK = TaskSpec(
     description="paired 3D cross-modality synthesis with auto-context (Nie et al. 2017)",
     section="synthesis",
     training_data="medgen.tasks.synthesis.loaders:training_data",
+    check_config="medgen.tasks.synthesis.config_checks:check_config",
     training_input="synthesis/data/level1",
     apply="medgen.tasks.synthesis.apply:apply_synthesis",
     check_apply="medgen.tasks.synthesis.apply:check_new_data",
