@@ -23,9 +23,11 @@ from medgen.errors import MedgenInputError
 MODEL_FILE = "model.pt"
 FORMAT_VERSION = 2
 FORMAT_KEY = "medgen_checkpoint"  # marks this format; its value is the version
-# Earlier files: Tybalt's had {"format": 1, "state_dict", "genes", ...}; the anomaly
-# families' had {"family", "state", "channels", "image_size"} and no version at all.
-LEGACY_VERSIONS = {0: "medgen anomaly models before format 2", 1: "medgen Tybalt format 1"}
+# Earlier files, no longer read (no release shipped them; retrain): Tybalt's had
+# {"format": 1, "state_dict", "genes", ...}; the anomaly families' had {"family", "state",
+# "channels", "image_size"} and no version at all.
+OLD_FORMATS = {0: "the anomaly families' unversioned format (before format 2)",
+               1: "Tybalt's format 1 (before format 2)"}
 
 
 @dataclass
@@ -45,13 +47,13 @@ class Checkpoint:
         ``condition_on``, ``condition_categories``; imaging: ``channels``, ``image_size``,
         ``spatial_dims`` (and ``modalities`` when known).
     config
-        The resolved config the model was trained with (empty for legacy files).
+        The resolved config the model was trained with.
     provenance
         Package versions, git revision, input checksums, seed.
     seed
         The training seed.
     format
-        Format version the file was written with (legacy files are upgraded on load).
+        Format version the file was written with (only ``FORMAT_VERSION`` is read).
     """
 
     family: str
@@ -94,7 +96,7 @@ def load(
     Parameters
     ----------
     path
-        A ``model.pt`` of this or an earlier format.
+        A ``model.pt`` of format ``FORMAT_VERSION``.
     family
         The family (or families) the caller can use; None accepts any.
     data
@@ -105,7 +107,8 @@ def load(
     ------
     MedgenInputError
         Missing or unreadable file, another family, other genes / channels / geometry, or a
-        format this version cannot read (the message names the version that wrote it).
+        file of another format (the message names its format: a later one, or one of the
+        ``OLD_FORMATS`` before 2, which are no longer read).
     """
     path = Path(path)
     try:
@@ -143,22 +146,16 @@ def _upgrade(payload: dict[str, Any], path: Path) -> Checkpoint:
             f"{path} was written by a medgen with checkpoint format {version}; this medgen "
             f"reads formats up to {FORMAT_VERSION}: upgrade medgen or retrain"
         )
-    family = payload.get("family")
-    if payload.get("format") == 1 and "state_dict" in payload:  # Tybalt, format 1
-        return Checkpoint(
-            family=family, hparams=payload["hparams"], state={"vae": payload["state_dict"]},
-            data={"genes": list(payload["genes"]), "condition_on": payload["condition_on"],
-                  "condition_categories": list(payload["condition_categories"])},
-            provenance=payload.get("provenance", {}), seed=payload.get("seed"), format=1)
-    if "state" in payload and "image_size" in payload:  # anomaly families, unversioned
-        return Checkpoint(
-            family=family, hparams=payload["hparams"], state=payload["state"],
-            data={"channels": payload["channels"], "image_size": payload["image_size"],
-                  "spatial_dims": 2},
-            seed=payload.get("seed"), format=0)
+    old = (1 if payload.get("format") == 1 and "state_dict" in payload
+           else 0 if "state" in payload and "image_size" in payload else None)
+    if old is not None:
+        raise MedgenInputError(
+            f"{path} is a {payload.get('family', 'medgen')} model file in {OLD_FORMATS[old]}; "
+            f"this medgen reads checkpoint format {FORMAT_VERSION} only: retrain the model "
+            "with this medgen (the run's config reproduces it)")
     raise MedgenInputError(
         f"{path} is not a medgen model file: no '{FORMAT_KEY}' version and not one of the "
-        f"earlier formats ({'; '.join(LEGACY_VERSIONS.values())})"
+        f"earlier formats ({'; '.join(OLD_FORMATS.values())})"
     )
 
 

@@ -19,7 +19,6 @@ from medgen import config as medgen_config
 from medgen.apply import apply_model, check_apply_config
 from medgen.data.imaging import intensity
 from medgen.errors import MedgenInputError
-from medgen.provenance import sha256_file
 from medgen.tasks.synthesis import inference
 from medgen.tasks.synthesis.auto_context import context_inputs
 from medgen.tasks.synthesis.cascade import checkpoint_level, load_levels
@@ -182,25 +181,25 @@ def test_a_missing_or_foreign_level_is_refused(cascade, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_checkpoints_that_record_the_level_as_stage_still_form_their_cascade(cascade, tmp_path):
+def test_checkpoints_that_record_the_level_as_stage_are_refused_naming_it(cascade, tmp_path):
     # written before the auto-context level was renamed: data signature {'stage': k}
     family, _ = cascade
     old = tmp_path / "old" / "context_gan"
     for k in (1, 2):
         saved = checkpoint.load(family / f"level{k}" / "model.pt")
         saved.data["stage"] = saved.data.pop("level")
-        if k == 2:  # trained on the level 1 rewritten above
-            saved.provenance["context_sha256"] = [sha256_file(old / "level1" / "model.pt")]
         checkpoint.save(saved, old / f"level{k}" / "model.pt")
-    paths, levels = load_levels(old)
-    assert paths == [old / f"level{k}" / "model.pt" for k in (1, 2)]
-    assert [checkpoint_level(saved) for saved in levels] == [1, 2]
-    # a level-2 checkpoint still in its old 'stage2' folder: the message names the layout
-    shutil.copytree(old / "level2", tmp_path / "moved" / "stage2")
+    with pytest.raises(MedgenInputError, match=r"level2/model.pt: a context_gan model records "
+                       r"no auto-context 'level' .*called it 'stage'\); retrain"):
+        load_levels(old)
+    # a level-2 checkpoint in an old 'stage2' folder: the message names the layout
+    shutil.copytree(family / "level2", tmp_path / "moved" / "stage2")
     with pytest.raises(MedgenInputError, match=r"is level 2 of an auto-context cascade.*lies "
                        r"in 'stage2', not 'level2': keep the training run's "
                        r"<family>/level<k>/model.pt layout"):
         load_levels(tmp_path / "moved" / "stage2" / "model.pt")
+    paths, levels = load_levels(family)
+    assert [checkpoint_level(saved) for saved in levels] == [1, 2]
 
 
 def test_a_4d_source_is_refused_naming_the_file(cascade, tmp_path):

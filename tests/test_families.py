@@ -248,17 +248,22 @@ def test_changed_training_data_start_training_afresh(family, task_data, tmp_path
                if v.is_floating_point()), "trained on other data, yet the same weights"
 
 
-def test_legacy_model_files_load_or_say_which_version_wrote_them(task_data, tmp_path):
-    # the anomaly families' files before format 2 carried no version at all
+def test_model_files_of_another_format_say_which_format_they_are(task_data, tmp_path):
+    # the anomaly families' files before format 2 carried no version at all; Tybalt's had 1
     path = train_model("convae", task_data["anomaly"][0], tiny_hparams("convae"), TRAINING, 0,
                        tmp_path)
     saved = checkpoint.load(path)
-    legacy = tmp_path / "legacy.pt"
+    unversioned = tmp_path / "unversioned.pt"
     torch.save({"family": "convae", "hparams": saved.hparams, "channels": 1, "image_size": 16,
-                "seed": 0, "state": saved.state}, legacy)
-    upgraded = checkpoint.load(legacy, family="convae")
-    assert upgraded.format == 0 and upgraded.data["image_size"] == 16
-    assert np.isfinite(load_scorer(legacy).score(np.zeros((2, 1, 16, 16), np.float32)).score).all()
+                "seed": 0, "state": saved.state}, unversioned)
+    with pytest.raises(MedgenInputError, match=r"unversioned\.pt is a convae model file in "
+                       r"the anomaly families' unversioned format .*retrain"):
+        checkpoint.load(unversioned, family="convae")
+    tybalt_1 = tmp_path / "tybalt1.pt"
+    torch.save({"format": 1, "family": "tybalt", "state_dict": {}, "genes": ["a"],
+                "hparams": {}, "condition_on": None, "condition_categories": []}, tybalt_1)
+    with pytest.raises(MedgenInputError, match="tybalt model file in Tybalt's format 1"):
+        checkpoint.load(tybalt_1)
     future = tmp_path / "future.pt"
     torch.save({**torch.load(path, weights_only=True), checkpoint.FORMAT_KEY: 99}, future)
     with pytest.raises(MedgenInputError, match="checkpoint format 99"):

@@ -84,6 +84,7 @@ rule evaluate_anomaly:
     output:
         metrics=f"{ANOMALY}/report/metrics.json",
         tidy=f"{ANOMALY}/report/metrics_tidy.tsv",
+        scores=f"{ANOMALY}/report/scores.tsv",
         table=report(
             f"{ANOMALY}/report/metrics.tsv",
             caption="../report/anomaly_metrics.rst",

@@ -39,6 +39,7 @@ rule evaluate_expression_inference:
         ),
         per_gene=f"{EXPRESSION_INFERENCE}/eval/per_gene.tsv",
         tidy=f"{EXPRESSION_INFERENCE}/eval/metrics_tidy.tsv",
+        scatter_values=f"{EXPRESSION_INFERENCE}/eval/scatter.tsv",
         distributions=report(
             f"{EXPRESSION_INFERENCE}/eval/per_gene.png",
             caption="../report/expression_inference_per_gene.rst",

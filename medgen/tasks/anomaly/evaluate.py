@@ -3,7 +3,8 @@
 ``evaluate_anomaly`` computes image/slice-level AUROC/AUPRC, the threshold at a chosen
 false-positive rate on held-out normals (val) with test sensitivity/specificity, and
 pixel-level AUPRC / best Dice inside the mask (optionally after a median filter), pooled
-and per subject, and draws the figures.
+and per subject, writes the tables (and every item's score, ``scores.tsv``), then draws the
+figures from the written files (``medgen.tasks.anomaly.figures.draw_figures``).
 
 The rest of the anomaly evaluation lives beside it: scoring (``anomaly_inference``), the
 metric functions (``anomaly_metrics``), the files (``anomaly_outputs``) and the shared names
@@ -21,7 +22,7 @@ import pandas as pd
 
 from medgen import atomic, provenance
 from medgen.evaluate import tidy
-from medgen.tasks.anomaly.figures import histograms, residual_grid, roc_curves
+from medgen.tasks.anomaly.figures import draw_figures
 from medgen.tasks.anomaly.methods import TRIVIAL
 from medgen.tasks.anomaly.metrics import (
     best_dice_threshold,
@@ -37,7 +38,13 @@ from medgen.tasks.anomaly.metrics import (
     sensitivity_specificity,
     spearman,
 )
-from medgen.tasks.anomaly.outputs import read_scores, write_table
+from medgen.tasks.anomaly.outputs import (
+    SCORES_FILE,
+    item_scores,
+    read_scores,
+    write_item_scores,
+    write_table,
+)
 from medgen.tasks.anomaly.prepare import load_split
 
 __all__ = ["TRIVIAL", "evaluate_anomaly"]
@@ -51,7 +58,8 @@ def evaluate_anomaly(
     seed: int = 0,
     train_path: str | os.PathLike | None = None,
 ) -> Path:
-    """Metrics table (TSV + JSON), ROC curves, histograms and image grids for every method.
+    """Metrics tables (TSV + JSON, tidy), every item's score, then ROC curves, histograms and
+    image grids drawn from the written files, for every method.
 
     ``score_dirs`` maps a method name to the folder ``score_anomalies`` wrote. Val and test
     are both evaluated where present; the threshold comes from val normals. ``train_path``
@@ -62,7 +70,7 @@ def evaluate_anomaly(
     ev = imaging_cfg["evaluation"]
     splits = [s for s in ("val", "test") if (data_dir / f"{s}.npz").exists()]
     data = {s: load_split(data_dir / f"{s}.npz") for s in splits}
-    rows, curves, by_subject = [], {s: {} for s in splits}, []
+    rows, items, by_subject = [], [], []
     slices_by_subject: list[dict[str, Any]] = []
     # volumes: slices of several subjects, each worth its own numbers; npz2d: one image each
     per_subject_slices = imaging_cfg["kind"] != "npz2d"
@@ -115,15 +123,8 @@ def evaluate_anomaly(
                                for r in pixel_metrics_by_subject(*truth, data[s]["subject"],
                                                                  pixel_threshold)]
             rows.append(row)
-            curves[s][method] = (table["score"], table["y"])
-            stored = folder / f"maps_{s}.npz"
-            if s == "test" and stored.exists():
-                arrays = load_split(stored)
-                if "reconstruction" in arrays:
-                    residual_grid(out_dir / f"grid_{method}.png", data[s],
-                                  arrays["reconstruction"].astype(np.float32),
-                                  arrays["residual_map"].astype(np.float32), ev["n_grid"], seed,
-                                  f"{method}, {s} split", anomalous)
+            items.append(item_scores(s, method, table["subject"], table["index"], table["y"],
+                                     table["score"]))
     train_path = Path(train_path) if train_path else data_dir / "train.npz"
     train = load_split(train_path) if train_path.exists() else None
     # only when training units are whole images like the evaluated ones (not patches)
@@ -135,14 +136,8 @@ def evaluate_anomaly(
             for name, score in covariate_deviations(reference, covariates[s]).items():
                 rows.append({"method": name, "split": s, "n_normal": int((y == 0).sum()),
                              "n_anomalous": int((y == 1).sum()), **image_metrics(score, y)})
-                curves[s][name] = (score, y)
-    for s in splits:
-        # curves of scores that need no model (trivial, covariate deviations) are dashed
-        model_free = [m for m in curves[s] if m in TRIVIAL or m.endswith("_deviation")]
-        roc_curves(out_dir / f"roc_{s}.png", curves[s], f"{unit[:-1]}-level ROC, {s} split",
-                   model_free)
-        histograms(out_dir / f"hist_{s}.png", curves[s], f"{unit[:-1]}-level scores, {s} split",
-                   anomalous, unit)
+                items.append(item_scores(s, name, data[s]["subject"],
+                                         data[s].get("index", np.arange(len(y))), y, score))
     notes = metric_notes(rows, data, synthetic)
     write_table(out_dir / "metrics.tsv", rows)
     if ev["pixel_level"]:  # header only when no split has tumour masks
@@ -153,6 +148,7 @@ def evaluate_anomaly(
                 ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
     atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
     write_tidy(out_dir / tidy.FILE, rows, slices_by_subject, by_subject, unit)
+    write_item_scores(out_dir / SCORES_FILE, items)
     atomic.write_json(out_dir / "metrics.json", {
         # the demo inserts them whatever anomaly.synthetic_anomalies.activate says
         "synthetic_anomalies": synthetic,
@@ -163,6 +159,8 @@ def evaluate_anomaly(
         "provenance": provenance.collect({"anomaly": imaging_cfg}, seed,
                                          [data_dir / f"{s}.npz" for s in splits]),
     })
+    # figures last, from the files just written (the replicates layer reads the same files)
+    draw_figures(out_dir, score_dirs, data_dir, ev["n_grid"], seed, unit, anomalous)
     return out_dir / "metrics.tsv"
 
 

@@ -1,10 +1,12 @@
 """Figures of the anomaly evaluation: ROC curves, score histograms, image grids.
 
-Figures only: values (scores, labels, which methods need no model) are passed in.
+``draw_figures`` draws them from the evaluation's written files (``scores.tsv``, the
+scorers' ``maps_test.npz``, the prepared ``test.npz``); the other functions take values.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -15,6 +17,44 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medgen.report.plots import save_png  # noqa: E402
+from medgen.tasks.anomaly.methods import TRIVIAL  # noqa: E402
+from medgen.tasks.anomaly.outputs import SCORES_FILE, read_item_scores  # noqa: E402
+from medgen.tasks.anomaly.prepare import load_split  # noqa: E402
+
+
+def draw_figures(report_dir: str | os.PathLike, score_dirs: dict[str, str | os.PathLike],
+                 data_dir: str | os.PathLike, n_grid: int, seed: int, unit: str = "images",
+                 anomalous: str = "anomalous") -> None:
+    """ROC curves and histograms per split (``roc_<split>.png``, ``hist_<split>.png``) from
+    ``report_dir/scores.tsv``, and a residual grid per model (``grid_<method>.png``) from its
+    scorer folder's ``maps_test.npz`` and ``data_dir/test.npz``.
+
+    ``unit`` ('slices' or 'images') and ``anomalous`` (the positive class's name) label the
+    axes; ``n_grid`` items (half normal, half anomalous, drawn with ``seed``) per grid.
+    """
+    report_dir, data_dir = Path(report_dir), Path(data_dir)
+    scores = read_item_scores(report_dir / SCORES_FILE)
+    for split, rows in scores.groupby("split", sort=False):
+        curves = {method: (part["score"].to_numpy(), part["y"].to_numpy())
+                  for method, part in rows.groupby("method", sort=False)}
+        # curves of scores that need no model (trivial, covariate deviations) are dashed
+        model_free = [m for m in curves if m in TRIVIAL or m.endswith("_deviation")]
+        roc_curves(report_dir / f"roc_{split}.png", curves,
+                   f"{unit[:-1]}-level ROC, {split} split", model_free)
+        histograms(report_dir / f"hist_{split}.png", curves,
+                   f"{unit[:-1]}-level scores, {split} split", anomalous, unit)
+    if not (data_dir / "test.npz").exists():
+        return
+    test = None
+    for method, folder in score_dirs.items():
+        stored = Path(folder) / "maps_test.npz"
+        arrays = load_split(stored) if stored.exists() else {}
+        if "reconstruction" in arrays:
+            test = test if test is not None else load_split(data_dir / "test.npz")
+            residual_grid(report_dir / f"grid_{method}.png", test,
+                          arrays["reconstruction"].astype(np.float32),
+                          arrays["residual_map"].astype(np.float32), n_grid, seed,
+                          f"{method}, test split", anomalous)
 
 
 def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str,

@@ -1,8 +1,8 @@
 """Files of the anomaly scoring and evaluation.
 
 The per-image scores TSV (written by scoring, read back by the evaluation), residual maps as
-PNG (one per 2D image) or NIfTI (one per subject, back on the input volume's grid), and the
-metrics tables.
+PNG (one per 2D image) or NIfTI (one per subject, back on the input volume's grid), the
+metrics tables and the evaluation's ``scores.tsv`` (every method's score of every item).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import nibabel as nib
 import nibabel.processing
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from medgen import atomic
@@ -96,6 +97,32 @@ def read_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if k != "subject":
             out[k] = out[k].astype(np.float64)
     return out
+
+
+SCORES_FILE = "scores.tsv"  # every evaluated item's score, per split and method
+
+
+def item_scores(split: str, method: str, subject: np.ndarray, index: np.ndarray,
+                y: np.ndarray, score: np.ndarray) -> pd.DataFrame:
+    """One method's scores of one split as rows of ``scores.tsv``: split, method, subject,
+    index (slice index in the subject's volume; the item's position for 2D images), y
+    (1 anomalous, 0 normal), score (higher = more anomalous)."""
+    return pd.DataFrame({"split": split, "method": method, "subject": np.asarray(subject, str),
+                         "index": np.asarray(index).astype(np.int64), "y": np.asarray(y, int),
+                         "score": np.asarray(score, np.float64)})
+
+
+def write_item_scores(path: Path, items: list[pd.DataFrame]) -> None:
+    """``scores.tsv``: the rows of ``item_scores`` for every split and method (the ROC
+    curves and histograms are drawn from it); scores to 10 significant digits."""
+    with atomic.atomic_path(path) as tmp:
+        pd.concat(items, ignore_index=True).to_csv(tmp, sep="\t", index=False,
+                                                   float_format="%.10g")
+
+
+def read_item_scores(path: str | os.PathLike) -> pd.DataFrame:
+    """``scores.tsv`` back (subjects as text)."""
+    return pd.read_csv(path, sep="\t", dtype={"subject": str})
 
 
 def write_table(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = ()) -> None:

@@ -227,16 +227,9 @@ def evaluate_expression(
         out_dir / "traversal.tsv",
     )
 
-    # (6) figures
-    figures.training_curves(
-        training_metrics or Path(model_path).parent / METRICS_CSV, out_dir / "training_curves.png"
-    )
-    figures.latent_umap(mu, obs, labels, seed, out_dir / "latent_umap.png",
-                        title=f"{method} latent")
-    figures.metrics_bars(
-        frame, ["test_mse", "test_bce_above_floor"]
-        + [f"knn_balanced_accuracy_{label}" for label in labels], out_dir / "metrics.png"
-    )
+    # (6) figures, from the files just written
+    curves = training_metrics or Path(model_path).parent / METRICS_CSV
+    figures.draw_figures(out_dir, labels, seed, f"{method} latent", curves)
     return metrics
 
 

@@ -1,8 +1,13 @@
-"""Figures for a trained latent-variable model: training curves, latent UMAP, metrics."""
+"""Figures for a trained latent-variable model: training curves, latent UMAP, metrics.
+
+``draw_figures`` draws them from the evaluation's written files (``latent.h5ad``,
+``metrics.tsv``, Lightning's ``metrics.csv``); the other functions take values.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -15,6 +20,25 @@ import pandas as pd  # noqa: E402
 from medgen.report.plots import per_epoch, save_png  # noqa: E402
 
 TERMS = ("total", "reconstruction", "kl")
+
+
+def draw_figures(eval_dir: str | os.PathLike, labels: list[str], seed: int, title: str,
+                 training_metrics: str | os.PathLike) -> None:
+    """``training_curves.png`` (from ``training_metrics``, Lightning's ``metrics.csv``),
+    ``latent_umap.png`` (the model's latent means in ``eval_dir/latent.h5ad``, coloured by
+    ``labels``; UMAP seeded with ``seed``) and ``metrics.png`` (``eval_dir/metrics.tsv``)."""
+    import anndata as ad
+
+    eval_dir = Path(eval_dir)
+    training_curves(training_metrics, eval_dir / "training_curves.png")
+    latent = ad.read_h5ad(eval_dir / "latent.h5ad")
+    key = next(k for k in latent.obsm if k.startswith("X_"))
+    latent_umap(np.asarray(latent.obsm[key], np.float64), latent.obs, labels, seed,
+                eval_dir / "latent_umap.png", title=title)
+    table = pd.read_csv(eval_dir / "metrics.tsv", sep="\t", index_col="method")
+    metrics_bars(table, ["test_mse", "test_bce_above_floor"]
+                 + [f"knn_balanced_accuracy_{label}" for label in labels],
+                 eval_dir / "metrics.png")
 
 
 def training_curves(metrics_csv: str | os.PathLike, path: str | os.PathLike) -> None:

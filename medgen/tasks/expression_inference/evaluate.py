@@ -203,7 +203,9 @@ def evaluate_expression_inference(
         Name -> (family, hyperparameters): trained in memory on the same split.
     out_dir
         Writes metrics.json (table, mode, gene-set report, provenance), metrics.tsv,
-        per_gene.tsv (model, gene, mae, pearson), per_gene.png and scatter.png.
+        per_gene.tsv (model, gene, mae, pearson), metrics_tidy.tsv, scatter.tsv (measured
+        and predicted values of a few target genes), then per_gene.png and scatter.png
+        drawn from per_gene.tsv and scatter.tsv.
 
     Returns
     -------
@@ -216,10 +218,7 @@ def evaluate_expression_inference(
     """
     from medgen import atomic, provenance
     from medgen.models.expression_inference import load as load_inference_model
-    from medgen.tasks.expression_inference.figures import (
-        per_gene_distributions,
-        prediction_scatter,
-    )
+    from medgen.tasks.expression_inference.figures import draw_figures
     from medgen.tasks.expression_inference.prepare import read_expression_inference_data
 
     out_dir = Path(out_dir)
@@ -263,10 +262,8 @@ def evaluate_expression_inference(
         tidy.melt(per_gene.rename(columns={"model": "method"}), "gene", ["mae", "pearson"],
                   unit="gene", split=split),
     ], out_dir / tidy.FILE)
-    per_gene_distributions(per_gene, out_dir / "per_gene.png")
-    prediction_scatter(measured, predictions, scatter_genes(results["ridge"], y.columns,
-                                                            evaluation["scatter_genes"]),
-                       out_dir / "scatter.png")
+    genes = scatter_genes(results["ridge"], y.columns, evaluation["scatter_genes"])
+    write_scatter_predictions(out_dir / "scatter.tsv", measured, predictions, genes)
     summary = {
         "mode": mode, "n_samples": int(len(obs)), "n_evaluated": int(len(evaluated)),
         "n_landmarks": int(x.shape[1]), "n_targets": int(y.shape[1]), "units": uns["units"],
@@ -278,6 +275,7 @@ def evaluate_expression_inference(
             seed=seed, inputs=[data_path, *models.values()]),
     }
     atomic.write_json(out_dir / "metrics.json", summary)
+    draw_figures(out_dir)  # from the files just written
     log.info("expression inference (%s):\n%s", mode,
              table.to_string(float_format=lambda v: f"{v:.3f}"))
     return summary
@@ -291,6 +289,23 @@ def metric_table(results: dict[str, InferenceMetrics]) -> pd.DataFrame:
              "genes_better_than_ridge": float((m.mae_per_gene < reference).mean())}
             for name, m in results.items()]
     return pd.DataFrame(rows).set_index("model")
+
+
+def write_scatter_predictions(path: Path, measured: pd.DataFrame,
+                              predictions: dict[str, np.ndarray], genes: list[str]) -> None:
+    """``scatter.tsv``: for each of ``genes`` and each evaluated sample, the measured value
+    and every model's prediction (columns sample, gene, measured, model, predicted; models
+    in the order of ``predictions``). ``measured``: evaluated samples x targets (index:
+    sample ids); each prediction array the same shape."""
+    from medgen import atomic
+
+    columns = {g: i for i, g in enumerate(measured.columns)}
+    parts = [pd.DataFrame({"sample": measured.index.astype(str), "gene": gene,
+                           "measured": measured[gene].to_numpy(), "model": model,
+                           "predicted": values[:, columns[gene]]})
+             for gene in genes for model, values in predictions.items()]
+    atomic.write_text(path, pd.concat(parts, ignore_index=True).to_csv(
+        sep="\t", index=False, float_format="%.10g"))
 
 
 def scatter_genes(reference: InferenceMetrics, genes: pd.Index, n: int) -> list[str]:

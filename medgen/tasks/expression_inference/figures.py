@@ -1,12 +1,14 @@
 """Figures of the expression-inference evaluation: per-gene error and correlation
 distributions per model, and predicted vs measured values for a few target genes.
 
-Figures only: the metrics and predictions are passed in.
+``draw_figures`` draws them from the evaluation's written ``per_gene.tsv`` and
+``scatter.tsv``; the other functions take values.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -16,6 +18,25 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from medgen.report.plots import save_png  # noqa: E402
+
+
+def draw_figures(eval_dir: str | os.PathLike) -> None:
+    """``per_gene.png`` from ``eval_dir/per_gene.tsv`` and ``scatter.png`` from
+    ``eval_dir/scatter.tsv`` (both written by the evaluation)."""
+    eval_dir = Path(eval_dir)
+    per_gene_distributions(pd.read_csv(eval_dir / "per_gene.tsv", sep="\t"),
+                           eval_dir / "per_gene.png")
+    scatter = pd.read_csv(eval_dir / "scatter.tsv", sep="\t", dtype={"sample": str})
+    models = list(dict.fromkeys(scatter["model"]))
+    genes = list(dict.fromkeys(scatter["gene"]))
+    wide = scatter.pivot(index=["gene", "sample"], columns="model", values="predicted")
+    measured = scatter.drop_duplicates(["gene", "sample"]).pivot(
+        index="sample", columns="gene", values="measured")
+    samples = list(dict.fromkeys(scatter["sample"]))
+    measured = measured.loc[samples, genes]
+    predictions = {m: np.stack([wide.loc[g, m].loc[samples].to_numpy() for g in genes], axis=1)
+                   for m in models}
+    prediction_scatter(measured, predictions, genes, eval_dir / "scatter.png")
 
 
 def per_gene_distributions(per_gene: pd.DataFrame, path: str | os.PathLike) -> None:

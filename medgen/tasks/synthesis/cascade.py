@@ -28,10 +28,21 @@ LEVEL_DIR = re.compile(r"level(\d+)$")
 SAME_DATA = ("target", "normalisation", "target_normalisation")
 
 
-def checkpoint_level(saved: checkpoint.Checkpoint) -> int:
+def checkpoint_level(saved: checkpoint.Checkpoint, path: str | os.PathLike = "") -> int:
     """The auto-context level k a synthesis checkpoint was trained as (its data signature's
-    ``level``; checkpoints written before the level was so named recorded it as ``stage``)."""
-    return int(saved.data.get("level", saved.data.get("stage", 1)))
+    ``level``).
+
+    Raises MedgenInputError for a checkpoint that records none (one written before the
+    level was so named recorded it as ``stage``: retrain it); ``path`` is named in it.
+    """
+    if "level" not in saved.data:
+        raise MedgenInputError(
+            f"{path or 'the model'}: a {saved.family} model records no auto-context "
+            "'level' in its data signature"
+            + (" (it was written by an earlier medgen, which called it 'stage')"
+               if "stage" in saved.data else "")
+            + "; retrain it with this medgen")
+    return int(saved.data["level"])
 
 
 def last_level(path: str | os.PathLike) -> Path:
@@ -52,7 +63,7 @@ def last_level(path: str | os.PathLike) -> Path:
 def level_paths(path: str | os.PathLike, last: checkpoint.Checkpoint) -> list[Path]:
     """Level 1..K ``model.pt`` paths of the cascade whose level K is ``path``."""
     path = Path(path)
-    k_last = checkpoint_level(last)
+    k_last = checkpoint_level(last, path)
     if k_last == 1:
         return [path]
     if path.parent.name != f"level{k_last}":
@@ -89,7 +100,7 @@ def check_cascade(paths: list[Path], levels: list[checkpoint.Checkpoint]) -> Non
                     "sources": sources,
                     **{key: last.data.get(key) for key in SAME_DATA},
                     "hparams": _hparams(last)}
-        found = {"family": saved.family, "level": checkpoint_level(saved),
+        found = {"family": saved.family, "level": checkpoint_level(saved, path),
                  "channels": int(saved.data["channels"]),
                  "sources": list(saved.data["modalities"])[:len(sources)],
                  **{key: saved.data.get(key) for key in SAME_DATA},
