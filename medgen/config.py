@@ -278,6 +278,12 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     if errors:
         raise MedgenInputError(_describe(errors[0]))
     _validate_model_params(resolved)
+    seeds = resolved.get("replicates", {}).get("seeds", [])
+    if len(seeds) == 1:
+        raise MedgenInputError(
+            f"config key 'replicates.seeds' is {seeds}: one replicate has no spread to "
+            "aggregate; give two or more seeds (e.g. [0, 1, 2, 3, 4]), or none and set "
+            "'seed' for a single run")
     # what only one task knows (image sides its networks take, its windows) is its own check
     for name in registry.TASKS:
         check = registry.task(name).check_config

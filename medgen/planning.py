@@ -47,6 +47,25 @@ def task_on(config: dict[str, Any], task: str) -> bool:
     return task in config["tasks"]
 
 
+def replicate_seeds(config: dict[str, Any]) -> list[int]:
+    """The replicates' seeds (``replicates.seeds``; validation refuses a single one); []
+    for one run with ``seed``, and in apply mode (one model is applied: no replicates)."""
+    return [] if apply_mode(config) else list(config["replicates"]["seeds"])
+
+
+def redraws_split(config: dict[str, Any]) -> bool:
+    """True when each replicate prepares its own data with its seed (a redrawn split)."""
+    return bool(replicate_seeds(config)) and bool(config["replicates"]["redraw_split"])
+
+
+def anomaly_evaluation_per_seed(config: dict[str, Any]) -> bool:
+    """True when each replicate prepares its own evaluation images: synthetic anomalies
+    (the demo always inserts them) are drawn with the replicate's seed."""
+    section = config["anomaly"]
+    synthetic = section["kind"] == "mni152_demo" or section["synthetic_anomalies"]["activate"]
+    return bool(replicate_seeds(config)) and (synthetic or redraws_split(config))
+
+
 def task_families(config: dict[str, Any], task: str) -> list[str]:
     """The families ``task`` trains: its section's ``families`` list, in the config's order
     (validated against the registry; baselines come from the task's evaluation settings)."""

@@ -17,6 +17,31 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """A metric of a task's tidy table that replicates are compared on.
+
+    Attributes
+    ----------
+    name
+        The metric as the tidy table names it (whole-split rows, unit 'all'; where the task
+        writes none, the replicate value is the mean of ``unit_metric`` over units).
+    higher_is_better
+        Direction of "better" (AUROC, PSNR: True; MAE: False).
+    unit
+        The same measurement per unit (subject, slice, gene, sample) when its name differs
+        (a median per-gene r over genes is ``pearson`` per gene); None: ``name``.
+    """
+
+    name: str
+    higher_is_better: bool
+    unit: str | None = None
+
+    @property
+    def unit_metric(self) -> str:
+        return self.unit or self.name
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A task as the rest of medgen sees it.
 
@@ -45,6 +70,10 @@ class TaskSpec:
         sides its networks take); called by ``medgen.config.validate`` for every registered
         task, so it must stay torch-free and decide itself whether the task is listed.
         None: the schema is enough.
+    metrics
+        The metrics replicates are compared on (``medgen.evaluate.replicates``), the headline
+        first (the critical-difference diagram's); others in the tidy table are summarised
+        without a verdict.
     check_apply
         ``"module:function"``; ``function(config, model_path)`` raises MedgenInputError when
         the config's ``section`` does not name new data the model can be applied to (called
@@ -57,5 +86,6 @@ class TaskSpec:
     training_data: str
     training_input: str
     check_config: str | None = None
+    metrics: tuple[MetricSpec, ...] = ()
     apply: str | None = None
     check_apply: str | None = None

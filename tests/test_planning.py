@@ -176,3 +176,26 @@ def test_a_dry_run_imports_neither_torch_nor_matplotlib(tmp_path):
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=ROOT)
     assert "HEAVY []" in run.stderr, run.stderr[-2000:]
+
+
+def test_replicates_seeds_split_and_per_seed_evaluation_images():
+    assert planning.replicate_seeds(_config()) == []  # one run with 'seed', as always
+    assert not planning.redraws_split(_config())
+    replicated = _config(replicates={"seeds": [2, 0, 7]})
+    assert planning.replicate_seeds(replicated) == [2, 0, 7]
+    assert not planning.redraws_split(replicated)
+    # the demo draws its synthetic anomalies per seed; labelled data keep one evaluation set
+    assert planning.anomaly_evaluation_per_seed(replicated)
+    sheet = {"kind": "npz2d", "families": ["fanogan"]}
+    assert not planning.anomaly_evaluation_per_seed(
+        _config(replicates={"seeds": [0, 1]}, anomaly=sheet))
+    assert planning.anomaly_evaluation_per_seed(
+        _config(replicates={"seeds": [0, 1], "redraw_split": True}, anomaly=sheet))
+    assert planning.redraws_split(_config(replicates={"seeds": [0, 1], "redraw_split": True}))
+    # apply mode applies one model: no replicates
+    applied = _config(replicates={"seeds": [0, 1]}, apply={"activate": True, "model": "m.pt"})
+    assert planning.replicate_seeds(applied) == []
+    with pytest.raises(MedgenInputError, match=r"'replicates.seeds' is \[3\]: one replicate"):
+        planning.replicate_seeds(_config(replicates={"seeds": [3]}))
+    with pytest.raises(MedgenInputError, match="replicates.seeds"):
+        _config(replicates={"seeds": [1, 1]})  # the schema: unique seeds

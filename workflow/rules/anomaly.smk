@@ -5,19 +5,19 @@
 
 rule prepare_training_images:
     input:
-        lambda wildcards: image_files(TRAINING_SPLITS),
+        lambda wildcards: image_files(TRAINING_SPLITS, run_seed(wildcards)),
     output:
         data=directory(TRAINING_IMAGES),
     log:
-        f"{LOGS}/prepare_training_images.log",
+        f"{SPLIT_LOGS}/prepare_training_images.log",
     resources:
         mem_mb=8000,
         runtime=60,
     params:
         anomaly=preprocessing_settings(training=True),
-        subjects=lambda wildcards: sheet_subjects(TRAINING_SPLITS),
+        subjects=lambda wildcards: sheet_subjects(TRAINING_SPLITS, run_seed(wildcards)),
         splits=TRAINING_SPLITS,
-        seed=config["seed"],
+        seed=run_seed,
         cache_dir=f"{CACHE}/imaging",
     script:
         "../scripts/prepare_images.py"
@@ -25,19 +25,19 @@ rule prepare_training_images:
 
 rule prepare_evaluation_images:
     input:
-        lambda wildcards: image_files(EVALUATION_SPLITS),
+        lambda wildcards: image_files(EVALUATION_SPLITS, run_seed(wildcards)),
     output:
-        data=directory(f"{ANOMALY}/data"),
+        data=directory(ANOMALY_DATA),
     log:
-        f"{LOGS}/prepare_evaluation_images.log",
+        f"{ANOMALY_DATA_LOGS}/prepare_evaluation_images.log",
     resources:
         mem_mb=8000,
         runtime=60,
     params:
         anomaly=preprocessing_settings(),
-        subjects=lambda wildcards: sheet_subjects(EVALUATION_SPLITS),
+        subjects=lambda wildcards: sheet_subjects(EVALUATION_SPLITS, run_seed(wildcards)),
         splits=EVALUATION_SPLITS,
-        seed=config["seed"],
+        seed=run_seed,
         cache_dir=f"{CACHE}/imaging",
     script:
         "../scripts/prepare_images.py"
@@ -49,7 +49,7 @@ rule fit_pca_baseline:
     output:
         model=f"{ANOMALY}/models/pca.npz",
     log:
-        f"{LOGS}/fit_pca_baseline.log",
+        f"{REPLICATE_LOGS}/fit_pca_baseline.log",
     params:
         components=config["anomaly"]["evaluation"]["pca_components"],
     script:
@@ -58,12 +58,12 @@ rule fit_pca_baseline:
 
 rule score_anomalies:
     input:
-        data=f"{ANOMALY}/data",
+        data=ANOMALY_DATA,
         model=lambda wildcards: anomaly_model(wildcards.method),
     output:
         scores=directory(f"{ANOMALY}/scores/{{method}}"),
     log:
-        f"{LOGS}/score_{{method}}.log",
+        f"{REPLICATE_LOGS}/score_{{method}}.log",
     resources:
         gpu=lambda wildcards: scoring_gpus(wildcards.method),
         mem_mb=8000,
@@ -78,9 +78,9 @@ rule score_anomalies:
 
 rule evaluate_anomaly:
     input:
-        data=f"{ANOMALY}/data",
+        data=ANOMALY_DATA,
         training=TRAINING_IMAGES,
-        scores=expand(f"{ANOMALY}/scores/{{method}}", method=anomaly_methods()),
+        scores=expand(f"{ANOMALY}/scores/{{method}}", method=anomaly_methods(), allow_missing=True),
     output:
         metrics=f"{ANOMALY}/report/metrics.json",
         tidy=f"{ANOMALY}/report/metrics_tidy.tsv",
@@ -144,10 +144,10 @@ rule evaluate_anomaly:
             else []
         ),
     log:
-        f"{LOGS}/evaluate_anomaly.log",
+        f"{REPLICATE_LOGS}/evaluate_anomaly.log",
     params:
         methods=anomaly_methods(),
         anomaly=config["anomaly"],
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../scripts/evaluate_anomaly.py"

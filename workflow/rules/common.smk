@@ -17,13 +17,26 @@ config.update(_resolved)
 RUN = f"{config['results_dir']}/{config['run_name']}"
 CACHE = config["cache_dir"]
 LOGS = f"{RUN}/logs"
-MODELS = f"{RUN}/models"
 APPLY = f"{RUN}/apply"
+# Replicates (replicates.seeds): what a seed changes lives under seed<k>/, a {seed} wildcard
+# in the paths of models, scores and evaluations (and of the prepared data when each
+# replicate redraws the split); without replicates the prefixes are empty and the paths
+# are what they always were.
+SEEDS = planning.replicate_seeds(config)
+REPLICATE = "seed{seed}/" if SEEDS else ""
+SPLIT = REPLICATE if planning.redraws_split(config) else ""
+REPLICATE_LOGS = f"{LOGS}/{REPLICATE}".rstrip("/")
+SPLIT_LOGS = f"{LOGS}/{SPLIT}".rstrip("/")
+MODELS = f"{RUN}/{REPLICATE}models"
 
 # task -> function giving its final targets / the input files it reads (for the run's
-# provenance); filled by each task's rule file
+# provenance) / its tidy metric tables (aggregated over replicates); filled by each task's
+# rule file
 TASK_OUTPUTS = {}
 TASK_INPUTS = {}
+TASK_TIDY = {}
+REPLICATES = f"{RUN}/replicates"
+COMPARISONS = "comparisons.tsv"
 
 
 def apply_mode():
@@ -39,6 +52,25 @@ def task_on(task):
 def task_families(task):
     """The families ``task`` trains (its section's families list)."""
     return planning.task_families(config, task)
+
+
+def run_seed(wildcards):
+    """The seed of a job: its replicate's, else the config's."""
+    return int(wildcards.seed) if "seed" in wildcards.keys() else config["seed"]
+
+
+def with_seed(value, wildcards):
+    """``value`` (a path, or lists and dicts of them) with the job's replicate filled in:
+    params, unlike inputs, are not formatted by Snakemake."""
+    if isinstance(value, str):
+        return (
+            value.replace("{seed}", str(wildcards.seed)) if "seed" in wildcards.keys() else value
+        )
+    if isinstance(value, dict):
+        return {key: with_seed(item, wildcards) for key, item in value.items()}
+    if isinstance(value, list):
+        return [with_seed(item, wildcards) for item in value]
+    return value
 
 
 def one_of(names):
@@ -69,7 +101,7 @@ def training_resources(family):
 
 def training_data(wildcards):
     """The prepared training data of the family's task (TaskSpec.training_input)."""
-    return f"{RUN}/{registry.task(registry.get(wildcards.family).task).training_input}"
+    return f"{RUN}/{SPLIT}{registry.task(registry.get(wildcards.family).task).training_input}"
 
 
 def gpus_requested():
@@ -97,16 +129,29 @@ def run_inputs():
     for task in registry.TASKS:
         if task_on(task):
             inputs += TASK_INPUTS[task]()
-    return list(dict.fromkeys(inputs))
+    # a file prepared per replicate (a redrawn split) is the run's output, not its input
+    return [path for path in dict.fromkeys(inputs) if "{seed}" not in path]
+
+
+def replicate_tables(wildcards):
+    """seed<k> -> the task's tidy metric tables of that replicate (the aggregation's input)."""
+    return {
+        f"seed{seed}": [path.replace("{seed}", str(seed)) for path in TASK_TIDY[wildcards.task]()]
+        for seed in SEEDS
+    }
 
 
 def all_outputs():
-    """The run's final targets: the provenance, then each activated task's targets (or, in
-    apply mode, the apply folder)."""
+    """The run's final targets: the provenance, then each activated task's targets, once
+    per replicate and aggregated over them (or, in apply mode, the apply folder)."""
     targets = [f"{RUN}/provenance.json"]
     if apply_mode():
         return targets + [APPLY]
     for task in registry.TASKS:
-        if task_on(task):
-            targets += TASK_OUTPUTS[task]()
-    return targets
+        if task_on(task) and TASK_OUTPUTS[task]():
+            outputs = TASK_OUTPUTS[task]()
+            if SEEDS:
+                outputs = [path.replace("{seed}", str(seed)) for seed in SEEDS for path in outputs]
+                outputs += [f"{REPLICATES}/{task}/{COMPARISONS}"]
+            targets += outputs
+    return list(dict.fromkeys(targets))

@@ -56,16 +56,16 @@ rule preprocess_expression:
         verified=verified_expression_inputs(),
     output:
         h5ad=EXPRESSION_DATA,
-        split=f"{RUN}/data/split_manifest.tsv",
+        split=f"{RUN}/{SPLIT}data/split_manifest.tsv",
     log:
-        f"{LOGS}/preprocess_expression.log",
+        f"{SPLIT_LOGS}/preprocess_expression.log",
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         expression=config["expression"],
         tables=expression_table_specs(),
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../scripts/preprocess_expression.py"
 
@@ -74,7 +74,7 @@ rule preprocess_expression:
 # test split of the sample sheet reruns only the evaluation side, never training.
 
 
-EXPRESSION_EVAL = f"{RUN}/{{family}}/eval"
+EXPRESSION_EVAL = f"{RUN}/{REPLICATE}{{family}}/eval"
 
 
 rule evaluate_expression:
@@ -118,7 +118,7 @@ rule evaluate_expression:
             labels={"model": "{family}", "figure": "latent UMAP"},
         ),
     log:
-        f"{LOGS}/evaluate_{{family}}.log",
+        f"{REPLICATE_LOGS}/evaluate_{{family}}.log",
     wildcard_constraints:
         family=one_of(registry.names("expression")),
     resources:
@@ -127,7 +127,7 @@ rule evaluate_expression:
     params:
         evaluation=config["expression"]["evaluation"],
         labels=config["expression"]["labels"],
-        seed=config["seed"],
+        seed=run_seed,
         # the family's own description, for the report's captions
         model=lambda wildcards: registry.get(wildcards.family).description,
     script:

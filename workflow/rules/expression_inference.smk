@@ -9,14 +9,14 @@ rule prepare_expression_inference:
     output:
         h5ad=EXPRESSION_INFERENCE_DATA,
     log:
-        f"{LOGS}/prepare_expression_inference.log",
+        f"{SPLIT_LOGS}/prepare_expression_inference.log",
     resources:
         mem_mb=4000,
         runtime=30,
     params:
         section=config["expression_inference"],
-        seed=config["seed"],
-        expression_h5ad=EXPRESSION_DATA,
+        seed=run_seed,
+        expression_h5ad=lambda wildcards: with_seed(EXPRESSION_DATA, wildcards),
     script:
         "../scripts/prepare_expression_inference.py"
 
@@ -53,7 +53,7 @@ rule evaluate_expression_inference:
             labels={"figure": "predicted vs measured"},
         ),
     log:
-        f"{LOGS}/evaluate_expression_inference.log",
+        f"{REPLICATE_LOGS}/evaluate_expression_inference.log",
     threads: config["training"]["num_threads"] or workflow.cores
     resources:
         mem_mb=8000,
@@ -63,7 +63,7 @@ rule evaluate_expression_inference:
         hparams={f: trained_hparams(f) for f in task_families("expression_inference")},
         ablations=expression_inference_ablations(),
         evaluation=config["expression_inference"]["evaluation"],
-        seed=config["seed"],
+        seed=run_seed,
         num_threads=config["training"]["num_threads"],
     script:
         "../scripts/evaluate_expression_inference.py"
@@ -77,7 +77,7 @@ rule infer_targets:
         gctx=f"{EXPRESSION_INFERENCE}/inferred/{{family}}.gctx",
         h5ad=f"{EXPRESSION_INFERENCE}/inferred/{{family}}.h5ad",
     log:
-        f"{LOGS}/infer_targets_{{family}}.log",
+        f"{REPLICATE_LOGS}/infer_targets_{{family}}.log",
     wildcard_constraints:
         family=one_of(registry.names("expression_inference")),
     resources:

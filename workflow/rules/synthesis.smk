@@ -8,7 +8,7 @@ rule prepare_synthesis:
     input:
         synthesis_files,
     output:
-        data=directory(f"{SYNTHESIS}/data/level1"),
+        data=directory(SYNTHESIS_DATA),
     log:
         f"{LOGS}/prepare_synthesis.log",
     params:
@@ -23,7 +23,7 @@ rule train_synthesis_level:
     output:
         model=f"{MODELS}/{{family}}/level{{level}}/model.pt",
     log:
-        f"{LOGS}/train_{{family}}_level{{level}}.log",
+        f"{REPLICATE_LOGS}/train_{{family}}_level{{level}}.log",
     wildcard_constraints:
         family=one_of(registry.names("synthesis")),
         level=r"\d+",
@@ -35,7 +35,7 @@ rule train_synthesis_level:
     params:
         hparams=lambda wildcards: trained_hparams(wildcards.family),
         training=lambda wildcards: training_settings(wildcards.family),
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../scripts/train_model.py"
 
@@ -47,7 +47,7 @@ rule synthesis_context:
     output:
         data=directory(f"{SYNTHESIS}/{{family}}/data/level{{level}}"),
     log:
-        f"{LOGS}/synthesis_context_{{family}}_level{{level}}.log",
+        f"{REPLICATE_LOGS}/synthesis_context_{{family}}_level{{level}}.log",
     wildcard_constraints:
         family=one_of(registry.names("synthesis")),
         level=r"[2-9]|\d\d+",
@@ -62,7 +62,7 @@ rule synthesis_context:
 
 rule evaluate_synthesis:
     input:
-        data=f"{SYNTHESIS}/data/level1",
+        data=SYNTHESIS_DATA,
         models=lambda wildcards: [
             model
             for family in task_families("synthesis")
@@ -73,20 +73,16 @@ rule evaluate_synthesis:
         table=f"{SYNTHESIS}/eval/metrics.tsv",
         tidy=f"{SYNTHESIS}/eval/metrics_tidy.tsv",
     log:
-        f"{LOGS}/evaluate_synthesis.log",
+        f"{REPLICATE_LOGS}/evaluate_synthesis.log",
     threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=min(gpus_requested(), 1),
     params:
-        models=(
-            {family: synthesis_level_models(family) for family in task_families("synthesis")}
-            if task_on("synthesis")
-            else {}
-        ),
+        models=lambda wildcards: with_seed(synthesis_models(), wildcards),
         evaluation=config["synthesis"]["evaluation"],
         inference=config["synthesis"]["inference"],
         generator=planning.generator_l1_hparams(config),
-        seed=config["seed"],
+        seed=run_seed,
         num_threads=config["training"]["num_threads"],
     script:
         "../scripts/evaluate_synthesis.py"
@@ -95,7 +91,7 @@ rule evaluate_synthesis:
 rule synthesis_report:
     input:
         metrics=f"{SYNTHESIS}/eval/metrics.tsv",
-        data=f"{SYNTHESIS}/data/level1",
+        data=SYNTHESIS_DATA,
         models=lambda wildcards: [
             model for models in synthesis_models().values() for model in models
         ],
@@ -122,12 +118,12 @@ rule synthesis_report:
             labels={"figure": "training curves"},
         ),
     log:
-        f"{LOGS}/synthesis_report.log",
+        f"{REPLICATE_LOGS}/synthesis_report.log",
     resources:
         mem_mb=4000,
         runtime=15,
     params:
-        models=synthesis_models(),
+        models=lambda wildcards: with_seed(synthesis_models(), wildcards),
         subjects=synthesis_report_subjects(),
     script:
         "../scripts/synthesis_report.py"

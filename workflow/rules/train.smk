@@ -8,7 +8,7 @@ rule train_model:
     output:
         model=f"{MODELS}/{{family}}/model.pt",
     log:
-        f"{LOGS}/train_{{family}}.log",
+        f"{REPLICATE_LOGS}/train_{{family}}.log",
     wildcard_constraints:
         family=one_of(registry.names()),
     # CPU results depend on the thread count: the rule reserves what torch will use
@@ -20,6 +20,6 @@ rule train_model:
     params:
         hparams=lambda wildcards: family_hparams(wildcards.family),
         training=lambda wildcards: training_settings(wildcards.family),
-        seed=config["seed"],
+        seed=run_seed,
     script:
         "../scripts/train_model.py"

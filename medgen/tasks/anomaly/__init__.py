@@ -2,7 +2,7 @@
 beside the conv autoencoder, PCA and trivial scores: image preparation (slices, patches,
 the MNI152 demo, synthetic anomalies), scoring, metrics, evaluation, figures and apply."""
 
-from medgen.task import TaskSpec
+from medgen.task import MetricSpec, TaskSpec
 
 TASK = TaskSpec(
     name="anomaly",
@@ -10,6 +10,10 @@ TASK = TaskSpec(
     section="anomaly",
     training_data="medgen.tasks.anomaly.loaders:training_data",
     check_config="medgen.tasks.anomaly.config_checks:check_config",
+    metrics=(MetricSpec("auroc", higher_is_better=True),
+             MetricSpec("auprc", higher_is_better=True),
+             MetricSpec("pixel_auprc", higher_is_better=True),
+             MetricSpec("dice_at_val_threshold", higher_is_better=True)),
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
 )

@@ -147,7 +147,7 @@ def evaluate_anomaly(
     write_table(out_dir / "slices_by_subject.tsv", slices_by_subject,
                 ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
     atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
-    write_tidy(out_dir / tidy.FILE, rows, slices_by_subject, by_subject, unit)
+    write_tidy(out_dir / tidy.FILE, rows, slices_by_subject, by_subject)
     write_item_scores(out_dir / SCORES_FILE, items)
     atomic.write_json(out_dir / "metrics.json", {
         # the demo inserts them whatever anomaly.synthetic_anomalies.activate says
@@ -198,19 +198,15 @@ TIDY_METRICS = ("auroc", "auprc", "pixel_auroc", "pixel_auprc", "dice_at_val_thr
 
 
 def write_tidy(path: Path, rows: list[dict[str, Any]], slices_by_subject: list[dict[str, Any]],
-               pixel_by_subject: list[dict[str, Any]], unit: str) -> pd.DataFrame:
+               pixel_by_subject: list[dict[str, Any]]) -> pd.DataFrame:
     """The anomaly evaluation's tidy table (``medgen.evaluate.tidy``): each method's
     whole-split metrics (unit 'all': slice- or image-level AUROC/AUPRC, pixel metrics,
     sensitivity/specificity at the val threshold) and its per-subject ones (unit
-    'subject': slice-level AUROC/AUPRC, pixel metrics), as written to ``metrics.tsv``,
-    ``slices_by_subject.tsv`` and ``pixel_by_subject.tsv``. ``unit``: 'slices' or
-    'images', prefixed to the per-subject image-level metrics' names."""
-    level = unit[:-1]  # slice, image
+    'subject': slice-level AUROC/AUPRC within the subject, pixel metrics), as written to
+    ``metrics.tsv``, ``slices_by_subject.tsv`` and ``pixel_by_subject.tsv``."""
     parts = [tidy.melt(pd.DataFrame(rows), "all", TIDY_METRICS)] if rows else []
     if slices_by_subject:
-        per_subject = pd.DataFrame(slices_by_subject).rename(
-            columns={"auroc": f"{level}_auroc", "auprc": f"{level}_auprc"})
-        parts.append(tidy.melt(per_subject, "subject", [f"{level}_auroc", f"{level}_auprc"],
+        parts.append(tidy.melt(pd.DataFrame(slices_by_subject), "subject", ["auroc", "auprc"],
                                unit="subject"))
     if pixel_by_subject:
         parts.append(tidy.melt(pd.DataFrame(pixel_by_subject), "subject",

@@ -54,7 +54,7 @@ def draw_figures(report_dir: str | os.PathLike, score_dirs: dict[str, str | os.P
             residual_grid(report_dir / f"grid_{method}.png", test,
                           arrays["reconstruction"].astype(np.float32),
                           arrays["residual_map"].astype(np.float32), n_grid, seed,
-                          f"{method}, test split", anomalous)
+                          f"{method} (seed {seed}), test split", anomalous)
 
 
 def roc_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str,

@@ -3,13 +3,16 @@ NMF: preprocessing is ``medgen.data.expression`` (shared with expression inferen
 the loaders, baselines, metrics (latent structure, associations, reconstruction),
 evaluation, figures and apply step."""
 
-from medgen.task import TaskSpec
+from medgen.task import MetricSpec, TaskSpec
 
 TASK = TaskSpec(
     name="expression",
     description="latent spaces of expression profiles (Way & Greene 2018) beside PCA/ICA/NMF",
     section="expression",
     training_data="medgen.tasks.expression.loaders:training_data",
+    metrics=(MetricSpec("test_mse", higher_is_better=False),
+             MetricSpec("test_bce_above_floor", higher_is_better=False),
+             MetricSpec("knn_balanced_accuracy_*", higher_is_better=True)),
     training_input="data/expression.h5ad",
     apply="medgen.tasks.expression.apply:apply_expression",
     check_apply="medgen.tasks.expression.apply:check_new_data",

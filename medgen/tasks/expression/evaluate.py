@@ -194,11 +194,11 @@ def evaluate_expression(
     test_ids = obs.index[test].astype(str)
     per_sample = pd.concat([pd.DataFrame({
         "method": name, "sample": test_ids,
-        "mse": ((data.x[test] - recons[name]) ** 2).mean(axis=1)}) for name in recons])
+        "test_mse": ((data.x[test] - recons[name]) ** 2).mean(axis=1)}) for name in recons])
     tidy.write([
         tidy.melt(frame.reset_index(), "all",
                   [c for c in frame.columns if c != "latent_dim"], split="test"),
-        tidy.melt(per_sample, "sample", ["mse"], unit="sample", split="test"),
+        tidy.melt(per_sample, "sample", ["test_mse"], unit="sample", split="test"),
     ], out_dir / tidy.FILE)
 
     # (4) latent space and decoder exports
@@ -229,7 +229,7 @@ def evaluate_expression(
 
     # (6) figures, from the files just written
     curves = training_metrics or Path(model_path).parent / METRICS_CSV
-    figures.draw_figures(out_dir, labels, seed, f"{method} latent", curves)
+    figures.draw_figures(out_dir, labels, seed, f"{method} latent (seed {seed})", curves)
     return metrics
 
 

@@ -3,7 +3,7 @@ the constant, source-copy, linear, UNet and generator-only baselines: pairs, pre
 loaders, whole-volume inference, auto-context levels, metrics, evaluation, figures and
 apply."""
 
-from medgen.task import TaskSpec
+from medgen.task import MetricSpec, TaskSpec
 
 TASK = TaskSpec(
     name="synthesis",
@@ -11,6 +11,9 @@ TASK = TaskSpec(
     section="synthesis",
     training_data="medgen.tasks.synthesis.loaders:training_data",
     check_config="medgen.tasks.synthesis.config_checks:check_config",
+    metrics=(MetricSpec("psnr", higher_is_better=True),
+             MetricSpec("ssim", higher_is_better=True),
+             MetricSpec("mae", higher_is_better=False)),
     training_input="synthesis/data/level1",
     apply="medgen.tasks.synthesis.apply:apply_synthesis",
     check_apply="medgen.tasks.synthesis.apply:check_new_data",

@@ -2,8 +2,12 @@
 # Snakemake's linter asks).
 from medgen.tasks.anomaly.methods import TRIVIAL as TRIVIAL_SCORES  # no model needed
 
-ANOMALY = f"{RUN}/anomaly"
-TRAINING_IMAGES = f"{RUN}/{registry.task('anomaly').training_input}"
+ANOMALY = f"{RUN}/{REPLICATE}anomaly"
+TRAINING_IMAGES = f"{RUN}/{SPLIT}{registry.task('anomaly').training_input}"
+# the evaluation images: per replicate when each draws its own synthetic anomalies
+ANOMALY_EVALUATION = REPLICATE if planning.anomaly_evaluation_per_seed(config) else SPLIT
+ANOMALY_DATA = f"{RUN}/{ANOMALY_EVALUATION}anomaly/data"
+ANOMALY_DATA_LOGS = f"{LOGS}/{ANOMALY_EVALUATION}".rstrip("/")
 TRAINING_SPLITS = ["train"]
 EVALUATION_SPLITS = ["val", "test"]
 
@@ -35,14 +39,17 @@ def scoring_gpus(method):
 
 
 @functools.cache
-def sheet_rows():
-    """The sample sheet's rows, splits assigned (read once; [] for the built-in demo)."""
+def sheet_rows(seed=None):
+    """The sample sheet's rows, splits assigned with ``seed`` (default: the config's; read
+    once per seed; [] for the built-in demo)."""
     from medgen.tasks.anomaly.sheet import read_anomaly_sheet
 
     # refused here, before any job runs, rather than inside the preparation job
     with refused_before_run("invalid anomaly sample sheet"):
         return read_anomaly_sheet(
-            config["anomaly"], config["seed"], new_data=planning.apply_mode(config)
+            config["anomaly"],
+            config["seed"] if seed is None else seed,
+            new_data=planning.apply_mode(config),
         )
 
 
@@ -55,18 +62,18 @@ def evaluated_splits():
     return [s for s in EVALUATION_SPLITS if s in present or s == "test"]
 
 
-def image_files(splits):
+def image_files(splits, seed=None):
     """Every file of the subjects in ``splits``, so changed images rerun their side only."""
-    rows = [row for row in sheet_rows() if row.split in splits]
+    rows = [row for row in sheet_rows(seed) if row.split in splits]
     return list(dict.fromkeys(str(path) for row in rows for path in row.paths()))
 
 
-def sheet_subjects(splits):
+def sheet_subjects(splits, seed=None):
     """Subject -> its files, for the subjects in ``splits``: a params value, so adding or
     moving a subject reruns the side it belongs to."""
     return {
         row.subject: [str(path) for path in row.paths()]
-        for row in sheet_rows()
+        for row in sheet_rows(seed)
         if row.split in splits
     }
 
@@ -84,4 +91,5 @@ def anomaly_outputs():
 
 
 TASK_OUTPUTS["anomaly"] = anomaly_outputs
+TASK_TIDY["anomaly"] = lambda: [f"{ANOMALY}/report/metrics_tidy.tsv"]
 TASK_INPUTS["anomaly"] = anomaly_inputs

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-EXPRESSION_DATA = f"{RUN}/{registry.task('expression').training_input}"
+EXPRESSION_DATA = f"{RUN}/{SPLIT}{registry.task('expression').training_input}"
 
 
 def syng_bts_dir():
@@ -72,8 +72,13 @@ def expression_inputs(wildcards=None):
 
 
 def expression_outputs():
-    return expand("{run}/{family}/eval/metrics.json", run=RUN, family=task_families("expression"))
+    return [
+        f"{RUN}/{REPLICATE}{family}/eval/metrics.json" for family in task_families("expression")
+    ]
 
 
 TASK_OUTPUTS["expression"] = expression_outputs
+TASK_TIDY["expression"] = lambda: [
+    f"{RUN}/{REPLICATE}{family}/eval/metrics_tidy.tsv" for family in task_families("expression")
+]
 TASK_INPUTS["expression"] = lambda: expression_inputs() + verified_expression_inputs()

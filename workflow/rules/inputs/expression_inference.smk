@@ -2,8 +2,8 @@
 # Snakemake's linter asks).
 from snakemake.exceptions import WorkflowError
 
-EXPRESSION_INFERENCE = f"{RUN}/expression_inference"
-EXPRESSION_INFERENCE_DATA = f"{RUN}/{registry.task('expression_inference').training_input}"
+EXPRESSION_INFERENCE = f"{RUN}/{REPLICATE}expression_inference"
+EXPRESSION_INFERENCE_DATA = f"{RUN}/{SPLIT}{registry.task('expression_inference').training_input}"
 
 
 def expression_inference_inputs(wildcards=None):
@@ -46,6 +46,7 @@ def expression_inference_outputs():
 
 
 TASK_OUTPUTS["expression_inference"] = expression_inference_outputs
+TASK_TIDY["expression_inference"] = lambda: [f"{EXPRESSION_INFERENCE}/eval/metrics_tidy.tsv"]
 
 
 def expression_inference_run_inputs():

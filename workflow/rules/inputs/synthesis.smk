@@ -1,6 +1,8 @@
 # Paths and input functions of rules/synthesis.smk (kept apart from the rules, as
 # Snakemake's linter asks).
-SYNTHESIS = f"{RUN}/synthesis"
+SYNTHESIS = f"{RUN}/{REPLICATE}synthesis"
+# the sheet fixes the synthesis split: prepared once, whatever the replicates
+SYNTHESIS_DATA = f"{RUN}/{registry.task('synthesis').training_input}"
 
 
 def synthesis_levels(family):
@@ -11,7 +13,7 @@ def synthesis_levels(family):
 def synthesis_level_data(family, level):
     """Level 1 trains on the prepared pairs; level k on them plus level k-1's output."""
     if int(level) == 1:
-        return f"{SYNTHESIS}/data/level1"
+        return SYNTHESIS_DATA
     return f"{SYNTHESIS}/{family}/data/level{level}"
 
 
@@ -67,4 +69,5 @@ def synthesis_outputs():
 
 
 TASK_OUTPUTS["synthesis"] = synthesis_outputs
+TASK_TIDY["synthesis"] = lambda: [f"{SYNTHESIS}/eval/metrics_tidy.tsv"]
 TASK_INPUTS["synthesis"] = synthesis_files

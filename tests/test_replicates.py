@@ -1,0 +1,120 @@
+"""Aggregation of replicates (medgen.evaluate.replicates) on tables with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medgen.errors import MedgenInputError
+from medgen.evaluate import replicates, tidy
+from medgen.task import MetricSpec
+
+SEEDS = range(5)
+SUBJECTS = [f"s{i:02d}" for i in range(20)]
+
+
+def anomaly_tables(tmp_path, margin=0.1, noise=0.02):
+    """Per seed: 'fanogan' beats 'pca' by ``margin`` on every subject (whole-split AUROC
+    too); 'copy' scores exactly as 'fanogan'; 'coin' is pca minus 0.2."""
+    paths = {}
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        base = rng.uniform(0.5, 0.7, len(SUBJECTS))
+        per_subject = {"pca": base, "fanogan": base + margin, "copy": base + margin,
+                       "coin": base - 0.2}
+        shift = rng.normal(0, noise)
+        rows = [pd.DataFrame({"method": m, "split": "test", "subject": SUBJECTS,
+                              "auroc": v + shift}) for m, v in per_subject.items()]
+        units = tidy.melt(pd.concat(rows), "subject", ["auroc"], unit="subject")
+        whole = pd.concat(rows).groupby("method", sort=False)["auroc"].mean().reset_index()
+        whole["split"] = "test"
+        paths[seed] = tmp_path / f"seed{seed}.tsv"
+        tidy.write([tidy.melt(whole, "all", ["auroc"]), units], paths[seed])
+    return paths
+
+
+def test_a_margin_on_every_unit_is_better_and_identical_methods_show_no_difference(tmp_path):
+    table = replicates.read_replicates(anomaly_tables(tmp_path))
+    result = replicates.compare(table, [MetricSpec("auroc", True)], models=["fanogan"],
+                                baselines=["pca", "copy", "coin"]).set_index("baseline")
+    assert result.loc["pca", "verdict"] == "better"
+    assert result.loc["pca", "mean_difference"] == pytest.approx(0.1)
+    assert result.loc["pca", "ci_low"] > 0 and result.loc["pca", "unit_evidence"] == "agrees"
+    assert result.loc["pca", "unit_replicates_significant"] == "5/5"
+    assert result.loc["pca", "unit_rank_biserial"] == pytest.approx(1.0)
+    assert result.loc["copy", "verdict"] == "no difference detected"
+    assert result.loc["copy", "mean_difference"] == 0 and result.loc["copy", "p_replicates"] == 1
+    assert result.loc["coin", "verdict"] == "better"  # fanogan - coin = +0.3
+    # the same margin on a lower-is-better metric: the model is worse
+    worse = replicates.compare(table, [MetricSpec("auroc", False)], models=["fanogan"],
+                               baselines=["pca"])
+    assert worse["verdict"].tolist() == ["worse"]
+
+
+def test_replicates_alone_do_not_decide_when_the_unit_tests_disagree(tmp_path):
+    # the whole-split value favours the model in every replicate, but per subject the two
+    # methods take turns: the unit-level test finds nothing and the verdict says so
+    paths = {}
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        base = rng.uniform(0.4, 0.6, len(SUBJECTS))
+        flip = np.where(np.arange(len(SUBJECTS)) % 2 == 0, 0.05, -0.05)
+        units = pd.DataFrame({"method": ["m"] * 20 + ["b"] * 20, "split": "test",
+                              "subject": SUBJECTS * 2, "psnr": np.r_[base + flip, base]})
+        whole = pd.DataFrame({"method": ["m", "b"], "split": "test",
+                              "psnr": [0.6 + 0.01 * seed, 0.5]})
+        paths[seed] = tmp_path / f"{seed}.tsv"
+        tidy.write([tidy.melt(whole, "all", ["psnr"]),
+                    tidy.melt(units, "subject", ["psnr"], unit="subject")], paths[seed])
+    result = replicates.compare(replicates.read_replicates(paths), [MetricSpec("psnr", True)],
+                                models=["m"], baselines=["b"])
+    row = result.iloc[0]
+    assert row["ci_low"] > 0 and row["unit_evidence"] == "does not agree"
+    assert row["verdict"] == "no difference detected"
+
+
+def test_summary_intervals_holm_and_units_only_metrics(tmp_path):
+    table = replicates.read_replicates(anomaly_tables(tmp_path))
+    # a metric with unit rows only: its replicate value is the mean over units
+    only_units = table[table["unit_kind"] == "subject"]
+    summary = replicates.summarise(only_units, [MetricSpec("auroc", True)]).set_index("method")
+    values = only_units[only_units["method"] == "pca"].groupby("seed")["value"].mean()
+    mean, sd = values.mean(), values.std(ddof=1)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 4) * sd / np.sqrt(5)
+    assert summary.loc["pca", "mean"] == pytest.approx(mean)
+    assert summary.loc["pca", "ci_high"] - summary.loc["pca", "ci_low"] == pytest.approx(2 * half)
+    assert summary.loc["pca", "n_replicates"] == 5
+    p = [0.01, 0.02, 0.03, float("nan")]
+    assert replicates.holm(p)[:3] == pytest.approx([0.03, 0.04, 0.04])
+    assert np.isnan(replicates.holm(p)[3])
+
+
+def test_aggregate_writes_tables_and_a_critical_difference_diagram(tmp_path):
+    paths = anomaly_tables(tmp_path)
+    out = tmp_path / "agg"
+    comparisons = replicates.aggregate(paths, "anomaly", out, out / "cd.png")
+    assert (out / "cd.png").stat().st_size > 1000
+    assert set(comparisons["model"]) == {"fanogan"}  # pca, copy, coin are not families
+    summary = pd.read_csv(out / replicates.SUMMARY_FILE, sep="\t")
+    assert set(summary["method"]) == {"pca", "fanogan", "copy", "coin"}
+    written = pd.read_csv(out / replicates.COMPARISONS_FILE, sep="\t")
+    assert list(written.columns) == list(replicates.COMPARISON_COLUMNS)
+    ranks, nemenyi, friedman = replicates.critical_difference(
+        replicates.read_replicates(paths), MetricSpec("auroc", True), "test")
+    assert ranks["coin"] == 4 and ranks["pca"] == 3  # fanogan and copy tie for 1-2
+    assert friedman < 0.05 and nemenyi.shape == (4, 4)
+
+
+def test_a_missing_replicate_table_or_nothing_to_compare_is_named(tmp_path):
+    paths = anomaly_tables(tmp_path)
+    paths[7] = tmp_path / "seed7" / "metrics_tidy.tsv"
+    with pytest.raises(MedgenInputError, match="seed7/metrics_tidy.tsv does not exist"):
+        replicates.read_replicates(paths)
+    table = replicates.read_replicates({0: anomaly_tables(tmp_path)[0]})
+    with pytest.raises(MedgenInputError, match="nothing to compare"):
+        replicates.compare(table[table["method"] != "fanogan"], [MetricSpec("auroc", True)])
+    with pytest.raises(MedgenInputError, match="replicates.seeds is empty"):
+        replicates.read_replicates({})
