@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,20 +114,44 @@ class InferenceMetrics:
 
     @property
     def median_pearson(self) -> float:
-        return float(np.nanmedian(self.pearson_per_gene))
+        r = self.pearson_per_gene[np.isfinite(self.pearson_per_gene)]
+        return float(np.median(r)) if len(r) else float("nan")  # the mean predictor: none
 
 
-def inference_metrics(y: np.ndarray, y_hat: np.ndarray) -> InferenceMetrics:
-    """MAE overall and per gene, Pearson r per gene (NaN where either side is constant)."""
+def inference_metrics(y: np.ndarray, y_hat: np.ndarray,
+                      folds: np.ndarray | None = None) -> InferenceMetrics:
+    """MAE overall and per gene, Pearson r per gene (NaN where either side is constant).
+
+    ``folds`` (one label per row): out-of-fold predictions of k-fold cross-validation.
+    Each fold's model carries its own training means, so one r over the pooled rows is
+    biased downward (no signal gives a negative r); r is computed within each fold and
+    averaged over the folds that define it. MAE does not depend on it.
+    """
     y, y_hat = np.asarray(y, np.float64), np.asarray(y_hat, np.float64)
     if y.shape != y_hat.shape:
         raise ValueError(f"shapes differ: measured {y.shape}, predicted {y_hat.shape}")
     error = np.abs(y - y_hat)
+    if folds is None:
+        r = _pearson_per_gene(y, y_hat)
+    else:
+        folds = np.asarray(folds)
+        per_fold = np.stack([_pearson_per_gene(y[folds == f], y_hat[folds == f])
+                             for f in np.unique(folds)])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a gene constant in every fold
+            r = np.nanmean(per_fold, axis=0)
+    return InferenceMetrics(float(error.mean()), error.mean(axis=0), r)
+
+
+def _pearson_per_gene(y: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
     yc, pc = y - y.mean(axis=0), y_hat - y_hat.mean(axis=0)
     denominator = np.sqrt((yc**2).sum(axis=0) * (pc**2).sum(axis=0))
+    # constant up to rounding (the mean predictor back in the data's units): no r
+    scale = np.maximum(np.abs(y).max(axis=0, initial=0), np.abs(y_hat).max(axis=0, initial=0))
+    flat = (np.abs(yc).max(axis=0, initial=0) <= 1e-9 * (scale + 1)) | (
+        np.abs(pc).max(axis=0, initial=0) <= 1e-9 * (scale + 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denominator > 0, (yc * pc).sum(axis=0) / denominator, np.nan)
-    return InferenceMetrics(float(error.mean()), error.mean(axis=0), r)
+        return np.where((denominator > 0) & ~flat, (yc * pc).sum(axis=0) / denominator, np.nan)
 
 
 def cross_validated_predictions(x: np.ndarray, y: np.ndarray, make_model, folds: int,
@@ -152,10 +177,16 @@ def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5
     models fitted on the train rows."""
     if not np.isfinite(x).all() or not np.isfinite(y).all():
         raise MedgenInputError("landmark or target values hold NaN or infinite entries")
-    rows = slice(None) if split is None else split[1]
+    if split is None:
+        splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+        rows, fold = np.arange(len(x)), np.empty(len(x), int)
+        for i, (_, test) in enumerate(splits):
+            fold[test] = i
+    else:
+        splits, rows, fold = [split], split[1], None
     results = {
         name: inference_metrics(y[rows], cross_validated_predictions(
-            x, y, make, folds, seed, [split] if split is not None else None)[rows])
+            x, y, make, folds, seed, splits)[rows], fold)
         for name, make in models.items()}
     return metric_table(results)
 
@@ -245,7 +276,15 @@ def evaluate_expression_inference(
     order = [*models, *(ablations or {}), *[b for b in factories if b in BASELINES]]
     predictions = {name: predictions[name] for name in order}
     measured = y.iloc[evaluated]
-    results = {name: inference_metrics(measured.to_numpy(), p) for name, p in predictions.items()}
+    # with k folds, r per gene within each fold (fold of each evaluated row, in order)
+    fold = None
+    if len(splits) > 1:
+        fold = np.empty(len(obs), int)
+        for i, (_, test) in enumerate(splits):
+            fold[test] = i
+        fold = fold[evaluated]
+    results = {name: inference_metrics(measured.to_numpy(), p, fold)
+               for name, p in predictions.items()}
     table = metric_table(results)
     per_gene = pd.concat([pd.DataFrame({"model": name, "gene": y.columns, "mae": m.mae_per_gene,
                                         "pearson": m.pearson_per_gene})
