@@ -3,7 +3,6 @@ redrawn split that keeps patients whole, aggregation, and resume of a partial se
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import pandas as pd
@@ -12,17 +11,12 @@ import yaml
 
 from medgen import config as medgen_config
 from medgen.evaluate import replicates
+from tests.helpers.replicates import planned_jobs
 
 from conftest import run_snakemake, small_real_config
 
 REPO_ROOT = medgen_config.REPO_ROOT
 DATASET = REPO_ROOT / "config" / "datasets"
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from a dry run's job table."""
-    table = output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def write(tmp_path, name, sections):

@@ -1,0 +1,147 @@
+"""Studies: several dataset configs run as one Snakemake invocation with replicates, and a
+summary that sets each paper's claim beside our numbers (``config/studies/papers.yaml``,
+``workflow/papers.smk``).
+
+A study file names, per study, a dataset config, its seeds, the paper and its claim, the
+task, models, baselines and metrics to summarise; ``budget`` picks a named budget that may
+cut seeds and epochs (the summary says which budget ran).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medgen import atomic
+from medgen import config as medgen_config
+from medgen.errors import MedgenInputError
+
+STUDY_KEYS = ("config", "seeds", "paper", "claim", "task", "models", "baselines", "metrics")
+SUMMARY_COLUMNS = (
+    "study", "paper", "claim", "task", "split", "metric", "model", "baseline",
+    "model_mean", "model_ci", "baseline_mean", "baseline_ci", "difference", "difference_ci",
+    "verdict", "n_replicates", "budget")
+
+
+def load_studies(path: str | os.PathLike, budget: str | None = None) -> dict[str, Any]:
+    """The study file with each study's resolved run config.
+
+    Returns ``{"budget": name, "budget_settings": {...}, "results_dir": ...,
+    "studies": {name: {**entry, "run_config": resolved config}}}``: every study's run
+    config is the default config, its dataset config, then ``results_dir``, the study's
+    seeds as ``replicates.seeds`` and the budget's cuts (``seeds``, ``max_epochs``).
+
+    Raises
+    ------
+    MedgenInputError
+        A missing file or key (named), an unknown budget, a study config that does not
+        validate (its message prefixed with the study's name).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MedgenInputError(f"study file {path} does not exist")
+    spec = medgen_config.load_yaml(path)
+    for key in ("results_dir", "budget", "budgets", "studies"):
+        if key not in spec:
+            raise MedgenInputError(f"{path}: key '{key}' is missing")
+    name = budget or spec["budget"]
+    if name not in spec["budgets"]:
+        raise MedgenInputError(f"{path}: budget '{name}' is not one of "
+                               f"{', '.join(spec['budgets'])} (key 'budgets')")
+    cuts = spec["budgets"][name] or {}
+    studies = {}
+    for study, entry in spec["studies"].items():
+        missing = [key for key in STUDY_KEYS if key not in entry]
+        if missing:
+            raise MedgenInputError(f"{path}: study '{study}' lacks {', '.join(missing)}")
+        seeds = list(cuts.get("seeds", entry["seeds"]))
+        override: dict[str, Any] = {"results_dir": spec["results_dir"],
+                                    "replicates": {"seeds": seeds}}
+        if cuts.get("max_epochs"):
+            override["training"] = {"max_epochs": cuts["max_epochs"]}
+        try:
+            run_config = medgen_config.load([entry["config"]], override)
+        except MedgenInputError as err:
+            raise MedgenInputError(f"{path}: study '{study}': {err}") from None
+        studies[study] = {**entry, "seeds": seeds, "run_config": run_config}
+    return {"budget": name, "budget_settings": cuts, "results_dir": spec["results_dir"],
+            "studies": studies}
+
+
+def comparisons_path(run_config: dict[str, Any], task: str) -> Path:
+    """Where the workflow writes a run's aggregated comparisons of ``task``."""
+    return medgen_config.run_dir(run_config) / "replicates" / task / "comparisons.tsv"
+
+
+def summary_path(run_config: dict[str, Any], task: str) -> Path:
+    return medgen_config.run_dir(run_config) / "replicates" / task / "summary.tsv"
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if pd.isna(low) or pd.isna(high) else f"[{low:.4g}, {high:.4g}]"
+
+
+def summarise_studies(studies: dict[str, Any], out_tsv: str | os.PathLike,
+                      out_md: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per study x split x metric x model x baseline it names: the paper's claim,
+    each method's mean with its 95% interval, the paired difference with its interval and
+    the verdict (``medgen.evaluate.replicates``), the replicates and the budget.
+
+    ``studies``: as ``load_studies`` returns it, after the workflow ran. Writes TSV (and a
+    Markdown table to ``out_md``). Raises MedgenInputError naming a missing aggregate.
+    """
+    rows = []
+    for study, entry in studies["studies"].items():
+        config, task = entry["run_config"], entry["task"]
+        paths = [comparisons_path(config, task), summary_path(config, task)]
+        for p in paths:
+            if not p.is_file():
+                raise MedgenInputError(f"study '{study}': {p} does not exist (run the study)")
+        comparisons = pd.read_csv(paths[0], sep="\t")
+        means = pd.read_csv(paths[1], sep="\t").set_index(["split", "metric", "method"])
+        wanted = comparisons[comparisons["metric"].isin(entry["metrics"])
+                             & comparisons["model"].isin(entry["models"])
+                             & comparisons["baseline"].isin(entry["baselines"])]
+        budget = studies["budget"] + (
+            f" ({', '.join(f'{k} {v}' for k, v in studies['budget_settings'].items())})"
+            if studies["budget_settings"] else "")
+        for row in wanted.itertuples():
+            model = means.loc[(row.split, row.metric, row.model)]
+            baseline = means.loc[(row.split, row.metric, row.baseline)]
+            rows.append({
+                "study": study, "paper": entry["paper"], "claim": entry["claim"].strip(),
+                "task": task, "split": row.split, "metric": row.metric, "model": row.model,
+                "baseline": row.baseline, "model_mean": model["mean"],
+                "model_ci": _interval(model["ci_low"], model["ci_high"]),
+                "baseline_mean": baseline["mean"],
+                "baseline_ci": _interval(baseline["ci_low"], baseline["ci_high"]),
+                "difference": row.mean_difference,
+                "difference_ci": _interval(row.ci_low, row.ci_high), "verdict": row.verdict,
+                "n_replicates": row.n_replicates, "budget": budget})
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    atomic.write_text(out_tsv, table.to_csv(sep="\t", index=False, float_format="%.4g",
+                                            lineterminator="\n"))
+    if out_md is not None:
+        atomic.write_text(out_md, markdown(table))
+    return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The summary as Markdown: per study its claim, then one line per comparison."""
+    lines = []
+    for study, part in table.groupby("study", sort=False):
+        first = part.iloc[0]
+        lines += [f"## {study}: {first['paper']}", "", f"Claim: {first['claim']}", "",
+                  f"Budget: {first['budget']}; {first['n_replicates']} replicates.", "",
+                  "| split | metric | model (mean [95% CI]) | baseline (mean [95% CI]) | "
+                  "difference [95% CI] | verdict |", "|---|---|---|---|---|---|"]
+        for r in part.itertuples():
+            lines.append(
+                f"| {r.split} | {r.metric} | {r.model} {r.model_mean:.4g} {r.model_ci} | "
+                f"{r.baseline} {r.baseline_mean:.4g} {r.baseline_ci} | "
+                f"{r.difference:+.4g} {r.difference_ci} | {r.verdict} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"

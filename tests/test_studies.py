@@ -1,0 +1,104 @@
+"""Studies (medgen.studies, workflow/papers.smk): the four papers' comparisons in one
+invocation, and the summary that sets each claim beside our numbers."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from medgen import config as medgen_config
+from medgen import planning
+from medgen.errors import MedgenInputError
+from medgen.evaluate import replicates
+from medgen.studies import load_studies, summarise_studies
+from tests.helpers.replicates import anomaly_tables, planned_jobs
+
+from conftest import run_snakemake
+
+ROOT = medgen_config.REPO_ROOT
+PAPERS = ROOT / "config" / "studies" / "papers.yaml"
+
+
+def planned_methods(config: dict, task: str) -> set[str]:
+    """Every method the study's run evaluates for ``task`` (families, baselines, ablations,
+    synthesis levels)."""
+    families = planning.task_families(config, task)
+    if task == "synthesis":
+        levels = {f"{f}_level{k}" for f in families
+                  for k in range(1, planning.synthesis_levels(config, f) + 1)}
+        return levels | set(config["synthesis"]["evaluation"]["baselines"])
+    if task == "anomaly":
+        return set(planning.anomaly_methods(config))
+    if task == "expression":
+        return set(families) | set(config["expression"]["evaluation"]["baselines"])
+    section = config["expression_inference"]["evaluation"]
+    return (set(families) | set(section["baselines"])
+            | set(planning.expression_inference_ablations(config)))
+
+
+def test_the_papers_study_file_names_what_its_runs_evaluate():
+    full, small = load_studies(PAPERS), load_studies(PAPERS, "small")
+    assert full["budget"] == "full" and small["budget_settings"]["max_epochs"] == 2
+    assert len(full["studies"]) == 6
+    for name, study in full["studies"].items():
+        config = study["run_config"]
+        assert config["tasks"] == [study["task"]], name
+        assert config["replicates"]["seeds"] == study["seeds"] and len(study["seeds"]) >= 3
+        assert set(study["models"]) | set(study["baselines"]) <= planned_methods(
+            config, study["task"]), name
+        assert small["studies"][name]["run_config"]["replicates"]["seeds"] == [0, 1]
+        assert small["studies"][name]["run_config"]["training"]["max_epochs"] == 2
+
+
+def test_a_bad_study_file_names_the_study_and_key(tmp_path):
+    spec = yaml.safe_load(PAPERS.read_text())
+    spec["studies"]["tybalt_tcga"]["seeds"] = [0]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(MedgenInputError, match="study 'tybalt_tcga': config key "
+                       "'replicates.seeds' is \\[0\\]"):
+        load_studies(path)
+    del spec["studies"]["tybalt_tcga"]["claim"]
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(MedgenInputError, match="study 'tybalt_tcga' lacks claim"):
+        load_studies(path)
+    with pytest.raises(MedgenInputError, match="budget 'tiny' is not one of full, small"):
+        load_studies(PAPERS, "tiny")
+
+
+def test_the_summary_sets_the_claim_beside_mean_interval_and_verdict(tmp_path):
+    spec = {"results_dir": str(tmp_path / "results"), "budget": "full", "budgets": {"full": {}},
+            "studies": {"demo": {
+                "config": str(ROOT / "config" / "datasets" / "mni152_demo.yaml"),
+                "seeds": list(range(5)), "paper": "Schlegl et al. 2019",
+                "claim": "f-AnoGAN beats PCA.", "task": "anomaly", "models": ["fanogan"],
+                "baselines": ["pca", "copy"], "metrics": ["auroc"]}}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    studies = load_studies(path)
+    with pytest.raises(MedgenInputError, match="study 'demo': .* does not exist"):
+        summarise_studies(studies, tmp_path / "summary.tsv")
+    run = medgen_config.run_dir(studies["studies"]["demo"]["run_config"])
+    replicates.aggregate(anomaly_tables(tmp_path), "anomaly", run / "replicates" / "anomaly")
+    table = summarise_studies(studies, tmp_path / "summary.tsv", tmp_path / "summary.md")
+    verdicts = table.set_index("baseline")["verdict"].to_dict()
+    assert verdicts == {"pca": "better", "copy": "no difference detected"}  # coin: not asked
+    row = table.set_index("baseline").loc["pca"]
+    assert row["difference"] == pytest.approx(0.1) and row["n_replicates"] == 5
+    assert row["claim"] == "f-AnoGAN beats PCA." and row["budget"] == "full"
+    assert "| test | auroc | fanogan" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.workflow
+def test_one_invocation_plans_every_study_per_seed_then_the_summary():
+    out = run_snakemake("-n", "-s", "workflow/papers.smk", "--config", "budget=small")
+    jobs = planned_jobs(out.stdout)
+    assert jobs["papers_summary"] == 1
+    # two seeds each: Tybalt; AnoGAN, f-AnoGAN, conv AE (x2 datasets); GGAN and D-GEX (x2)
+    assert jobs["tybalt_tcga_train_model"] == 2
+    assert jobs["fanogan_pneumoniamnist_train_model"] == 6
+    assert jobs["anomaly_brats_train_model"] == 6
+    assert jobs["ggan_gpl96_train_model"] == 4 and jobs["ggan_tcga_train_model"] == 4
+    assert jobs["synthesis_brats_train_synthesis_level"] == 4  # 2 levels x 2 seeds
+    for name in ("tybalt_tcga", "anomaly_brats", "synthesis_brats", "ggan_gpl96"):
+        assert jobs[f"{name}_aggregate_replicates"] == 1
