@@ -99,7 +99,8 @@ def test_mni152_demo_prepares_from_installed_package(tmp_path):
     out = prepare_images(None, cfg, 0, tmp_path)
     train, test = load_split(out["train"]), load_split(out["test"])
     assert train["images"].shape[1:] == (1, 32, 32) and len(train["images"]) == 100
-    assert set(np.unique(test["subject"])) == {"mni152_right_test"}
+    slabs = {str(s) for s in np.unique(test["subject"])}  # one subject per test slab
+    assert len(slabs) >= 3 and slabs == {f"mni152_right_test{k}" for k in range(1, len(slabs) + 1)}
     # the healthy template's val/test slices: half get one synthetic anomaly with its mask
     val = load_split(out["val"])
     for split in (val, test):

@@ -417,22 +417,34 @@ def test_synthetic_anomalies_in_half_the_healthy_evaluation_slices(tmp_path, sub
         for i in range(len(one["y"])):
             region = one["labels_map"][i].astype(bool)
             assert np.abs(one["images"][i, 0] - table["images"][i, 0])[region].mean() > 0.01
+    # a subject none of whose slices passed the mask filter: nothing to insert, no crash
+    empty = {key: value[:0] for key, value in table.items()}
+    none = insert_anomalies(empty, settings, 3)
+    assert len(none["y"]) == 0 and none["anomaly_fraction"].shape == (0,)
     # refused where real lesion labels exist
     with pytest.raises(MedgenInputError, match="synthetic anomalies are for healthy data"):
         prepare_images(write_sheet(tmp_path / "labelled.tsv", subjects), cfg, 0,
                        tmp_path / "bad")
 
 
-def test_mni152_demo_subjects_share_no_slice(tmp_path):
-    from medgen.tasks.anomaly.demo import mni152_demo_sheet
+def test_mni152_demo_val_and_test_are_slabs_apart(tmp_path):
+    from medgen.tasks.anomaly.demo import GAP_SLICES, SLAB_SLICES, mni152_demo_sheet
 
     sheet = mni152_demo_sheet(tmp_path, slice_axis=2)
     rows = {r.subject: r for r in read_sample_sheet(sheet, ["t1"], None, 0, None)}
     assert {r.split for r in rows.values()} == {"train", "val", "test"}
-    val = nib.load(rows["mni152_right_val"].images["t1"])
-    test = nib.load(rows["mni152_right_test"].images["t1"])
-    # alternate axial slices: world positions interleave, never coincide
-    z_val = (val.affine @ [0, 0, 1, 1])[2] - (val.affine @ [0, 0, 0, 1])[2]
-    z0_val, z0_test = val.affine[2, 3], test.affine[2, 3]
-    assert z_val == pytest.approx(4.0) and abs(z0_test - z0_val) == pytest.approx(2.0)
-    assert abs(val.shape[2] - test.shape[2]) <= 1
+    # world z of every slice of each split (2-mm voxels): slabs of 8, 2 slices left out
+    z = {"val": [], "test": []}
+    for row in rows.values():
+        if row.split == "train":
+            continue
+        image = nib.load(row.images["t1"])
+        assert image.shape[2] <= SLAB_SLICES
+        z[row.split] += [(image.affine @ [0, 0, k, 1])[2] for k in range(image.shape[2])]
+    assert len(z["val"]) > 20 and len(z["test"]) > 20
+    nearest = min(abs(a - b) for a in z["val"] for b in z["test"])
+    assert nearest == pytest.approx(2.0 * (GAP_SLICES + 1))  # never neighbours
+    # both splits span the brain: each has slabs below and above the middle
+    middle = np.median(z["val"] + z["test"])
+    for values in z.values():
+        assert min(values) < middle < max(values)

@@ -80,7 +80,8 @@ def test_training_settings_leave_out_what_changes_only_the_log():
 
 
 def test_ablations_inherit_the_family_overrides_and_max_epochs():
-    config = _inference_config(training={"max_epochs": 2})
+    config = _inference_config(training={"max_epochs": 2},
+                               models={"ggan": {"params": {"dropout": 0.3}}})
     ablations = planning.expression_inference_ablations(config)
     assert ablations, "the dataset config's ablations"
     for family, hparams in ablations.values():

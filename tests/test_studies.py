@@ -26,7 +26,9 @@ def planned_methods(config: dict, task: str) -> set[str]:
     if task == "synthesis":
         levels = {f"{f}_level{k}" for f in families
                   for k in range(1, planning.synthesis_levels(config, f) + 1)}
-        return levels | set(config["synthesis"]["evaluation"]["baselines"])
+        # the voxel-wise regressions are evaluated as voxel_linear, voxel_hgb
+        return levels | {f"voxel_{b}" if b in ("linear", "hgb") else b
+                         for b in config["synthesis"]["evaluation"]["baselines"]}
     if task == "anomaly":
         return set(planning.anomaly_methods(config))
     if task == "expression":

@@ -348,6 +348,14 @@ def test_voxel_regression_baselines_and_the_l1_unet(prepared):
                                  "lr": 1e-3}, seed=0, num_threads=1)
     out = unet.predict(test["source"], mask, window=32)
     assert out.shape == mask.shape and np.isfinite(out).all()
+    assert unet.data["model_selection"]["rule"] == "last epoch"
+    # with validation subjects it keeps the epoch of lowest val_mae, as the family does
+    hp = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 4, "batch_size": 4,
+          "max_epochs": 3, "lr": 1e-3}
+    selected = train_unet_l1(train, hp, seed=0, num_threads=1, val_volumes=[test])
+    choice = selected.data["model_selection"]
+    assert choice["rule"] == "lowest val_mae" and choice["epochs_trained"] == 3
+    assert 0 <= choice["epoch"] <= 2 and np.isfinite(choice["val_mae"])
 
 
 def test_generator_l1_baseline_is_the_configured_generator_with_l1_only(prepared):

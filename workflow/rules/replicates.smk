@@ -9,14 +9,14 @@ rule aggregate_replicates:
         comparisons=report(
             f"{REPLICATES}/{{task}}/{COMPARISONS}",
             caption="../report/replicates_comparisons.rst",
-            category="Replicates",
+            category="Across replicates",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "1. models against baselines (verdicts)"},
         ),
         summary=report(
             f"{REPLICATES}/{{task}}/summary.tsv",
             caption="../report/replicates_summary.rst",
-            category="Replicates",
+            category="Across replicates",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "2. mean and 95% interval per method"},
         ),
@@ -24,7 +24,7 @@ rule aggregate_replicates:
         diagram=report(
             f"{REPLICATES}/{{task}}/critical_difference.png",
             caption="../report/replicates_diagram.rst",
-            category="Replicates",
+            category="Across replicates",
             subcategory="{task}",
             labels={"task": "{task}", "figure": "3. critical-difference diagram"},
         ),

@@ -119,8 +119,10 @@ def insert_anomalies(table: dict[str, np.ndarray], settings: dict[str, Any], see
         kinds[i] = kind
     out["y"] = chosen.astype(np.int8)
     out["anomaly_kind"] = kinds.astype(str)
-    mask_pixels = np.maximum(out["masks"].reshape(n, -1).sum(axis=1), 1)
-    out["anomaly_fraction"] = (out["labels_map"].reshape(n, -1).sum(axis=1) / mask_pixels
+    # reshape(n, -1) cannot infer the pixel count of a subject with no slice: name it
+    pixels = int(np.prod(out["masks"].shape[1:]))
+    mask_pixels = np.maximum(out["masks"].reshape(n, pixels).sum(axis=1), 1)
+    out["anomaly_fraction"] = (out["labels_map"].reshape(n, pixels).sum(axis=1) / mask_pixels
                                ).astype(np.float32)
     return out
 

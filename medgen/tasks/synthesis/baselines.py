@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Literal
 
 import lightning as L
@@ -116,13 +117,20 @@ def predict_voxel_regression(model, source: np.ndarray, mask: np.ndarray) -> np.
 
 
 class UNetL1Plan(L.LightningModule):
-    """MONAI ``UNet`` (3D, residual units) trained with L1 on (source, target) patches."""
+    """MONAI ``UNet`` (3D, residual units) trained with L1 on (source, target) patches.
+
+    With validation patches it keeps the weights of the epoch with the lowest ``val_mae``
+    (ties: the earliest), the rule the synthesis family and 'generator_l1' follow
+    (``select_on_val``), so that every trained method is selected alike.
+    """
 
     def __init__(self, in_channels: int, channels: list[int], lr: float) -> None:
         super().__init__()
         self.net = UNet(spatial_dims=3, in_channels=in_channels, out_channels=1,
                         channels=channels, strides=[2] * (len(channels) - 1), num_res_units=1)
         self.lr = lr
+        self.best: dict[str, Any] | None = None  # {'epoch', 'val_mae', 'state'}
+        self._val_error: torch.Tensor | None = None
 
     def training_step(self, batch, batch_idx):
         source, target = batch
@@ -130,18 +138,51 @@ class UNetL1Plan(L.LightningModule):
         self.log("l1", loss, on_step=False, on_epoch=True)
         return loss
 
+    def validation_step(self, batch, batch_idx):
+        source, target = batch
+        error = (self.net(source) - target).abs()
+        step = torch.stack([error.sum(dtype=torch.float64),
+                            torch.tensor(error.numel(), dtype=torch.float64)])
+        self._val_error = step if self._val_error is None else self._val_error + step
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_error is None:
+            return
+        total, voxels = self._val_error
+        self._val_error = None
+        val_mae = float(total / voxels)
+        self.log("val_mae", val_mae)
+        if self.trainer.sanity_checking or not math.isfinite(val_mae):
+            return
+        if self.best is None or val_mae < self.best["val_mae"]:
+            state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            self.best = {"epoch": int(self.current_epoch), "val_mae": val_mae, "state": state}
+
+    def selection(self) -> dict[str, Any]:
+        """The kept epoch, as ``ContextGANPlan.selection`` reports it."""
+        trained = int(self.trainer.current_epoch)
+        if self.best is not None:
+            return {"rule": "lowest val_mae", "epoch": self.best["epoch"],
+                    "val_mae": self.best["val_mae"], "epochs_trained": trained}
+        return {"rule": "last epoch", "epoch": trained - 1, "val_mae": None,
+                "epochs_trained": trained, "reason": "no validation patches"}
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.net.parameters(), lr=self.lr)
 
 
 def train_unet_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any], seed: int,
-                  num_threads: int | None = None) -> Synthesiser:
+                  num_threads: int | None = None,
+                  val_volumes: list[dict[str, np.ndarray]] | None = None) -> Synthesiser:
     """Train the L1 UNet baseline on patches of ``volumes`` (as the GAN's loader draws
     them) and return it ready for ``Synthesiser.predict``.
 
     ``hparams``: ``channels`` (UNet widths, e.g. [16, 32, 64, 128]), ``patch_size``
     (divisible by 2 ** (len(channels) - 1)), ``samples_per_volume``, ``batch_size``,
-    ``max_epochs``, ``lr``.
+    ``max_epochs``, ``lr``. ``val_volumes``: validation subjects; given, the epoch with the
+    lowest ``val_mae`` on their fixed patches (``val_patch_loader``) is kept, as the family
+    keeps its own (``select_on_val``); without them the last epoch. The choice is in the
+    returned ``Synthesiser.data['model_selection']``.
     """
     dataset = PatchDataset(volumes, hparams["patch_size"], hparams["samples_per_volume"], seed)
     loader = DataLoader(dataset, batch_size=hparams["batch_size"],
@@ -149,8 +190,16 @@ def train_unet_l1(volumes: list[dict[str, np.ndarray]], hparams: dict[str, Any],
     in_channels = int(volumes[0]["source"].shape[0])
     seed_all(seed)  # the initial weights too: the same seed gives the same baseline
     plan = UNetL1Plan(in_channels, list(hparams["channels"]), hparams["lr"])
-    fit_in_memory(plan, loader, hparams["max_epochs"], seed, num_threads)
-    return Synthesiser(plan.net.eval(), 0, {"channels": in_channels, "family": "unet_l1"})
+    val_loader = (val_patch_loader(val_volumes, hparams["patch_size"], hparams["batch_size"],
+                                   seed) if val_volumes else None)
+    fit_in_memory(plan, loader, hparams["max_epochs"], seed, num_threads, val_loader=val_loader)
+    selection = plan.selection()
+    if plan.best is not None:
+        plan.net.load_state_dict(plan.best["state"])
+    log.info("unet_l1: kept epoch %s of %s (%s, val_mae %s)", selection["epoch"],
+             selection["epochs_trained"], selection["rule"], selection["val_mae"])
+    return Synthesiser(plan.net.eval(), 0, {"channels": in_channels, "family": "unet_l1",
+                                            "model_selection": selection})
 
 
 def generator_l1_hparams(hparams: dict[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,10 @@ def baseline_predictors(prepared: str | os.PathLike, baselines: list[str], seed:
             predictors[f"voxel_{name}"] = (
                 lambda source, mask, model=model: predict_voxel_regression(model, source, mask))
         elif name == "unet_l1":
-            net = train_unet_l1(train, unet, seed, num_threads)
+            # selected as the family is: on the validation subject when it selects on val
+            select = bool((generator or {}).get("select_on_val"))
+            val = read_volumes(prepared, "val")[1] if select else None
+            net = train_unet_l1(train, unet, seed, num_threads, val_volumes=val)
             predictors["unet_l1"] = net.predict
         elif name == "generator_l1":
             if generator is None:
