@@ -80,6 +80,12 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
                 & (t["unit"] == "all")]["value"].item() for t in per_seed]
     assert tybalt["mean"].item() == pytest.approx(sum(values) / 2, rel=1e-5)
     assert (run / "replicates/expression/critical_difference.png").stat().st_size > 1000
+    # the report leads with the aggregate: its section sorts first, captions rendered
+    report = tmp_path / "report.html"
+    run_snakemake(*args, "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert "Across replicates" in html and "comparisons.tsv" in html
+    assert "2\n  replicates (seeds 0, 1" in html or "replicates (seeds 0, 1" in html
     # a lost replicate: only its jobs (and the aggregation) run again
     shutil.rmtree(run / "seed1")
     plan = planned_jobs(run_snakemake("-n", *args).stdout)

@@ -89,14 +89,14 @@ rule evaluate_anomaly:
             f"{ANOMALY}/report/metrics.tsv",
             caption="../report/anomaly_metrics.rst",
             category="Anomaly detection",
-            labels={"figure": "metrics vs baselines"},
+            labels={**SEED_LABEL, "figure": "metrics vs baselines"},
         ),
         roc=[
             report(
                 f"{ANOMALY}/report/roc_{split}.png",
                 caption="../report/anomaly_roc.rst",
                 category="Anomaly detection",
-                labels={"figure": f"ROC ({split})"},
+                labels={**SEED_LABEL, "figure": f"ROC ({split})"},
             )
             for split in evaluated_splits()
         ],
@@ -105,7 +105,7 @@ rule evaluate_anomaly:
                 f"{ANOMALY}/report/hist_{split}.png",
                 caption="../report/anomaly_hist.rst",
                 category="Anomaly detection",
-                labels={"figure": f"score histograms ({split})"},
+                labels={**SEED_LABEL, "figure": f"score histograms ({split})"},
             )
             for split in evaluated_splits()
         ],
@@ -114,7 +114,7 @@ rule evaluate_anomaly:
                 f"{ANOMALY}/report/grid_{method}.png",
                 caption="../report/anomaly_grid.rst",
                 category="Anomaly detection",
-                labels={"figure": f"{method}: inputs, reconstructions, residuals"},
+                labels={**SEED_LABEL, "figure": f"{method}: inputs, reconstructions, residuals"},
             )
             for method in anomaly_methods()
             if method not in TRIVIAL_SCORES
@@ -123,13 +123,13 @@ rule evaluate_anomaly:
             f"{ANOMALY}/report/slices_by_subject.tsv",
             caption="../report/anomaly_slices_by_subject.rst",
             category="Anomaly detection",
-            labels={"figure": "slice level per subject"},
+            labels={**SEED_LABEL, "figure": "slice level per subject"},
         ),
         notes=report(
             f"{ANOMALY}/report/notes.txt",
             caption="../report/anomaly_notes.rst",
             category="Anomaly detection",
-            labels={"figure": "notes on these numbers"},
+            labels={**SEED_LABEL, "figure": "notes on these numbers"},
         ),
         by_subject=(
             [
@@ -137,7 +137,7 @@ rule evaluate_anomaly:
                     f"{ANOMALY}/report/pixel_by_subject.tsv",
                     caption="../report/anomaly_pixel_by_subject.rst",
                     category="Anomaly detection",
-                    labels={"figure": "pixel level per subject"},
+                    labels={**SEED_LABEL, "figure": "pixel level per subject"},
                 )
             ]
             if config["anomaly"]["evaluation"]["pixel_level"]

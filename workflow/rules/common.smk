@@ -28,6 +28,8 @@ SPLIT = REPLICATE if planning.redraws_split(config) else ""
 REPLICATE_LOGS = f"{LOGS}/{REPLICATE}".rstrip("/")
 SPLIT_LOGS = f"{LOGS}/{SPLIT}".rstrip("/")
 MODELS = f"{RUN}/{REPLICATE}models"
+# report entries of one replicate say which (the aggregate is in "Across replicates")
+SEED_LABEL = {"seed": "{seed}"} if SEEDS else {}
 
 # task -> function giving its final targets / the input files it reads (for the run's
 # provenance) / its tidy metric tables (aggregated over replicates); filled by each task's

@@ -100,14 +100,14 @@ rule synthesis_report:
             f"{SYNTHESIS}/report/metrics.tsv",
             caption="../report/synthesis_metrics.rst",
             category="Image synthesis",
-            labels={"figure": "metrics per subject"},
+            labels={**SEED_LABEL, "figure": "metrics per subject"},
         ),
         slices=[
             report(
                 f"{SYNTHESIS}/report/slices_{subject}.png",
                 caption="../report/synthesis_slices.rst",
                 category="Image synthesis",
-                labels={"figure": f"mid-slices: {subject}"},
+                labels={**SEED_LABEL, "figure": f"mid-slices: {subject}"},
             )
             for subject in synthesis_report_subjects()
         ],
@@ -115,7 +115,7 @@ rule synthesis_report:
             f"{SYNTHESIS}/report/training_curves.png",
             caption="../report/synthesis_curves.rst",
             category="Image synthesis",
-            labels={"figure": "training curves"},
+            labels={**SEED_LABEL, "figure": "training curves"},
         ),
     log:
         f"{REPLICATE_LOGS}/synthesis_report.log",
@@ -125,5 +125,6 @@ rule synthesis_report:
     params:
         models=lambda wildcards: with_seed(synthesis_models(), wildcards),
         subjects=synthesis_report_subjects(),
+        seed=run_seed,
     script:
         "../scripts/synthesis_report.py"

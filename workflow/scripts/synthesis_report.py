@@ -13,4 +13,5 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
         models=dict(snakemake.params.models),  # noqa: F821
         out_dir=Path(snakemake.output.table).parent,  # noqa: F821
         subjects=list(snakemake.params.subjects),  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
     )

@@ -218,7 +218,8 @@ def subject_outputs(eval_dir: Path, methods: list[str], subject: str,
 
 def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
                      models: dict[str, list[str]], out_dir: str | os.PathLike,
-                     subjects: list[str] | None = None) -> dict[str, Path]:
+                     subjects: list[str] | None = None,
+                     seed: int | None = None) -> dict[str, Path]:
     """The report's synthesis section: ``metrics.tsv``, ``slices_<subject>.png`` for each
     of ``subjects`` (default: the test subjects of ``prepared``) and
     ``training_curves.png``.
@@ -232,6 +233,8 @@ def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
     models
         Family -> its level ``model.pt`` paths in level order; the training logs
         (``metrics.csv``) are read beside them.
+    seed
+        The seed the models were trained with, named in the mid-slice titles.
     """
     eval_dir, out_dir = Path(eval_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +259,8 @@ def synthesis_report(eval_dir: str | os.PathLike, prepared: str | os.PathLike,
         written[f"slices_{subject}"] = out_dir / f"slices_{subject}.png"
         mid_slices(arrays["source"][0], arrays["target"][0], outputs, mask,
                    written[f"slices_{subject}"],
-                   f"{subject}: {manifest['sources'][0]} -> {manifest['target']}")
+                   f"{subject}: {manifest['sources'][0]} -> {manifest['target']}"
+                   + ("" if seed is None else f" (models of seed {seed})"))
     training_curves({name: Path(models[family][k - 1]).parent / "metrics.csv"
                      for name, (family, k) in levels.items()}, written["curves"],
                     kept={name: kept_epoch(models[family][k - 1])
