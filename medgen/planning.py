@@ -50,7 +50,8 @@ def task_on(config: dict[str, Any], task: str) -> bool:
 def replicate_seeds(config: dict[str, Any]) -> list[int]:
     """The replicates' seeds (``replicates.seeds``; validation refuses a single one); []
     for one run with ``seed``, and in apply mode (one model is applied: no replicates)."""
-    return [] if apply_mode(config) else list(config["replicates"]["seeds"])
+    # int(): the schema accepts 1.0 as an integer; paths and params need 1
+    return [] if apply_mode(config) else [int(seed) for seed in config["replicates"]["seeds"]]
 
 
 def redraws_split(config: dict[str, Any]) -> bool:
@@ -113,6 +114,26 @@ def anomaly_methods(config: dict[str, Any]) -> list[str]:
     baselines of ``anomaly.evaluation.baselines`` (conv AE, PCA, trivial scores)."""
     return task_families(config, "anomaly") + list(
         config["anomaly"]["evaluation"]["baselines"])
+
+
+def evaluated_methods(config: dict[str, Any], task: str) -> list[str]:
+    """Every method ``task``'s evaluation reports, as its tidy table names them: the
+    families (a synthesis family once per auto-context level, ``<family>_level<k>``), the
+    baselines and the ablations."""
+    families = task_families(config, task)
+    if task == "anomaly":
+        return anomaly_methods(config)
+    if task == "expression":
+        return families + list(config["expression"]["evaluation"]["baselines"])
+    if task == "synthesis":
+        levels = [f"{family}_level{k}" for family in families
+                  for k in range(1, synthesis_levels(config, family) + 1)]
+        # the voxel-wise regressions are evaluated as voxel_linear, voxel_hgb
+        return levels + [f"voxel_{name}" if name in ("linear", "hgb") else name
+                         for name in config["synthesis"]["evaluation"]["baselines"]]
+    section = config["expression_inference"]["evaluation"]
+    return list(dict.fromkeys([*families, *expression_inference_ablations(config), "ridge",
+                               *section["baselines"]]))
 
 
 def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[str, Any]:

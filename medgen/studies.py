@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from medgen import atomic
+from medgen import atomic, planning
 from medgen import config as medgen_config
 from medgen.errors import MedgenInputError
 
@@ -26,8 +26,15 @@ SUMMARY_COLUMNS = (
     "verdict", "n_replicates", "budget")
 
 
-def load_studies(path: str | os.PathLike, budget: str | None = None) -> dict[str, Any]:
+BUDGET_KEYS = {"seeds", "max_epochs"}
+
+
+def load_studies(path: str | os.PathLike | dict[str, Any],
+                 budget: str | None = None) -> dict[str, Any]:
     """The study file with each study's resolved run config.
+
+    ``path``: the study file, or its content already read (``workflow/papers.smk`` passes
+    Snakemake's config, so that ``--config results_dir=...`` and ``budget=...`` apply).
 
     Returns ``{"budget": name, "budget_settings": {...}, "results_dir": ...,
     "studies": {name: {**entry, "run_config": resolved config}}}``: every study's run
@@ -37,26 +44,50 @@ def load_studies(path: str | os.PathLike, budget: str | None = None) -> dict[str
     Raises
     ------
     MedgenInputError
-        A missing file or key (named), an unknown budget, a study config that does not
-        validate (its message prefixed with the study's name).
+        A missing file or key, a value of the wrong kind (named), an unknown budget or
+        budget key, a study config that does not validate (its message prefixed with the
+        study's name), a task its config does not run, or a model or baseline its run does
+        not evaluate.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MedgenInputError(f"study file {path} does not exist")
-    spec = medgen_config.load_yaml(path)
+    where = "the study config" if isinstance(path, dict) else str(path)
+    if isinstance(path, dict):
+        spec = path
+    else:
+        if not Path(path).is_file():
+            raise MedgenInputError(f"study file {path} does not exist")
+        spec = medgen_config.load_yaml(path)
     for key in ("results_dir", "budget", "budgets", "studies"):
         if key not in spec:
-            raise MedgenInputError(f"{path}: key '{key}' is missing")
+            raise MedgenInputError(f"{where}: key '{key}' is missing")
+    for key in ("budgets", "studies"):
+        if not isinstance(spec[key], dict) or not spec[key]:
+            raise MedgenInputError(f"{where}: key '{key}' is {spec[key]!r}; expected a "
+                                   "mapping of names to settings")
     name = budget or spec["budget"]
     if name not in spec["budgets"]:
-        raise MedgenInputError(f"{path}: budget '{name}' is not one of "
+        raise MedgenInputError(f"{where}: budget '{name}' is not one of "
                                f"{', '.join(spec['budgets'])} (key 'budgets')")
     cuts = spec["budgets"][name] or {}
+    unknown = set(cuts) - BUDGET_KEYS if isinstance(cuts, dict) else {"(not a mapping)"}
+    if unknown:
+        raise MedgenInputError(f"{where}: budgets.{name} has {sorted(unknown)}; expected "
+                               f"only {sorted(BUDGET_KEYS)}")
+    if "max_epochs" in cuts and not (isinstance(cuts["max_epochs"], int)
+                                     and cuts["max_epochs"] >= 1):
+        raise MedgenInputError(f"{where}: budgets.{name}.max_epochs is "
+                               f"{cuts['max_epochs']!r}; expected an integer >= 1")
     studies = {}
     for study, entry in spec["studies"].items():
+        if not isinstance(entry, dict):
+            raise MedgenInputError(f"{where}: study '{study}' is {entry!r}; expected its "
+                                   f"settings ({', '.join(STUDY_KEYS)})")
         missing = [key for key in STUDY_KEYS if key not in entry]
         if missing:
-            raise MedgenInputError(f"{path}: study '{study}' lacks {', '.join(missing)}")
+            raise MedgenInputError(f"{where}: study '{study}' lacks {', '.join(missing)}")
+        for key in ("seeds", "models", "baselines", "metrics"):
+            if not isinstance(entry[key], list) or not entry[key]:
+                raise MedgenInputError(f"{where}: studies.{study}.{key} is {entry[key]!r}; "
+                                       "expected a non-empty list")
         seeds = list(cuts.get("seeds", entry["seeds"]))
         override: dict[str, Any] = {"results_dir": spec["results_dir"],
                                     "replicates": {"seeds": seeds}}
@@ -65,7 +96,18 @@ def load_studies(path: str | os.PathLike, budget: str | None = None) -> dict[str
         try:
             run_config = medgen_config.load([entry["config"]], override)
         except MedgenInputError as err:
-            raise MedgenInputError(f"{path}: study '{study}': {err}") from None
+            raise MedgenInputError(f"{where}: study '{study}': {err}") from None
+        if entry["task"] not in run_config["tasks"]:
+            raise MedgenInputError(
+                f"{where}: studies.{study}.task is {entry['task']!r}, but {entry['config']} "
+                f"runs {run_config['tasks']}")
+        evaluated = planning.evaluated_methods(run_config, entry["task"])
+        for key in ("models", "baselines"):
+            strangers = [m for m in entry[key] if m not in evaluated]
+            if strangers:
+                raise MedgenInputError(
+                    f"{where}: studies.{study}.{key} names {strangers}, which its run does "
+                    f"not evaluate; it evaluates {', '.join(evaluated)}")
         studies[study] = {**entry, "seeds": seeds, "run_config": run_config}
     return {"budget": name, "budget_settings": cuts, "results_dir": spec["results_dir"],
             "studies": studies}
@@ -105,6 +147,12 @@ def summarise_studies(studies: dict[str, Any], out_tsv: str | os.PathLike,
         wanted = comparisons[comparisons["metric"].isin(entry["metrics"])
                              & comparisons["model"].isin(entry["models"])
                              & comparisons["baseline"].isin(entry["baselines"])]
+        if wanted.empty:
+            raise MedgenInputError(
+                f"study '{study}': {paths[0]} holds no comparison of models "
+                f"{entry['models']} with baselines {entry['baselines']} on metrics "
+                f"{entry['metrics']}; its metrics: "
+                f"{', '.join(dict.fromkeys(comparisons['metric']))}")
         budget = studies["budget"] + (
             f" ({', '.join(f'{k} {v}' for k, v in studies['budget_settings'].items())})"
             if studies["budget_settings"] else "")

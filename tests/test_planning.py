@@ -200,3 +200,7 @@ def test_replicates_seeds_split_and_per_seed_evaluation_images():
         planning.replicate_seeds(_config(replicates={"seeds": [3]}))
     with pytest.raises(MedgenInputError, match="replicates.seeds"):
         _config(replicates={"seeds": [1, 1]})  # the schema: unique seeds
+    # 1.0 is an integer to the schema: the seed<k> folders and params take 1
+    assert planning.replicate_seeds(_config(replicates={"seeds": [1.0, 2.0]})) == [1, 2]
+    with pytest.raises(MedgenInputError, match=r"replicates.seeds\[1\]"):
+        _config(replicates={"seeds": [0, 2**32]})  # numpy's seeds are 32-bit

@@ -23,6 +23,7 @@ def test_a_margin_on_every_unit_is_better_and_identical_methods_show_no_differen
     assert result.loc["pca", "unit_rank_biserial"] == pytest.approx(1.0)
     assert result.loc["copy", "verdict"] == "no difference detected"
     assert result.loc["copy", "mean_difference"] == 0 and result.loc["copy", "p_replicates"] == 1
+    assert result.loc["copy", "unit_evidence"] == "no difference"
     assert result.loc["coin", "verdict"] == "better"  # fanogan - coin = +0.3
     # the same margin on a lower-is-better metric: the model is worse
     worse = replicates.compare(table, [MetricSpec("auroc", False)], models=["fanogan"],
@@ -96,3 +97,30 @@ def test_a_missing_replicate_table_or_nothing_to_compare_is_named(tmp_path):
         replicates.compare(table[table["method"] != "fanogan"], [MetricSpec("auroc", True)])
     with pytest.raises(MedgenInputError, match="replicates.seeds is empty"):
         replicates.read_replicates({})
+    # an empty file, a value that is not a number, tables of another task: named, and
+    # nothing written
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    with pytest.raises(MedgenInputError, match="empty.tsv is empty"):
+        replicates.read_replicates({0: empty})
+    word = tmp_path / "word.tsv"
+    word.write_text("method\tsplit\tunit_kind\tunit\tmetric\tvalue\n"
+                    "pca\ttest\tall\tall\tauroc\tabc\npca\ttest\tall\tall\tauprc\tnan\n")
+    with pytest.raises(MedgenInputError, match="word.tsv: value 'abc' of pca / auroc is not"):
+        replicates.read_replicates({0: word})
+    out = tmp_path / "wrong_task"
+    with pytest.raises(MedgenInputError, match="none of task 'synthesis'.s metrics"):
+        replicates.aggregate(anomaly_tables(tmp_path), "synthesis", out, out / "cd.png")
+    assert not out.exists()
+    # one kind of method only: a summary, no comparison
+    only = replicates.aggregate({s: p for s, p in anomaly_tables(tmp_path).items()},
+                                "anomaly", tmp_path / "x")
+    assert len(only) > 0
+    baselines_only = {}
+    for seed, path in anomaly_tables(tmp_path).items():
+        text = "\n".join(line for line in path.read_text().splitlines()
+                         if not line.startswith("fanogan"))
+        baselines_only[seed] = tmp_path / f"b{seed}.tsv"
+        baselines_only[seed].write_text(text + "\n")
+    none = replicates.aggregate(baselines_only, "anomaly", tmp_path / "y")
+    assert none.empty and (tmp_path / "y" / replicates.SUMMARY_FILE).exists()

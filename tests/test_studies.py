@@ -66,6 +66,23 @@ def test_a_bad_study_file_names_the_study_and_key(tmp_path):
         load_studies(path)
     with pytest.raises(MedgenInputError, match="budget 'tiny' is not one of full, small"):
         load_studies(PAPERS, "tiny")
+    spec = yaml.safe_load(PAPERS.read_text())
+    spec["studies"]["ggan_tcga"]["baselines"] = ["ridge", "lasso"]
+    with pytest.raises(MedgenInputError, match=r"studies.ggan_tcga.baselines names \['lasso'\]"
+                       r", which its run does not evaluate"):
+        load_studies(spec)
+    spec = yaml.safe_load(PAPERS.read_text())
+    spec["budgets"]["small"] = {"epochs": 2}  # a typo must not train full epochs quietly
+    with pytest.raises(MedgenInputError, match=r"budgets.small has \['epochs'\]"):
+        load_studies(spec, "small")
+    spec = yaml.safe_load(PAPERS.read_text())
+    spec["studies"]["tybalt_tcga"]["seeds"] = 5
+    with pytest.raises(MedgenInputError, match="studies.tybalt_tcga.seeds is 5; expected a "
+                       "non-empty list"):
+        load_studies(spec)
+    spec["studies"] = ["tybalt_tcga"]
+    with pytest.raises(MedgenInputError, match="key 'studies' is"):
+        load_studies(spec)
 
 
 def test_the_summary_sets_the_claim_beside_mean_interval_and_verdict(tmp_path):
@@ -74,17 +91,20 @@ def test_the_summary_sets_the_claim_beside_mean_interval_and_verdict(tmp_path):
                 "config": str(ROOT / "config" / "datasets" / "mni152_demo.yaml"),
                 "seeds": list(range(5)), "paper": "Schlegl et al. 2019",
                 "claim": "f-AnoGAN beats PCA.", "task": "anomaly", "models": ["fanogan"],
-                "baselines": ["pca", "copy"], "metrics": ["auroc"]}}}
+                "baselines": ["pca", "intensity"], "metrics": ["auroc"]}}}
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     studies = load_studies(path)
     with pytest.raises(MedgenInputError, match="study 'demo': .* does not exist"):
         summarise_studies(studies, tmp_path / "summary.tsv")
     run = medgen_config.run_dir(studies["studies"]["demo"]["run_config"])
-    replicates.aggregate(anomaly_tables(tmp_path), "anomaly", run / "replicates" / "anomaly")
+    tables = anomaly_tables(tmp_path)
+    for path in tables.values():  # the demo evaluates 'intensity': let it score as 'copy'
+        path.write_text(path.read_text().replace("copy\t", "intensity\t"))
+    replicates.aggregate(tables, "anomaly", run / "replicates" / "anomaly")
     table = summarise_studies(studies, tmp_path / "summary.tsv", tmp_path / "summary.md")
     verdicts = table.set_index("baseline")["verdict"].to_dict()
-    assert verdicts == {"pca": "better", "copy": "no difference detected"}  # coin: not asked
+    assert verdicts == {"pca": "better", "intensity": "no difference detected"}  # not coin
     row = table.set_index("baseline").loc["pca"]
     assert row["difference"] == pytest.approx(0.1) and row["n_replicates"] == 5
     assert row["claim"] == "f-AnoGAN beats PCA." and row["budget"] == "full"

@@ -16,8 +16,10 @@ min_version("9.0")
 configfile: "config/studies/papers.yaml"
 
 
-with refused_before_run("invalid study file"):
-    STUDIES = medgen.studies.load_studies("config/studies/papers.yaml", config["budget"])
+# the study file as Snakemake read it: --config budget=small or results_dir=... apply; the
+# studies themselves are the modules below (one per study, named alike)
+with refused_before_run("invalid study config"):
+    STUDIES = medgen.studies.load_studies(dict(config), config["budget"])
 RUNS = {name: study["run_config"] for name, study in STUDIES["studies"].items()}
 DECLARED = [
     "tybalt_tcga",

@@ -236,12 +236,18 @@ def compare(table: pd.DataFrame, metrics: Sequence[MetricSpec],
 def _unit_evidence(frame: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
     """Per comparison row: units per replicate, how many replicates' corrected unit tests
     are significant in the direction of the replicate mean, the mean rank-biserial r, and
-    whether the unit tests agree ("agrees", "does not agree", "no units")."""
+    whether the unit tests agree ("agrees", "does not agree", "no units", or "no
+    difference" when the replicate mean difference is exactly zero)."""
     out = pd.DataFrame({"n_units": 0, "unit_replicates_significant": "",
                         "unit_rank_biserial": np.nan, "unit_evidence": "no units"},
                        index=frame.index)
     for index, part in tests.groupby("row"):
         direction = np.sign(frame.loc[index, "mean_difference"])
+        if direction == 0:  # the same values: nothing for the units to agree with
+            out.loc[index, ["n_units", "unit_replicates_significant", "unit_evidence"]] = (
+                int(part["n"].median()), f"0/{len(part)}", "no difference")
+            out.loc[index, "unit_rank_biserial"] = float(part["r"].mean())
+            continue
         hits = int(((part["p_holm"] < ALPHA) & (np.sign(part["median"]) == direction)
                     & (direction != 0)).sum())
         out.loc[index, "n_units"] = int(part["n"].median())
@@ -340,25 +346,39 @@ def aggregate(paths: Tables, task: str,
     MedgenInputError
         A missing or malformed replicate table; no model or no baseline to compare.
     """
+    import logging
+
     from medgen import atomic
     from medgen.report.critical_difference import draw_critical_difference
 
     out_dir = os.fspath(out_dir)
     table = read_replicates(paths)
     specs = expand_metrics(registry.task(task).metrics, table)
+    if not specs:
+        raise MedgenInputError(
+            f"the replicate tables hold none of task {task!r}'s metrics "
+            f"({', '.join(m.name for m in registry.task(task).metrics)}); they hold "
+            f"{', '.join(dict.fromkeys(table['metric']))}: tables of another task?")
     summary = summarise(table, specs + other_metrics(specs, table))
-    comparisons = compare(table, specs)
+    methods = list(dict.fromkeys(table["method"]))
+    if any(is_model(m) for m in methods) and not all(is_model(m) for m in methods):
+        comparisons = compare(table, specs)
+    else:  # one kind of method only: summarised, nothing to compare
+        logging.getLogger(__name__).warning(
+            "%s: methods %s are all models or all baselines: no comparison, summary only",
+            task, methods)
+        comparisons = pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    splits = list(dict.fromkeys(table["split"]))
+    split = "test" if "test" in splits else splits[0]
+    result = critical_difference(table, specs[0], split) if diagram is not None else None
+    # everything computed: now the files (a failure above leaves none half-written)
     os.makedirs(out_dir, exist_ok=True)
     for frame, name in ((summary, SUMMARY_FILE), (comparisons, COMPARISONS_FILE),
                         (table, REPLICATES_FILE)):
         atomic.write_text(os.path.join(out_dir, name), frame.to_csv(
             sep="\t", index=False, float_format="%.6g", na_rep="NaN", lineterminator="\n"))
     if diagram is not None:
-        splits = list(dict.fromkeys(table["split"]))
-        split = "test" if "test" in splits else splits[0]
-        headline = specs[0]
-        result = critical_difference(table, headline, split)
-        title = (f"{task}: {headline.name} on {split}, {table['seed'].nunique()} replicates "
+        title = (f"{task}: {specs[0].name} on {split}, {table['seed'].nunique()} replicates "
                  f"(rank 1 = best)")
         draw_critical_difference(result, diagram, title)
     return comparisons

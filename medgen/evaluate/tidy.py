@@ -106,9 +106,24 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     """
     if not os.path.exists(path):
         raise MedgenInputError(f"tidy metrics table {path} does not exist")
-    table = pd.read_csv(path, sep="\t", dtype={"unit": str, "split": str, "method": str},
-                        keep_default_na=False, na_values=["NaN"])
+    try:
+        table = pd.read_csv(path, sep="\t", dtype={"unit": str, "split": str, "method": str,
+                                                   "value": str},
+                            keep_default_na=False, na_values=[])
+    except pd.errors.EmptyDataError:
+        raise MedgenInputError(f"tidy metrics table {path} is empty; expected a header "
+                               f"{list(COLUMNS)} and rows") from None
     if list(table.columns) != list(COLUMNS):
         raise MedgenInputError(f"{path} has columns {list(table.columns)}; expected "
                                f"{list(COLUMNS)}")
+    # unit ids stay text ('NA' is a gene); a value may be a number, NaN or empty (missing)
+    text = table["value"].fillna("").str.strip()
+    missing = text.str.lower().isin(["", "nan", "na"])
+    values = pd.to_numeric(text.where(~missing, "nan"), errors="coerce")
+    bad = values.isna() & ~missing
+    if bad.any():
+        row = table[bad].iloc[0]
+        raise MedgenInputError(f"{path}: value {row['value']!r} of {row['method']} / "
+                               f"{row['metric']} is not a number; expected a number or NaN")
+    table["value"] = values.astype(np.float64)
     return table

@@ -4,5 +4,5 @@ from medgen.smk import logged
 from medgen.studies import load_studies, summarise_studies
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
-    studies = load_studies("config/studies/papers.yaml", snakemake.params.budget)  # noqa: F821
+    studies = load_studies(dict(snakemake.config), snakemake.params.budget)  # noqa: F821
     summarise_studies(studies, snakemake.output.table, snakemake.output.markdown)  # noqa: F821
