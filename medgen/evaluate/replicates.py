@@ -24,6 +24,7 @@ metrics without units rest on the replicates alone, said in ``unit_evidence``); 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -35,6 +36,7 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate import tidy
 from medgen.task import MetricSpec
 
+log = logging.getLogger(__name__)
 ALPHA = 0.05
 LEVEL = 0.95
 DIAGRAM_REPLICATES = 5  # fewer blocks than this make a Friedman / Nemenyi ranking noise
@@ -346,8 +348,6 @@ def aggregate(paths: Tables, task: str,
     MedgenInputError
         A missing or malformed replicate table; no model or no baseline to compare.
     """
-    import logging
-
     from medgen import atomic
     from medgen.report.critical_difference import draw_critical_difference
 
@@ -364,7 +364,7 @@ def aggregate(paths: Tables, task: str,
     if any(is_model(m) for m in methods) and not all(is_model(m) for m in methods):
         comparisons = compare(table, specs)
     else:  # one kind of method only: summarised, nothing to compare
-        logging.getLogger(__name__).warning(
+        log.warning(
             "%s: methods %s are all models or all baselines: no comparison, summary only",
             task, methods)
         comparisons = pd.DataFrame(columns=list(COMPARISON_COLUMNS))

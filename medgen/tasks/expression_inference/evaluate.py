@@ -179,9 +179,7 @@ def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5
         raise MedgenInputError("landmark or target values hold NaN or infinite entries")
     if split is None:
         splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
-        rows, fold = np.arange(len(x)), np.empty(len(x), int)
-        for i, (_, test) in enumerate(splits):
-            fold[test] = i
+        rows, fold = np.arange(len(x)), fold_labels(splits, len(x))
     else:
         splits, rows, fold = [split], split[1], None
     results = {
@@ -189,6 +187,14 @@ def compare(x: np.ndarray, y: np.ndarray, models: dict[str, Any], folds: int = 5
             x, y, make, folds, seed, splits)[rows], fold)
         for name, make in models.items()}
     return metric_table(results)
+
+
+def fold_labels(splits: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """(n,) fold index of each row: the position of the split whose test rows hold it."""
+    fold = np.empty(n, int)
+    for i, (_, test) in enumerate(splits):
+        fold[test] = i
+    return fold
 
 
 def evaluation_splits(obs: pd.DataFrame) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -277,12 +283,7 @@ def evaluate_expression_inference(
     predictions = {name: predictions[name] for name in order}
     measured = y.iloc[evaluated]
     # with k folds, r per gene within each fold (fold of each evaluated row, in order)
-    fold = None
-    if len(splits) > 1:
-        fold = np.empty(len(obs), int)
-        for i, (_, test) in enumerate(splits):
-            fold[test] = i
-        fold = fold[evaluated]
+    fold = fold_labels(splits, len(obs))[evaluated] if len(splits) > 1 else None
     results = {name: inference_metrics(measured.to_numpy(), p, fold)
                for name, p in predictions.items()}
     table = metric_table(results)
