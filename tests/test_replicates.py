@@ -124,3 +124,19 @@ def test_a_missing_replicate_table_or_nothing_to_compare_is_named(tmp_path):
         baselines_only[seed].write_text(text + "\n")
     none = replicates.aggregate(baselines_only, "anomaly", tmp_path / "y")
     assert none.empty and (tmp_path / "y" / replicates.SUMMARY_FILE).exists()
+
+
+def test_a_seed_without_a_method_is_named_not_silently_dropped(tmp_path, caplog):
+    paths = anomaly_tables(tmp_path)
+    # seed 3 lost its 'pca' rows (a failed baseline job whose table was edited by hand)
+    frame = pd.read_csv(paths[3], sep="\t")
+    frame[frame["method"] != "pca"].to_csv(paths[3], sep="\t", index=False)
+    table = replicates.read_replicates(paths)
+    assert replicates.incomplete_replicates(table, [MetricSpec("auroc", True)]) == [
+        ("test", "auroc", "pca", [3])]
+    with caplog.at_level("WARNING", logger="medgen.evaluate.replicates"):
+        comparisons = replicates.aggregate(paths, "anomaly", tmp_path / "agg")
+    assert "pca on test: no auroc value in seed(s) 3" in caplog.text
+    row = comparisons[(comparisons["baseline"] == "pca")
+                      & (comparisons["metric"] == "auroc")].iloc[0]
+    assert row["n_replicates"] == 4

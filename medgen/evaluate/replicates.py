@@ -318,6 +318,33 @@ COMPARISONS_FILE = "comparisons.tsv"
 REPLICATES_FILE = "replicates_tidy.tsv"
 
 
+def incomplete_replicates(table: pd.DataFrame,
+                          metrics: Sequence[MetricSpec]) -> list[tuple[str, str, str, list]]:
+    """(split, metric, method, missing seeds) for every method that lacks a value (absent or
+    NaN) in some replicate where another method has one: such a seed is left out of that
+    method's mean and of its paired differences (``n_replicates`` counts what was used)."""
+    out = []
+    for metric in metrics:
+        values = replicate_values(table, metric)
+        for split, part in values.groupby("split", sort=False):
+            seeds = sorted(part.loc[part["value"].notna(), "seed"].unique())
+            for method, rows in part.groupby("method", sort=False):
+                have = set(rows.loc[rows["value"].notna(), "seed"])
+                missing = [s for s in seeds if s not in have]
+                if missing:
+                    out.append((split, metric.name, method, missing))
+    return out
+
+
+def warn_incomplete(table: pd.DataFrame, metrics: Sequence[MetricSpec]) -> None:
+    """Log one WARNING per method x split x metric left without a value in some seeds."""
+    for split, metric, method, missing in incomplete_replicates(table, metrics):
+        log.warning("%s on %s: no %s value in seed(s) %s; those seeds are left out of "
+                    "its mean and its paired comparisons (n_replicates says how many "
+                    "were used)", method, split, metric,
+                    ", ".join(str(s) for s in missing))
+
+
 def aggregate(paths: Tables, task: str,
               out_dir: str | os.PathLike, diagram: str | os.PathLike | None = None
               ) -> pd.DataFrame:
@@ -360,6 +387,7 @@ def aggregate(paths: Tables, task: str,
             f"({', '.join(m.name for m in registry.task(task).metrics)}); they hold "
             f"{', '.join(dict.fromkeys(table['metric']))}: tables of another task?")
     summary = summarise(table, specs + other_metrics(specs, table))
+    warn_incomplete(table, specs)
     methods = list(dict.fromkeys(table["method"]))
     if any(is_model(m) for m in methods) and not all(is_model(m) for m in methods):
         comparisons = compare(table, specs)

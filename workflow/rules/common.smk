@@ -61,18 +61,22 @@ def run_seed(wildcards):
     return int(wildcards.seed) if "seed" in wildcards.keys() else config["seed"]
 
 
-def with_seed(value, wildcards):
-    """``value`` (a path, or lists and dicts of them) with the job's replicate filled in:
-    params, unlike inputs, are not formatted by Snakemake."""
+def fill_seed(value, seed):
+    """``value`` (a path, or lists and dicts of them) with ``{seed}`` replaced by ``seed``:
+    the one place a replicate's seed is written into a path."""
     if isinstance(value, str):
-        return (
-            value.replace("{seed}", str(wildcards.seed)) if "seed" in wildcards.keys() else value
-        )
+        return value.replace("{seed}", str(seed))
     if isinstance(value, dict):
-        return {key: with_seed(item, wildcards) for key, item in value.items()}
+        return {key: fill_seed(item, seed) for key, item in value.items()}
     if isinstance(value, list):
-        return [with_seed(item, wildcards) for item in value]
+        return [fill_seed(item, seed) for item in value]
     return value
+
+
+def with_seed(value, wildcards):
+    """``value`` with the job's replicate filled in (``fill_seed``): params, unlike
+    inputs, are not formatted by Snakemake."""
+    return fill_seed(value, wildcards.seed) if "seed" in wildcards.keys() else value
 
 
 def one_of(names):
@@ -137,10 +141,7 @@ def run_inputs():
 
 def replicate_tables(wildcards):
     """seed<k> -> the task's tidy metric tables of that replicate (the aggregation's input)."""
-    return {
-        f"seed{seed}": [path.replace("{seed}", str(seed)) for path in TASK_TIDY[wildcards.task]()]
-        for seed in SEEDS
-    }
+    return {f"seed{seed}": fill_seed(TASK_TIDY[wildcards.task](), seed) for seed in SEEDS}
 
 
 def all_outputs():
@@ -153,7 +154,7 @@ def all_outputs():
         if task_on(task) and TASK_OUTPUTS[task]():
             outputs = TASK_OUTPUTS[task]()
             if SEEDS:
-                outputs = [path.replace("{seed}", str(seed)) for seed in SEEDS for path in outputs]
+                outputs = [path for seed in SEEDS for path in fill_seed(outputs, seed)]
                 outputs += [f"{REPLICATES}/{task}/{COMPARISONS}"]
             targets += outputs
     return list(dict.fromkeys(targets))
