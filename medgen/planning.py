@@ -187,6 +187,14 @@ def expression_inference_model(config: dict[str, Any]) -> str:
     return wanted
 
 
+def expression_inference_preparation(config: dict[str, Any]) -> dict[str, Any]:
+    """The expression-inference section without what later steps read (families,
+    evaluation, infer): new profiles to infer, another model or baseline must not rebuild
+    the landmark/target matrices, and with them retrain and re-evaluate every model."""
+    return {key: value for key, value in config["expression_inference"].items()
+            if key not in ("families", "evaluation", "infer")}
+
+
 def synthesis_levels(config: dict[str, Any], family: str) -> int:
     """K, the number of auto-context levels of a synthesis family (its hyperparameter
     ``auto_context_levels``; 1 without auto-context)."""

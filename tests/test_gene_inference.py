@@ -263,6 +263,9 @@ def test_workflow_gpl96_to_l1000_on_real_data(shared_data, tmp_path):
     metrics = json.loads((run / "expression_inference/eval/metrics.json").read_text())
     assert metrics["mode"].startswith("5-fold") and metrics["n_evaluated"] == 57
     assert metrics["gene_sets"]["landmarks_found"] == 943
+    # D-GEX's maps: 445 target genes are also landmarks (other probes), scored apart
+    assert len(metrics["targets_also_landmarks"]["genes"]) == 445
+    assert metrics["n_scored_targets"] == 9519 - 445
     table = {row["model"]: row for row in metrics["metrics"]}
     assert set(table) == {"ggan", "dgex", "ggan_l1_only", "ridge", "mean", "knn"}
     assert table["ridge"]["mae"] == pytest.approx(0.225, abs=0.002)  # the known number
@@ -272,5 +275,6 @@ def test_workflow_gpl96_to_l1000_on_real_data(shared_data, tmp_path):
     assert "z-scores" in inferred.uns["units"]
     assert (inferred.var["inferred"].astype(int) == 1).sum() == 9519
     assert (inferred.var["pr_is_lmark"].astype(int) == 1).sum() == 978
+    assert (inferred.var["also_landmark"].astype(int) == 1).sum() == 445
     gctx = read_gctx(run / "expression_inference/inferred/ggan.gctx")
     assert np.array_equal(gctx.X, inferred.X) and np.isfinite(gctx.X).all()

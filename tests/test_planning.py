@@ -133,6 +133,19 @@ def test_anomaly_preparation_leaves_out_later_steps():
     assert training["image_size"] == 16
 
 
+def test_expression_inference_preparation_leaves_out_later_steps():
+    config = _inference_config()
+    prepared = planning.expression_inference_preparation(config)
+    assert set(prepared) == {"source", "table", "gene_sets", "folds"}
+    # new profiles, another model or another baseline: the same preparation
+    later = _inference_config(expression_inference={
+        "families": ["dgex"], "evaluation": {"scatter_genes": 3},
+        "infer": {"path": "new.gctx", "model": "dgex", "input_scale": "zscore"}})
+    assert planning.expression_inference_preparation(later) == prepared
+    other = _inference_config(expression_inference={"gene_sets": {"min_found": 0.5}})
+    assert planning.expression_inference_preparation(other) != prepared
+
+
 def test_generator_baseline_only_when_asked():
     config = _config()
     assert planning.generator_l1_hparams(config) is None

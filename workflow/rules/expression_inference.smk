@@ -14,7 +14,8 @@ rule prepare_expression_inference:
         mem_mb=4000,
         runtime=30,
     params:
-        section=config["expression_inference"],
+        # the section less families, evaluation and infer: those rerun only their own jobs
+        section=expression_inference_preparation(),
         seed=run_seed,
         expression_h5ad=lambda wildcards: with_seed(EXPRESSION_DATA, wildcards),
     script:

@@ -7,6 +7,10 @@ predictions are mapped back to the data's units before any metric. Metrics: MAE 
 per gene, Pearson r per gene (median), and the fraction of genes on which a model beats
 ridge regression (the L1000 standard). The workflow's ``evaluate_expression_inference``
 rule calls ``evaluate_expression_inference``.
+
+Target genes that are also landmarks (D-GEX's maps measure 445 of their 9,519 target genes
+by other probes of a landmark gene) are predicted like every target but scored apart: a
+probe predicted from another probe of its own gene would flatter the target metrics.
 """
 
 from __future__ import annotations
@@ -111,6 +115,13 @@ class InferenceMetrics:
     mae: float
     mae_per_gene: np.ndarray
     pearson_per_gene: np.ndarray
+
+    def genes(self, keep: np.ndarray) -> InferenceMetrics:
+        """The metrics of the genes ``keep`` (boolean per gene) alone: every gene has the
+        same number of samples, so the overall MAE is the mean of the per-gene ones."""
+        mae = self.mae_per_gene[keep]
+        return InferenceMetrics(float(mae.mean()) if len(mae) else float("nan"), mae,
+                                self.pearson_per_gene[keep])
 
     @property
     def median_pearson(self) -> float:
@@ -239,10 +250,13 @@ def evaluate_expression_inference(
     ablations
         Name -> (family, hyperparameters): trained in memory on the same split.
     out_dir
-        Writes metrics.json (table, mode, gene-set report, provenance), metrics.tsv,
-        per_gene.tsv (model, gene, mae, pearson), metrics_tidy.tsv, scatter.tsv (measured
-        and predicted values of a few target genes), then per_gene.png and scatter.png
-        drawn from per_gene.tsv and scatter.tsv.
+        Writes metrics.json (table, mode, gene-set report, the targets that are also
+        landmarks and their own table, provenance), metrics.tsv, per_gene.tsv (model, gene,
+        mae, pearson, also_landmark), metrics_tidy.tsv, scatter.tsv (measured and
+        predicted values of a few target genes), then per_gene.png and scatter.png drawn
+        from per_gene.tsv and scatter.tsv. Target genes that are also landmarks are left
+        out of metrics.tsv, the tidy table, the figures and the scatter genes; per_gene.tsv
+        keeps them, marked ``also_landmark`` 1.
 
     Returns
     -------
@@ -251,7 +265,8 @@ def evaluate_expression_inference(
     Raises
     ------
     MedgenInputError
-        A model trained on other genes, a file of another layout, no test samples.
+        A model trained on other genes, a file of another layout, no test samples, or
+        no target gene that is not also a landmark.
     """
     from medgen import atomic, provenance
     from medgen.models.expression_inference import load as load_inference_model
@@ -261,6 +276,15 @@ def evaluate_expression_inference(
     out_dir = Path(out_dir)
     x, y, obs, uns = read_expression_inference_data(data_path)
     mode, splits = evaluation_splits(obs)
+    also_landmark = y.columns.isin(x.columns)  # scored apart (module docstring)
+    if also_landmark.all():
+        raise MedgenInputError(f"{data_path}: every target gene is also a landmark; no "
+                               "target is left to evaluate")
+    if also_landmark.any():
+        log.warning("%d of %d target genes are also landmarks (first: %s): scored apart, "
+                    "not in the target metrics", int(also_landmark.sum()), y.shape[1],
+                    ", ".join(y.columns[also_landmark][:5]))
+    scored = ~also_landmark
     evaluated = np.sort(np.concatenate([test for _, test in splits]))
     xa, ya = x.to_numpy(), y.to_numpy()
     factories = {name: BASELINES[name] for name in ["ridge", *evaluation["baselines"]]}
@@ -284,12 +308,14 @@ def evaluate_expression_inference(
     measured = y.iloc[evaluated]
     # with k folds, r per gene within each fold (fold of each evaluated row, in order)
     fold = fold_labels(splits, len(obs))[evaluated] if len(splits) > 1 else None
-    results = {name: inference_metrics(measured.to_numpy(), p, fold)
-               for name, p in predictions.items()}
+    every_target = {name: inference_metrics(measured.to_numpy(), p, fold)
+                    for name, p in predictions.items()}
+    results = {name: m.genes(scored) for name, m in every_target.items()}
     table = metric_table(results)
     per_gene = pd.concat([pd.DataFrame({"model": name, "gene": y.columns, "mae": m.mae_per_gene,
-                                        "pearson": m.pearson_per_gene})
-                          for name, m in results.items()], ignore_index=True)
+                                        "pearson": m.pearson_per_gene,
+                                        "also_landmark": also_landmark.astype(int)})
+                          for name, m in every_target.items()], ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out_dir / "metrics.tsv", table.to_csv(sep="\t", float_format="%.6g"))
     atomic.write_text(out_dir / "per_gene.tsv",
@@ -299,16 +325,26 @@ def evaluate_expression_inference(
     tidy.write([
         tidy.melt(table.reset_index().rename(columns={"model": "method"}), "all",
                   table.columns, split=split),
-        tidy.melt(per_gene.rename(columns={"model": "method"}), "gene", ["mae", "pearson"],
-                  unit="gene", split=split),
+        tidy.melt(per_gene[per_gene["also_landmark"] == 0].rename(columns={"model": "method"}),
+                  "gene", ["mae", "pearson"], unit="gene", split=split),
     ], out_dir / tidy.FILE)
-    genes = scatter_genes(results["ridge"], y.columns, evaluation["scatter_genes"])
+    genes = scatter_genes(results["ridge"], y.columns[scored], evaluation["scatter_genes"])
     write_scatter_predictions(out_dir / "scatter.tsv", measured, predictions, genes)
     summary = {
         "mode": mode, "n_samples": int(len(obs)), "n_evaluated": int(len(evaluated)),
-        "n_landmarks": int(x.shape[1]), "n_targets": int(y.shape[1]), "units": uns["units"],
+        "n_landmarks": int(x.shape[1]), "n_targets": int(y.shape[1]),
+        "n_scored_targets": int(scored.sum()), "units": uns["units"],
         "gene_sets": uns["gene_sets"],
         "metrics": table.reset_index().to_dict("records"),
+        "targets_also_landmarks": {
+            "note": "target genes that are also landmarks (measured by other probes): "
+                    "predicted like every target, left out of 'metrics'",
+            "genes": list(map(str, y.columns[also_landmark])),
+            "metrics": metric_table({name: m.genes(also_landmark)
+                                     for name, m in every_target.items()}
+                                    ).reset_index().to_dict("records")
+            if also_landmark.any() else [],
+        },
         "provenance": provenance.collect(
             config={"evaluation": evaluation, "hparams": hparams,
                     "ablations": {k: list(v) for k, v in (ablations or {}).items()}},
@@ -316,7 +352,8 @@ def evaluate_expression_inference(
     }
     atomic.write_json(out_dir / "metrics.json", summary)
     draw_figures(out_dir)  # from the files just written
-    log.info("expression inference (%s):\n%s", mode,
+    log.info("expression inference (%s; %d target genes scored, %d also landmarks apart):"
+             "\n%s", mode, int(scored.sum()), int(also_landmark.sum()),
              table.to_string(float_format=lambda v: f"{v:.3f}"))
     return summary
 

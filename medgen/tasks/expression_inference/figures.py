@@ -24,8 +24,10 @@ def draw_figures(eval_dir: str | os.PathLike) -> None:
     """``per_gene.png`` from ``eval_dir/per_gene.tsv`` and ``scatter.png`` from
     ``eval_dir/scatter.tsv`` (both written by the evaluation)."""
     eval_dir = Path(eval_dir)
-    per_gene_distributions(pd.read_csv(eval_dir / "per_gene.tsv", sep="\t"),
-                           eval_dir / "per_gene.png")
+    per_gene = pd.read_csv(eval_dir / "per_gene.tsv", sep="\t")
+    if "also_landmark" in per_gene:  # the targets scored, not those that are also landmarks
+        per_gene = per_gene[per_gene["also_landmark"] == 0]
+    per_gene_distributions(per_gene, eval_dir / "per_gene.png")
     scatter = pd.read_csv(eval_dir / "scatter.tsv", sep="\t", dtype={"sample": str})
     models = list(dict.fromkeys(scatter["model"]))
     genes = list(dict.fromkeys(scatter["gene"]))

@@ -30,7 +30,8 @@ class GeneSets:
 
     Sets from probe maps may share symbols measured by different probes (D-GEX: 445 of
     the 943 landmark genes also have other probes among the targets); their values come
-    from each set's own probes. Sets chosen on gene-level data are disjoint.
+    from each set's own probes, and the evaluation scores such targets apart from the
+    others. Sets chosen on gene-level data are disjoint.
     """
 
     landmarks: tuple[str, ...]

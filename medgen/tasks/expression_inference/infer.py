@@ -6,7 +6,9 @@ are the input's rows (values and row metadata as read; ``inferred`` 0, ``model_l
 on the rows the model read) followed by the inferred target genes (``inferred`` 1,
 ``pr_gene_symbol`` = the gene, ``pr_is_lmark`` 0, ``training_mean`` / ``training_sd``, other
 metadata -666, CMap's missing value; named by gene, or ``inferred:<gene>`` when a gene is
-also an input row id), and whose columns are the input's samples with all their metadata.
+also an input row id; ``also_landmark`` 1 on a target gene that is also one of the model's
+landmarks, D-GEX's maps hold 445), and whose columns are the input's samples with all their
+metadata.
 Profiles are read, inferred and written ``chunk_size`` at a time, so memory does not grow
 with their number.
 
@@ -111,7 +113,12 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
                 ) -> pd.DataFrame:
     """The output's row metadata: the input's rows (``model_landmark`` 1 for the rows the
     model read), then one row per inferred target (named by gene, or ``inferred:<gene>``
-    when a gene is also an input row id)."""
+    when a gene is also an input row id; ``also_landmark`` 1 when the gene is also one of
+    the model's landmarks).
+
+    Raises MedgenInputError when the output's row ids would not be unique (an input row id
+    used twice, or already of the form ``inferred:<target>``).
+    """
     landmark_rows = rows.copy()
     targets = pd.DataFrame(index=pd.Index(model.targets))
     clash = sorted(set(targets.index) & set(landmark_rows.index.astype(str)))
@@ -124,10 +131,12 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
     targets["pr_is_lmark"] = 0
     targets["inferred"] = 1  # the input's own fields (L1000's pr_is_inf) keep their meaning
     targets["model_landmark"] = 0
+    targets["also_landmark"] = np.isin(model.targets, model.landmarks).astype(np.uint8)
     targets["training_mean"] = model.y_scaler.mean
     targets["training_sd"] = model.y_scaler.sd
     landmark_rows["inferred"] = 0
     landmark_rows["model_landmark"] = used.astype(np.uint8)  # rows the model read
+    landmark_rows["also_landmark"] = np.uint8(0)  # flags inferred targets only
     for column, value in (("pr_is_lmark", 1), ("training_mean", np.nan),
                           ("training_sd", np.nan)):
         if column not in landmark_rows:
@@ -135,6 +144,11 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
     if "pr_gene_symbol" not in landmark_rows:
         landmark_rows["pr_gene_symbol"] = landmark_rows.index.astype(str)
     out = pd.concat([landmark_rows, targets[landmark_rows.columns]])
+    duplicated = out.index[out.index.astype(str).duplicated()].astype(str).unique().tolist()
+    if duplicated:  # GCTX and h5ad rows are looked up by id
+        raise MedgenInputError(
+            f"output row ids would repeat (first: {duplicated[:5]}): the input's row ids "
+            "must be unique and not of the form 'inferred:<target gene>'")
     for column in out.columns:  # metadata must be all text or all numbers per field
         if out[column].dtype == object:
             out[column] = out[column].astype(str)
@@ -190,6 +204,12 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
                                                     inputs=[model_path, path]), default=str),
     }
     out_rows = output_rows(rows, model, used)
+    shared = int(out_rows["also_landmark"].sum())
+    meta["targets_also_landmarks"] = shared
+    if shared:
+        log.info("%d of the model's %d targets are also its landmarks (other probes in "
+                 "training): inferred rows marked also_landmark 1, beside the input's "
+                 "measured rows", shared, len(model.targets))
     n_in, clipped, done = len(rows), 0, 0
     with GctxWriter(out_gctx, out_rows, cols, attrs=meta) as gctx, \
             _H5adWriter(out_h5ad, out_rows, cols, meta) as h5ad:

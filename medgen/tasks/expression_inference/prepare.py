@@ -3,10 +3,17 @@ built once per run and read by every expression-inference family and the evaluat
 
 Layout of the prepared ``.h5ad``: ``X`` the target genes (samples x targets, float32, the
 data's own log units), ``obsm['landmarks']`` the landmark genes (a samples x landmarks
-frame, columns named by gene), ``obs['split']`` (train/val/test: what the trained model
-learns from) and ``obs['fold']`` (cross-validation fold, -1 when the evaluation uses the
-split instead), ``uns['gene_sets']`` (how many genes of each set were found, the missing
-ones), ``uns['units']`` and ``uns['provenance_json']``.
+frame, columns named by gene), ``var['also_landmark']`` (True for a target gene that is
+also a landmark: D-GEX maps measure such genes by other probes), ``obs['split']``
+(train/val/test: what the trained model learns from) and ``obs['fold']`` (cross-validation
+fold, -1 when the evaluation uses the split instead), ``uns['gene_sets']`` (how many genes
+of each set were found, the missing ones, the targets that are also landmarks),
+``uns['units']`` and ``uns['provenance_json']``.
+
+Targets that are also landmarks stay targets (the model infers every probe set of the map,
+as D-GEX does), but predicting a gene from another probe of itself is easy: the evaluation
+scores them apart from the other targets
+(``medgen.tasks.expression_inference.evaluate``).
 """
 
 from __future__ import annotations
@@ -83,7 +90,8 @@ def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any
     ``cfg``: the ``gene_sets`` section; ``train``: boolean rows the 'variance' choice may
     look at (landmarks are chosen on training samples only). MedgenInputError when fewer
     than ``min_found`` of a set are in the data (naming the first missing genes), for
-    duplicated gene names, or for an empty list or map path.
+    duplicated gene names, or for an empty list or map path. Genes in both sets (maps
+    only: lists must be disjoint) are reported as ``targets_also_landmarks``.
     """
     source, min_found = cfg["source"], cfg["min_found"]
     if source == "maps":
@@ -119,6 +127,7 @@ def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any
         "landmarks_found": int(x.shape[1]), "landmarks_in_set": len(sets.landmarks),
         "targets_found": int(y.shape[1]), "targets_in_set": len(sets.targets),
         "missing_landmarks": missing_x, "missing_targets": missing_y,
+        "targets_also_landmarks": shared_genes(x.columns, y.columns),
     }
     log.info("gene sets (%s): %d of %d landmarks and %d of %d targets found in the data",
              source, x.shape[1], len(sets.landmarks), y.shape[1], len(sets.targets))
@@ -126,7 +135,20 @@ def choose_gene_sets(values: pd.DataFrame, train: np.ndarray, cfg: dict[str, Any
         if missing:
             log.warning("%d %s genes not in the data (first: %s)", len(missing), name,
                         ", ".join(missing[:5]))
+    shared = report["targets_also_landmarks"]
+    if shared:
+        log.warning("%d of %d target genes are also landmarks, measured by other probes "
+                    "(first: %s): trained and inferred as targets, scored apart from the "
+                    "other targets in the evaluation", len(shared), y.shape[1],
+                    ", ".join(shared[:5]))
     return x, y, report
+
+
+def shared_genes(landmarks: pd.Index | list[str], targets: pd.Index | list[str]
+                 ) -> list[str]:
+    """The target genes that are also landmarks, in target order (exact names)."""
+    landmark_set = set(map(str, landmarks))
+    return [str(g) for g in targets if str(g) in landmark_set]
 
 
 def assign_folds(samples: pd.Index, folds: int, seed: int, groups: pd.Series | None = None
@@ -208,7 +230,8 @@ def prepare_expression_inference(cfg: dict[str, Any], seed: int, out_h5ad: str |
             raise MedgenInputError(f"NaN or infinite values in {len(bad)} {name} genes "
                                    f"(first: {bad[:5]}); impute or drop them first")
     obs = pd.DataFrame({"split": split, "fold": fold}, index=values.index)
-    out = ad.AnnData(X=y.to_numpy(np.float32), obs=obs, var=pd.DataFrame(index=y.columns))
+    var = pd.DataFrame({"also_landmark": y.columns.isin(x.columns)}, index=y.columns)
+    out = ad.AnnData(X=y.to_numpy(np.float32), obs=obs, var=var)
     out.obsm[LANDMARKS_KEY] = x.astype(np.float32)
     out.uns["gene_sets"] = json.dumps(report)
     out.uns["units"] = units

@@ -24,6 +24,11 @@ def expression_inference_inputs(wildcards=None):
     return paths
 
 
+def expression_inference_preparation():
+    """The settings the landmark/target matrices are built from (medgen.planning)."""
+    return planning.expression_inference_preparation(config)
+
+
 def expression_inference_ablations():
     """Ablations of the task's families: name -> [family, hyperparameters]."""
     with refused_before_run("invalid medgen config"):
