@@ -10,16 +10,28 @@ also an input row id), and whose columns are the input's samples with all their 
 Profiles are read, inferred and written ``chunk_size`` at a time, so memory does not grow
 with their number.
 
+Inputs: GCTX (streamed), h5ad, CSV/TSV/parquet tables and GEO series matrices; probe ids
+map to genes through a GPL annotation (``annotation``, ``medgen.data.io.geo``), Entrez /
+Ensembl ids to the model's symbols through ``gene_id_map`` (``medgen.data.gene_ids``).
+
 Scales (``input_scale``):
 - ``data``: the profiles are in the training data's units (e.g. RMA log2); landmarks are
   standardised with the training means and standard deviations and the targets come back in
   the training data's units.
+- ``log2``: as ``data``, declaring log2 intensities (refused for a model whose training
+  landmarks look linear).
+- ``linear``: linear intensities (MAS5); log2(x + 1) is applied to every input row before
+  inference and written as the output's input rows, the targets in the training units.
 - ``zscore``: the profiles are per-gene z-scores (L1000 level 4: robust z-scores against
   the plate's population). They are taken as standardised landmark values directly,
   clipped to +-clip_z, and the targets are written as z-scores on the same footing (the
   model's standardised outputs): "how many training-set standard deviations above its
   training mean the gene is inferred to be, given the landmarks' deviations". Multiply by
   ``training_sd`` and add ``training_mean`` (row metadata) for training-scale values.
+
+Every chunk's standardised landmarks are checked against the training distribution
+(``check_scale``): profiles on another scale than declared are refused, saying what they
+look like, instead of being clipped into plausible-looking predictions.
 """
 
 from __future__ import annotations
