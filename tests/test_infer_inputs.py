@@ -143,6 +143,14 @@ def test_an_annot_file_with_its_own_markers_and_lower_case_symbol_column(model, 
                                                    tmp_path / "GPL96.annot"),
                             *outputs(tmp_path))
     assert summary["probe_mapping"]["genes"] == 6
+    # Windows line ends and a trailing tab on every table line (an empty, unnamed column)
+    source = tmp_path / "GSE7_series_matrix.txt"
+    text = gzip.open(tmp_path / "GSE1-GPL96_series_matrix.txt.gz", "rt").read()
+    table = text.split("!series_matrix_table_begin\n")[1].split("!series_matrix_table_end")[0]
+    source.write_bytes(text.replace(table, table.replace("\n", "\t\n"))
+                       .replace("\n", "\r\n").encode())
+    values, _, _ = read_series_matrix(source)
+    assert list(values.columns) == list(probes.columns)
 
 
 def test_null_in_a_landmark_names_the_sample_and_the_gene(model, tmp_path):
@@ -289,6 +297,16 @@ def test_entrez_ids_are_mapped_for_tables_and_gctx(model, tmp_path):
                             *outputs(tmp_path))
     assert summary["gene_ids"]["mapped"] == 6
     assert np.allclose(read_gctx(tmp_path / "out.gctx").X[:, 6:], expected, atol=1e-5)
+    # a map without its header line, or with its columns swapped
+    (tmp_path / "no_header.tsv").write_text("".join(f"{i}\t{g}\n" for g, i in ENTREZ.items()))
+    (tmp_path / "swapped.tsv").write_text(
+        "symbol\tentrez\n" + "".join(f"{g}\t{i}\n" for g, i in ENTREZ.items()))
+    for name, message in (("no_header", "looks like a mapping, not a header"),
+                          ("swapped", "in its second: the map's columns are the id first")):
+        with pytest.raises(MedgenInputError, match=message):
+            infer_targets(model["path"], {**cfg, "gene_id_type": "entrez",
+                                          "gene_id_map": str(tmp_path / f"{name}.tsv")},
+                          *outputs(tmp_path))
     # a GCTX whose Entrez field is numeric (L1000's pr_gene_id): read as '7157', not 7157.0
     for p in outputs(tmp_path):
         p.unlink()

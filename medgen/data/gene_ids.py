@@ -64,7 +64,7 @@ def describe_ids(ids: Sequence[str]) -> str:
     """``look like numeric Entrez ids (e.g. '7157', '1956')``: the kind and three examples."""
     what, _ = id_kind(ids)
     examples = ", ".join(repr(str(i)) for i in list(ids)[:3])
-    return f"look like {what} (e.g. {examples})" if len(ids) else "are empty"
+    return f"look like {what} (e.g. {examples})" if len(ids) else "are none"
 
 
 def normalise_ids(ids: Sequence[str], id_type: str) -> np.ndarray:
@@ -99,6 +99,12 @@ def read_id_map(path: str | os.PathLike, id_type: str) -> dict[str, str]:
         raise MedgenInputError(
             f"gene id map {path}: expected a header line and two columns (id, symbol), got "
             f"{table.shape[1]} column(s) and {len(table)} line(s)")
+    first = str(table.columns[0])
+    if id_type != "symbol" and id_kind([first])[0] == id_kind(table.iloc[:20, 0])[0] and \
+            id_kind([first])[0] in ("numeric Entrez ids", "Ensembl gene ids"):
+        raise MedgenInputError(
+            f"gene id map {path}: its first line ({first!r}, {str(table.columns[1])!r}) "
+            "looks like a mapping, not a header; add a header line (e.g. 'id<TAB>symbol')")
     ids = normalise_ids(table.iloc[:, 0], id_type)
     symbols = table.iloc[:, 1].str.strip().to_numpy(dtype=object)
     frame = pd.DataFrame({"id": ids, "symbol": symbols})

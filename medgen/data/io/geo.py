@@ -119,6 +119,13 @@ def read_series_matrix(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, di
     values.index = values.index.astype(str)
     values.columns = values.columns.astype(str)
     header = _cells(table[0])
+    unnamed = [c for c, cell in zip(values.columns, header[1:], strict=False) if not cell]
+    if unnamed:  # a trailing tab on every line: an empty column without a sample id
+        if not values[unnamed].isna().all().all():
+            raise MedgenInputError(f"{path}: a table column without a sample id in the "
+                                   "header holds values")
+        values = values.drop(columns=unnamed)
+        header = [cell for cell in header if cell] if header[0] else header
     repeated = sorted({c for c in header[1:] if header[1:].count(c) > 1})
     if repeated:  # pandas would rename them silently ('GSM1.1')
         raise MedgenInputError(f"{path}: sample ids repeated in the table header: {repeated[:5]}")

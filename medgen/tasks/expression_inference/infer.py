@@ -51,7 +51,13 @@ from anndata.io import write_elem
 from tqdm.auto import tqdm
 
 from medgen import atomic, checkpoint, provenance
-from medgen.data.gene_ids import describe_ids, id_kind, ids_to_symbols, read_id_map
+from medgen.data.gene_ids import (
+    describe_ids,
+    id_kind,
+    ids_to_symbols,
+    normalise_ids,
+    read_id_map,
+)
 from medgen.data.gene_matching import averaging_matrix, match_genes
 from medgen.data.io.gctx_stream import GctxWriter, iter_gctx_columns, read_gctx_meta
 from medgen.data.io.geo import probes_to_genes, read_platform_annotation, read_series_matrix
@@ -186,6 +192,13 @@ def gene_names(rows: pd.DataFrame, cfg: dict[str, Any], path: str
             f"(a header line, then two columns: {id_type} id, symbol)")
     id_map = read_id_map(map_path, id_type) if map_path else None
     symbols, mapped = ids_to_symbols(raw, id_type, id_map)
+    if id_map is not None and mapped == 0 and len(raw):
+        reversed_hits = len(set(normalise_ids(raw, id_type)) & set(id_map.values()))
+        if reversed_hits:
+            raise MedgenInputError(
+                f"gene id map {map_path}: none of the {len(raw)} ids of {path} is in its "
+                f"first column, but {reversed_hits} are in its second: the map's columns are "
+                "the id first, then the symbol")
     info = {"gene_id_type": id_type, "gene_id_map": map_path, "ids": len(raw),
             "mapped": mapped}
     if id_map is not None:
@@ -205,9 +218,9 @@ def landmark_columns(names: np.ndarray, ids: np.ndarray, model: GeneInferenceMod
     return averaging_matrix(len(names), positions), missing
 
 
-def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, info: dict[str, Any],
-                              model: GeneInferenceModel, missing: list[str], cfg: dict[str, Any],
-                              path: str) -> str:
+def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, names: np.ndarray,
+                              info: dict[str, Any], model: GeneInferenceModel,
+                              missing: list[str], cfg: dict[str, Any], path: str) -> str:
     """Why landmarks were not found: the axis searched and what its ids look like, how many
     ids a map translated, whether the other axis or another row-metadata field holds the
     landmarks, and what to set."""
@@ -216,15 +229,17 @@ def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, info: dict[st
              f"are not among {profiles.axis} (first: {missing[:5]}); those ids "
              f"{describe_ids(raw)}"]
     if info["gene_id_map"]:
+        unmapped = [str(i) for i, name in zip(raw, names, strict=True) if not name][:5]
         parts.append(f"{info['mapped']} of {info['ids']} of them were mapped to symbols "
-                     f"through {info['gene_id_map']} (gene_id_type: {info['gene_id_type']})")
+                     f"through {info['gene_id_map']} (gene_id_type: {info['gene_id_type']}"
+                     + (f"; first not in the map: {unmapped}" if unmapped else "") + ")")
     other = profiles.other_ids.astype(str)
     on_other = len(wanted & set(other))
     if on_other:
         fix = ("set orientation to the other value" if "orientation" in profiles.axis
                else "is the file transposed?")
         parts.append(f"{profiles.other_axis} hold {on_other} of them: {fix}")
-    else:
+    elif len(other):
         parts.append(f"{profiles.other_axis} hold none of them either; they "
                      f"{describe_ids(list(other))}")
     for column in profiles.rows.columns:
@@ -234,6 +249,8 @@ def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, info: dict[st
                 parts.append(f"row-metadata field '{column}' holds {hits} of them: set "
                              f"gene_field: {column}")
     _, hint = id_kind(raw)
+    if info["gene_id_map"] and "gene_id_type" in hint:
+        hint = "the map lacks those ids, or the model was trained on another gene set"
     parts.append(hint or "the model knows its genes by symbol: was it trained on another "
                  "gene set, or does gene_field name the wrong field?")
     return "; ".join(parts)
@@ -311,8 +328,8 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
     weights, missing = landmark_columns(names, rows.index.astype(str).to_numpy(), model, path,
                                         cfg["duplicate_genes"])
     if missing:
-        raise MedgenInputError(missing_landmarks_message(profiles, raw_ids, id_info, model,
-                                                         missing, cfg, path))
+        raise MedgenInputError(missing_landmarks_message(profiles, raw_ids, names, id_info,
+                                                         model, missing, cfg, path))
     used = weights.any(axis=1)  # rows of genes the model does not use are never read
     weights = weights[used]
     # each used row feeds exactly one landmark: its gene and id, for the NaN message
