@@ -395,3 +395,39 @@ def test_h5ad_rows_of_one_landmark_symbol_refused_naming_ids_or_averaged(model, 
                                                gene_id_type="entrez",
                                                gene_id_map=str(tmp_path / "map.tsv")),
                       *outputs(tmp_path))
+
+
+def test_a_probe_level_table_goes_through_the_annotation_too(model, tmp_path):
+    """GPL96 arrays as CSV (probes as rows, like the bladder training table)."""
+    probes, symbols = gpl_probes(model["landmarks"])
+    probes.to_csv(tmp_path / "probes.csv")
+    write_full_table(tmp_path / "gpl.txt", symbols)
+    summary = infer_targets(model["path"], geo_cfg(tmp_path / "probes.csv", tmp_path / "gpl.txt",
+                                                   orientation="genes_as_rows"),
+                            *outputs(tmp_path))
+    assert summary["probe_mapping"]["mapped"] == 7
+    assert np.allclose(read_gctx(tmp_path / "out.gctx").X[:, 6:], reference(model, tmp_path),
+                       atol=1e-4)
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    (2.0 ** np.random.default_rng(0).normal(8, 2, 500), "linear"),  # MAS5
+    (np.random.default_rng(0).normal(0, 1.5, 500), "zscore"),  # L1000 level 5
+    (np.random.default_rng(0).normal(8, 2, 500), "log2"),  # RMA
+])
+def test_what_landmark_values_look_like(values, kind):
+    from medgen.tasks.expression_inference.infer import describe_values
+
+    assert describe_values(values)[1] == kind
+
+
+def test_log2_or_linear_input_for_a_model_of_linear_data_is_refused():
+    from types import SimpleNamespace
+
+    from medgen.tasks.expression_inference.infer import check_model_scale
+
+    linear_model = SimpleNamespace(x_scaler=SimpleNamespace(mean=np.array([300.0, 12000.0])))
+    for scale in ("log2", "linear"):
+        with pytest.raises(MedgenInputError, match="means 300 to 1.2e\\+04 \\(linear scale\\)"):
+            check_model_scale(linear_model, scale, "p.csv")
+    check_model_scale(linear_model, "data", "p.csv")
