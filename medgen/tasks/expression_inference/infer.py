@@ -301,20 +301,25 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         A ``model.pt`` of an expression-inference family.
     cfg
         The ``expression_inference.infer`` section (path, format, orientation, gene_field,
-        input_scale, clip_z, chunk_size).
+        gene_id_type, gene_id_map, annotation, annotation_symbol_column, duplicate_genes,
+        input_scale, clip_z, max_clipped_fraction, chunk_size).
     out_gctx, out_h5ad
         Outputs (rows: input landmark rows then inferred targets; columns: samples); both
         written atomically, with the units and provenance in their attributes / ``uns``.
 
     Returns
     -------
-    A summary (profiles, landmarks, targets, units, fraction of clipped values).
+    A summary (profiles, landmarks, targets, units, fraction of clipped values, how gene
+    ids and probes were mapped).
 
     Raises
     ------
     MedgenInputError
-        A model of another task, missing landmark genes, non-finite landmark values (the
-        message names the samples), or an unreadable input.
+        A model of another task, missing landmark genes (naming the axis searched and what
+        its ids look like), a landmark on several rows (naming the ids), missing or
+        non-finite landmark values (naming sample, gene and row), profiles on another scale
+        than ``input_scale`` (saying what they look like), or an unreadable input,
+        annotation or gene id map.
     """
     bounded_heap()
     model = load_inference_model(model_path, device)
