@@ -66,7 +66,9 @@ def write_profiles_gctx(path, frame: pd.DataFrame, symbols: list[str] | None = N
 def infer_cfg(path, **overrides) -> dict:
     cfg = {"path": str(path), "format": "auto", "orientation": "samples_as_rows",
            "gene_field": "pr_gene_symbol", "duplicate_genes": "refuse", "input_scale": "data",
-           "clip_z": 10.0, "chunk_size": 7, "model": ""}
+           "clip_z": 10.0, "chunk_size": 7, "model": "", "max_clipped_fraction": 0.05,
+           "gene_id_type": "symbol", "gene_id_map": "", "annotation": "",
+           "annotation_symbol_column": "Gene Symbol"}
     return {**cfg, **overrides}
 
 

@@ -18,7 +18,8 @@ DUPLICATE_GENES = ("refuse", "mean")
 
 
 def match_genes(names: Sequence[str], wanted: Sequence[str], duplicates: str = "refuse",
-                where: str = "the data", key: str | None = None
+                where: str = "the data", key: str | None = None,
+                ids: Sequence[str] | None = None
                 ) -> tuple[dict[str, list[int]], list[str]]:
     """Where each wanted gene is among ``names`` (the columns or rows of a table).
 
@@ -36,6 +37,10 @@ def match_genes(names: Sequence[str], wanted: Sequence[str], duplicates: str = "
         The table, for messages.
     key
         The config key that sets ``duplicates``, named in the message.
+    ids
+        The id of each column (or row) when it differs from its gene name (an h5ad's var
+        names with symbols in a var column, probes, Entrez ids): the refusal names the ids
+        of each repeated gene.
 
     Returns
     -------
@@ -59,9 +64,12 @@ def match_genes(names: Sequence[str], wanted: Sequence[str], duplicates: str = "
     repeated = [gene for gene in wanted if len(found.get(gene, ())) > 1]
     if repeated and duplicates == "refuse":
         setting = f"set {key}: mean to average them" if key else "average them with 'mean'"
+        named = (repeated[:5] if ids is None else
+                 "; ".join(f"{gene!r} (ids {', '.join(repr(str(ids[p])) for p in found[gene])})"
+                           for gene in repeated[:5]))
         raise MedgenInputError(
             f"{where}: {len(repeated)} gene(s) appear more than once (first: "
-            f"{repeated[:5]}); keep one column per gene, or {setting}")
+            f"{named}); keep one column per gene, or {setting}")
     positions = {gene: found[gene] for gene in wanted if gene in found}
     return positions, [gene for gene in wanted if gene not in found]
 

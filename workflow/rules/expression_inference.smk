@@ -73,7 +73,7 @@ rule evaluate_expression_inference:
 rule infer_targets:
     input:
         model=f"{MODELS}/{{family}}/model.pt",
-        profiles=config["expression_inference"]["infer"]["path"] or [],
+        profiles=infer_inputs(),
     output:
         gctx=f"{EXPRESSION_INFERENCE}/inferred/{{family}}.gctx",
         h5ad=f"{EXPRESSION_INFERENCE}/inferred/{{family}}.h5ad",

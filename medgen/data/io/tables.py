@@ -22,13 +22,15 @@ from medgen.data.io.delimited import (
     read_delimited,
 )
 from medgen.data.io.gctx import read_gctx
+from medgen.data.io.geo import is_series_matrix, read_series_matrix
 from medgen.data.io.xena import read_xena
 from medgen.errors import MedgenInputError
 
 H5AD_X, H5AD_RAW, H5AD_LAYERS = "X", "raw", "layers/"  # the matrices an h5ad table names
 
-Format = Literal["auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena"]
-FORMATS: tuple[str, ...] = ("auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena")
+Format = Literal["auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena", "series_matrix"]
+FORMATS: tuple[str, ...] = ("auto", "csv", "tsv", "parquet", "h5ad", "gctx", "xena",
+                            "series_matrix")
 
 # File name endings (compression stripped) -> format; 'xena' is never guessed because a
 # Xena table is a CSV/TSV whose gene IDs only show their SYMBOL|EntrezID form once read.
@@ -39,7 +41,8 @@ _SUFFIX_FORMATS = {
 
 
 def guess_format(path: str | Path) -> str:
-    """Guess a table's format from its file name.
+    """Guess a table's format from its file name (GEO's ``..._series_matrix.txt[.gz]``:
+    ``series_matrix``).
 
     Raises
     ------
@@ -47,6 +50,8 @@ def guess_format(path: str | Path) -> str:
         If the name ends in none of the known suffixes.
     """
     path = Path(path)
+    if is_series_matrix(path):
+        return "series_matrix"
     fmt = _SUFFIX_FORMATS.get(file_suffix(path))
     if fmt is None:
         known = ", ".join(sorted(_SUFFIX_FORMATS))
@@ -178,7 +183,8 @@ def read_table(
     path
         The table.
     format
-        One of auto, csv, tsv, parquet, h5ad, gctx, xena. 'auto' guesses from the file
+        One of auto, csv, tsv, parquet, h5ad, gctx, xena, series_matrix (GEO, probe
+        level). 'auto' guesses from the file
         name (never 'xena': declare it).
     orientation
         ``samples_as_rows`` or ``genes_as_rows``; used by csv, tsv, parquet and xena.
@@ -205,4 +211,8 @@ def read_table(
         return read_h5ad(path, layer, expect_counts)
     if fmt == "gctx":
         return read_gctx(path)
+    if fmt == "series_matrix":  # probe level: samples x ID_REF ids, sample metadata as obs
+        values, samples, _ = read_series_matrix(path)
+        return ad.AnnData(X=values.T.to_numpy(np.float64), obs=samples,
+                          var=pd.DataFrame(index=values.index))
     return read_xena(path, orientation)

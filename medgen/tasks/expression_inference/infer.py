@@ -12,16 +12,28 @@ metadata.
 Profiles are read, inferred and written ``chunk_size`` at a time, so memory does not grow
 with their number.
 
+Inputs: GCTX (streamed), h5ad, CSV/TSV/parquet tables and GEO series matrices; probe ids
+map to genes through a GPL annotation (``annotation``, ``medgen.data.io.geo``), Entrez /
+Ensembl ids to the model's symbols through ``gene_id_map`` (``medgen.data.gene_ids``).
+
 Scales (``input_scale``):
 - ``data``: the profiles are in the training data's units (e.g. RMA log2); landmarks are
   standardised with the training means and standard deviations and the targets come back in
   the training data's units.
+- ``log2``: as ``data``, declaring log2 intensities (refused for a model whose training
+  landmarks look linear).
+- ``linear``: linear intensities (MAS5); log2(x + 1) is applied to every input row before
+  inference and written as the output's input rows, the targets in the training units.
 - ``zscore``: the profiles are per-gene z-scores (L1000 level 4: robust z-scores against
   the plate's population). They are taken as standardised landmark values directly,
   clipped to +-clip_z, and the targets are written as z-scores on the same footing (the
   model's standardised outputs): "how many training-set standard deviations above its
   training mean the gene is inferred to be, given the landmarks' deviations". Multiply by
   ``training_sd`` and add ``training_mean`` (row metadata) for training-scale values.
+
+Every chunk's standardised landmarks are checked against the training distribution
+(``check_scale``): profiles on another scale than declared are refused, saying what they
+look like, instead of being clipped into plausible-looking predictions.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +53,16 @@ from anndata.io import write_elem
 from tqdm.auto import tqdm
 
 from medgen import atomic, checkpoint, provenance
+from medgen.data.gene_ids import (
+    describe_ids,
+    id_kind,
+    ids_to_symbols,
+    normalise_ids,
+    read_id_map,
+)
 from medgen.data.gene_matching import averaging_matrix, match_genes
 from medgen.data.io.gctx_stream import GctxWriter, iter_gctx_columns, read_gctx_meta
+from medgen.data.io.geo import probes_to_genes, read_platform_annotation, read_series_matrix
 from medgen.data.io.tables import guess_format, read_table
 from medgen.errors import MedgenInputError
 from medgen.models.expression_inference import GeneInferenceModel
@@ -50,6 +71,18 @@ from medgen.models.expression_inference import load as load_inference_model
 log = logging.getLogger(__name__)
 
 MISSING = -666  # CMap's placeholder for metadata without a value
+INPUT_SCALES = ("data", "log2", "linear", "zscore")
+SCALE_RULES = {
+    "data": "landmarks as read, in the training data's units, standardised with the "
+            "training means and sds",
+    "log2": "landmarks as read, log2 intensities (RMA-like), standardised with the training "
+            "means and sds",
+    "linear": "log2(x + 1) of the landmarks as read (linear intensities), standardised with "
+              "the training means and sds",
+    "zscore": "landmarks as read, taken as standardised values (per-gene z-scores)",
+}
+MAX_MEDIAN_Z = 3.0  # median |standardised landmark| above which the scale is refused
+LOG_SCALE_MAX_MEAN = 30.0  # training landmark means above this: a linear-scale model
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -70,43 +103,159 @@ def bounded_heap(threshold: int = 1 << 20) -> None:
         pass
 
 
-def read_profiles(cfg: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """(row metadata, column metadata, chunks) of the new profiles in ``cfg``
-    (``expression_inference.infer``). GCTX files are streamed; other formats are read whole
-    and served in chunks. Chunks: (sample ids, values (n_chunk, n_rows) float32)."""
-    path, fmt = cfg["path"], cfg["format"]
+@dataclass
+class Profiles:
+    """New profiles as read: row (gene) metadata, sample metadata, chunks of (sample ids,
+    samples x rows float32 values), and for messages and metadata where the gene ids were
+    read (``axis``), the other axis (``other_axis``, ``other_ids``) and the probe -> gene
+    mapping's counts (empty without an annotation)."""
+
+    rows: pd.DataFrame
+    cols: pd.DataFrame
+    chunks: Iterator[tuple[np.ndarray, np.ndarray]]
+    axis: str
+    other_axis: str
+    other_ids: pd.Index
+    probe_mapping: dict[str, Any] = field(default_factory=dict)
+
+
+def read_profiles(cfg: dict[str, Any]) -> Profiles:
+    """The new profiles of ``cfg`` (``expression_inference.infer``). GCTX files are
+    streamed; other formats (tables, h5ad, GEO series matrix) are read whole, collapsed
+    from probes to genes through ``annotation`` when it is set
+    (``medgen.data.io.geo.probes_to_genes``), and served in chunks.
+
+    Raises MedgenInputError for an unreadable file, or an ``annotation`` with a GCTX (whose
+    rows carry their own gene metadata: ``gene_field``)."""
+    path, fmt, field_name = cfg["path"], cfg["format"], cfg["gene_field"]
     fmt = guess_format(path) if fmt == "auto" else fmt
     if fmt == "gctx":
+        if cfg["annotation"]:
+            raise MedgenInputError(
+                f"{path}: expression_inference.infer.annotation is for probe-level tables "
+                "and series matrices; a GCTX's rows carry their own gene metadata: name its "
+                "symbol field with gene_field")
         rows, cols = read_gctx_meta(path)
-        return rows, cols, iter_gctx_columns(path, cfg["chunk_size"])
-    adata = read_table(path, fmt, cfg["orientation"])
-    values = np.asarray(adata.X, dtype=np.float32)
-    ids = adata.obs_names.astype(str).to_numpy()
+        axis = (f"the GCTX row-metadata field '{field_name}'" if field_name
+                else "the GCTX row ids")
+        return Profiles(rows, cols, iter_gctx_columns(path, cfg["chunk_size"]), axis,
+                        "the GCTX column (sample) ids", cols.index)
+    if fmt == "series_matrix":
+        values, cols, _ = read_series_matrix(path)
+        rows, matrix = pd.DataFrame(index=values.index), values.T
+        axis, other = "the series matrix's ID_REF ids", "its sample ids"
+    else:
+        adata = read_table(path, fmt, cfg["orientation"])
+        rows, cols = adata.var.copy(), adata.obs.copy()
+        matrix = pd.DataFrame(np.asarray(adata.X), index=adata.obs_names.astype(str),
+                              columns=adata.var_names.astype(str))
+        if fmt == "h5ad":
+            axis = (f"the h5ad's var column '{field_name}'" if field_name
+                    else "the h5ad's var names")
+            other = "its obs names (samples)"
+        else:
+            file_axes = ["the file's columns (header)", "the file's rows (first column)"]
+            if cfg["orientation"] == "genes_as_rows":
+                file_axes.reverse()
+            axis = f"{file_axes[0]} (orientation: {cfg['orientation']})"
+            other = file_axes[1]
+    mapping: dict[str, Any] = {}
+    if cfg["annotation"]:
+        genes, rows, mapping = probes_to_genes(
+            matrix.T, read_platform_annotation(cfg["annotation"],
+                                               cfg["annotation_symbol_column"]),
+            path, cfg["annotation"])
+        matrix = genes.T
+        axis = f"the genes of its probes through {cfg['annotation']}"
+    values = matrix.to_numpy(dtype=np.float32)
+    ids = matrix.index.astype(str).to_numpy()
     size = cfg["chunk_size"]
     chunks = ((ids[i:i + size], values[i:i + size]) for i in range(0, len(ids), size))
-    return adata.var.copy(), adata.obs.copy(), chunks
+    return Profiles(rows, cols, chunks, axis, other, pd.Index(ids), mapping)
 
 
-def landmark_columns(rows: pd.DataFrame, model: GeneInferenceModel, gene_field: str,
-                     path: str, duplicates: str = "refuse") -> np.ndarray:
-    """(n_rows, n_landmarks) averaging matrix: input rows -> the model's landmarks, matched
-    by gene name with ``medgen.data.gene_matching.match_genes`` (a landmark on several rows:
-    refused, or averaged with ``duplicates: mean``). MedgenInputError naming the missing
-    landmarks, the duplicated ones, or an unknown ``gene_field``."""
-    if gene_field and gene_field not in rows.columns:
+def gene_names(rows: pd.DataFrame, cfg: dict[str, Any], path: str
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(gene symbol per input row, the ids as read, how the ids were mapped): the ids of
+    ``gene_field`` (or the row ids), mapped to symbols through ``gene_id_map`` when set
+    (required for ``gene_id_type`` entrez / ensembl: the model knows its genes by symbol
+    only). MedgenInputError for an unknown ``gene_field`` or a missing map."""
+    if field_name := cfg["gene_field"]:
+        if field_name not in rows.columns:
+            raise MedgenInputError(
+                f"{path}: no row-metadata field '{field_name}' (expression_inference.infer."
+                f"gene_field); fields: {', '.join(map(str, rows.columns)) or 'none'}")
+    raw = (rows[field_name] if field_name else rows.index.to_series()).astype(str).to_numpy()
+    id_type, map_path = cfg["gene_id_type"], cfg["gene_id_map"]
+    if id_type != "symbol" and not map_path:
         raise MedgenInputError(
-            f"{path}: no row-metadata field '{gene_field}' (expression_inference.infer."
-            f"gene_field); fields: {', '.join(map(str, rows.columns)) or 'none'}")
-    genes = (rows[gene_field] if gene_field else rows.index.to_series()).astype(str).to_numpy()
-    positions, missing = match_genes(genes, model.landmarks, duplicates, path,
-                                     "expression_inference.infer.duplicate_genes")
-    if missing:
-        raise MedgenInputError(
-            f"{path}: {len(missing)} of the model's {len(model.landmarks)} landmark genes are "
-            f"not among its rows (first: {missing[:5]}); the model was trained on another "
-            "gene set, or gene_field names the wrong field")
-    return averaging_matrix(len(genes), positions)
+            f"expression_inference.infer.gene_id_type is {id_type!r} but gene_id_map is "
+            "empty: the trained model knows its genes by symbol only; name a map file "
+            f"(a header line, then two columns: {id_type} id, symbol)")
+    id_map = read_id_map(map_path, id_type) if map_path else None
+    symbols, mapped = ids_to_symbols(raw, id_type, id_map)
+    if id_map is not None and mapped == 0 and len(raw):
+        reversed_hits = len(set(normalise_ids(raw, id_type)) & set(id_map.values()))
+        if reversed_hits:
+            raise MedgenInputError(
+                f"gene id map {map_path}: none of the {len(raw)} ids of {path} is in its "
+                f"first column, but {reversed_hits} are in its second: the map's columns are "
+                "the id first, then the symbol")
+    info = {"gene_id_type": id_type, "gene_id_map": map_path, "ids": len(raw),
+            "mapped": mapped}
+    if id_map is not None:
+        log.info("%s: %d of %d %s ids mapped to gene symbols through %s", path, mapped,
+                 len(raw), id_type, map_path)
+    return symbols, raw, info
+
+
+def landmark_columns(names: np.ndarray, ids: np.ndarray, model: GeneInferenceModel,
+                     path: str, duplicates: str = "refuse") -> tuple[np.ndarray, list[str]]:
+    """((n_rows, n_landmarks) averaging matrix: input rows -> the model's landmarks,
+    missing landmarks), matched by gene name with ``medgen.data.gene_matching.match_genes``
+    (a landmark on several rows: refused naming its ids, or averaged with ``duplicates:
+    mean``)."""
+    positions, missing = match_genes(names, model.landmarks, duplicates, path,
+                                     "expression_inference.infer.duplicate_genes", ids=ids)
+    return averaging_matrix(len(names), positions), missing
+
+
+def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, names: np.ndarray,
+                              info: dict[str, Any], model: GeneInferenceModel,
+                              missing: list[str], cfg: dict[str, Any], path: str) -> str:
+    """Why landmarks were not found: the axis searched and what its ids look like, how many
+    ids a map translated, whether the other axis or another row-metadata field holds the
+    landmarks, and what to set."""
+    wanted = set(model.landmarks)
+    parts = [f"{path}: {len(missing)} of the model's {len(model.landmarks)} landmark genes "
+             f"are not among {profiles.axis} (first: {missing[:5]}); those ids "
+             f"{describe_ids(raw)}"]
+    if info["gene_id_map"]:
+        unmapped = [str(i) for i, name in zip(raw, names, strict=True) if not name][:5]
+        parts.append(f"{info['mapped']} of {info['ids']} of them were mapped to symbols "
+                     f"through {info['gene_id_map']} (gene_id_type: {info['gene_id_type']}"
+                     + (f"; first not in the map: {unmapped}" if unmapped else "") + ")")
+    other = profiles.other_ids.astype(str)
+    on_other = len(wanted & set(other))
+    if on_other:
+        fix = ("set orientation to the other value" if "orientation" in profiles.axis
+               else "is the file transposed?")
+        parts.append(f"{profiles.other_axis} hold {on_other} of them: {fix}")
+    elif len(other):
+        parts.append(f"{profiles.other_axis} hold none of them either; they "
+                     f"{describe_ids(list(other))}")
+    for column in profiles.rows.columns:
+        if column != cfg["gene_field"]:
+            hits = len(wanted & set(profiles.rows[column].astype(str)))
+            if hits > len(model.landmarks) - len(missing):
+                parts.append(f"row-metadata field '{column}' holds {hits} of them: set "
+                             f"gene_field: {column}")
+    _, hint = id_kind(raw)
+    if info["gene_id_map"] and "gene_id_type" in hint:
+        hint = "the map lacks those ids, or the model was trained on another gene set"
+    parts.append(hint or "the model knows its genes by symbol: was it trained on another "
+                 "gene set, or does gene_field name the wrong field?")
+    return "; ".join(parts)
 
 
 def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
@@ -166,42 +315,66 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         A ``model.pt`` of an expression-inference family.
     cfg
         The ``expression_inference.infer`` section (path, format, orientation, gene_field,
-        input_scale, clip_z, chunk_size).
+        gene_id_type, gene_id_map, annotation, annotation_symbol_column, duplicate_genes,
+        input_scale, clip_z, max_clipped_fraction, chunk_size).
     out_gctx, out_h5ad
         Outputs (rows: input landmark rows then inferred targets; columns: samples); both
         written atomically, with the units and provenance in their attributes / ``uns``.
 
     Returns
     -------
-    A summary (profiles, landmarks, targets, units, fraction of clipped values).
+    A summary (profiles, landmarks, targets, units, fraction of clipped values, how gene
+    ids and probes were mapped).
 
     Raises
     ------
     MedgenInputError
-        A model of another task, missing landmark genes, non-finite landmark values (the
-        message names the samples), or an unreadable input.
+        A model of another task, missing landmark genes (naming the axis searched and what
+        its ids look like), a landmark on several rows (naming the ids), missing or
+        non-finite landmark values (naming sample, gene and row), profiles on another scale
+        than ``input_scale`` (saying what they look like), or an unreadable input,
+        annotation or gene id map.
     """
     bounded_heap()
     model = load_inference_model(model_path, device)
     ckpt = checkpoint.load(model_path)
-    path = cfg["path"]
-    rows, cols, chunks = read_profiles(cfg)
+    path, scale = cfg["path"], cfg["input_scale"]
+    check_model_scale(model, scale, path)
+    profiles = read_profiles(cfg)
+    rows, cols = profiles.rows, profiles.cols
     cols.index = cols.index.astype(str)
-    weights = landmark_columns(rows, model, cfg["gene_field"], path, cfg["duplicate_genes"])
+    names, raw_ids, id_info = gene_names(rows, cfg, path)
+    weights, missing = landmark_columns(names, rows.index.astype(str).to_numpy(), model, path,
+                                        cfg["duplicate_genes"])
+    if missing:
+        raise MedgenInputError(missing_landmarks_message(profiles, raw_ids, names, id_info,
+                                                         model, missing, cfg, path))
     used = weights.any(axis=1)  # rows of genes the model does not use are never read
     weights = weights[used]
+    # each used row feeds exactly one landmark: its gene and id, for the NaN message
+    used_genes = np.asarray(model.landmarks, dtype=object)[weights.argmax(axis=1)]
+    labels = rows.index.astype(str).to_numpy()
+    if profiles.probe_mapping:  # rows collapsed from probes: name the probes
+        labels = (rows.index.astype(str) + ": probes " + rows["probes"].astype(str)).to_numpy()
+    used_ids = labels[used]
     log.info("%s: %d of %d input rows hold the model's %d landmark genes; %d rows unused",
              path, int(used.sum()), len(rows), len(model.landmarks), int((~used).sum()))
-    zscore = cfg["input_scale"] == "zscore"
+    zscore = scale == "zscore"
     units = ("z-scores: input landmarks as read; inferred targets in training-set standard "
              "deviations from the training mean (training_mean / training_sd per row give "
              "the training scale)" if zscore else
              f"the training data's units ({ckpt.provenance.get('units', 'see provenance')})")
+    if scale == "linear":
+        units += "; the input rows hold log2(x + 1) of the values read"
     meta = {
-        "units": units, "input_scale": cfg["input_scale"], "clip_z": cfg["clip_z"],
+        "units": units, "input_scale": scale, "input_scale_rule": SCALE_RULES[scale],
+        "clip_z": cfg["clip_z"], "max_clipped_fraction": cfg["max_clipped_fraction"],
+        "gene_ids": json.dumps(id_info), "probe_mapping": json.dumps(profiles.probe_mapping),
         "model": str(model_path), "family": ckpt.family,
-        "provenance": json.dumps(provenance.collect(config=cfg, seed=ckpt.seed,
-                                                    inputs=[model_path, path]), default=str),
+        "provenance": json.dumps(provenance.collect(
+            config=cfg, seed=ckpt.seed,
+            inputs=[model_path, path, *(p for p in (cfg["annotation"], cfg["gene_id_map"])
+                                        if p)]), default=str),
     }
     out_rows = output_rows(rows, model, used)
     shared = int(out_rows["also_landmark"].sum())
@@ -213,26 +386,16 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
     n_in, clipped, done = len(rows), 0, 0
     with GctxWriter(out_gctx, out_rows, cols, attrs=meta) as gctx, \
             _H5adWriter(out_h5ad, out_rows, cols, meta) as h5ad:
-        for ids, values in tqdm(chunks, total=-(-len(cols) // cfg["chunk_size"]),
+        for ids, values in tqdm(profiles.chunks, total=-(-len(cols) // cfg["chunk_size"]),
                                 desc="inferring targets", unit="chunk"):
-            x = values[:, used] @ weights
-            bad = ~np.isfinite(x).all(axis=1)
-            if bad.any():
-                genes = [model.landmarks[j] for j in np.flatnonzero(~np.isfinite(x).all(axis=0))]
-                raise MedgenInputError(
-                    f"{path}: NaN or infinite values of landmark genes {genes[:5]} in "
-                    f"profiles {[str(i) for i in ids[bad][:5]]}")
+            read = values[:, used]  # the landmark rows as read, for the scale's description
+            if scale == "linear":
+                values = linear_to_log2(values, read, ids, used_genes, used_ids, path)
+            landmarks = values[:, used]
+            check_finite(landmarks, ids, used_genes, used_ids, path)
+            x = landmarks @ weights  # finite, so no NaN spreads to other landmarks
             z = x if zscore else model.x_scaler.transform(x)
-            outside = int((np.abs(z) > cfg["clip_z"]).sum())
-            if done == 0 and outside > 0.2 * z.size:
-                # profiles on another scale than the config says (z-scores read as log2...)
-                raise MedgenInputError(
-                    f"{path}: {outside / z.size:.0%} of the standardised landmark values lie "
-                    f"beyond +-{cfg['clip_z']} (expression_inference.infer.input_scale: "
-                    f"{cfg['input_scale']}); are the profiles on another scale? "
-                    + ("L1000 level-4 and other z-scores need input_scale: zscore"
-                       if not zscore else "z-scores should rarely exceed it"))
-            clipped += outside
+            clipped += check_scale(z, read, model, cfg, path)
             y = model.predict_standardised(np.clip(z, -cfg["clip_z"], cfg["clip_z"]))
             if not zscore:
                 y = model.to_data_units(y)
@@ -242,11 +405,125 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
             done += len(ids)
     summary = {"profiles": done, "input_rows": n_in, "landmarks": len(model.landmarks),
                "targets": len(model.targets), "units": units,
-               "clipped_fraction": clipped / max(done * len(model.landmarks), 1)}
+               "clipped_fraction": clipped / max(done * len(model.landmarks), 1),
+               "gene_ids": id_info, "probe_mapping": profiles.probe_mapping}
     log.info("inferred %d targets for %d profiles (%s); %.3f%% of standardised landmark "
-             "values clipped to +-%s", len(model.targets), done, cfg["input_scale"],
+             "values clipped to +-%s", len(model.targets), done, scale,
              100 * summary["clipped_fraction"], cfg["clip_z"])
     return summary
+
+
+def check_finite(landmarks: np.ndarray, ids: np.ndarray, genes: np.ndarray,
+                 row_ids: np.ndarray, path: str) -> None:
+    """MedgenInputError naming (sample, landmark gene, input row) of the first missing or
+    infinite landmark values of a chunk (samples x used rows), checked before the rows are
+    combined: a NaN times a zero weight is NaN, so after the product one NaN would show in
+    every landmark."""
+    bad = ~np.isfinite(landmarks)
+    if bad.any():
+        where = np.argwhere(bad)
+        cells = ", ".join(f"sample '{ids[i]}' gene '{genes[j]}' (row '{row_ids[j]}')"
+                          for i, j in where[:5])
+        raise MedgenInputError(
+            f"{path}: {len(where)} missing (NaN, null) or infinite landmark value(s) in "
+            f"{int(bad.any(axis=1).sum())} profile(s) of this chunk: {cells}; the model "
+            "needs every landmark of every profile: drop those profiles or impute the values")
+
+
+def linear_to_log2(values: np.ndarray, read: np.ndarray, ids: np.ndarray, genes: np.ndarray,
+                   row_ids: np.ndarray, path: str) -> np.ndarray:
+    """log2(values + 1) (``input_scale: linear``); MedgenInputError naming a negative
+    landmark value (linear intensities are not negative). Negative values of rows the
+    model does not read become NaN (logged)."""
+    negative = read < 0
+    if negative.any():
+        i, j = np.argwhere(negative)[0]
+        raise MedgenInputError(
+            f"{path}: input_scale: linear, but landmark gene '{genes[j]}' (row '{row_ids[j]}') "
+            f"of sample '{ids[i]}' is {read[i, j]:.4g}; linear intensities are not negative "
+            "(log-scale data: input_scale: log2)")
+    with np.errstate(invalid="ignore"):
+        out = np.log2(values + np.float32(1.0))
+    others = int((values < -1).sum())
+    if others:
+        log.warning("%s: %d negative values of rows the model does not read are NaN after "
+                    "log2(x + 1)", path, others)
+    return out
+
+
+def model_scale(model: GeneInferenceModel) -> tuple[str, str]:
+    """('log' or 'linear', a description) of the model's training landmarks, from the means
+    it stores: log2 intensities average below ~16, linear ones in the hundreds."""
+    mean = model.x_scaler.mean
+    kind = "log" if float(np.max(mean)) <= LOG_SCALE_MAX_MEAN else "linear"
+    return kind, (f"the model's training landmarks have means {np.min(mean):.3g} to "
+                  f"{np.max(mean):.3g} ({'log-scale' if kind == 'log' else 'linear scale'})")
+
+
+def check_model_scale(model: GeneInferenceModel, scale: str, path: str) -> None:
+    """MedgenInputError when ``log2`` / ``linear`` (both mean: the model reads log2 values)
+    is declared for a model trained on linear-scale data."""
+    kind, described = model_scale(model)
+    if scale in ("log2", "linear") and kind == "linear":
+        raise MedgenInputError(
+            f"{path}: expression_inference.infer.input_scale: {scale} gives the model log2 "
+            f"values, but {described}; give profiles in the training data's units with "
+            "input_scale: data")
+
+
+def describe_values(values: np.ndarray) -> tuple[str, str]:
+    """(what the finite ``values`` look like, the scale that kind suggests: 'linear',
+    'zscore', 'log2' or '')."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "no finite values", ""
+    p1, median, p99 = np.percentile(finite, [1, 50, 99])
+    low, high = float(finite.min()), float(finite.max())
+    spread = (f"median {median:.3g}, 1st-99th percentile {p1:.3g} to {p99:.3g}, range "
+              f"{low:.4g} to {high:.4g}")
+    # non-negative and large (log2 intensities stay below ~20) or right-skewed
+    if low >= 0 and (median > 30 or (p99 > 100 and p99 > 8 * max(median, 1.0))):
+        return f"linear intensities (MAS5, counts, TPM: {spread})", "linear"
+    if low < 0 and abs(median) < 0.25 * (p99 - p1) / 2:
+        return f"values centred on 0, like z-scores or log ratios ({spread})", "zscore"
+    if p1 >= -1 and p99 <= 25:
+        return f"log2 intensities ({spread})", "log2"
+    return f"values with {spread}", ""
+
+
+def check_scale(z: np.ndarray, read: np.ndarray, model: GeneInferenceModel,
+                cfg: dict[str, Any], path: str) -> int:
+    """How many standardised landmark values ``z`` (a chunk) lie beyond +-clip_z; refuses
+    the input (MedgenInputError saying what ``read``, the landmark values as read, look
+    like and which ``input_scale`` they suggest) when more than ``max_clipped_fraction``
+    do, or when the median landmark lies more than MAX_MEDIAN_Z training standard
+    deviations from its training mean: profiles on the training scale keep most landmarks
+    within 1-2 sd, while z-scores fed as log2 data (L1000 level 5 to a level-3 model) sit
+    5-10 sd away without always passing clip_z."""
+    clip, scale = cfg["clip_z"], cfg["input_scale"]
+    outside = int((np.abs(z) > clip).sum())
+    share, median = outside / max(z.size, 1), float(np.median(np.abs(z)))
+    if share <= cfg["max_clipped_fraction"] and median <= MAX_MEDIAN_Z:
+        return outside
+    looks, suggested = describe_values(read)
+    kind, described = model_scale(model)
+    effective = {"data": "log2" if kind == "log" else "linear"}.get(scale, scale)
+    if suggested and suggested != effective:
+        wanted = "data" if suggested == kind == "linear" else suggested
+        hint = f"set expression_inference.infer.input_scale: {wanted}" + {
+            "linear": " (log2(x + 1) is applied)",
+            "zscore": " (L1000 level 4 / 5 and other per-gene z-scores)",
+        }.get(wanted, "")
+    else:
+        hint = ("the profiles are on another footing than the training data (another "
+                "platform, normalisation or gene set?)")
+    raise MedgenInputError(
+        f"{path}: the landmark values do not fit the model with input_scale: {scale}: "
+        f"standardised with the training means and sds, the median landmark lies {median:.1f} "
+        f"sd from its training mean (at most {MAX_MEDIAN_Z} expected) and {share:.1%} lie "
+        f"beyond +-{clip} (expression_inference.infer.max_clipped_fraction: "
+        f"{cfg['max_clipped_fraction']}); the input looks like {looks}, and {described}; "
+        f"{hint}")
 
 
 class _H5adWriter:

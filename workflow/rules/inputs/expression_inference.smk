@@ -57,13 +57,21 @@ TASK_TIDY["expression_inference"] = lambda: [f"{EXPRESSION_INFERENCE}/eval/metri
 def expression_inference_run_inputs():
     """Every input file (the run's provenance): the expression tables when the matrices
     come from the run's preprocessed expression, the table and gene maps otherwise, and the
-    profiles to infer."""
+    profiles to infer with their annotation and gene id map."""
     section = config["expression_inference"]
     upstream = []
     if section["source"] == "expression":
         upstream = expression_inputs() + verified_expression_inputs()
-    infer = [section["infer"]["path"]] if section["infer"]["path"] else []
-    return upstream + expression_inference_inputs() + infer
+    return upstream + expression_inference_inputs() + infer_inputs()
+
+
+def infer_inputs():
+    """The files inference reads: the profiles, and their platform annotation and gene id
+    map when set (so that a new annotation or map reruns inference)."""
+    infer = config["expression_inference"]["infer"]
+    if not infer["path"]:
+        return []
+    return [infer[key] for key in ("path", "annotation", "gene_id_map") if infer[key]]
 
 
 TASK_INPUTS["expression_inference"] = expression_inference_run_inputs
