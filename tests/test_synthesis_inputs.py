@@ -93,6 +93,34 @@ def test_a_target_with_a_smaller_field_of_view_is_scored_on_its_coverage(
     assert (coverages == 0).any() and (coverages == 1).any()
 
 
+@pytest.mark.usefixtures("quiet_warnings")
+def test_a_gan_and_the_trained_baselines_train_on_partly_covered_targets(sheet, tmp_path):
+    from medgen import checkpoint, registry
+    from medgen.tasks.synthesis.baselines import train_generator_l1, train_unet_l1
+    from medgen.tasks.synthesis.loaders import read_volumes
+    from medgen.train import train_model
+
+    for i in (0, 2):  # a training subject and the validation subject
+        _, flair, _ = pair_volumes(i)
+        save_nii(sheet.parent / f"s{i}_flair.nii.gz", *_middle_slab(flair))
+    out = prepare_synthesis(_pairs(sheet, validation_subject="s2"), RESAMPLE, tmp_path / "p")
+    hp = {**registry.presets("context_gan")["default"], "generator_channels": 4,
+          "discriminator_channels": 4, "batch_size": 4, "samples_per_volume": 4,
+          "max_epochs": 1, "auto_context_levels": 1, "select_on_val": True}
+    training = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
+                "num_threads": 1, "progress_bar": False}
+    model = train_model("context_gan", out, hp, training, 0, tmp_path / "gan")
+    selection = checkpoint.load(model).provenance["model_selection"]
+    assert selection["rule"] == "lowest val_mae" and np.isfinite(selection["val_mae"])
+    _, train = read_volumes(out, "train")
+    _, val = read_volumes(out, "val")
+    unet = {"channels": [4, 8], "patch_size": 16, "samples_per_volume": 2, "batch_size": 2,
+            "max_epochs": 1, "lr": 1e-3}
+    assert np.isfinite(train_unet_l1(train, unet, 0, 1, val).data["model_selection"]["val_mae"])
+    generator = train_generator_l1(train, hp, 0, 1, val)
+    assert np.isfinite(generator.data["model_selection"]["val_mae"])
+
+
 def test_the_training_loss_ignores_voxels_outside_the_coverage():
     rng = torch.Generator().manual_seed(0)
     target = torch.rand((2, 1, 8, 8, 8), generator=rng)
@@ -214,6 +242,17 @@ def test_metrics_of_thin_volumes_are_nan_with_a_reason_never_an_error(shape):
         assert np.isnan(metrics["gradient_error"])
     else:
         assert metrics["gradient_error"] == pytest.approx(0, abs=1e-6)
+
+
+def test_a_single_slice_is_refused_naming_the_file(sheet, tmp_path):
+    # 2D images are the npz2d readers' business; a synthesis pair must be 3D
+    t2, flair, _ = pair_volumes(3, shape=(40, 40, 1), lesion=False)
+    save_nii(sheet.parent / "s3_t2.nii.gz", t2 + 1)
+    save_nii(sheet.parent / "s3_flair.nii.gz", flair + 1)
+    with pytest.raises(MedgenInputError, match=r"s3_t2.nii.gz: expected a 3D volume, got an "
+                       r"image of shape \(40, 40, 1\) \(a 3D volume has at least 2 voxels"):
+        prepare_synthesis(_pairs(sheet), SETTINGS, tmp_path / "p")
+    assert not (tmp_path / "p").exists()
 
 
 def test_thin_subjects_in_the_evaluation_say_why_their_ssim_is_nan(tmp_path, caplog):
