@@ -336,3 +336,25 @@ def test_a_ct_in_hounsfield_units_passes_the_air_check(sheet, case, caplog):
     assert np.percentile(volume.target, 1) < -50
     assert ("where air near -1000 HU is expected" in caplog.text) == (
         case == "cropped_inside_body")
+
+
+def test_the_evaluation_scores_coverage_and_thin_subjects_and_records_why(sheet, tmp_path):
+    import json
+
+    from medgen.tasks.synthesis.evaluate import evaluate_synthesis
+
+    t2, flair, seg = pair_volumes(2)  # validation subject s2: 3 slices
+    for name, data in (("t2", t2), ("flair", flair), ("seg", seg)):
+        save_nii(sheet.parent / f"s2_{name}.nii.gz", data[:, :, 15:18])
+    _, flair, _ = pair_volumes(3)  # test subject s3: a target of part of the z range
+    save_nii(sheet.parent / "s3_flair.nii.gz", *_middle_slab(flair))
+    out = prepare_synthesis(_pairs(sheet, validation_subject="s2"), RESAMPLE, tmp_path / "p")
+    excluded = read_manifest(out)["subjects"]["s3"]["grid"]["target"]["excluded_voxels"]
+    table = evaluate_synthesis(out, {}, tmp_path / "eval", ["constant", "linear"], 0, {},
+                               window=32).set_index(["subject", "method"])
+    assert (table.loc["s3"]["n_excluded"] == excluded).all() and excluded > 0
+    assert table.loc["s3"][["ssim", "mae"]].notna().all().all()
+    assert table.loc["s2"]["ssim"].isna().all() and table.loc["s2"]["mae"].notna().all()
+    notes = json.loads((tmp_path / "eval" / "metrics.json").read_text())["notes"]
+    assert notes["s3"]["excluded_voxels"] == excluded
+    assert set(notes["s2"]["nan_metrics"]) == {"ssim", "ssim_tumour", "ssim_non_tumour"}
