@@ -257,3 +257,52 @@ def test_preparation_of_cascades_trained_before_it_was_stored(cascade):
     saved.data["target_normalisation"] = "ct_window"  # its window is unknown: refused
     with pytest.raises(MedgenInputError, match="m.pt uses the 'ct_window' normalisation but"):
         model_preparation("m.pt", saved)
+
+
+def test_thin_reoriented_and_partly_covered_targets_are_scored_and_say_so(cascade, tmp_path):
+    """Issue 32: a 64x64x3 subject with a target (SSIM cannot be computed: NaN, never a
+    crash), a target stored LPS beside a RAS source (reoriented exactly), a coarser target
+    covering part of the source's z range (scored on its coverage)."""
+    from nibabel import orientations
+
+    from tests.helpers.synthesis_data import pair_volumes
+
+    _, level2 = cascade
+    root = tmp_path / "new"
+    root.mkdir()
+    lines = ["subject\tsplit\tt2\tflair"]
+    thin_t2, thin_flair, _ = pair_volumes(7, shape=(64, 64, 3), lesion=False)
+    t2, flair, _ = pair_volumes(8)
+    ornt = np.array([[0, -1], [1, -1], [2, 1]], float)  # LPS
+    lps = AFFINE @ orientations.inv_ornt_aff(ornt, flair.shape)
+    slab = AFFINE @ np.diag([1.0, 1.0, 2.0, 1.0])
+    slab[2, 3] = 8 * AFFINE[2, 2]
+    files = {"thin": (thin_t2, AFFINE, thin_flair, AFFINE),
+             "lps": (t2, AFFINE, orientations.apply_orientation(flair, ornt), lps),
+             "fov": (t2, AFFINE, flair[:, :, 8:28:2], slab)}
+    for subject, (source, source_affine, target, target_affine) in files.items():
+        save_nii(root / f"{subject}_t2.nii.gz", source, source_affine)
+        save_nii(root / f"{subject}_flair.nii.gz", target, target_affine)
+        lines.append(f"{subject}\ttest\t{subject}_t2.nii.gz\t{subject}_flair.nii.gz")
+    sheet = root / "samples.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    out = apply_model(level2, apply_config(sheet, resample_target=True), tmp_path / "a")
+    table = pd.read_csv(out, sep="\t").set_index(["subject", "method"])
+    thin = table.loc["thin"]
+    assert thin["ssim"].isna().all() and thin["mae"].notna().all()
+    assert table.loc["lps"][["ssim", "mae"]].notna().all().all()
+    assert (table.loc["lps"]["n_excluded"] == 0).all()
+    fov = table.loc["fov"]
+    assert (fov["n_excluded"] > 0).all() and fov[["ssim", "mae"]].notna().all().all()
+    summary = json.loads((tmp_path / "a" / "synthesis.json").read_text())
+    assert summary["grid"]["lps"]["target"]["how"] == "reoriented"
+    assert summary["grid"]["lps"]["target"]["orientation"] == "LPS"
+    assert summary["grid"]["fov"]["target"]["how"] == "resampled"
+    assert "thinner than the 7-voxel SSIM window" in summary["notes"]["thin"]["nan_metrics"][
+        "ssim"]
+    assert summary["notes"]["fov"]["excluded_voxels"] == int(fov["n_excluded"].iloc[0])
+    assert set(summary["notes"]) == {"thin", "fov"}
+    assert summary["preparation"]["min_target_coverage"] == 0.5
+    # the outputs of the LPS subject lie on its source's grid
+    written = nib.load(tmp_path / "a" / "context_gan" / "lps_level2.nii.gz")
+    np.testing.assert_allclose(written.affine, AFFINE)

@@ -259,8 +259,9 @@ def test_patches_lie_in_the_mask_and_depend_on_seed_and_epoch_only(sheet, tmp_pa
     assert data.dims == {"channels": 1, "patch_size": 16}
     assert data.signature["modalities"] == ["t2"] and data.signature["target"] == "flair"
     assert data.val is not None and data.provenance["validation_subjects"] == ["s2"]
-    source, target = next(iter(data.train))
-    assert source.shape == target.shape == (4, 1, 16, 16, 16)
+    source, target, coverage = next(iter(data.train))
+    assert source.shape == target.shape == coverage.shape == (4, 1, 16, 16, 16)
+    assert (coverage == 1).all()  # every target covers its grid
     assert (source[:, 0, 8, 8, 8] != 0).all()  # patches centred on brain voxels
 
     def epoch(e):

@@ -46,8 +46,11 @@ def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3 or min(data.shape) < 2:
+        # a single slice (x, y, 1) has no third dimension to speak of
+        why = (" (a 3D volume has at least 2 voxels along each axis)"
+               if data.ndim == 3 else "")
         raise MedgenInputError(
-            f"{path}: expected a 3D volume, got an image of shape {tuple(data.shape)}"
+            f"{path}: expected a 3D volume, got an image of shape {tuple(data.shape)}{why}"
         )
     return data
 

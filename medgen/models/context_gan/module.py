@@ -16,7 +16,10 @@ Generator loss, per batch (x: source, y: target, G(x): synthetic target):
 
     GDL(a, b) = sum over axes d of mean | |grad_d a| - |grad_d b| |^2
 
-(Mathieu et al., ICLR 2016; exponent 2 as Nie et al.).
+(Mathieu et al., ICLR 2016; exponent 2 as Nie et al.). With a coverage map w (0 outside a
+resampled target's field of view) the means run over covered voxels only (GDL: pairs of
+covered neighbours), and D sees G(x) with y filled in outside the coverage, so nothing
+there moves G.
 """
 
 from __future__ import annotations
@@ -129,15 +132,29 @@ def centre(y: torch.Tensor, margin: int) -> torch.Tensor:
     return y[..., margin:-margin, margin:-margin, margin:-margin]
 
 
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` over the voxels where ``weight`` (same shape, 0/1) is 1; the plain
+    mean without ``weight``; 0 when nothing is covered."""
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor,
-                             exponent: float = 2.0) -> torch.Tensor:
+                             exponent: float = 2.0,
+                             weight: torch.Tensor | None = None) -> torch.Tensor:
     """GDL (Mathieu et al. 2016) over the three spatial axes of (N, C, X, Y, Z) tensors:
-    sum over axes of the mean of | |d pred| - |d target| |^exponent (forward differences)."""
+    sum over axes of the mean of | |d pred| - |d target| |^exponent (forward differences);
+    with ``weight`` (0/1, same shape) only differences between two covered voxels count."""
     total = pred.new_zeros(())
     for axis in (2, 3, 4):
         dp = pred.diff(dim=axis).abs()
         dt = target.diff(dim=axis).abs()
-        total = total + ((dp - dt).abs() ** exponent).mean()
+        pairs = None
+        if weight is not None:
+            n = weight.shape[axis]
+            pairs = weight.narrow(axis, 0, n - 1) * weight.narrow(axis, 1, n - 1)
+        total = total + weighted_mean((dp - dt).abs() ** exponent, pairs)
     return total
 
 
@@ -152,16 +169,27 @@ class GeneratorLoss:
     total: torch.Tensor
 
 
+def fill_uncovered(fake: torch.Tensor, target: torch.Tensor,
+                   weight: torch.Tensor | None) -> torch.Tensor:
+    """``fake`` with ``target`` in its uncovered voxels (``weight`` 0): what the
+    discriminator sees, so real and synthetic patches agree where the target is unknown."""
+    return fake if weight is None else torch.where(weight > 0, fake, target)
+
+
 def generator_loss(fake: torch.Tensor, target: torch.Tensor,
-                   discriminator: nn.Module | None, hp: dict[str, Any]) -> GeneratorLoss:
+                   discriminator: nn.Module | None, hp: dict[str, Any],
+                   weight: torch.Tensor | None = None) -> GeneratorLoss:
     """The generator's loss terms (module docstring) for synthetic ``fake`` and real
-    ``target`` patches of equal shape; no adversarial term when ``discriminator`` is None."""
-    l2 = F.mse_loss(fake, target)
-    l1 = F.l1_loss(fake, target)
-    gdl = gradient_difference_loss(fake, target) if hp["gdl_weight"] > 0 else fake.new_zeros(())
+    ``target`` patches of equal shape; no adversarial term when ``discriminator`` is None.
+    ``weight``: coverage (1 where the target is known, 0 outside its field of view), same
+    shape; the terms then look at covered voxels only."""
+    l2 = weighted_mean((fake - target) ** 2, weight)
+    l1 = weighted_mean((fake - target).abs(), weight)
+    gdl = (gradient_difference_loss(fake, target, weight=weight) if hp["gdl_weight"] > 0
+           else fake.new_zeros(()))
     adversarial = fake.new_zeros(())
     if discriminator is not None and hp["adversarial_weight"] > 0:
-        logit = discriminator(fake)
+        logit = discriminator(fill_uncovered(fake, target, weight))
         adversarial = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
     total = (hp["l2_weight"] * l2 + hp["l1_weight"] * l1 + hp["gdl_weight"] * gdl
              + hp["adversarial_weight"] * adversarial)

@@ -21,7 +21,12 @@ import torch.nn.functional as F
 
 from medgen.models.adversarial import AdversarialPlan
 from medgen.models.context_gan import check_hparams
-from medgen.models.context_gan.module import build_networks, centre, generator_loss
+from medgen.models.context_gan.module import (
+    build_networks,
+    centre,
+    fill_uncovered,
+    generator_loss,
+)
 
 log = logging.getLogger(__name__)
 SELECTION_KEY = "medgen_selection"  # Lightning checkpoint entry: the kept networks
@@ -63,14 +68,15 @@ class ContextGANPlan(AdversarialPlan):
                 torch.optim.Adam(self.discriminator.parameters(), self.hp["lr"], betas=betas)]
 
     def split_batch(self, batch):
-        source, target = batch
-        return (source, centre(target, self.margin)), None
+        # coverage: 0 where the target is unknown (outside a resampled target's FOV)
+        source, target, coverage = batch
+        return (source, centre(target, self.margin), centre(coverage, self.margin)), None
 
     def discriminator_loss(self, data, z):
         # (1) Update D: maximise log D(y) + log(1 - D(G(x)))
-        x, y = data
+        x, y, w = data
         with torch.no_grad():
-            fake = self.generator(x)
+            fake = fill_uncovered(self.generator(x), y, w)
         real, synthetic = self.discriminator(y), self.discriminator(fake)
         loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                 + F.binary_cross_entropy_with_logits(synthetic, torch.zeros_like(synthetic)))
@@ -78,25 +84,25 @@ class ContextGANPlan(AdversarialPlan):
 
     def generator_loss(self, data, z, cache):
         # (2) Update G: l2 * L2 + l1 * L1 + gdl * GDL + adversarial * BCE(D(G(x)), 1)
-        x, y = data
+        x, y, w = data
         terms = generator_loss(self.generator(x), y,
                                self.discriminator if self.discriminator_active else None,
-                               self.hp)
+                               self.hp, weight=w)
         logs = {"l2": terms.l2.detach(), "l1": terms.l1.detach(), "gdl": terms.gdl.detach(),
                 "adversarial": terms.adversarial.detach()}
         return terms.total, logs
 
     def validation_step(self, batch, batch_idx):
-        x, y = batch
-        error = (self.generator(x) - centre(y, self.margin)).abs()
+        x, y, w = batch
+        w = centre(w, self.margin)  # voxels outside the target's field of view do not count
+        error = (self.generator(x) - centre(y, self.margin)).abs() * w
         batch_error = torch.stack([error.sum(dtype=torch.float64),
-                                   torch.tensor(error.numel(), dtype=torch.float64,
-                                                device=error.device)])
+                                   w.sum(dtype=torch.float64)])
         self._val_error = batch_error if self._val_error is None else self._val_error + batch_error
 
     def on_validation_epoch_end(self) -> None:
-        """Log the epoch's ``val_mae`` (mean absolute error over every voxel of the fixed
-        validation patches) and keep the networks when it is the lowest so far."""
+        """Log the epoch's ``val_mae`` (mean absolute error over the covered voxels of the
+        fixed validation patches) and keep the networks when it is the lowest so far."""
         if self._val_error is None:
             return
         total, voxels = self.trainer.strategy.reduce(self._val_error, reduce_op="sum")

@@ -20,13 +20,14 @@ from medgen.family import resolve
 from medgen.provenance import sha256_file
 from medgen.tasks.synthesis import inference
 from medgen.tasks.synthesis.cascade import load_levels, model_preparation
-from medgen.tasks.synthesis.evaluate import score_outputs
+from medgen.tasks.synthesis.evaluate import score_outputs, subject_notes
 from medgen.tasks.synthesis.pairs import read_pairs
 from medgen.tasks.synthesis.prepare import load_subject, prepare_synthesis, read_manifest
 
 log = logging.getLogger(__name__)
 # synthesis settings that describe the new data (grid, mask, CT checks), not the model
-NEW_DATA_SETTINGS = ("mask", "resample_target", "target_is_ct", "ct_hu_range")
+NEW_DATA_SETTINGS = ("mask", "resample_target", "target_is_ct", "ct_hu_range",
+                     "min_target_coverage")
 
 
 def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
@@ -87,6 +88,10 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
     Writes one NIfTI per subject and level in the source grid under ``out_dir/<family>/``,
     ``synthesis.json`` and, for subjects with a target, ``metrics.tsv`` (the evaluation's
     metrics); returns ``metrics.tsv`` when written, else ``synthesis.json``.
+    ``synthesis.json`` records how each file came onto the source grid (``grid``: same
+    grid, reoriented or resampled, the target's coverage) and, per scored subject, the
+    metrics a thin volume leaves NaN and the voxels outside the target's field of view
+    (``notes``).
 
     Raises
     ------
@@ -116,6 +121,7 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
     window = {"window": new["inference"]["window"], "overlap": new["inference"]["overlap"]}
     family = first.family
     rows, written = [], {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for subject in manifest["subjects"]:
         arrays = load_subject(data_dir, subject)
         mask = arrays["mask"][0]
@@ -126,16 +132,20 @@ def apply_synthesis(model_path: str | os.PathLike, config: dict[str, Any],
         if "target" not in arrays:
             continue
         label = arrays["label"][0] if "label" in arrays else None
+        coverage = arrays["coverage"][0] if "coverage" in arrays else None
+        shapes[subject] = arrays["target"][0].shape
         scored, _ = score_outputs(
             {f"{family}_level{k}": out for k, out in enumerate(outputs, start=1)},
-            arrays["target"][0], manifest, subject, mask, label)
+            arrays["target"][0], manifest, subject, mask, label, coverage)
         rows += [{"subject": subject, **row} for row in scored]
     method = settings["target_normalisation"] or settings["normalisation"]
     summary = {"model": str(model_path), "family": family,
                "levels": [{"path": str(p), "sha256": sha256_file(p)} for p in paths],
                "sources": sources, "target": target, "preparation": settings,
                "units": "HU" if method == "ct_window" else "normalised",
-               "subjects": written, "evaluated": sorted({r["subject"] for r in rows})}
+               "subjects": written, "evaluated": sorted({r["subject"] for r in rows}),
+               "grid": {s: info.get("grid", {}) for s, info in manifest["subjects"].items()},
+               "notes": subject_notes(manifest, list(shapes), shapes)}
     if rows:
         table = pd.DataFrame(rows)
         with atomic.atomic_path(out_dir / "metrics.tsv") as tmp:

@@ -25,12 +25,12 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.networks.nets import UNet
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 from torch.utils.data import DataLoader
 
+from medgen.models.context_gan.module import weighted_mean
 from medgen.models.context_gan.plan import ContextGANPlan
 from medgen.models.synthesis import Synthesiser
 from medgen.seeding import seed_all
@@ -40,6 +40,7 @@ from medgen.tasks.synthesis.loaders import (
     patch_loader,
     val_patch_loader,
 )
+from medgen.tasks.synthesis.prepare import scored_mask
 from medgen.train import fit_in_memory
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,10 @@ L1_ONLY = {"l1_weight": 1.0, "l2_weight": 0.0, "gdl_weight": 0.0, "adversarial_w
 
 def fit_constant(volumes: list[dict[str, np.ndarray]]) -> float:
     """Median of the in-mask target voxels of ``volumes`` (training subjects: 'target' and
-    'mask', each (1, X, Y, Z), normalised): the constant with the lowest training MAE."""
+    'mask', each (1, X, Y, Z), normalised; voxels outside a target's field of view,
+    'coverage' 0, left out): the constant with the lowest training MAE."""
     return float(np.median(np.concatenate(
-        [v["target"][0][v["mask"][0] != 0] for v in volumes])))
+        [v["target"][0][scored_mask(v)] for v in volumes])))
 
 
 def predict_constant(value: float, mask: np.ndarray) -> np.ndarray:
@@ -96,7 +98,7 @@ def fit_voxel_regression(volumes: list[dict[str, np.ndarray]],
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     for v in volumes:
-        coords = np.argwhere(v["mask"][0] != 0)
+        coords = np.argwhere(scored_mask(v))  # the target's known voxels only
         pick = coords[rng.choice(len(coords), min(voxels_per_subject, len(coords)),
                                  replace=False)]
         xs.append(neighbourhood_features(v["source"], pick))
@@ -133,16 +135,15 @@ class UNetL1Plan(L.LightningModule):
         self._val_error: torch.Tensor | None = None
 
     def training_step(self, batch, batch_idx):
-        source, target = batch
-        loss = F.l1_loss(self.net(source), target)
+        source, target, coverage = batch  # coverage 0: outside the target's field of view
+        loss = weighted_mean((self.net(source) - target).abs(), coverage)
         self.log("l1", loss, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        source, target = batch
-        error = (self.net(source) - target).abs()
-        step = torch.stack([error.sum(dtype=torch.float64),
-                            torch.tensor(error.numel(), dtype=torch.float64)])
+        source, target, coverage = batch
+        error = (self.net(source) - target).abs() * coverage
+        step = torch.stack([error.sum(dtype=torch.float64), coverage.sum(dtype=torch.float64)])
         self._val_error = step if self._val_error is None else self._val_error + step
 
     def on_validation_epoch_end(self) -> None:

@@ -32,7 +32,7 @@ from medgen.tasks.synthesis.baselines import (
     train_unet_l1,
 )
 from medgen.tasks.synthesis.loaders import read_volumes
-from medgen.tasks.synthesis.metrics import synthesis_metrics
+from medgen.tasks.synthesis.metrics import metric_notes, synthesis_metrics
 from medgen.tasks.synthesis.prepare import read_manifest
 
 log = logging.getLogger(__name__)
@@ -101,21 +101,55 @@ def report_scale(volume: np.ndarray, manifest: dict[str, Any], subject: str,
 
 def score_outputs(outputs: dict[str, np.ndarray], target: np.ndarray,
                   manifest: dict[str, Any], subject: str, mask: np.ndarray,
-                  label: np.ndarray | None = None) -> tuple[list[dict[str, Any]], str]:
+                  label: np.ndarray | None = None,
+                  coverage: np.ndarray | None = None) -> tuple[list[dict[str, Any]], str]:
     """In-mask metrics (``synthesis_metrics``) of each method's prediction of one subject's
     target, both on the reporting scale (``report_scale``: HU for a CT target).
 
     ``outputs``: method -> prediction (D, H, W) on the prepared (normalised) scale; ``target``,
-    ``mask`` (bool) and ``label`` (tumour labels, optional) share its shape. Returns (one row
-    per method: ``method`` and the metrics, the units of the scale).
+    ``mask`` (bool), ``label`` (tumour labels, optional) and ``coverage`` (0 outside a
+    resampled target's field of view, optional: left out) share its shape. Returns (one row
+    per method: ``method`` and the metrics, the units of the scale). Metrics the volume is
+    too thin for are NaN; a warning says which and why (``metric_notes``).
     """
     reference, units = report_scale(target, manifest, subject, mask)
+    reasons: dict[str, list[str]] = {}
+    for name, why in metric_notes(np.shape(target)).items():
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        log.warning("%s: %s %s NaN: %s", subject, ", ".join(names),
+                    "is" if len(names) == 1 else "are", why)
+    if coverage is not None:
+        log.info("%s: %d in-mask voxel(s) outside the target's field of view left out of the "
+                 "metrics", subject, int(((mask != 0) & (coverage == 0)).sum()))
     rows = []
     for method, prediction in outputs.items():
         prediction, _ = report_scale(prediction, manifest, subject, mask)
         rows.append({"method": method,
-                     **synthesis_metrics(prediction, reference, mask, label)})
+                     **synthesis_metrics(prediction, reference, mask, label,
+                                         coverage=coverage)})
     return rows, units
+
+
+def subject_notes(manifest: dict[str, Any], subjects: list[str],
+                  shapes: dict[str, tuple[int, ...]]) -> dict[str, dict[str, Any]]:
+    """What the metrics of each scored subject left out, for the outputs' metadata: {subject:
+    {'nan_metrics': {metric: why}, 'target_coverage': share of the mask,
+    'excluded_voxels': ...}} for subjects with anything to say (``shapes``: the scored
+    volume's shape per subject)."""
+    out: dict[str, dict[str, Any]] = {}
+    for subject in subjects:
+        entry: dict[str, Any] = {}
+        notes = metric_notes(shapes[subject])
+        if notes:
+            entry["nan_metrics"] = notes
+        target = manifest["subjects"][subject].get("grid", {}).get("target", {})
+        if target.get("excluded_voxels"):
+            entry.update(target_coverage=target["coverage"],
+                         excluded_voxels=target["excluded_voxels"])
+        if entry:
+            out[subject] = entry
+    return out
 
 
 def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]],
@@ -132,7 +166,8 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
     ``metrics.json``: ``split`` ('test'), ``subjects`` and ``mean`` (means per method) of
     the test subjects, as before; ``splits`` holds {split: {'subjects', 'mean'}} for every
     evaluated split with subjects (the validation subject under 'val'); ``units``: 'HU' for
-    a CT target, else 'normalised'.
+    a CT target, else 'normalised'; ``notes``: per subject, metrics that are NaN and why,
+    and the voxels left out as outside the target's field of view (``subject_notes``).
 
     Parameters
     ----------
@@ -161,6 +196,7 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
     predictors = baseline_predictors(prepared, baselines, seed, unet, num_threads, generator)
     rows = []
     evaluated: dict[str, list[str]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     units = "normalised"
     for split in splits:
         subjects, volumes = read_volumes(prepared, split)
@@ -169,6 +205,8 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
         for subject, volume in zip(subjects, volumes):
             source, mask, target = volume["source"], volume["mask"][0], volume["target"][0]
             label = volume["label"][0] if "label" in volume else None
+            coverage = volume["coverage"][0] if "coverage" in volume else None
+            shapes[subject] = target.shape
             outputs: dict[str, np.ndarray] = {}
             for family, levels in cascades.items():
                 level_outputs, _ = inference.synthesise_subject(
@@ -181,7 +219,8 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
                 # the report's mid-slices show baselines beside the levels
                 inference.write_subject([outputs[name]], manifest, subject, mask,
                                         out_dir / name, [{"baseline": name}], [subject])
-            scored, units = score_outputs(outputs, target, manifest, subject, mask, label)
+            scored, units = score_outputs(outputs, target, manifest, subject, mask, label,
+                                          coverage)
             for row in scored:
                 rows.append({"split": split, "subject": subject, **row})
                 log.info("%s (%s) %s: PSNR %.2f dB, SSIM %.3f", subject, split, row["method"],
@@ -201,5 +240,6 @@ def evaluate_synthesis(prepared: str | os.PathLike, models: dict[str, list[str]]
     atomic.write_json(out_dir / "metrics.json", {
         "split": "test", "subjects": test["subjects"], "mean": test["mean"],
         "splits": by_split, "units": units, "target": manifest["target"],
-        "sources": manifest["sources"], "normalisation": manifest["settings"]})
+        "sources": manifest["sources"], "normalisation": manifest["settings"],
+        "notes": subject_notes(manifest, list(shapes), shapes)})
     return table

@@ -4,7 +4,9 @@ family (``TaskSpec.training_data`` of the synthesis task).
 Each epoch draws ``samples_per_volume`` cubic patches from every training subject, centred
 on random in-mask voxels (MONAI's ``RandCropByPosNegLabeld`` with the mask as label and
 precomputed foreground indices), from volumes decoded once into memory. The crops depend
-on (seed, epoch, item) only, so a resumed run draws the same patches.
+on (seed, epoch, item) only, so a resumed run draws the same patches. Each item carries
+the target's coverage (1 where the target is known; 0 outside a resampled target's field of
+view), which the training losses and ``val_mae`` weight voxels by.
 """
 
 from __future__ import annotations
@@ -25,19 +27,22 @@ from medgen.tasks.synthesis.pairs import check_patch_fits
 from medgen.tasks.synthesis.prepare import load_subject, read_manifest
 
 VAL_PATCHES_PER_VOLUME = 16  # fixed validation crops per val subject (same every epoch)
-KEYS = ("source", "target")
+KEYS = ("source", "target", "coverage")
 # preparation settings stored with a model: what preparing new subjects for it needs
 PREPARATION_KEYS = ("normalisation", "target_normalisation", "ct_window", "mask",
                     "resample_target")
 
 
 class PatchDataset(Dataset):
-    """(source (C, P, P, P), target (1, P, P, P)) patches centred inside the mask.
+    """(source (C, P, P, P), target (1, P, P, P), coverage (1, P, P, P)) patches centred
+    inside the mask; coverage is 1.0 where the target is known, 0.0 outside its field of
+    view (and in padding beyond the volume).
 
     Parameters
     ----------
     volumes
-        Per subject {'source', 'target', 'mask'} arrays (channel first).
+        Per subject {'source', 'target', 'mask'} arrays (channel first), optionally
+        'coverage' (all ones when absent).
     patch_size
         Side P of the cubic patches (voxels).
     samples_per_volume
@@ -55,7 +60,7 @@ class PatchDataset(Dataset):
         pad = SpatialPadd(keys=[*KEYS, "mask"], spatial_size=[patch_size] * 3)
         indices = FgBgToIndicesd(keys="mask")
         # boxes smaller than a patch (a small brain after cropping) are padded with zeros
-        self.volumes = [indices(pad({k: torch.as_tensor(v[k]) for k in (*KEYS, "mask")}))
+        self.volumes = [indices(pad({k: torch.as_tensor(_array(v, k)) for k in (*KEYS, "mask")}))
                         for v in volumes]
         self.crop = RandCropByPosNegLabeld(
             keys=list(KEYS), label_key="mask", spatial_size=[patch_size] * 3, pos=1.0,
@@ -65,12 +70,18 @@ class PatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.volumes) * self.samples_per_volume
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         subject = (index % len(self)) // self.samples_per_volume
         self.crop.set_random_state(seed=epoch_seed(self.seed, index))
         patch = self.crop(self.volumes[subject])[0]
-        return (torch.as_tensor(patch["source"]).float(),
-                torch.as_tensor(patch["target"]).float())
+        return tuple(torch.as_tensor(patch[k]).float() for k in KEYS)
+
+
+def _array(volume: dict[str, np.ndarray], key: str) -> np.ndarray:
+    # a target that covers the whole grid is stored without a coverage map
+    if key == "coverage" and key not in volume:
+        return np.ones_like(volume["mask"], dtype=np.uint8)
+    return volume[key]
 
 
 class EpochOffsetSampler(EpochSeededSampler):

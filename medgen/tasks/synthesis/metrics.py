@@ -8,6 +8,11 @@ the tumour (BraTS seg > 0), as BraSyn reports.
 
 All metrics take volumes on one scale: the target's normalised scale for MR, Hounsfield
 units for CT (MAE then in HU).
+
+Voxels outside a resampled target's field of view (``coverage`` 0) are left out of every
+metric. A metric a volume is too small for is NaN, never an error (``metric_notes`` says
+which and why): SSIM needs ``SSIM_KERNEL`` voxels along every axis (a 64x64x3 volume has
+no SSIM), the gradient error 2.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import numpy as np
 import torch
 from monai.metrics import MAEMetric, PSNRMetric
 from monai.metrics.regression import compute_ssim_and_cs
+
+from medgen.errors import MedgenInputError
 
 SSIM_KERNEL = 7  # voxels; Gaussian window (sigma 1.5) of the 3D SSIM
 SSIM_SIGMA = 1.5
@@ -47,16 +54,42 @@ def _interior(mask: np.ndarray) -> np.ndarray:
     return mask & inner
 
 
+def _eroded(covered: np.ndarray, radius: int) -> np.ndarray:
+    """Voxels whose (2 radius + 1)^3 neighbourhood is all covered: windows that see no
+    voxel outside the target's field of view."""
+    from scipy.ndimage import minimum_filter
+
+    return minimum_filter(covered.astype(np.uint8), size=2 * radius + 1, mode="nearest") > 0
+
+
+def metric_notes(shape: tuple[int, ...]) -> dict[str, str]:
+    """Metric name -> why it is NaN for a volume of ``shape`` (X, Y, Z); empty when every
+    metric can be computed."""
+    notes = {}
+    if min(shape) < SSIM_KERNEL:
+        why = (f"the volume {tuple(shape)} is thinner than the {SSIM_KERNEL}-voxel SSIM "
+               "window on some axis")
+        notes.update({name: why for name in ("ssim", "ssim_tumour", "ssim_non_tumour")})
+    if min(shape) < 2:
+        notes["gradient_error"] = (f"the volume {tuple(shape)} has a single voxel along some "
+                                   "axis: no image gradient")
+    return notes
+
+
 def gradient_error(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     """Mean over in-mask voxels and the three axes of |d pred - d target| (central
-    differences, ``np.gradient``; units of intensity per voxel)."""
+    differences, ``np.gradient``; units of intensity per voxel); NaN for a volume with a
+    single voxel along an axis or an empty ``mask``."""
+    if min(np.shape(pred)) < 2 or not np.any(mask):
+        return float("nan")
     errors = [np.abs(gp - gt)[mask] for gp, gt in zip(np.gradient(pred), np.gradient(target))]
     return float(np.mean(errors))
 
 
 def synthesis_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
                       label: np.ndarray | None = None,
-                      data_range: float | None = None) -> dict[str, Any]:
+                      data_range: float | None = None,
+                      coverage: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of one synthetic volume against its target.
 
     Parameters
@@ -70,28 +103,56 @@ def synthesis_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray,
     data_range
         Peak of PSNR and the SSIM constants; default: the target's in-mask range
         (max - min), as scikit-image and BraSyn take it.
+    coverage
+        (X, Y, Z), 0 outside a resampled target's field of view: those voxels are left out
+        (SSIM and gradient also leave out voxels whose window reaches them).
 
     Returns
     -------
     dict
         ``mae``, ``psnr`` (dB), ``ssim`` (in-mask mean of the local SSIM), ``gradient_error``,
         ``ssim_tumour`` / ``ssim_non_tumour`` (NaN without a label or tumour voxels),
-        ``data_range`` and ``n_voxels``.
+        ``data_range``, ``n_voxels`` (the in-mask voxels scored) and ``n_excluded`` (in-mask
+        voxels outside the target's field of view). SSIM and gradient error are NaN when
+        the volume is too thin for them (``metric_notes`` says why).
+
+    Raises
+    ------
+    MedgenInputError
+        No in-mask voxel inside the target's field of view.
     """
     mask = np.asarray(mask) != 0
     pred, target = np.asarray(pred, np.float32), np.asarray(target, np.float32)
+    n_mask = int(mask.sum())
+    covered = None if coverage is None else np.asarray(coverage) != 0
+    if covered is not None:
+        mask = mask & covered
+    if not mask.any():
+        raise MedgenInputError(
+            "synthesis metrics: no voxel of the mask lies inside the target's field of view")
     inside_t = torch.as_tensor(target[mask])[None, None]
     inside_p = torch.as_tensor(pred[mask])[None, None]
     if data_range is None:
         data_range = float(target[mask].max() - target[mask].min()) or 1.0
     mae = float(MAEMetric()(inside_p, inside_t).item())
     psnr = float(PSNRMetric(max_val=data_range)(inside_p, inside_t).item())
-    local = ssim_map(pred, target, data_range)
-    where = _interior(mask)
-    out = {"mae": mae, "psnr": psnr, "ssim": float(local[where].mean()),
-           "gradient_error": gradient_error(pred, target, mask),
+    notes = metric_notes(pred.shape)
+    ssim_mask, gradient_mask = mask, mask
+    if covered is not None:
+        ssim_mask = mask & _eroded(covered, SSIM_KERNEL // 2)
+        gradient_mask = mask & _eroded(covered, 1)
+    out = {"mae": mae, "psnr": psnr, "ssim": float("nan"),
+           "gradient_error": (float("nan") if "gradient_error" in notes
+                              else gradient_error(pred, target, gradient_mask)),
            "ssim_tumour": float("nan"), "ssim_non_tumour": float("nan"),
-           "data_range": data_range, "n_voxels": int(mask.sum())}
+           "data_range": data_range, "n_voxels": int(mask.sum()),
+           "n_excluded": n_mask - int(mask.sum())}
+    if "ssim" in notes:
+        return out
+    local = ssim_map(pred, target, data_range)
+    where = _interior(ssim_mask)
+    if where.any():
+        out["ssim"] = float(local[where].mean())
     if label is not None:
         tumour = where & (np.asarray(label) > 0)
         healthy = where & (np.asarray(label) <= 0)

@@ -10,7 +10,8 @@ written by this module.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,18 @@ from medgen.data.imaging.readers import read_volume
 from medgen.data.imaging.sheet import read_sample_sheet, require_splits
 from medgen.errors import MedgenInputError
 
+log = logging.getLogger(__name__)
 AFFINE_ATOL = 1e-3  # mm; co-registered files written by different tools differ in rounding
 CT_HU_RANGE = (-1100.0, 4000.0)  # below: not air; above: beyond dense bone and most metal
+MIN_TARGET_COVERAGE = 0.5  # share of the mask a resampled target must cover
+# a voxel is covered when resampling an all-ones volume gives (almost) 1: no padding blended
+COVERED = 1.0 - 1e-3
+# CT air check: the darkest 1 % of a CT in HU holds air (about -1000 HU around the body) or
+# lung; without anything below CT_NO_AIR_HU the values are unlikely to be HU
+CT_AIR_PERCENTILE = 1.0
+CT_AIR_HU = -1000.0
+CT_NO_AIR_HU = -100.0  # darkest 1 % above this: no air, lung or fat -> refused
+CT_LITTLE_AIR_HU = -500.0  # darkest 1 % above this (fat at most): warned
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,14 @@ class PairVolume:
         (X, Y, Z) int16 tumour labels (BraTS seg), or None.
     affine
         4x4 voxel -> world (mm) of the first source.
+    coverage
+        (X, Y, Z) uint8, 1 where the resampled target's field of view covers the voxel;
+        None when the target covers the whole grid (or there is no target). The training
+        loss and the metrics leave uncovered voxels out.
+    grid
+        How each file came onto the grid, by role ('target', "source 'x'", 'mask',
+        'label'): {'file', 'how': 'same grid' | 'reoriented' | 'resampled', ...}; for the
+        target also 'coverage' (share of the mask covered) and 'excluded_voxels'.
     """
 
     subject: str
@@ -62,6 +81,8 @@ class PairVolume:
     label: np.ndarray | None
     affine: np.ndarray
     reference: Path
+    coverage: np.ndarray | None = None
+    grid: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_pairs(sheet: str | Path, sources: list[str], target: str,
@@ -176,33 +197,91 @@ def _read_checked(path: Path, what: str, subject: str) -> tuple[np.ndarray, np.n
     return data.astype(np.float32, copy=False), affine
 
 
+def _axcodes(affine: np.ndarray) -> str:
+    import nibabel as nib
+
+    return "".join(nib.orientations.aff2axcodes(affine))
+
+
+def reorientation(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray,
+                  ref_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The nibabel orientation transform (``ornt_transform``) that puts an image of
+    ``shape`` and ``affine`` exactly onto the reference grid by permuting and flipping its
+    axes (no interpolation), or None when no pure permutation/flip does (another
+    orientation only, a shift, other spacing or shape: a real misalignment)."""
+    from nibabel import orientations
+
+    source = orientations.io_orientation(affine)
+    wanted = orientations.io_orientation(ref_affine)
+    if np.array_equal(source, wanted):
+        return None
+    transform = orientations.ornt_transform(source, wanted)
+    new_shape = [0] * len(shape)
+    for axis, (to, _) in enumerate(transform):
+        new_shape[int(to)] = shape[axis]
+    if tuple(new_shape) != tuple(ref_shape):
+        return None
+    new_affine = affine @ orientations.inv_ornt_aff(transform, shape)
+    return transform if np.allclose(new_affine, ref_affine, atol=AFFINE_ATOL) else None
+
+
 def _onto_grid(data: np.ndarray, affine: np.ndarray, ref: tuple[np.ndarray, np.ndarray],
-               path: Path, ref_path: Path, resample: bool, nearest: bool) -> np.ndarray:
-    """``data`` on the reference grid: unchanged when shape and affine agree, else
-    resampled with MONAI's ``ResampleToMatch`` when allowed, else one error naming both."""
+               path: Path, ref_path: Path, resample: bool, nearest: bool,
+               coverage: bool = False) -> tuple[np.ndarray, dict[str, Any], np.ndarray | None]:
+    """``data`` on the reference grid, how it got there and, with ``coverage``, where the
+    moved image's field of view covers the grid.
+
+    Unchanged when shape and affine agree; its axes permuted/flipped when that alone
+    matches the grid (exact, logged); else resampled with MONAI's ``ResampleToMatch`` when
+    allowed (``coverage``: an all-ones image resampled alike, (X, Y, Z) bool, or None when
+    it covers every voxel); else one error naming both files.
+
+    Returns (data, {'file', 'how', ...}, coverage or None).
+    """
+    info: dict[str, Any] = {"file": str(path), "how": "same grid"}
     same_shape = data.shape == ref[0].shape
     if same_shape and np.allclose(affine, ref[1], atol=AFFINE_ATOL):
-        return data
+        return data, info, None
+    transform = reorientation(affine, data.shape, ref[1], ref[0].shape)
+    if transform is not None:
+        from nibabel.orientations import apply_orientation
+
+        info.update(how="reoriented", orientation=_axcodes(affine),
+                    to_orientation=_axcodes(ref[1]))
+        log.info("%s is stored %s, %s %s: its axes were permuted/flipped onto that grid "
+                 "(exact, no interpolation)", path, info["orientation"], ref_path,
+                 info["to_orientation"])
+        return np.ascontiguousarray(apply_orientation(data, transform)), info, None
     if not resample:
         what = ("shape " + f"{data.shape} vs {ref[0].shape}" if not same_shape
                 else "affine (max difference "
                 f"{np.abs(affine - ref[1]).max():.3g} mm > {AFFINE_ATOL})")
         raise MedgenInputError(
-            f"{path} and {ref_path} are not on one voxel grid ({what}); register them, or "
-            "set synthesis.resample_target: true to resample onto the source grid")
+            f"{path} and {ref_path} are not on one voxel grid ({what}; not a permutation "
+            "or flip of axes either); register them, or set synthesis.resample_target: true "
+            "to resample onto the source grid")
     # imported here: the workflow reads sample sheets through this module when it plans a
     # run, and snakemake -n must not pay for torch and MONAI
     import torch
     from monai.data import MetaTensor
     from monai.transforms import ResampleToMatch
 
-    moving = MetaTensor(torch.as_tensor(data)[None], affine=torch.as_tensor(affine))
     fixed = MetaTensor(torch.as_tensor(ref[0])[None], affine=torch.as_tensor(ref[1]))
-    out = ResampleToMatch(mode="nearest" if nearest else "bilinear", padding_mode="zeros")(
-        moving, fixed)
-    return np.asarray(out[0], dtype=np.float32)
+    resampler = ResampleToMatch(mode="nearest" if nearest else "bilinear",
+                                padding_mode="zeros")
 
+    def moved(values: np.ndarray) -> np.ndarray:
+        image = MetaTensor(torch.as_tensor(values)[None], affine=torch.as_tensor(affine))
+        return np.asarray(resampler(image, fixed)[0], dtype=np.float32)
 
+    info["how"] = "resampled"
+    log.info("%s resampled onto the grid of %s (%s interpolation)", path, ref_path,
+             "nearest" if nearest else "linear")
+    covered = None
+    if coverage:  # padding blended in anywhere the all-ones image drops below 1
+        covered = moved(np.ones(data.shape, np.float32)) >= COVERED
+        covered = None if covered.all() else covered
+    return moved(data), info, covered
 def check_ct_range(target: np.ndarray, path: Path,
                    hu_range: tuple[float, float] | list[float] = CT_HU_RANGE) -> None:
     """MedgenInputError unless a CT target lies within ``hu_range`` (Hounsfield units); the
@@ -221,8 +300,44 @@ def check_ct_range(target: np.ndarray, path: Path,
             "rescale slope/intercept, or not a CT?); set synthesis.ct_hu_range if intended")
 
 
+def check_ct_air(target: np.ndarray, path: Path) -> None:
+    """Refuse a CT target whose darkest voxels are not air.
+
+    A CT in Hounsfield units has air around the body (and in the lungs) near -1000 HU: its
+    darkest ``CT_AIR_PERCENTILE`` % of voxels lie far below 0. A CT written without its
+    rescale intercept (stored values, e.g. uint16 with air at 0-24 and soft tissue near
+    1050) passes the range check; this one names the file and the likely intercept.
+
+    Raises
+    ------
+    MedgenInputError
+        The darkest 1 % of voxels lie above ``CT_NO_AIR_HU`` (no air, lung or fat).
+        Between ``CT_LITTLE_AIR_HU`` and that (fat at most: a CT cropped inside the body?)
+        a warning is logged instead.
+    """
+    darkest = float(np.percentile(target, CT_AIR_PERCENTILE))
+    if darkest <= CT_LITTLE_AIR_HU:
+        return
+    median = float(np.median(target))
+    where = (f"its darkest {CT_AIR_PERCENTILE:g} % of voxels lie at {darkest:.6g} or below "
+             f"(minimum {float(np.min(target)):.6g}, median {median:.6g})")
+    if darkest > CT_NO_AIR_HU:
+        raise MedgenInputError(
+            f"CT target {path} does not look like Hounsfield units: air (the body's "
+            f"surroundings, the lungs) is expected near {CT_AIR_HU:g} HU, but {where}; "
+            "likely a CT written without its rescale intercept (RescaleIntercept / "
+            f"scl_inter, here about {CT_AIR_HU - darkest:.0f}); convert it with the "
+            "intercept applied, or set synthesis.target_is_ct: false if it is not a CT in HU")
+    log.warning("CT target %s: %s, where air near %g HU is expected (a CT cropped inside "
+                "the body, or a missing rescale intercept?)", path, where, CT_AIR_HU)
+
+
 def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
     """Read one pair onto the first source's grid and check it.
+
+    Files whose axes are a permutation/flip of the first source's grid are reoriented
+    exactly; other grids are resampled (``resample_target``) or refused. A resampled target
+    that covers only part of the mask gets a coverage map (``PairVolume.coverage``).
 
     Parameters
     ----------
@@ -230,31 +345,37 @@ def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
         From ``read_pairs``.
     cfg
         The ``synthesis`` config section: ``resample_target`` (bool), ``mask``
-        ('nonzero': any source nonzero, or 'given': the sheet's mask), ``target_is_ct``
-        and ``ct_hu_range``.
+        ('nonzero': any source nonzero, or 'given': the sheet's mask), ``target_is_ct``,
+        ``ct_hu_range`` and ``min_target_coverage`` (share of the mask, 0-1).
 
     Raises
     ------
     MedgenInputError
         A 4D input, NaN voxels, files on different grids (unless resampling), a source
-        whose voxels equal the target's, an empty mask, or a CT target outside the
-        Hounsfield range.
+        whose voxels equal the target's, an empty mask, a CT target outside the
+        Hounsfield range or without air (``check_ct_air``), or a resampled target covering
+        less than ``min_target_coverage`` of the mask.
     """
     names = list(pair.sources)
     ref_path = pair.sources[names[0]]
     ref = _read_checked(ref_path, f"source '{names[0]}'", pair.subject)
     channels = [ref[0]]
+    grid: dict[str, dict[str, Any]] = {f"source '{names[0]}'": {"file": str(ref_path),
+                                                                "how": "reference grid"}}
     resample = bool(cfg.get("resample_target", False))
     for name in names[1:]:
         data, affine = _read_checked(pair.sources[name], f"source '{name}'", pair.subject)
-        channels.append(_onto_grid(data, affine, ref, pair.sources[name], ref_path, resample,
-                                   nearest=False))
-    target = None
+        data, grid[f"source '{name}'"], _ = _onto_grid(
+            data, affine, ref, pair.sources[name], ref_path, resample, nearest=False)
+        channels.append(data)
+    target = coverage = None
     if pair.target is not None:
         data, affine = _read_checked(pair.target, f"target '{pair.target_name}'", pair.subject)
         if cfg.get("target_is_ct", False):
             check_ct_range(data, pair.target, cfg.get("ct_hu_range", CT_HU_RANGE))
-        target = _onto_grid(data, affine, ref, pair.target, ref_path, resample, nearest=False)
+            check_ct_air(data, pair.target)
+        target, grid["target"], coverage = _onto_grid(
+            data, affine, ref, pair.target, ref_path, resample, nearest=False, coverage=True)
         for name, channel in zip(names, channels):
             # a copy of the target under another name passes the same-file check in
             # read_pairs; a model that copies its input would learn nothing
@@ -268,8 +389,9 @@ def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
         path = getattr(pair, key)
         if path is not None:
             data, affine = _read_checked(path, key, pair.subject)
-            extra[key] = np.rint(_onto_grid(data, affine, ref, path, ref_path, resample,
-                                            nearest=True))
+            data, grid[key], _ = _onto_grid(data, affine, ref, path, ref_path, resample,
+                                            nearest=True)
+            extra[key] = np.rint(data)
     source = np.stack(channels)
     if cfg.get("mask", "nonzero") == "given":
         if "mask" not in extra:
@@ -281,9 +403,35 @@ def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
         mask = (source != 0).any(axis=0)
     if not mask.any():
         raise MedgenInputError(f"subject '{pair.subject}': the brain/body mask is empty")
+    if target is not None:
+        coverage = _check_coverage(pair, coverage, mask, grid["target"],
+                                   float(cfg.get("min_target_coverage", MIN_TARGET_COVERAGE)))
     label = extra["label"].astype(np.int16) if "label" in extra else None
     return PairVolume(pair.subject, source, target, mask.astype(np.uint8), label, ref[1],
-                      ref_path)
+                      ref_path, coverage, grid)
+
+
+def _check_coverage(pair: SynthesisPair, coverage: np.ndarray | None, mask: np.ndarray,
+                    info: dict[str, Any], minimum: float) -> np.ndarray | None:
+    """The target's coverage map (uint8) when it misses in-mask voxels, else None; records
+    the share covered in ``info``; refuses a share below ``minimum``."""
+    total = int(mask.sum())
+    covered = total if coverage is None else int((coverage & mask).sum())
+    info.update(coverage=covered / total, excluded_voxels=total - covered)
+    if covered == total:
+        return None
+    share = f"{100 * covered / total:.1f} %"
+    if covered / total < minimum:
+        raise MedgenInputError(
+            f"subject '{pair.subject}': target '{pair.target_name}' ({pair.target}) covers "
+            f"only {share} of the mask ({covered} of {total} voxels) once resampled onto the "
+            f"grid of {pair.sources[next(iter(pair.sources))]}; expected at least "
+            f"{100 * minimum:g} % (synthesis.min_target_coverage): its field of view is "
+            "smaller than the source's")
+    log.warning("subject '%s': target %s covers %s of the mask; the %d voxel(s) outside its "
+                "field of view are left out of the training loss and the metrics",
+                pair.subject, pair.target, share, total - covered)
+    return coverage.astype(np.uint8)
 
 
 def check_patch_fits(shape: tuple[int, ...], patch_size: int, where: str) -> None:

@@ -5,11 +5,15 @@ with one more source channel) holds:
 
 - ``<subject>.npz``: ``source`` (C, x, y, z) and ``target`` (1, x, y, z) float32 on the
   network's intensity scale, ``mask`` (1, x, y, z) uint8 and, with a tumour label,
-  ``label`` (1, x, y, z) int16; cropped to the mask's box plus a margin, uncompressed so
-  that epochs never decode gzip again;
+  ``label`` (1, x, y, z) int16, and ``coverage`` (1, x, y, z) uint8 when a resampled
+  target's field of view misses part of the mask (0: outside it; the training loss and the
+  metrics leave those voxels out); cropped to the mask's box plus a margin, uncompressed
+  so that epochs never decode gzip again;
 - ``pairs.json``: per subject its split, crop box, full shape, affine, files and the
   normalisation parameters of every channel (``medgen.data.imaging.intensity``), so
-  outputs can be put back into the source grid and scanner units; the modalities, the
+  outputs can be put back into the source grid and scanner units; ``grid``: how each file
+  came onto the source grid (same grid, reoriented, resampled; the target's coverage of
+  the mask and the voxels excluded); the modalities, the
   auto-context level and the settings used.
 
 The folder is written under a temporary name and renamed when complete: an error on the
@@ -70,9 +74,10 @@ def normalise_pair(volume: PairVolume, method: str, ct_window: list[float] | Non
     window = tuple(ct_window) if ct_window else intensity.CT_WINDOW
     names = list(pair.sources) if pair else [f"channel {c}" for c in range(len(volume.source))]
 
-    def fit(channel: np.ndarray, role: str, path: Path | None, how: str) -> dict[str, Any]:
+    def fit(channel: np.ndarray, role: str, path: Path | None, how: str,
+            where: np.ndarray | None = None) -> dict[str, Any]:
         try:
-            return intensity.fit(channel, volume.mask, how, window)
+            return intensity.fit(channel, volume.mask if where is None else where, how, window)
         except MedgenInputError as err:
             where = f" ({path})" if path else ""
             raise MedgenInputError(
@@ -85,8 +90,10 @@ def normalise_pair(volume: PairVolume, method: str, ct_window: list[float] | Non
     target = target_params = None
     if volume.target is not None:
         role = f"target '{pair.target_name}'" if pair else "target"
+        # measured where the target is known: voxels outside its field of view are padding
+        known = volume.mask if volume.coverage is None else volume.mask * volume.coverage
         target_params = fit(volume.target, role, pair.target if pair else None,
-                            target_method or method)
+                            target_method or method, known)
         target = intensity.apply(volume.target, target_params, volume.mask)[None]
     return {"source": source, "target": target, "source_params": source_params,
             "target_params": target_params}
@@ -129,6 +136,8 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
                 out["target"] = crop(arrays["target"], box)
             if volume.label is not None:
                 out["label"] = crop(volume.label[None], box)
+            if volume.coverage is not None:
+                out["coverage"] = crop(volume.coverage[None], box)
             save_npz(tmp / f"{pair.subject}.npz", out)
             subjects[pair.subject] = {
                 "split": pair.split, "box": box, "shape": list(volume.mask.shape),
@@ -136,7 +145,7 @@ def prepare_synthesis(pairs: list[SynthesisPair], cfg: dict[str, Any],
                 "sources": {k: str(v) for k, v in pair.sources.items()},
                 "target": str(pair.target) if pair.target else None,
                 "source_params": arrays["source_params"],
-                "target_params": arrays["target_params"],
+                "target_params": arrays["target_params"], "grid": volume.grid,
             }
         atomic.write_json(tmp / MANIFEST, {
             "sources": list(pairs[0].sources), "original_sources": list(pairs[0].sources),
@@ -162,8 +171,8 @@ def read_manifest(prepared: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_subject(prepared: str | os.PathLike, subject: str) -> dict[str, np.ndarray]:
-    """The cached arrays of one subject (``source``, ``mask``, ``target``/``label`` when
-    present)."""
+    """The cached arrays of one subject (``source``, ``mask``, ``target``/``label``/
+    ``coverage`` when present)."""
     with np.load(Path(prepared) / f"{subject}.npz", allow_pickle=False) as archive:
         return {k: archive[k] for k in archive.files}
 
@@ -174,3 +183,11 @@ def uncrop(array: np.ndarray, box: list[list[int]], shape: list[int],
     out = np.full((*array.shape[:-3], *shape), fill, dtype=array.dtype)
     out[(..., *(slice(a, b) for a, b in box))] = array
     return out
+
+
+def scored_mask(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """(X, Y, Z) bool: where a subject's target is known inside its mask (``mask`` less
+    the voxels outside a resampled target's field of view, ``coverage``) of its cached
+    ``arrays`` (``load_subject``): what baselines fit on and metrics score."""
+    mask = arrays["mask"][0] != 0
+    return mask & (arrays["coverage"][0] != 0) if "coverage" in arrays else mask
