@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import warnings
 
 import anndata as ad
@@ -250,22 +251,83 @@ def test_z_scores_fed_as_log2_data_are_refused(model, tmp_path):
                      columns=LANDMARKS)
     z.to_csv(tmp_path / "level5.csv")
     with pytest.raises(MedgenInputError,
-                       match=r"median landmark lies [5-9]\.\d sd.*centred on 0.*"
-                             r"training landmarks have means 5.*input_scale: zscore"):
+                       match=r"12 of 12 profiles do not fit.*training landmarks have means 5.*"
+                             r"12 lie below the training means.*centred on 0.*"
+                             r"'S000' \(median -[4-9]\.\d sd.*input_scale: zscore would fit"):
         infer_targets(model["path"], infer_cfg(tmp_path / "level5.csv", gene_field=""),
                       *outputs(tmp_path))
     assert not any(p.exists() for p in outputs(tmp_path))
-    # log2 data with 8% wild values: above max_clipped_fraction (the old limit was 20%)
+    # log2 data with one wild landmark (1 of 6 = 17%) in 6 profiles: above
+    # max_clipped_fraction per profile, though 8% of all values
     wild = model["landmarks"].copy()
     wild.iloc[:, 0] = wild.iloc[:, 0].where(np.arange(12) > 5, 60.0)
     wild.to_csv(tmp_path / "wild.csv")
-    with pytest.raises(MedgenInputError, match=r"8\.3% lie beyond \+-10.*another footing"):
+    with pytest.raises(MedgenInputError, match=r"6 of 12 profiles.*6 spread too far.*'S000' "
+                                               r"\(median .*17% beyond \+-10.*another footing"):
         infer_targets(model["path"], infer_cfg(tmp_path / "wild.csv", gene_field="",
                                                chunk_size=12), *outputs(tmp_path))
     summary = infer_targets(model["path"], infer_cfg(tmp_path / "wild.csv", gene_field="",
-                                                     chunk_size=12, max_clipped_fraction=0.1),
+                                                     chunk_size=12, max_clipped_fraction=0.2),
                             *outputs(tmp_path))
     assert summary["clipped_fraction"] == pytest.approx(6 / 72)
+    assert summary["profile_fit"]["max_clipped_fraction"] == pytest.approx(1 / 6)
+
+
+def mixed_scales(model) -> pd.DataFrame:
+    """40 log2 profiles like the training data, but P005 uploaded as linear (MAS5) values
+    and P007, P008 as L1000 level-5 z-scores: one GEO series mixing scales."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(6, 1, size=(40, 6))
+    x[5] = 2 ** x[5]
+    x[7], x[8] = rng.normal(0, 1.5, 6), rng.normal(0, 1.5, 6)
+    return pd.DataFrame(x, index=[f"P{i:03d}" for i in range(40)], columns=LANDMARKS)
+
+
+def test_the_scale_is_checked_per_profile_whatever_the_chunk_size(model, tmp_path):
+    """A few misfit profiles among many that fit were accepted when the chunk was large
+    (the chunk's median hid them) and refused unnamed when it was small."""
+    mixed_scales(model).to_csv(tmp_path / "mixed.csv")
+    messages = []
+    for size in (1000, 7, 1):
+        with pytest.raises(MedgenInputError) as err:
+            infer_targets(model["path"], infer_cfg(tmp_path / "mixed.csv", gene_field="",
+                                                   chunk_size=size), *outputs(tmp_path))
+        messages.append(str(err.value))
+        assert not any(p.exists() for p in outputs(tmp_path))
+    assert messages[0] == messages[1] == messages[2]
+    message = messages[0]
+    assert "3 of 40 profiles do not fit the model with input_scale: data" in message
+    assert re.search(r"2 lie below the training means and look like values centred on 0.*"
+                     r"first: 'P007' \(median -\d\.\d sd.*'P008'.*input_scale: zscore would fit",
+                     message)
+    assert re.search(r"1 lie above them and look like linear intensities.*first: 'P005' "
+                     r"\(median \+\d+\.\d sd.*100% beyond \+-10.*input_scale: linear would fit",
+                     message)
+    assert "the other 37 fit: the input mixes scales" in message
+    # the same profiles without the misfits pass, and say how far the worst one lay
+    mixed_scales(model).drop(["P005", "P007", "P008"]).to_csv(tmp_path / "fit.csv")
+    summary = infer_targets(model["path"], infer_cfg(tmp_path / "fit.csv", gene_field="",
+                                                     chunk_size=1000), *outputs(tmp_path))
+    assert summary["profiles"] == 37 and summary["profile_fit"]["max_abs_median_z"] < 3
+
+
+@pytest.mark.realdata
+def test_real_l1000_level4_profiles_fit_as_z_scores(shared_data):
+    """The per-profile limits let the strongest of the 377 real level-4 profiles through
+    (median |z| up to 3.2, 5.6% beyond +-10) with the default settings."""
+    from types import SimpleNamespace
+
+    from medgen import config as medgen_config
+    from medgen.tasks.expression_inference.infer import ScaleCheck
+
+    real = read_gctx(shared_data / "expression/lincs_l1000/test_l1000_highprecision.gctx")
+    defaults = medgen_config.validate({"tasks": ["expression_inference"]}
+                                      )["expression_inference"]["infer"]
+    fit = ScaleCheck(SimpleNamespace(), {**defaults, "input_scale": "zscore"}, "l1000.gctx")
+    values = np.asarray(real.X, dtype=np.float32)
+    assert fit.add(real.obs_names.to_numpy(), values, values) == 0
+    fit.verdict()
+    assert 0.05 < fit.worst["clipped"] < defaults["max_clipped_fraction"]
 
 
 # --- item 7: gene identifiers ---------------------------------------------------------------

@@ -31,9 +31,10 @@ Scales (``input_scale``):
   training mean the gene is inferred to be, given the landmarks' deviations". Multiply by
   ``training_sd`` and add ``training_mean`` (row metadata) for training-scale values.
 
-Every chunk's standardised landmarks are checked against the training distribution
-(``check_scale``): profiles on another scale than declared are refused, saying what they
-look like, instead of being clipped into plausible-looking predictions.
+Every profile's standardised landmarks are checked against the training distribution
+(``ScaleCheck``): profiles on another scale than declared are refused, named, saying what
+they look like, instead of being clipped into plausible-looking predictions; the verdict
+does not depend on ``chunk_size``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ SCALE_RULES = {
               "the training means and sds",
     "zscore": "landmarks as read, taken as standardised values (per-gene z-scores)",
 }
-MAX_MEDIAN_Z = 3.0  # median |standardised landmark| above which the scale is refused
+# a profile whose median standardised landmark lies beyond +-MAX_PROFILE_SHIFT, or whose
+# median |standardised landmark| exceeds MAX_PROFILE_SPREAD, is refused (ScaleCheck)
+MAX_PROFILE_SHIFT = 3.0
+MAX_PROFILE_SPREAD = 5.0
 LOG_SCALE_MAX_MEAN = 30.0  # training landmark means above this: a linear-scale model
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
@@ -332,7 +336,7 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         A model of another task, missing landmark genes (naming the axis searched and what
         its ids look like), a landmark on several rows (naming the ids), missing or
         non-finite landmark values (naming sample, gene and row), profiles on another scale
-        than ``input_scale`` (saying what they look like), or an unreadable input,
+        than ``input_scale`` (naming them, saying what they look like), or an unreadable input,
         annotation or gene id map.
     """
     bounded_heap()
@@ -383,7 +387,8 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
         log.info("%d of the model's %d targets are also its landmarks (other probes in "
                  "training): inferred rows marked also_landmark 1, beside the input's "
                  "measured rows", shared, len(model.targets))
-    n_in, clipped, done = len(rows), 0, 0
+    n_in, done = len(rows), 0
+    fit = ScaleCheck(model, cfg, path)
     with GctxWriter(out_gctx, out_rows, cols, attrs=meta) as gctx, \
             _H5adWriter(out_h5ad, out_rows, cols, meta) as h5ad:
         for ids, values in tqdm(profiles.chunks, total=-(-len(cols) // cfg["chunk_size"]),
@@ -395,7 +400,10 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
             check_finite(landmarks, ids, used_genes, used_ids, path)
             x = landmarks @ weights  # finite, so no NaN spreads to other landmarks
             z = x if zscore else model.x_scaler.transform(x)
-            clipped += check_scale(z, read, model, cfg, path)
+            # every profile is checked, then all misfits are named at once (fit.verdict);
+            # once one is found nothing more is inferred: the outputs will not be kept
+            if fit.add(ids, z, read) or fit.refused:
+                continue
             y = model.predict_standardised(np.clip(z, -cfg["clip_z"], cfg["clip_z"]))
             if not zscore:
                 y = model.to_data_units(y)
@@ -403,13 +411,19 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
             gctx.write(done, block)
             h5ad.write(done, block)
             done += len(ids)
+        fit.verdict()  # raising here leaves neither output behind
     summary = {"profiles": done, "input_rows": n_in, "landmarks": len(model.landmarks),
                "targets": len(model.targets), "units": units,
-               "clipped_fraction": clipped / max(done * len(model.landmarks), 1),
+               "clipped_fraction": fit.clipped / max(done * len(model.landmarks), 1),
+               "profile_fit": {"max_abs_median_z": fit.worst["shift"],
+                               "max_median_abs_z": fit.worst["spread"],
+                               "max_clipped_fraction": fit.worst["clipped"]},
                "gene_ids": id_info, "probe_mapping": profiles.probe_mapping}
     log.info("inferred %d targets for %d profiles (%s); %.3f%% of standardised landmark "
-             "values clipped to +-%s", len(model.targets), done, scale,
-             100 * summary["clipped_fraction"], cfg["clip_z"])
+             "values clipped to +-%s; per profile at most: median %.2f sd from the "
+             "training means, median |z| %.2f, %.1f%% clipped", len(model.targets), done,
+             scale, 100 * summary["clipped_fraction"], cfg["clip_z"], fit.worst["shift"],
+             fit.worst["spread"], 100 * fit.worst["clipped"])
     return summary
 
 
@@ -491,39 +505,99 @@ def describe_values(values: np.ndarray) -> tuple[str, str]:
     return f"values with {spread}", ""
 
 
-def check_scale(z: np.ndarray, read: np.ndarray, model: GeneInferenceModel,
-                cfg: dict[str, Any], path: str) -> int:
-    """How many standardised landmark values ``z`` (a chunk) lie beyond +-clip_z; refuses
-    the input (MedgenInputError saying what ``read``, the landmark values as read, look
-    like and which ``input_scale`` they suggest) when more than ``max_clipped_fraction``
-    do, or when the median landmark lies more than MAX_MEDIAN_Z training standard
-    deviations from its training mean: profiles on the training scale keep most landmarks
-    within 1-2 sd, while z-scores fed as log2 data (L1000 level 5 to a level-3 model) sit
-    5-10 sd away without always passing clip_z."""
-    clip, scale = cfg["clip_z"], cfg["input_scale"]
-    outside = int((np.abs(z) > clip).sum())
-    share, median = outside / max(z.size, 1), float(np.median(np.abs(z)))
-    if share <= cfg["max_clipped_fraction"] and median <= MAX_MEDIAN_Z:
-        return outside
-    looks, suggested = describe_values(read)
-    kind, described = model_scale(model)
-    effective = {"data": "log2" if kind == "log" else "linear"}.get(scale, scale)
-    if suggested and suggested != effective:
-        wanted = "data" if suggested == kind == "linear" else suggested
-        hint = f"set expression_inference.infer.input_scale: {wanted}" + {
-            "linear": " (log2(x + 1) is applied)",
-            "zscore": " (L1000 level 4 / 5 and other per-gene z-scores)",
-        }.get(wanted, "")
-    else:
-        hint = ("the profiles are on another footing than the training data (another "
-                "platform, normalisation or gene set?)")
-    raise MedgenInputError(
-        f"{path}: the landmark values do not fit the model with input_scale: {scale}: "
-        f"standardised with the training means and sds, the median landmark lies {median:.1f} "
-        f"sd from its training mean (at most {MAX_MEDIAN_Z} expected) and {share:.1%} lie "
-        f"beyond +-{clip} (expression_inference.infer.max_clipped_fraction: "
-        f"{cfg['max_clipped_fraction']}); the input looks like {looks}, and {described}; "
-        f"{hint}")
+class ScaleCheck:
+    """Each profile's standardised landmarks against the training distribution, over all
+    chunks, so that what is refused does not depend on ``chunk_size``.
+
+    A profile fits when its median standardised landmark (how far the profile as a whole
+    is shifted from the training means) lies within +-MAX_PROFILE_SHIFT sd, its median
+    absolute standardised landmark is at most MAX_PROFILE_SPREAD sd, and at most
+    ``max_clipped_fraction`` of its landmarks lie beyond +-clip_z. Profiles on the training
+    scale keep most landmarks within 1-2 sd; a profile on another scale moves all of them
+    one way (z-scores fed as log2 data: ~6 sd below, linear intensities: tens of sd
+    above), while a strong perturbation moves them both ways (real L1000 level-4 profiles
+    with input_scale zscore: shift at most 1.5, spread at most 3.2 sd, at most 5.6%
+    beyond +-10, in the 377 profiles of the shared test file).
+    """
+
+    def __init__(self, model: GeneInferenceModel, cfg: dict[str, Any], path: str) -> None:
+        self.model, self.cfg, self.path = model, cfg, path
+        self.profiles = self.clipped = self.refused = 0
+        self.worst = {"shift": 0.0, "spread": 0.0, "clipped": 0.0}
+        # below / above the training means, or spread: [count, first examples, the values
+        # as read of its first 50 profiles]
+        self.groups: dict[str, list[Any]] = {}
+
+    def add(self, ids: np.ndarray, z: np.ndarray, read: np.ndarray) -> int:
+        """Check one chunk: ``z`` (profiles x landmarks) standardised, ``read`` the
+        landmark rows as read (profiles x used rows, for what they look like). Returns how
+        many of the chunk's profiles do not fit (their names are kept for :meth:`verdict`).
+        """
+        clip = self.cfg["clip_z"]
+        beyond = np.abs(z) > clip
+        shift = np.median(z, axis=1)
+        spread = np.median(np.abs(z), axis=1)
+        share = beyond.mean(axis=1) if z.shape[1] else np.zeros(len(z))
+        self.profiles += len(z)
+        self.clipped += int(beyond.sum())
+        if len(z):
+            for key, value in (("shift", float(np.max(np.abs(shift)))),
+                               ("spread", float(np.max(spread))),
+                               ("clipped", float(np.max(share)))):
+                self.worst[key] = max(self.worst[key], value)
+        bad = ((np.abs(shift) > MAX_PROFILE_SHIFT) | (spread > MAX_PROFILE_SPREAD)
+               | (share > self.cfg["max_clipped_fraction"]))
+        for i in np.flatnonzero(bad):
+            # grouped by how they miss (a profile's own few values describe it poorly)
+            way = ("below" if shift[i] < -MAX_PROFILE_SHIFT else
+                   "above" if shift[i] > MAX_PROFILE_SHIFT else "spread")
+            group = self.groups.setdefault(way, [0, [], []])
+            group[0] += 1
+            if len(group[1]) < 3:
+                group[1].append(f"'{ids[i]}' (median {shift[i]:+.1f} sd, median |z| "
+                                f"{spread[i]:.1f}, {share[i]:.0%} beyond +-{clip})")
+            if len(group[2]) < 50:
+                group[2].append(read[i])
+        self.refused += int(bad.sum())
+        return int(bad.sum())
+
+    def verdict(self) -> None:
+        """MedgenInputError when any profile did not fit: how many, the first ones by name
+        with their numbers, what they look like and the ``input_scale`` that would fit."""
+        if not self.refused:
+            return
+        scale, clip = self.cfg["input_scale"], self.cfg["clip_z"]
+        kind, described = model_scale(self.model)
+        effective = {"data": "log2" if kind == "log" else "linear"}.get(scale, scale)
+        mixed = self.refused < self.profiles
+        parts = []
+        ways = {"below": "lie below the training means", "above": "lie above them",
+                "spread": "spread too far from them"}
+        for way, (count, examples, values) in sorted(self.groups.items(),
+                                                     key=lambda kv: -kv[1][0]):
+            looks, suggested = describe_values(np.concatenate(values))
+            if suggested and suggested != effective:
+                wanted = "data" if suggested == kind == "linear" else suggested
+                hint = f"input_scale: {wanted} would fit them" + {
+                    "linear": " (log2(x + 1) is applied)",
+                    "zscore": " (L1000 level 4 / 5 and other per-gene z-scores)",
+                }.get(wanted, "")
+            else:
+                hint = ("they are on another footing than the training data (another "
+                        "platform, normalisation or gene set?)")
+            parts.append(f"{count} {ways[way]} and look like {looks}, first: "
+                         f"{', '.join(examples)}"
+                         f"{' and more' if count > len(examples) else ''}; {hint}")
+        advice = (f"the other {self.profiles - self.refused} fit: the input mixes scales; "
+                  "convert or drop those profiles" if mixed else
+                  "set expression_inference.infer.input_scale to the scale that fits")
+        raise MedgenInputError(
+            f"{self.path}: {self.refused} of {self.profiles} profiles do not fit the model "
+            f"with input_scale: {scale} (each profile's landmarks, standardised with the "
+            f"training means and sds, must have a median within +-{MAX_PROFILE_SHIFT} sd, a "
+            f"median |z| of at most {MAX_PROFILE_SPREAD} sd and at most "
+            f"{self.cfg['max_clipped_fraction']:.0%} beyond +-{clip}: expression_inference."
+            f"infer.max_clipped_fraction); {described}; " + "; ".join(parts) + f"; {advice}")
 
 
 class _H5adWriter:
