@@ -173,6 +173,48 @@ def test_null_in_a_landmark_names_the_sample_and_the_gene(model, tmp_path):
         infer_targets(model["path"], infer_cfg(gctx), *outputs(tmp_path))
 
 
+def test_probe_ids_are_text_as_written_less_blanks(model, tmp_path):
+    """Probe ids that look like numbers ('0010', '1.10', '1E5') were read as 10, 1.1 and
+    100000.0 while the annotation kept its text, and ids with blanks around them (inside
+    or outside the quotes, or unquoted) kept the blanks: nothing mapped."""
+    ids = {"L0": "0010", "L1": "1.10", "L2": "1E5", "L3": "1003_at", "L4": "1004_at",
+           "L5": "1005_at"}
+    probes = model["landmarks"].rename(columns=ids).T
+    source = tmp_path / "GSE9_series_matrix.txt.gz"
+    write_series_matrix(source, probes)
+    with gzip.open(source, "rt") as handle:
+        text = handle.read()
+    text = (text.replace('"1003_at"', '"1003_at "').replace('"1004_at"', " 1004_at")
+            .replace('"1005_at"', '"1005_at" '))
+    with gzip.open(source, "wt") as handle:
+        handle.write(text)
+    values, _, _ = read_series_matrix(source)
+    assert list(values.index) == list(ids.values())
+    write_full_table(tmp_path / "gpl.txt", {i: g for g, i in ids.items()})
+    summary = infer_targets(model["path"], geo_cfg(source, tmp_path / "gpl.txt"),
+                            *outputs(tmp_path))
+    assert summary["probe_mapping"]["mapped"] == 6
+    assert np.allclose(read_gctx(tmp_path / "out.gctx").X[:, 6:], reference(model, tmp_path),
+                       atol=1e-4)
+
+
+def test_a_short_row_in_a_series_matrix_is_refused_naming_it(model, tmp_path):
+    """A row one cell short was read with NaN in its last sample, as if it were null."""
+    probes, _ = gpl_probes(model["landmarks"])
+    source = tmp_path / "GSE8_series_matrix.txt.gz"
+    write_series_matrix(source, probes)
+    with gzip.open(source, "rt") as handle:
+        lines = handle.read().split("\n")
+    row = next(i for i, line in enumerate(lines) if line.startswith('"1002_at"'))
+    lines[row] = lines[row].rsplit("\t", 1)[0]
+    with gzip.open(source, "wt") as handle:
+        handle.write("\n".join(lines))
+    with pytest.raises(MedgenInputError, match=rf"line {row + 1} \(probe '1002_at'\) of the "
+                                               r"series matrix table has 11 values, the "
+                                               r"header 12 samples"):
+        read_series_matrix(source)
+
+
 def test_broken_series_matrices_and_annotations_are_refused(model, tmp_path):
     probes, symbols = gpl_probes(model["landmarks"])
     truncated = tmp_path / "GSE3_series_matrix.txt.gz"

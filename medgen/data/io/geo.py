@@ -92,9 +92,10 @@ def read_series_matrix(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, di
     Returns
     -------
     (values, samples, series)
-        values: probes x samples float64 (``null`` -> NaN), index the ``ID_REF`` ids,
-        columns the sample accessions; samples: one row per sample with the ``!Sample_*``
-        fields that have one value per sample (repeated fields such as
+        values: probes x samples float64 (``null`` -> NaN), index the ``ID_REF`` ids as
+        written (text: '0010' stays '0010'; blanks around them stripped, as the
+        annotation's are), columns the sample accessions; samples: one row per sample
+        with the ``!Sample_*`` fields that have one value per sample (repeated fields such as
         ``characteristics_ch1`` numbered ``_2``, ``_3``); series: the ``!Series_*`` fields
         (a list when a field has several values).
 
@@ -102,21 +103,27 @@ def read_series_matrix(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, di
     ------
     MedgenInputError
         No table markers (not a series matrix) or no end marker (truncated), an empty
-        table, duplicated probe or sample ids, or a non-numeric value (naming probe and
-        sample).
+        table, a row with fewer or more cells than the header (naming line and probe), a
+        row without a probe id, duplicated probe or sample ids, or a non-numeric value
+        (naming probe and sample).
     """
     path = Path(path)
     lines = _lines(path)
     table, start = _table_between(lines, TABLE_BEGIN, TABLE_END, path, "series matrix")
+    numbers = [start + 2 + k for k, line in enumerate(table) if line.strip()]  # 1-based
     table = [line for line in table if line.strip()]
     if len(table) < 2:
         raise MedgenInputError(f"{path}: the series matrix table holds no probes")
-    try:
-        values = pd.read_csv(io.StringIO("\n".join(table)), sep="\t", index_col=0,
-                             na_values=MISSING_VALUES, keep_default_na=False, quotechar='"')
+    _check_row_lengths(table, numbers, path)
+    try:  # all text first: probe ids such as '0010', '1.10' or '1E5' stay as written
+        frame = pd.read_csv(io.StringIO("\n".join(table)), sep="\t", dtype=str,
+                            index_col=False, na_values=MISSING_VALUES,
+                            keep_default_na=False, quotechar='"')
     except pd.errors.ParserError as err:
         raise MedgenInputError(f"{path}: the series matrix table is malformed: {err}") from None
-    values.index = values.index.astype(str)
+    # ids stripped of blanks, as the annotation's are (a space after the closing quote)
+    ids = frame.iloc[:, 0].fillna("").astype(str).str.strip().str.strip('"').str.strip()
+    values = frame.iloc[:, 1:].set_axis(pd.Index(ids, name=str(frame.columns[0])), axis=0)
     values.columns = values.columns.astype(str)
     header = _cells(table[0])
     unnamed = [c for c, cell in zip(values.columns, header[1:], strict=False) if not cell]
@@ -126,6 +133,10 @@ def read_series_matrix(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, di
                                    "header holds values")
         values = values.drop(columns=unnamed)
         header = [cell for cell in header if cell] if header[0] else header
+    if (values.index == "").any():
+        raise MedgenInputError(
+            f"{path}: a table row without a probe id (line "
+            f"{numbers[1 + int(np.flatnonzero(values.index == '')[0])]})")
     repeated = sorted({c for c in header[1:] if header[1:].count(c) > 1})
     if repeated:  # pandas would rename them silently ('GSM1.1')
         raise MedgenInputError(f"{path}: sample ids repeated in the table header: {repeated[:5]}")
@@ -141,6 +152,25 @@ def read_series_matrix(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, di
     values = values.astype(np.float64)
     samples, series = _metadata(lines[:start], list(values.columns), path)
     return values, samples, series
+
+
+def _check_row_lengths(table: list[str], numbers: list[int], path: Path) -> None:
+    """MedgenInputError naming the first table row with fewer cells than the header has
+    sample ids (pandas would fill the missing ones with NaN, as if they were null), or
+    more cells than the header."""
+    header = table[0].split("\t")
+    width = len(header)
+    while width > 1 and not header[width - 1].strip().strip('"'):
+        width -= 1  # a trailing tab on the header line: not a sample
+    for number, line in zip(numbers[1:], table[1:], strict=True):
+        cells = line.split("\t")
+        if len(cells) < width or (len(cells) > len(header)
+                                  and any(c.strip() for c in cells[len(header):])):
+            probe = cells[0].strip().strip('"').strip()
+            raise MedgenInputError(
+                f"{path}: line {number} (probe '{probe}') of the series matrix table has "
+                f"{len(cells) - 1} values, the header {width - 1} samples; expected one "
+                "value (or null) per sample: the file is damaged")
 
 
 def _metadata(lines: list[str], columns: list[str], path: Path
