@@ -427,6 +427,50 @@ def test_entrez_ids_are_mapped_for_tables_and_gctx(model, tmp_path):
     assert np.allclose(read_gctx(tmp_path / "out.gctx").X[:, 6:], expected, atol=1e-5)
 
 
+def test_missing_symbols_in_a_map_are_not_mapped_and_rows_carry_the_symbol(model, tmp_path):
+    """A biomaRt / R export writes 'NA' or 'nan' for an id without a symbol: those counted
+    as mapped (to a gene named 'NA'); the output's pr_gene_symbol held the Entrez ids."""
+    frame = model["landmarks"].rename(columns=ENTREZ).assign(**{"555": 1.0, "556": 2.0,
+                                                                "557": 3.0})
+    frame.to_csv(tmp_path / "entrez.csv")
+    write_map(tmp_path / "map.tsv", ENTREZ)
+    with open(tmp_path / "map.tsv", "a") as handle:
+        handle.write("555\tNA\n556\tnan\n557\t---\n")
+    summary = infer_targets(model["path"], infer_cfg(tmp_path / "entrez.csv", gene_field="",
+                                                     gene_id_type="entrez",
+                                                     gene_id_map=str(tmp_path / "map.tsv")),
+                            *outputs(tmp_path))
+    assert summary["gene_ids"]["mapped"] == 6 and summary["gene_ids"]["ids"] == 9
+    rows = read_gctx(tmp_path / "out.gctx").var
+    assert list(rows["pr_gene_symbol"].iloc[:9]) == LANDMARKS + ["-666"] * 3
+    assert list(rows.index[:7]) == [ENTREZ[g] for g in LANDMARKS] + ["555"]
+
+
+def test_a_negative_linear_value_is_described_by_what_its_profile_looks_like(model, tmp_path):
+    """One background-subtracted negative in MAS5-like intensities was answered with
+    'log-scale data: input_scale: log2'; the hint now follows what the profile looks like."""
+    linear = 2.0 ** model["landmarks"] * 10
+    linear.iloc[3, 1] = -12.5
+    linear.to_csv(tmp_path / "mas4.csv")
+    with pytest.raises(MedgenInputError) as err:
+        infer_targets(model["path"], infer_cfg(tmp_path / "mas4.csv", gene_field="",
+                                               input_scale="linear"), *outputs(tmp_path))
+    message = str(err.value)
+    assert "gene 'L1' (row 'L1') of sample 'S003' is -12.5" in message
+    assert re.search(r"1 of its 6 landmark values are negative, the others look like linear "
+                     r"intensities.*floor them", message)
+    assert "input_scale: log2" not in message
+    # z-scores declared linear: their negatives point at input_scale: zscore
+    rng = np.random.default_rng(2)
+    pd.DataFrame(rng.normal(0, 1.5, size=(12, 6)), index=model["landmarks"].index,
+                 columns=LANDMARKS).to_csv(tmp_path / "z.csv")
+    with pytest.raises(MedgenInputError, match="look like values centred on 0.*input_scale: "
+                                               "zscore"):
+        infer_targets(model["path"], infer_cfg(tmp_path / "z.csv", gene_field="",
+                                               input_scale="linear"), *outputs(tmp_path))
+    assert not any(p.exists() for p in outputs(tmp_path))
+
+
 def test_ensembl_ids_with_versions_in_an_h5ad(model, tmp_path):
     expected = reference(model, tmp_path)
     ensembl = [f"ENSG{j:011d}.{j + 3}" for j in range(6)]

@@ -25,6 +25,8 @@ from medgen.errors import MedgenInputError
 log = logging.getLogger(__name__)
 
 GENE_ID_TYPES = ("symbol", "entrez", "ensembl")
+# what map exports (biomaRt, R, Excel, GEO) write for "no symbol"; compared lower-case
+NO_SYMBOL = frozenset({"", "na", "nan", "n/a", "null", "none", "-", "--", "---", "-666"})
 
 # (pattern, what the ids look like, a hint for the user); the first that matches most ids wins
 _ID_KINDS: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -79,7 +81,8 @@ def normalise_ids(ids: Sequence[str], id_type: str) -> np.ndarray:
 
 def read_id_map(path: str | os.PathLike, id_type: str) -> dict[str, str]:
     """A map file (CSV or TSV by extension, a header line, the first two columns: id,
-    symbol) as normalised id -> symbol. Lines without a symbol are skipped.
+    symbol) as normalised id -> symbol. Lines without a symbol (empty, or a missing-value
+    word such as ``NA``, ``nan``, ``---``: ``NO_SYMBOL``) are skipped and counted in the log.
 
     Raises
     ------
@@ -108,7 +111,11 @@ def read_id_map(path: str | os.PathLike, id_type: str) -> dict[str, str]:
     ids = normalise_ids(table.iloc[:, 0], id_type)
     symbols = table.iloc[:, 1].str.strip().to_numpy(dtype=object)
     frame = pd.DataFrame({"id": ids, "symbol": symbols})
-    frame = frame[(frame["id"] != "") & (frame["symbol"] != "")].drop_duplicates()
+    missing = (frame["id"] == "") | frame["symbol"].str.lower().isin(NO_SYMBOL)
+    if missing.any():
+        log.info("gene id map %s: %d line(s) without an id or a symbol (e.g. %r) skipped",
+                 path, int(missing.sum()), str(frame["symbol"][missing].iloc[0]))
+    frame = frame[~missing].drop_duplicates()
     clash = frame["id"][frame["id"].duplicated()].unique().tolist()
     if clash:
         first = frame[frame["id"].isin(clash[:3])].groupby("id")["symbol"].agg(list)

@@ -262,12 +262,14 @@ def missing_landmarks_message(profiles: Profiles, raw: np.ndarray, names: np.nda
     return "; ".join(parts)
 
 
-def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
-                ) -> pd.DataFrame:
+def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray,
+                symbols: np.ndarray | None = None) -> pd.DataFrame:
     """The output's row metadata: the input's rows (``model_landmark`` 1 for the rows the
-    model read), then one row per inferred target (named by gene, or ``inferred:<gene>``
-    when a gene is also an input row id; ``also_landmark`` 1 when the gene is also one of
-    the model's landmarks).
+    model read; ``pr_gene_symbol``, unless the input has one, the gene symbol each row was
+    matched by, ``symbols``: the mapped symbol for ids mapped through a gene id map, -666
+    where none; the row id without ``symbols``), then one row per inferred target (named
+    by gene, or ``inferred:<gene>`` when a gene is also an input row id;
+    ``also_landmark`` 1 when the gene is also one of the model's landmarks).
 
     Raises MedgenInputError when the output's row ids would not be unique (an input row id
     used twice, or already of the form ``inferred:<target>``).
@@ -295,7 +297,10 @@ def output_rows(rows: pd.DataFrame, model: GeneInferenceModel, used: np.ndarray
         if column not in landmark_rows:
             landmark_rows[column] = value
     if "pr_gene_symbol" not in landmark_rows:
-        landmark_rows["pr_gene_symbol"] = landmark_rows.index.astype(str)
+        landmark_rows["pr_gene_symbol"] = (
+            landmark_rows.index.astype(str) if symbols is None else
+            np.where(np.asarray(symbols, dtype=object) == "", str(MISSING),
+                     np.asarray(symbols, dtype=object)).astype(str))
     out = pd.concat([landmark_rows, targets[landmark_rows.columns]])
     duplicated = out.index[out.index.astype(str).duplicated()].astype(str).unique().tolist()
     if duplicated:  # GCTX and h5ad rows are looked up by id
@@ -380,7 +385,7 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
             inputs=[model_path, path, *(p for p in (cfg["annotation"], cfg["gene_id_map"])
                                         if p)]), default=str),
     }
-    out_rows = output_rows(rows, model, used)
+    out_rows = output_rows(rows, model, used, names)
     shared = int(out_rows["also_landmark"].sum())
     meta["targets_also_landmarks"] = shared
     if shared:
@@ -447,15 +452,28 @@ def check_finite(landmarks: np.ndarray, ids: np.ndarray, genes: np.ndarray,
 def linear_to_log2(values: np.ndarray, read: np.ndarray, ids: np.ndarray, genes: np.ndarray,
                    row_ids: np.ndarray, path: str) -> np.ndarray:
     """log2(values + 1) (``input_scale: linear``); MedgenInputError naming a negative
-    landmark value (linear intensities are not negative). Negative values of rows the
-    model does not read become NaN (logged)."""
+    landmark value (linear intensities are not negative) and what the sample's landmarks
+    look like: log2 values or z-scores (the ``input_scale`` that fits), or linear
+    intensities with background-subtracted negatives (MAS4, MAS5 without a floor: floor
+    them first). Negative values of rows the model does not read become NaN (logged)."""
     negative = read < 0
     if negative.any():
         i, j = np.argwhere(negative)[0]
+        row = read[i][np.isfinite(read[i])]
+        looks, suggested = describe_values(row)
+        if suggested in ("log2", "zscore"):
+            hint = f"its landmarks look like {looks}: input_scale: {suggested}"
+        elif describe_values(row[row >= 0])[1] == "linear":
+            hint = (f"{int((row < 0).sum())} of its {row.size} landmark values are negative, "
+                    f"the others look like {describe_values(row[row >= 0])[0]}: background-"
+                    "subtracted intensities (MAS4, MAS5 without a floor); floor them (e.g. "
+                    "at 0) before inference")
+        else:
+            hint = f"its landmarks look like {looks}"
         raise MedgenInputError(
             f"{path}: input_scale: linear, but landmark gene '{genes[j]}' (row '{row_ids[j]}') "
-            f"of sample '{ids[i]}' is {read[i, j]:.4g}; linear intensities are not negative "
-            "(log-scale data: input_scale: log2)")
+            f"of sample '{ids[i]}' is {read[i, j]:.4g}; linear intensities are not negative; "
+            f"{hint}")
     with np.errstate(invalid="ignore"):
         out = np.log2(values + np.float32(1.0))
     others = int((values < -1).sum())
