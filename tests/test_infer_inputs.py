@@ -294,7 +294,8 @@ def test_z_scores_fed_as_log2_data_are_refused(model, tmp_path):
     z.to_csv(tmp_path / "level5.csv")
     with pytest.raises(MedgenInputError,
                        match=r"12 of 12 profiles do not fit.*training landmarks have means 5.*"
-                             r"12 lie below the training means.*centred on 0.*"
+                             r"12 profile\(s\) lie below the training means: they look like "
+                             r"values centred on 0.*"
                              r"'S000' \(median -[4-9]\.\d sd.*input_scale: zscore would fit"):
         infer_targets(model["path"], infer_cfg(tmp_path / "level5.csv", gene_field=""),
                       *outputs(tmp_path))
@@ -304,8 +305,9 @@ def test_z_scores_fed_as_log2_data_are_refused(model, tmp_path):
     wild = model["landmarks"].copy()
     wild.iloc[:, 0] = wild.iloc[:, 0].where(np.arange(12) > 5, 60.0)
     wild.to_csv(tmp_path / "wild.csv")
-    with pytest.raises(MedgenInputError, match=r"6 of 12 profiles.*6 spread too far.*'S000' "
-                                               r"\(median .*17% beyond \+-10.*another footing"):
+    with pytest.raises(MedgenInputError,
+                       match=r"6 of 12 profiles.*6 profile\(s\) have landmarks far out.*'S000' "
+                             r"\(median .*17% beyond \+-10.*another footing.*raise clip_z"):
         infer_targets(model["path"], infer_cfg(tmp_path / "wild.csv", gene_field="",
                                                chunk_size=12), *outputs(tmp_path))
     summary = infer_targets(model["path"], infer_cfg(tmp_path / "wild.csv", gene_field="",
@@ -339,13 +341,16 @@ def test_the_scale_is_checked_per_profile_whatever_the_chunk_size(model, tmp_pat
     assert messages[0] == messages[1] == messages[2]
     message = messages[0]
     assert "3 of 40 profiles do not fit the model with input_scale: data" in message
-    assert re.search(r"2 lie below the training means and look like values centred on 0.*"
+    assert re.search(r"2 profile\(s\) lie below the training means: they look like values "
+                     r"centred on 0.*"
                      r"first: 'P007' \(median -\d\.\d sd.*'P008'.*input_scale: zscore would fit",
                      message)
-    assert re.search(r"1 lie above them and look like linear intensities.*first: 'P005' "
+    assert re.search(r"1 profile\(s\) lie above the training means: they look like linear "
+                     r"intensities.*first: 'P005' "
                      r"\(median \+\d+\.\d sd.*100% beyond \+-10.*input_scale: linear would fit",
                      message)
     assert "the other 37 fit: the input mixes scales" in message
+    assert "raise clip_z" not in message
     # the same profiles without the misfits pass, and say how far the worst one lay
     mixed_scales(model).drop(["P005", "P007", "P008"]).to_csv(tmp_path / "fit.csv")
     summary = infer_targets(model["path"], infer_cfg(tmp_path / "fit.csv", gene_field="",

@@ -589,8 +589,9 @@ class ScaleCheck:
         effective = {"data": "log2" if kind == "log" else "linear"}.get(scale, scale)
         mixed = self.refused < self.profiles
         parts = []
-        ways = {"below": "lie below the training means", "above": "lie above them",
-                "spread": "spread too far from them"}
+        ways = {"below": "lie below the training means",
+                "above": "lie above the training means",
+                "spread": "have landmarks far out on both sides"}
         for way, (count, examples, values) in sorted(self.groups.items(),
                                                      key=lambda kv: -kv[1][0]):
             looks, suggested = describe_values(np.concatenate(values))
@@ -603,19 +604,22 @@ class ScaleCheck:
             else:
                 hint = ("they are on another footing than the training data (another "
                         "platform, normalisation or gene set?)")
-            parts.append(f"{count} {ways[way]} and look like {looks}, first: "
+                if way == "spread":
+                    hint += ("; if those values are real outliers, raise clip_z or "
+                             "max_clipped_fraction")
+            parts.append(f"{count} profile(s) {ways[way]}: they look like {looks}; first: "
                          f"{', '.join(examples)}"
                          f"{' and more' if count > len(examples) else ''}; {hint}")
-        advice = (f"the other {self.profiles - self.refused} fit: the input mixes scales; "
-                  "convert or drop those profiles" if mixed else
-                  "set expression_inference.infer.input_scale to the scale that fits")
+        if mixed:
+            parts.append(f"the other {self.profiles - self.refused} fit: the input mixes "
+                         "scales or holds outlying profiles; convert or drop those profiles")
         raise MedgenInputError(
             f"{self.path}: {self.refused} of {self.profiles} profiles do not fit the model "
             f"with input_scale: {scale} (each profile's landmarks, standardised with the "
             f"training means and sds, must have a median within +-{MAX_PROFILE_SHIFT} sd, a "
             f"median |z| of at most {MAX_PROFILE_SPREAD} sd and at most "
             f"{self.cfg['max_clipped_fraction']:.0%} beyond +-{clip}: expression_inference."
-            f"infer.max_clipped_fraction); {described}; " + "; ".join(parts) + f"; {advice}")
+            f"infer.max_clipped_fraction); {described}; " + "; ".join(parts))
 
 
 class _H5adWriter:
