@@ -332,8 +332,8 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
 
     Returns
     -------
-    A summary (profiles, landmarks, targets, units, fraction of clipped values, how gene
-    ids and probes were mapped).
+    A summary (profiles, landmarks, targets, units, fraction of clipped values, the
+    worst profile's fit as ``profile_fit``, how gene ids and probes were mapped).
 
     Raises
     ------
