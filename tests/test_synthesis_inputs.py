@@ -463,6 +463,17 @@ def test_a_ct_in_hu_with_its_background_set_to_0_is_refused_as_such(sheet):
                      r"(\.[0-9]+)? HU .*Set those voxels to -1000 HU", message), message
 
 
+def test_a_ct_with_lungs_and_its_background_set_to_0_is_warned(sheet, caplog):
+    ct = _ct()
+    ct[8:14, 10:26, 10:24] = -850  # lungs: air inside the body passes the air check
+    _write_ct(sheet, np.where(ct > -950, ct, 0.0).astype(np.float32))
+    with caplog.at_level(logging.WARNING):
+        load_pair(_pairs(sheet)[0], CT)
+    assert re.search(r"CT target .*s0_flair.nii.gz: background set to 0 instead of air\? "
+                     r"[67][0-9] % of its voxels are exactly 0 .*set those voxels to -1000 HU",
+                     caplog.text), caplog.text
+
+
 def test_stored_ct_values_with_air_at_0_still_blame_the_intercept(sheet):
     ct = _ct()
     stored = np.where(ct > -500, np.rint(ct + 1024), 0).astype(np.uint16)  # air stored as 0

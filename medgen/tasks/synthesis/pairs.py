@@ -416,15 +416,11 @@ def check_ct_air(target: np.ndarray, path: Path) -> None:
     MedgenInputError
         The darkest 1 % of voxels lie above ``CT_NO_AIR_HU`` (no air, lung or fat: a
         missing intercept), or above ``CT_LITTLE_AIR_HU`` with the background set to 0.
-        Otherwise between ``CT_LITTLE_AIR_HU`` and ``CT_NO_AIR_HU`` (fat at most: a CT
-        cropped inside the body?) a warning is logged instead.
+        Otherwise a warning is logged between ``CT_LITTLE_AIR_HU`` and ``CT_NO_AIR_HU``
+        (fat at most: a CT cropped inside the body?), and for a background set to 0 around
+        a body with air inside (lungs).
     """
     darkest = float(np.percentile(target, CT_AIR_PERCENTILE))
-    if darkest <= CT_LITTLE_AIR_HU:
-        return
-    median = float(np.median(target))
-    where = (f"its darkest {CT_AIR_PERCENTILE:g} % of voxels lie at {darkest:.6g} or below "
-             f"(minimum {float(np.min(target)):.6g}, median {median:.6g})")
     zeros = float(np.mean(target == 0))
     nonzero = target[target != 0]
     body_low = float(np.percentile(nonzero, CT_AIR_PERCENTILE)) if nonzero.size else 0.0
@@ -434,12 +430,23 @@ def check_ct_air(target: np.ndarray, path: Path) -> None:
         what = (f"{100 * zeros:.0f} % of its voxels are exactly 0 and the others reach "
                 f"{body_low:.6g} HU (their darkest {CT_AIR_PERCENTILE:g} %), as in a CT "
                 "in HU whose background outside the body was set to 0 instead of air")
-        raise MedgenInputError(
-            f"CT target {path}: background set to 0 instead of air? Air (the body's "
-            f"surroundings) is expected near {CT_AIR_HU:g} HU, but {what}; a model would "
-            f"learn 0 HU (water) around the body. Set those voxels to {CT_AIR_HU:g} HU "
-            "(or give the CT unmasked), or set synthesis.target_is_ct: false if it is not "
-            "a CT in HU")
+        if darkest > CT_LITTLE_AIR_HU:
+            raise MedgenInputError(
+                f"CT target {path}: background set to 0 instead of air? Air (the body's "
+                f"surroundings) is expected near {CT_AIR_HU:g} HU, but {what}; a model "
+                "would learn 0 HU (water) around the body. Set those voxels to "
+                f"{CT_AIR_HU:g} HU (or give the CT unmasked), or set "
+                "synthesis.target_is_ct: false if it is not a CT in HU")
+        # air inside the body (lungs) passes the air check; the zeros are still wrong
+        log.warning("CT target %s: background set to 0 instead of air? %s; a model would "
+                    "learn 0 HU (water) there: set those voxels to %g HU", path, what,
+                    CT_AIR_HU)
+        return
+    if darkest <= CT_LITTLE_AIR_HU:
+        return
+    median = float(np.median(target))
+    where = (f"its darkest {CT_AIR_PERCENTILE:g} % of voxels lie at {darkest:.6g} or below "
+             f"(minimum {float(np.min(target)):.6g}, median {median:.6g})")
     hint = (f"; {100 * zeros:.0f} % of its voxels are exactly 0: if that is a background "
             f"set to 0, set it to {CT_AIR_HU:g} HU instead" if zeros > CT_ZERO_BACKGROUND_SHARE
             else "")
