@@ -5,6 +5,7 @@ read right (and says so in the log and the metadata) or refused with one message
 from __future__ import annotations
 
 import logging
+import re
 
 import nibabel as nib
 import numpy as np
@@ -57,10 +58,10 @@ def test_a_target_with_a_smaller_field_of_view_is_scored_on_its_coverage(
     covered = volume.coverage != 0
     info = volume.grid["target"]
     assert info["how"] == "resampled"
-    # the target's voxel centres run from z = 8 to z = 24 and x, y = 0 to 34 on the source
-    # grid: beyond them padding is blended in
-    assert covered[:35, :35, 8:25].all() and not covered[:, :, :8].any()
-    assert not covered[:, :, 25:].any() and not covered[35].any()
+    # the target's voxel edges run from z = 7 to z = 25 and over every x, y of the source
+    # grid (its voxel centres from z = 8 to 24, x, y = 0 to 34)
+    assert covered[:, :, 7:26].all() and not covered[:, :, :7].any()
+    assert not covered[:, :, 26:].any()
     excluded = int((mask & ~covered).sum())
     assert excluded > 0 and info["excluded_voxels"] == excluded
     assert info["coverage"] == pytest.approx(1 - excluded / mask.sum())
@@ -209,8 +210,9 @@ def test_a_flip_with_a_real_misalignment_still_needs_resampling(sheet):
     affine[0, 3] += 0.6  # and half a voxel off
     save_nii(sheet.parent / "s0_flair.nii.gz", orientations.apply_orientation(flair, ornt),
              affine)
-    with pytest.raises(MedgenInputError, match=r"not on one voxel grid \(affine .*not a "
-                       r"permutation or flip of axes either\); register them, or set "
+    with pytest.raises(MedgenInputError, match=r"not on one voxel grid \(its axes are "
+                       r"flipped \(stored axis 0\): stored LAS, the source grid RAS; once "
+                       r"reoriented, affine: origin off by 0.6 mm .*\); set "
                        r"synthesis.resample_target: true"):
         load_pair(_pairs(sheet)[0], SETTINGS)
     volume = load_pair(_pairs(sheet)[0], RESAMPLE)
@@ -358,3 +360,143 @@ def test_the_evaluation_scores_coverage_and_thin_subjects_and_records_why(sheet,
     notes = json.loads((tmp_path / "eval" / "metrics.json").read_text())["notes"]
     assert notes["s3"]["excluded_voxels"] == excluded
     assert set(notes["s2"]["nan_metrics"]) == {"ssim", "ssim_tumour", "ssim_non_tumour"}
+
+
+# second round: break attempts on the fixes ----------------------------------------------
+
+def test_a_coarser_target_with_the_same_extent_covers_every_voxel(sheet):
+    # a source whose body fills its field of view (the mask is the whole grid) and a target
+    # at twice the spacing whose voxel edges are the source's outer edges
+    shape = (36, 36, 34)
+    t2 = (100 + np.random.default_rng(0).normal(0, 5, shape)).astype(np.float32)
+    save_nii(sheet.parent / "s0_t2.nii.gz", t2)
+    coarse = (0.8 * t2 + 10).reshape(18, 2, 18, 2, 17, 2).mean(axis=(1, 3, 5))
+    affine = AFFINE @ np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = np.diag(AFFINE)[:3] / 2  # centre of the first 2x2x2 block
+    save_nii(sheet.parent / "s0_flair.nii.gz", coarse, affine)
+    volume = load_pair(_pairs(sheet)[0], {**RESAMPLE, "min_target_coverage": 0.99})
+    assert volume.mask.all()
+    assert volume.coverage is None
+    assert volume.grid["target"] == {"file": str(sheet.parent / "s0_flair.nii.gz"),
+                                     "how": "resampled", "coverage": 1.0,
+                                     "excluded_voxels": 0}
+    # the outer half voxel takes the target's edge values, not a blend with zero padding
+    np.testing.assert_allclose(volume.target[0, 0, 0], coarse[0, 0, 0], rtol=1e-5)
+    np.testing.assert_allclose(volume.target[-1, -1, -1], coarse[-1, -1, -1], rtol=1e-5)
+    # source (0, 17, 20) lies at target index (-0.25, 8.25, 9.75): x clamped to the edge
+    y, z = np.array([0.75, 0.25]), np.array([0.25, 0.75])
+    np.testing.assert_allclose(volume.target[0, 17, 20], y @ coarse[0, 8:10, 9:11] @ z,
+                               rtol=1e-5)
+
+
+def test_coverage_ends_at_the_targets_voxel_edges_and_is_zero_beyond(sheet):
+    _, flair, _ = pair_volumes(0)
+    slab, affine = _middle_slab(flair)  # centres at z = 8..24, x, y = 0..34 of the source
+    save_nii(sheet.parent / "s0_flair.nii.gz", slab, affine)
+    volume = load_pair(_pairs(sheet)[0], RESAMPLE)
+    covered = volume.coverage != 0
+    # half a target voxel (one source voxel) beyond the outer centres: z = 7..25, all x, y
+    assert covered[:, :, 7:26].all() and not covered[:, :, :7].any()
+    assert not covered[:, :, 26:].any()
+    assert (volume.target[~covered] == 0).all()
+    # the outermost covered slices repeat the edge slices of the target
+    np.testing.assert_allclose(volume.target[::2, ::2, 7], slab[:, :, 0], atol=1e-4)
+    np.testing.assert_allclose(volume.target[::2, ::2, 25], slab[:, :, -1], atol=1e-4)
+
+
+@pytest.mark.parametrize("offset", [5e-3, 0.3])
+def test_a_flip_with_an_origin_offset_says_which_axes_and_by_how_much(sheet, offset):
+    _, flair, _ = pair_volumes(0)
+    ornt = np.array([[2, 1], [0, -1], [1, -1]], float)  # permuted, two axes flipped
+    affine = AFFINE @ orientations.inv_ornt_aff(ornt, flair.shape)
+    affine[0, 3] += offset
+    save_nii(sheet.parent / "s0_flair.nii.gz", orientations.apply_orientation(flair, ornt),
+             affine)
+    with pytest.raises(MedgenInputError) as error:
+        load_pair(_pairs(sheet)[0], SETTINGS)
+    message = str(error.value)
+    assert "not a permutation or flip" not in message
+    assert re.search(
+        r"not on one voxel grid \(its axes are permuted \(stored axis 0 -> 1, 1 -> 2, "
+        r"2 -> 0\) and flipped \(stored axes 0, 1\): stored PIR, the source grid RAS; once "
+        rf"reoriented, affine: origin off by {offset:.3g} mm \({offset:.3g}, 0, 0 along x, "
+        r"y, z\); tolerance 0.001 mm\); set synthesis.resample_target: true to resample it "
+        r"onto the source grid .*also undoes the permutation/flip of its axes", message), message
+    assert load_pair(_pairs(sheet)[0], RESAMPLE).grid["target"]["how"] == "resampled"
+
+
+def test_grids_match_within_a_documented_tolerance_measured_at_every_voxel(sheet):
+    from medgen.tasks.synthesis.pairs import grid_offset, grid_tolerance
+
+    assert grid_tolerance(AFFINE) == 1e-3  # 1e-4 of a 1.5 mm voxel is less
+    assert grid_tolerance(np.diag([20.0, 20.0, 20.0, 1.0])) == pytest.approx(2e-3)
+    _, flair, _ = pair_volumes(0)
+    ornt = np.array([[0, -1], [1, -1], [2, 1]], float)
+    stored = orientations.apply_orientation(flair, ornt)
+    # float32 rounding of a converter's affine: reoriented exactly
+    affine = (AFFINE @ orientations.inv_ornt_aff(ornt, flair.shape)).astype(np.float32)
+    affine[:3, 3] += np.float32(4e-4)
+    save_nii(sheet.parent / "s0_flair.nii.gz", stored, affine.astype(float))
+    assert load_pair(_pairs(sheet)[0], SETTINGS).grid["target"]["how"] == "reoriented"
+    # a spacing off by 5e-4 mm per voxel (within 1e-3 entry by entry) adds up across the grid
+    spacing = AFFINE + np.diag([0, 0, 5e-4, 0])
+    assert grid_offset(spacing, AFFINE, flair.shape) == pytest.approx(33 * 5e-4)
+    save_nii(sheet.parent / "s0_flair.nii.gz", flair, spacing)
+    with pytest.raises(MedgenInputError, match=(
+            r"not on one voxel grid \(affine: voxel axes \(spacing/direction\) off by up to "
+            r"0.0005 mm per voxel: voxel centres up to 0.0165 mm apart; tolerance 0.001 mm")
+            ) as error:
+        load_pair(_pairs(sheet)[0], SETTINGS)
+    assert "origin" not in str(error.value) and "flip" not in str(error.value)
+
+
+def test_a_ct_in_hu_with_its_background_set_to_0_is_refused_as_such(sheet):
+    ct = _ct()
+    body = ct > -500
+    _write_ct(sheet, np.where(body, ct, 0.0).astype(np.float32))  # masked to the body
+    with pytest.raises(MedgenInputError) as error:
+        load_pair(_pairs(sheet)[0], CT)
+    message = str(error.value)
+    assert "rescale intercept" not in message
+    assert re.search(r"CT target .*s0_flair.nii.gz: background set to 0 instead of air\? .*"
+                     r"7[0-9] % of its voxels are exactly 0 and the others reach -1[0-9][0-9]"
+                     r"(\.[0-9]+)? HU .*Set those voxels to -1000 HU", message), message
+
+
+def test_a_ct_with_lungs_and_its_background_set_to_0_is_warned(sheet, caplog):
+    ct = _ct()
+    ct[8:14, 10:26, 10:24] = -850  # lungs: air inside the body passes the air check
+    _write_ct(sheet, np.where(ct > -950, ct, 0.0).astype(np.float32))
+    with caplog.at_level(logging.WARNING):
+        load_pair(_pairs(sheet)[0], CT)
+    assert re.search(r"CT target .*s0_flair.nii.gz: background set to 0 instead of air\? "
+                     r"[67][0-9] % of its voxels are exactly 0 .*set those voxels to -1000 HU",
+                     caplog.text), caplog.text
+
+
+def test_stored_ct_values_with_air_at_0_still_blame_the_intercept(sheet):
+    ct = _ct()
+    stored = np.where(ct > -500, np.rint(ct + 1024), 0).astype(np.uint16)  # air stored as 0
+    _write_ct(sheet, stored)
+    with pytest.raises(MedgenInputError, match=(
+            r"likely a CT written without its rescale intercept .*7[0-9] % of its voxels are "
+            r"exactly 0: if that is a background set to 0, set it to -1000 HU instead")):
+        load_pair(_pairs(sheet)[0], CT)
+
+
+@pytest.mark.parametrize("covered, total, minimum, shown", [
+    (4998, 10000, 0.5, "49.98"), (49999, 100000, 0.5, "49.999"), (5000, 10000, 0.5, None),
+    (3333, 10000, 1 / 3, "33.3")])
+def test_a_coverage_near_the_minimum_is_shown_with_the_decimals_that_tell_them_apart(
+        covered, total, minimum, shown):
+    from medgen.tasks.synthesis.pairs import SynthesisPair, _check_coverage
+
+    mask = np.ones(total, bool)
+    coverage = np.arange(total) < covered
+    pair = SynthesisPair("s0", "train", {"t2": "t2.nii.gz"}, "flair", "flair.nii.gz")
+    if shown is None:  # exactly the minimum passes
+        assert _check_coverage(pair, coverage, mask, {}, minimum) is not None
+        return
+    with pytest.raises(MedgenInputError, match=(
+            rf"covers only {shown} % of the mask .*expected at least {100 * minimum:g} %")):
+        _check_coverage(pair, coverage, mask, {}, minimum)

@@ -10,6 +10,7 @@ written by this module.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,17 +23,27 @@ from medgen.data.imaging.sheet import read_sample_sheet, require_splits
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
-AFFINE_ATOL = 1e-3  # mm; co-registered files written by different tools differ in rounding
+# Two grids are one when no voxel centre moves by more than the larger of AFFINE_ATOL and
+# AFFINE_RTOL x the reference's largest voxel spacing: files of one scan written by
+# different converters (nibabel and ITK store float32 affines, DICOM direction cosines have
+# ~6 decimals) differ by about 1e-5 mm over a whole grid; 1e-3 mm leaves a wide margin and
+# stays far below any shift that interpolation would notice (1e-3 of a 1 mm voxel).
+AFFINE_ATOL = 1e-3  # mm
+AFFINE_RTOL = 1e-4  # of a voxel
 CT_HU_RANGE = (-1100.0, 4000.0)  # below: not air; above: beyond dense bone and most metal
 MIN_TARGET_COVERAGE = 0.5  # share of the mask a resampled target must cover
-# a voxel is covered when resampling an all-ones volume gives (almost) 1: no padding blended
-COVERED = 1.0 - 1e-3
+EDGE_ATOL = 1e-4  # voxels: float32 affines put a centre on the edge a little off it
 # CT air check: the darkest 1 % of a CT in HU holds air (about -1000 HU around the body) or
 # lung; without anything below CT_NO_AIR_HU the values are unlikely to be HU
 CT_AIR_PERCENTILE = 1.0
 CT_AIR_HU = -1000.0
 CT_NO_AIR_HU = -100.0  # darkest 1 % above this: no air, lung or fat -> refused
 CT_LITTLE_AIR_HU = -500.0  # darkest 1 % above this (fat at most): warned
+# a CT in HU whose surroundings were masked to 0 (water) instead of air: a large share of
+# exact zeros, and nonzero voxels reaching below 0 HU (fat, lung), which stored values
+# without their intercept (air at 0-24, fat near 930) do not
+CT_ZERO_BACKGROUND_SHARE = 0.2
+CT_BODY_LOW_HU = 0.0
 
 
 @dataclass(frozen=True)
@@ -203,26 +214,112 @@ def _axcodes(affine: np.ndarray) -> str:
     return "".join(nib.orientations.aff2axcodes(affine))
 
 
-def reorientation(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray,
-                  ref_shape: tuple[int, ...]) -> np.ndarray | None:
-    """The nibabel orientation transform (``ornt_transform``) that puts an image of
-    ``shape`` and ``affine`` exactly onto the reference grid by permuting and flipping its
-    axes (no interpolation), or None when no pure permutation/flip does (another
-    orientation only, a shift, other spacing or shape: a real misalignment)."""
+def grid_tolerance(ref_affine: np.ndarray) -> float:
+    """mm: how far a voxel centre may sit from its counterpart on the reference grid for
+    two grids to count as one: the larger of ``AFFINE_ATOL`` (1e-3 mm) and ``AFFINE_RTOL``
+    (1e-4) x the reference's largest voxel spacing."""
+    spacing = np.linalg.norm(np.asarray(ref_affine, float)[:3, :3], axis=0)
+    return max(AFFINE_ATOL, AFFINE_RTOL * float(spacing.max()))
+
+
+def grid_offset(affine: np.ndarray, ref_affine: np.ndarray, shape: tuple[int, ...]) -> float:
+    """mm: the largest distance between a voxel centre of a grid of ``shape`` (3 axes)
+    placed by ``affine`` and the same voxel placed by ``ref_affine`` (reached at a corner of
+    the grid: both maps are affine)."""
+    corners = np.array(list(itertools.product(*[(0, n - 1) for n in shape[:3]])), float)
+    corners = np.c_[corners, np.ones(len(corners))]
+    moved = corners @ (np.asarray(affine, float) - np.asarray(ref_affine, float)).T
+    return float(np.linalg.norm(moved[:, :3], axis=1).max())
+
+
+def _reoriented(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray
+                ) -> tuple[np.ndarray | None, np.ndarray, tuple[int, ...]]:
+    """(nibabel orientation transform or None when the axes already agree, the affine and
+    the shape once the axes are permuted/flipped that way)."""
     from nibabel import orientations
 
     source = orientations.io_orientation(affine)
     wanted = orientations.io_orientation(ref_affine)
     if np.array_equal(source, wanted):
-        return None
+        return None, affine, tuple(shape)
     transform = orientations.ornt_transform(source, wanted)
     new_shape = [0] * len(shape)
     for axis, (to, _) in enumerate(transform):
         new_shape[int(to)] = shape[axis]
-    if tuple(new_shape) != tuple(ref_shape):
+    return transform, affine @ orientations.inv_ornt_aff(transform, shape), tuple(new_shape)
+
+
+def reorientation(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray,
+                  ref_shape: tuple[int, ...]) -> np.ndarray | None:
+    """The nibabel orientation transform (``ornt_transform``) that puts an image of
+    ``shape`` and ``affine`` exactly onto the reference grid by permuting and flipping its
+    axes (no interpolation), or None when no pure permutation/flip does (another
+    orientation only, a shift, other spacing or shape: a real misalignment). Exact means
+    every voxel centre within ``grid_tolerance`` of the reference's."""
+    transform, new_affine, new_shape = _reoriented(affine, shape, ref_affine)
+    if transform is None or new_shape != tuple(ref_shape):
         return None
-    new_affine = affine @ orientations.inv_ornt_aff(transform, shape)
-    return transform if np.allclose(new_affine, ref_affine, atol=AFFINE_ATOL) else None
+    ok = grid_offset(new_affine, ref_affine, new_shape) <= grid_tolerance(ref_affine)
+    return transform if ok else None
+
+
+def _axis_change(transform: np.ndarray) -> str:
+    """'permuted (stored axis 0 -> 1, ...) and flipped (stored axes 1, 2)' in words."""
+    words = []
+    targets = [int(to) for to, _ in transform]
+    if targets != list(range(len(targets))):
+        words.append("permuted (stored axis " + ", ".join(
+            f"{axis} -> {to}" for axis, to in enumerate(targets)) + ")")
+    flipped = [str(axis) for axis, (_, flip) in enumerate(transform) if flip < 0]
+    if flipped:
+        words.append(f"flipped (stored {'axes' if len(flipped) > 1 else 'axis'} "
+                     f"{', '.join(flipped)})")
+    return " and ".join(words)
+
+
+def _grid_mismatch(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray,
+                   ref_shape: tuple[int, ...]) -> str:
+    """Why an image is not on the reference grid, in words: the permutation/flip of its
+    axes if any, then the shape or what remains of the affine (origin, voxel axes) against
+    the tolerance."""
+    transform, new_affine, new_shape = _reoriented(affine, shape, ref_affine)
+    head = ""
+    if transform is not None:
+        head = (f"its axes are {_axis_change(transform)}: stored {_axcodes(affine)}, the "
+                f"source grid {_axcodes(ref_affine)}; once reoriented, ")
+    if new_shape != tuple(ref_shape):
+        return f"{head}shape {new_shape} vs {tuple(ref_shape)}"
+    tol = grid_tolerance(ref_affine)
+    diff = np.asarray(new_affine, float) - np.asarray(ref_affine, float)
+    origin = float(np.linalg.norm(diff[:3, 3]))
+    axes = float(np.linalg.norm(diff[:3, :3], axis=0).max())
+    offset = grid_offset(new_affine, ref_affine, new_shape)
+    what = []
+    if origin > 0:
+        what.append(f"origin off by {origin:.3g} mm ("
+                    # to 1e-4 mm: float32 affines leave ~1e-6 mm of noise
+                    + ", ".join(f"{round(float(v), 4) + 0.0:g}" for v in diff[:3, 3])
+                    + " along x, y, z)")
+    if offset > origin + tol:  # the voxel axes differ too, not only the origin
+        what.append(f"voxel axes (spacing/direction) off by up to {axes:.3g} mm per voxel: "
+                    f"voxel centres up to {offset:.3g} mm apart")
+    return f"{head}affine: {', '.join(what)}; tolerance {tol:.3g} mm"
+
+
+def extent_coverage(affine: np.ndarray, shape: tuple[int, ...], ref_affine: np.ndarray,
+                    ref_shape: tuple[int, ...]) -> np.ndarray:
+    """(X, Y, Z) bool on the reference grid (``ref_shape``, ``ref_affine``): True where the
+    reference voxel's centre, mapped into the index space of an image of ``shape`` placed
+    by ``affine`` (inverse affine @ reference affine), lies within that image's voxel
+    edges, [-0.5, n - 0.5] on every axis: inside its field of view."""
+    to_index = np.linalg.inv(np.asarray(affine, float)) @ np.asarray(ref_affine, float)
+    axes = [np.arange(n, dtype=float).reshape([-1 if d == j else 1 for d in range(3)])
+            for j, n in enumerate(ref_shape[:3])]
+    inside = np.ones(tuple(ref_shape[:3]), bool)
+    for k, n in enumerate(shape[:3]):
+        index = to_index[k, 3] + sum(to_index[k, j] * axes[j] for j in range(3))
+        inside &= (index >= -0.5 - EDGE_ATOL) & (index <= n - 0.5 + EDGE_ATOL)
+    return inside
 
 
 def _onto_grid(data: np.ndarray, affine: np.ndarray, ref: tuple[np.ndarray, np.ndarray],
@@ -231,16 +328,20 @@ def _onto_grid(data: np.ndarray, affine: np.ndarray, ref: tuple[np.ndarray, np.n
     """``data`` on the reference grid, how it got there and, with ``coverage``, where the
     moved image's field of view covers the grid.
 
-    Unchanged when shape and affine agree; its axes permuted/flipped when that alone
-    matches the grid (exact, logged); else resampled with MONAI's ``ResampleToMatch`` when
-    allowed (``coverage``: an all-ones image resampled alike, (X, Y, Z) bool, or None when
-    it covers every voxel); else one error naming both files.
+    Unchanged when shape and affine agree (``grid_tolerance``); its axes permuted/flipped
+    when that alone matches the grid (exact, logged); else resampled with MONAI's
+    ``ResampleToMatch`` when allowed, else one error naming both files and what differs.
+    Resampled, a voxel is inside the moved image's field of view when its centre lies
+    within the image's voxel edges (``extent_coverage``); there the values come from the
+    image with its edge values extended into the outer half voxel (border padding, never
+    blended with zeros), outside they are 0. ``coverage``: return that map ((X, Y, Z)
+    bool), or None when it covers every voxel.
 
     Returns (data, {'file', 'how', ...}, coverage or None).
     """
     info: dict[str, Any] = {"file": str(path), "how": "same grid"}
     same_shape = data.shape == ref[0].shape
-    if same_shape and np.allclose(affine, ref[1], atol=AFFINE_ATOL):
+    if same_shape and grid_offset(affine, ref[1], data.shape) <= grid_tolerance(ref[1]):
         return data, info, None
     transform = reorientation(affine, data.shape, ref[1], ref[0].shape)
     if transform is not None:
@@ -253,13 +354,13 @@ def _onto_grid(data: np.ndarray, affine: np.ndarray, ref: tuple[np.ndarray, np.n
                  info["to_orientation"])
         return np.ascontiguousarray(apply_orientation(data, transform)), info, None
     if not resample:
-        what = ("shape " + f"{data.shape} vs {ref[0].shape}" if not same_shape
-                else "affine (max difference "
-                f"{np.abs(affine - ref[1]).max():.3g} mm > {AFFINE_ATOL})")
+        what = _grid_mismatch(affine, data.shape, ref[1], ref[0].shape)
+        also = ("; that also undoes the permutation/flip of its axes"
+                if what.startswith("its axes") else "")
         raise MedgenInputError(
-            f"{path} and {ref_path} are not on one voxel grid ({what}; not a permutation "
-            "or flip of axes either); register them, or set synthesis.resample_target: true "
-            "to resample onto the source grid")
+            f"{path} and {ref_path} are not on one voxel grid ({what}); set "
+            "synthesis.resample_target: true to resample it onto the source grid (linear "
+            f"interpolation{also}), or register them")
     # imported here: the workflow reads sample sheets through this module when it plans a
     # run, and snakemake -n must not pay for torch and MONAI
     import torch
@@ -267,21 +368,20 @@ def _onto_grid(data: np.ndarray, affine: np.ndarray, ref: tuple[np.ndarray, np.n
     from monai.transforms import ResampleToMatch
 
     fixed = MetaTensor(torch.as_tensor(ref[0])[None], affine=torch.as_tensor(ref[1]))
+    # border: a voxel centre in the outer half voxel of the image takes its edge values
+    # instead of a blend with zero padding; beyond the edges it is set to 0 below
     resampler = ResampleToMatch(mode="nearest" if nearest else "bilinear",
-                                padding_mode="zeros")
-
-    def moved(values: np.ndarray) -> np.ndarray:
-        image = MetaTensor(torch.as_tensor(values)[None], affine=torch.as_tensor(affine))
-        return np.asarray(resampler(image, fixed)[0], dtype=np.float32)
-
+                                padding_mode="border")
+    image = MetaTensor(torch.as_tensor(data)[None], affine=torch.as_tensor(affine))
+    moved = np.asarray(resampler(image, fixed)[0], dtype=np.float32)
+    inside = extent_coverage(affine, data.shape, ref[1], ref[0].shape)
+    moved[~inside] = 0
     info["how"] = "resampled"
     log.info("%s resampled onto the grid of %s (%s interpolation)", path, ref_path,
              "nearest" if nearest else "linear")
-    covered = None
-    if coverage:  # padding blended in anywhere the all-ones image drops below 1
-        covered = moved(np.ones(data.shape, np.float32)) >= COVERED
-        covered = None if covered.all() else covered
-    return moved(data), info, covered
+    return moved, info, (None if inside.all() or not coverage else inside)
+
+
 def check_ct_range(target: np.ndarray, path: Path,
                    hu_range: tuple[float, float] | list[float] = CT_HU_RANGE) -> None:
     """MedgenInputError unless a CT target lies within ``hu_range`` (Hounsfield units); the
@@ -306,30 +406,60 @@ def check_ct_air(target: np.ndarray, path: Path) -> None:
     A CT in Hounsfield units has air around the body (and in the lungs) near -1000 HU: its
     darkest ``CT_AIR_PERCENTILE`` % of voxels lie far below 0. A CT written without its
     rescale intercept (stored values, e.g. uint16 with air at 0-24 and soft tissue near
-    1050) passes the range check; this one names the file and the likely intercept.
+    1050) passes the range check; this one names the file and the likely intercept. A CT in
+    HU whose surroundings were set to 0 (masked to the body: more than
+    ``CT_ZERO_BACKGROUND_SHARE`` of the voxels exactly 0, the others reaching below
+    ``CT_BODY_LOW_HU``) is told apart and named as such.
 
     Raises
     ------
     MedgenInputError
-        The darkest 1 % of voxels lie above ``CT_NO_AIR_HU`` (no air, lung or fat).
-        Between ``CT_LITTLE_AIR_HU`` and that (fat at most: a CT cropped inside the body?)
-        a warning is logged instead.
+        The darkest 1 % of voxels lie above ``CT_NO_AIR_HU`` (no air, lung or fat: a
+        missing intercept), or above ``CT_LITTLE_AIR_HU`` with the background set to 0.
+        Otherwise a warning is logged between ``CT_LITTLE_AIR_HU`` and ``CT_NO_AIR_HU``
+        (fat at most: a CT cropped inside the body?), and for a background set to 0 around
+        a body with air inside (lungs).
     """
     darkest = float(np.percentile(target, CT_AIR_PERCENTILE))
+    zeros = float(np.mean(target == 0))
+    nonzero = target[target != 0]
+    body_low = float(np.percentile(nonzero, CT_AIR_PERCENTILE)) if nonzero.size else 0.0
+    if zeros > CT_ZERO_BACKGROUND_SHARE and body_low < CT_BODY_LOW_HU:
+        # values below 0 HU next to the zeros: HU whose surroundings were masked to 0
+        # (water) rather than stored values missing their intercept (all >= 0)
+        what = (f"{100 * zeros:.0f} % of its voxels are exactly 0 and the others reach "
+                f"{body_low:.6g} HU (their darkest {CT_AIR_PERCENTILE:g} %), as in a CT "
+                "in HU whose background outside the body was set to 0 instead of air")
+        if darkest > CT_LITTLE_AIR_HU:
+            raise MedgenInputError(
+                f"CT target {path}: background set to 0 instead of air? Air (the body's "
+                f"surroundings) is expected near {CT_AIR_HU:g} HU, but {what}; a model "
+                "would learn 0 HU (water) around the body. Set those voxels to "
+                f"{CT_AIR_HU:g} HU (or give the CT unmasked), or set "
+                "synthesis.target_is_ct: false if it is not a CT in HU")
+        # air inside the body (lungs) passes the air check; the zeros are still wrong
+        log.warning("CT target %s: background set to 0 instead of air? %s; a model would "
+                    "learn 0 HU (water) there: set those voxels to %g HU", path, what,
+                    CT_AIR_HU)
+        return
     if darkest <= CT_LITTLE_AIR_HU:
         return
     median = float(np.median(target))
     where = (f"its darkest {CT_AIR_PERCENTILE:g} % of voxels lie at {darkest:.6g} or below "
              f"(minimum {float(np.min(target)):.6g}, median {median:.6g})")
+    hint = (f"; {100 * zeros:.0f} % of its voxels are exactly 0: if that is a background "
+            f"set to 0, set it to {CT_AIR_HU:g} HU instead" if zeros > CT_ZERO_BACKGROUND_SHARE
+            else "")
     if darkest > CT_NO_AIR_HU:
         raise MedgenInputError(
             f"CT target {path} does not look like Hounsfield units: air (the body's "
             f"surroundings, the lungs) is expected near {CT_AIR_HU:g} HU, but {where}; "
             "likely a CT written without its rescale intercept (RescaleIntercept / "
             f"scl_inter, here about {CT_AIR_HU - darkest:.0f}); convert it with the "
-            "intercept applied, or set synthesis.target_is_ct: false if it is not a CT in HU")
+            "intercept applied, or set synthesis.target_is_ct: false if it is not a CT in "
+            f"HU{hint}")
     log.warning("CT target %s: %s, where air near %g HU is expected (a CT cropped inside "
-                "the body, or a missing rescale intercept?)", path, where, CT_AIR_HU)
+                "the body, or a missing rescale intercept?)%s", path, where, CT_AIR_HU, hint)
 
 
 def load_pair(pair: SynthesisPair, cfg: dict[str, Any]) -> PairVolume:
@@ -420,7 +550,7 @@ def _check_coverage(pair: SynthesisPair, coverage: np.ndarray | None, mask: np.n
     info.update(coverage=covered / total, excluded_voxels=total - covered)
     if covered == total:
         return None
-    share = f"{100 * covered / total:.1f} %"
+    share = f"{_percent(covered / total, minimum)} %"
     if covered / total < minimum:
         raise MedgenInputError(
             f"subject '{pair.subject}': target '{pair.target_name}' ({pair.target}) covers "
@@ -432,6 +562,16 @@ def _check_coverage(pair: SynthesisPair, coverage: np.ndarray | None, mask: np.n
                 "field of view are left out of the training loss and the metrics",
                 pair.subject, pair.target, share, total - covered)
     return coverage.astype(np.uint8)
+
+
+def _percent(share: float, minimum: float) -> str:
+    """``share`` (0-1) in percent with the decimals that tell it from ``minimum``: 49.98,
+    not 50.0 next to a minimum of 50 %."""
+    for decimals in range(1, 8):  # a share differs from the minimum by >= 1 voxel
+        text = f"{100 * share:.{decimals}f}"
+        if (float(text) < 100 * minimum) == (share < minimum):
+            return text
+    return repr(100 * share)
 
 
 def check_patch_fits(shape: tuple[int, ...], patch_size: int, where: str) -> None:
