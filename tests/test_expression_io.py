@@ -259,3 +259,14 @@ def test_real_geo_csv_gz(shared_data):
     adata = read_table(path, orientation="genes_as_rows")
     assert adata.shape == (57, 22283)
     assert adata.obs_names[0] == "GSM71019.CEL"
+
+
+@pytest.mark.parametrize("header", ["", "ID_REF"])
+def test_numeric_looking_row_ids_stay_as_written(tmp_path, header):
+    # probe ids such as '0010', '1.10' or '1E5' (some platforms number their probes) must
+    # not become 10, 1.1 and 100000.0: the annotation that maps them holds them as text
+    path = tmp_path / "probes.csv"
+    path.write_text(f"{header},S1,S2\n0010,1,2\n1.10,3,4\n1E5,5,6\n")
+    data = read_table(path, "csv", "genes_as_rows")
+    assert list(data.var_names) == ["0010", "1.10", "1E5"]
+    assert data.X.tolist() == [[1, 3, 5], [2, 4, 6]]
