@@ -142,7 +142,7 @@ def read_delimited(
         raise MedgenInputError(f"{path} is not a well-formed table: {err}") from None
     except (pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as err:
         raise MedgenInputError(f"{path} could not be read as a table: {err}") from None
-    if not (pd.api.types.is_object_dtype(frame.index) or pd.api.types.is_string_dtype(frame.index)):
+    if pd.api.types.is_numeric_dtype(frame.index):
         # numeric-looking IDs ('0010', '1.10', '1E5' probes) must stay as written: pandas
         # parsed them as numbers, so read the ID column again as text
         ids = pd.read_csv(path, sep=sep, usecols=[0], dtype=str).iloc[:, 0]
