@@ -140,3 +140,23 @@ def test_a_seed_without_a_method_is_named_not_silently_dropped(tmp_path, caplog)
     row = comparisons[(comparisons["baseline"] == "pca")
                       & (comparisons["metric"] == "auroc")].iloc[0]
     assert row["n_replicates"] == 4
+
+
+def test_three_units_cannot_confirm_a_replicate_difference_and_say_so(tmp_path):
+    # 3 test subjects (the demo's slabs): a signed-rank p cannot go below 0.25, so the
+    # verdict cannot be 'better' however consistent the replicates are, and the table says why
+    paths = {}
+    for seed in SEEDS:
+        base = np.array([0.5, 0.6, 0.7]) + 0.01 * seed
+        units = pd.DataFrame({"method": ["m"] * 3 + ["b"] * 3, "split": "test",
+                              "subject": ["a", "b", "c"] * 2, "auroc": np.r_[base + 0.1, base]})
+        whole = units.groupby("method", sort=False)["auroc"].mean().reset_index()
+        whole["split"] = "test"
+        paths[seed] = tmp_path / f"{seed}.tsv"
+        tidy.write([tidy.melt(whole, "all", ["auroc"]),
+                    tidy.melt(units, "subject", ["auroc"], unit="subject")], paths[seed])
+    row = replicates.compare(replicates.read_replicates(paths), [MetricSpec("auroc", True)],
+                             models=["m"], baselines=["b"]).iloc[0]
+    assert row["ci_low"] > 0
+    assert row["unit_evidence"] == "too few units (3) to test at 0.05"
+    assert row["verdict"] == "no difference detected"

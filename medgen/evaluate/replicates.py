@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 ALPHA = 0.05
 LEVEL = 0.95
 DIAGRAM_REPLICATES = 5  # fewer blocks than this make a Friedman / Nemenyi ranking noise
+MIN_TESTABLE_UNITS = 6  # the fewest units with which a two-sided signed-rank p can be < 0.05
 VERDICT_RULE = (
     "'better' / 'worse': the 95% t interval of the paired difference over replicates "
     "excludes zero, and the Holm-corrected Wilcoxon signed-rank test over units (subjects, "
     "slices, genes or samples) is significant at 0.05 in the same direction in more than "
     "half of the replicates (metrics the task does not score per unit rest on the "
-    "replicates alone); otherwise 'no difference detected'. Differences are model - "
+    "replicates alone; with fewer than 6 units no test can reach 0.05, so no verdict is "
+    "given); otherwise 'no difference detected'. Differences are model - "
     "baseline; 'better' follows the metric's direction (lower MAE, higher AUROC).")
 SUMMARY_COLUMNS = ("split", "metric", "method", "n_replicates", "mean", "sd", "ci_low",
                    "ci_high")
@@ -238,7 +240,8 @@ def compare(table: pd.DataFrame, metrics: Sequence[MetricSpec],
 def _unit_evidence(frame: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
     """Per comparison row: units per replicate, how many replicates' corrected unit tests
     are significant in the direction of the replicate mean, the mean rank-biserial r, and
-    whether the unit tests agree ("agrees", "does not agree", "no units", or "no
+    whether the unit tests agree ("agrees", "does not agree", "no units", "too few units
+    (n) to test at 0.05" with fewer than ``MIN_TESTABLE_UNITS``: no verdict then, or "no
     difference" when the replicate mean difference is exactly zero)."""
     out = pd.DataFrame({"n_units": 0, "unit_replicates_significant": "",
                         "unit_rank_biserial": np.nan, "unit_evidence": "no units"},
@@ -255,14 +258,23 @@ def _unit_evidence(frame: pd.DataFrame, tests: pd.DataFrame) -> pd.DataFrame:
         out.loc[index, "n_units"] = int(part["n"].median())
         out.loc[index, "unit_replicates_significant"] = f"{hits}/{len(part)}"
         out.loc[index, "unit_rank_biserial"] = float(part["r"].mean())
-        out.loc[index, "unit_evidence"] = "agrees" if hits > len(part) / 2 else "does not agree"
+        if hits > len(part) / 2:
+            out.loc[index, "unit_evidence"] = "agrees"
+        elif part["n"].max() < MIN_TESTABLE_UNITS:
+            # a two-sided signed-rank test on 5 or fewer units cannot reach 0.05 (its
+            # smallest p is 2 / 2**n): say so rather than that the units disagree
+            out.loc[index, "unit_evidence"] = (
+                f"too few units ({int(part['n'].max())}) to test at {ALPHA}")
+        else:
+            out.loc[index, "unit_evidence"] = "does not agree"
     return out
 
 
 def verdict(row) -> str:
     """'better', 'worse' or 'no difference detected' for a comparison row (``VERDICT_RULE``)."""
     excludes_zero = bool(row.ci_low > 0 or row.ci_high < 0)  # False for NaN bounds
-    if not excludes_zero or row.unit_evidence == "does not agree":
+    if (not excludes_zero or row.unit_evidence == "does not agree"
+            or str(row.unit_evidence).startswith("too few units")):
         return "no difference detected"
     favours_model = (row.mean_difference > 0) == bool(row.higher_is_better)
     return "better" if favours_model else "worse"
