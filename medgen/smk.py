@@ -42,8 +42,8 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
     stream = None
     saved_fds: tuple[int, int] | None = None
     saved_streams = sys.stdout, sys.stderr
-    saved_loggers = {name: (lg.handlers[:], lg.propagate) for name in OWN_HANDLER_LOGGERS
-                     if (lg := logging.getLogger(name))}
+    saved_loggers = {name: (logging.getLogger(name).handlers[:],
+                            logging.getLogger(name).propagate) for name in OWN_HANDLER_LOGGERS}
     handler_stream = sys.stderr
     if log_path:
         stream = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed below; line-buffered
