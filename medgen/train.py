@@ -378,6 +378,10 @@ def train_model(
         stage_seed = seed + stage.seed_offset
         seed_all(stage_seed)  # initial weights depend on the seed only, not on what ran before
         plan = resolve(stage.plan).build(hparams, data.dims, state)
+        # names the stage that EpochLog's lines below belong to (fanogan: gan, then encoder)
+        log.info("%s: %smax_epochs=%d, seed %d, into %s", family,
+                 f"stage '{stage.name}', " if stage.name else "", epochs, stage_seed,
+                 out_dir / stage.name)
         # Checkpoints of another family, stage, configuration, training data or process
         # layout are never resumed.
         signature = {"family": family, "stage": stage.name, "hparams": hparams,

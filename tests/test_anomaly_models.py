@@ -134,6 +134,10 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys, caplog):
     path = train_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
     saved = load_checkpoint(path)
     assert saved.family == family and saved.data["image_size"] == 16
+    # the log names each stage, then has one line per epoch (no bar: progress_bar false)
+    stage = "stage 'gan', " if family == "fanogan" else ""  # anogan has one, unnamed
+    assert f"{family}: {stage}max_epochs=1, seed 0" in caplog.text
+    assert "epoch 1/" in caplog.text
     # a rerun with more epochs resumes from last.ckpt instead of starting again
     ckpt_dir = out / ("gan" if family == "fanogan" else "") / "checkpoints"
     assert (ckpt_dir / "last.ckpt").exists()

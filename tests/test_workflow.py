@@ -99,6 +99,7 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     assert heads[0] == "rule: train_model (family=fanogan)"
     assert [head.split(":")[0] for head in heads[1:]] == ["config", "seed", "device", "threads"]
     assert train_log.count("epoch 1/1: ") == 2  # the GAN stage, then the encoder stage
+    assert "fanogan: stage 'encoder', max_epochs=1, seed" in train_log
     sections["anomaly"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
                                          "false_positive_rate": 0.1, "n_grid": 4}
     sections["training"]["progress_bar"] = False  # only the log changes: no retraining
