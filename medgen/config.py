@@ -243,7 +243,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         keys = ", ".join(f"'{prefix}{k}'" for k in extra)
         return f"unknown config key {keys}; valid keys here: {', '.join(allowed)}"
     if error.validator == "enum":
-        choices = ", ".join(str(c) for c in error.validator_value)
+        # as the YAML is written: true/false, not Python's True/False
+        choices = ", ".join(str(c).lower() if isinstance(c, bool) else str(c)
+                            for c in error.validator_value)
         return (f"config key '{where}' is {short_repr(error.instance)}; expected one of: "
                 f"{choices}")
     if error.validator == "type":

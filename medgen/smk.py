@@ -4,29 +4,67 @@ the trainer settings a training rule passes on."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from medgen.errors import MedgenInputError
 
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+# libraries that attach their own stderr handler when imported before logging is set up
+OWN_HANDLER_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric",
+                       "pytorch_lightning", "lightning_fabric")
+HEADER_PARAMS_CHARS = 2000  # a sample sheet in the params must not fill the log's head
+
 
 @contextlib.contextmanager
 def logged(snakemake: Any) -> Iterator[logging.Logger]:
-    """Send logging (and stderr, where progress bars go) to the rule's ``log:`` file."""
+    """Run a workflow script with everything it prints in the rule's ``log:`` file.
+
+    1. The log file (appended: a retried job keeps its earlier attempts) gets Python
+       logging at INFO, warnings (``logging.captureWarnings``), ``sys.stdout``/``sys.stderr``
+       and file descriptors 1 and 2 (C extensions, child processes such as DDP ranks), so
+       Snakemake's own output, and a SLURM job's ``.out`` file, stay short. Lightning's
+       loggers, which keep their own stderr handler, are routed there too.
+    2. Its first lines say which rule ran, on which wildcards, the config values the rule
+       passed (its ``params``), the seed, the device and the threads (``job_header``).
+    3. A bad input (``MedgenInputError``) is logged as one line, anything else with its
+       traceback; the exception is re-raised after stdout/stderr are restored, so the job
+       fails and Snakemake names the log.
+
+    Without a ``log:`` (a rule that declares none) logging goes to stderr as before.
+    """
     log_path = snakemake.log[0] if snakemake.log else None
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     stream = None
+    saved_fds: tuple[int, int] | None = None
+    saved_streams = sys.stdout, sys.stderr
+    saved_loggers = {name: (logging.getLogger(name).handlers[:],
+                            logging.getLogger(name).propagate) for name in OWN_HANDLER_LOGGERS}
+    handler_stream = sys.stderr
     if log_path:
-        stream = open(log_path, "a")  # noqa: SIM115 - closed below
-        sys.stderr = stream
-        handlers = [logging.StreamHandler(stream)]
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-        handlers=handlers, force=True,
-    )
+        stream = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed below; line-buffered
+        for std in saved_streams:
+            with contextlib.suppress(Exception):
+                std.flush()
+        with contextlib.suppress(OSError, ValueError):
+            saved_fds = os.dup(1), os.dup(2)
+            os.dup2(stream.fileno(), 1)
+            os.dup2(stream.fileno(), 2)
+        sys.stdout = sys.stderr = stream
+        handler_stream = stream
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT,
+                        handlers=[logging.StreamHandler(handler_stream)], force=True)
+    logging.captureWarnings(True)
+    for name in OWN_HANDLER_LOGGERS:  # through the root handler, once
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
     logger = logging.getLogger(f"medgen.rule.{snakemake.rule}")
+    for line in job_header(snakemake):
+        logger.info("%s", line)
     try:
         yield logger
     except MedgenInputError as err:
@@ -36,10 +74,68 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
         logger.exception("rule %s failed", snakemake.rule)
         raise
     finally:
+        logging.captureWarnings(False)
+        for name, (handlers, propagate) in saved_loggers.items():
+            logging.getLogger(name).handlers[:] = handlers
+            logging.getLogger(name).propagate = propagate
         if stream is not None:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
             stream.flush()
-            sys.stderr = sys.__stderr__
+            sys.stdout, sys.stderr = saved_streams
+            if saved_fds is not None:
+                os.dup2(saved_fds[0], 1)
+                os.dup2(saved_fds[1], 2)
+                os.close(saved_fds[0])
+                os.close(saved_fds[1])
+            # later records (interpreter exit, a test's next job) must not go to a closed file
+            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT,
+                                handlers=[logging.StreamHandler(sys.stderr)], force=True)
             stream.close()
+
+
+def job_header(snakemake: Any) -> list[str]:
+    """The first lines of a rule's log: what the job ran with.
+
+    ``rule: <name> (<wildcard>=<value> ...)``, ``config: <the rule's params as JSON>``
+    (the config values it reads; cut at ``HEADER_PARAMS_CHARS``), ``seed: <n>`` (the
+    rule's ``params.seed``, a replicate's ``{seed}`` wildcard, else the config's ``seed``),
+    ``device: accelerator=... devices=... num_nodes=...`` (the rule's ``params.accelerator``
+    where it has one, else ``training``; plus the host, ``CUDA_VISIBLE_DEVICES`` and the
+    SLURM job id where set) and ``threads: <rule threads> (torch: training.num_threads=...)``.
+    """
+    config = getattr(snakemake, "config", None) or {}
+    training = config.get("training") or {}
+    params = _named(getattr(snakemake, "params", None))
+    wildcards = _named(getattr(snakemake, "wildcards", None))
+    where = " ".join(f"{key}={value}" for key, value in wildcards.items())
+    shown = json.dumps(params, sort_keys=True, default=str)
+    if len(shown) > HEADER_PARAMS_CHARS:
+        shown = f"{shown[:HEADER_PARAMS_CHARS]}... ({len(shown)} characters)"
+    seed = params.get("seed", wildcards.get("seed", config.get("seed")))
+    accelerator = params.get("accelerator", training.get("accelerator"))
+    device = (f"accelerator={accelerator} devices={training.get('devices')} "
+              f"num_nodes={training.get('num_nodes')} host={socket.gethostname()}")
+    for variable in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID"):
+        if os.environ.get(variable):
+            device += f" {variable}={os.environ[variable]}"
+    return [
+        f"rule: {snakemake.rule}" + (f" ({where})" if where else ""),
+        f"config: {shown}",
+        f"seed: {seed}",
+        f"device: {device}",
+        f"threads: {getattr(snakemake, 'threads', None)} "
+        f"(torch: training.num_threads={training.get('num_threads')})",
+    ]
+
+
+def _named(items: Any) -> dict[str, Any]:
+    """A Snakemake Namedlist (params, wildcards) as a dict of its named entries."""
+    if items is None:
+        return {}
+    if hasattr(items, "items"):
+        return dict(items.items())
+    return dict(vars(items))
 
 
 def trainer_settings(snakemake: Any) -> dict[str, Any]:
@@ -47,5 +143,5 @@ def trainer_settings(snakemake: Any) -> dict[str, Any]:
     which common.smk keeps out of the params (they change only the log and the resume points,
     so changing them must not retrain) and the script reads from the config instead."""
     training = snakemake.config["training"]
-    return {**snakemake.params.training, "progress_bar": training["progress_bar"],
+    return {**snakemake.params.training, "progress_bar": training.get("progress_bar", "auto"),
             "checkpoint_every_n_epochs": training.get("checkpoint_every_n_epochs", 1)}

@@ -8,7 +8,8 @@ What it adds around ``Trainer.fit``:
 3. SIGTERM/SIGUSR1 (what SLURM sends before a time limit) stop training at the next batch,
    leave the last complete checkpoint in place and exit non-zero so Snakemake/SLURM retry;
 4. CSV metrics (``metrics.csv``, written when training ends; the live log is in
-   ``checkpoints/live/``) and a progress bar.
+   ``checkpoints/live/``), one log line per epoch (``EpochLog``) and a progress bar on a
+   terminal (``training.progress_bar``: ``medgen.progress.show_progress``).
 Checkpoints are read with ``weights_only=True``: they hold tensors and plain values only.
 """
 
@@ -19,6 +20,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from medgen import checkpoint, provenance, registry
 from medgen.atomic import atomic_path
 from medgen.errors import MedgenInputError
 from medgen.family import resolve
+from medgen.progress import show_progress
 from medgen.seeding import epoch_seed, seed_all
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,44 @@ class EpochSeeding(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0:
             seed_all(epoch_seed(self.seed, trainer.current_epoch))
+
+
+class EpochLog(Callback):
+    """One INFO line per training epoch: the epoch, every metric logged for it (training
+    losses, the validation metric when there is a validation set) and its seconds, e.g.
+    ``epoch 3/50: train_loss=0.4121 val_loss=0.4388 (12.3 s)``.
+
+    What a log file gets instead of a progress bar (and beside one): ``trainer.callback_metrics``
+    read at the epoch's end, after its validation; per-step and per-epoch copies
+    (``*_step``, ``*_epoch``) of a metric are left out.
+    Only the global-zero process logs.
+    """
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        seconds = time.monotonic() - self._started
+        log.info("%s", epoch_line(trainer.current_epoch, trainer.max_epochs,
+                                  trainer.callback_metrics, seconds))
+
+
+def epoch_line(epoch: int, max_epochs: int | None, metrics: dict[str, Any],
+               seconds: float) -> str:
+    """``EpochLog``'s line: ``epoch`` (0-based, as Lightning counts) shown from 1, the scalar
+    ``metrics`` (tensors or floats) by name to 4 significant digits, ``seconds`` to 0.1."""
+    # a metric logged per step and per epoch comes as name, name_step and name_epoch: keep name
+    shown = {name: value for name, value in metrics.items()
+             if not name.endswith("_step") and getattr(value, "numel", lambda: 1)() == 1
+             and not (name.endswith("_epoch") and name.removesuffix("_epoch") in metrics)}
+    values = " ".join(f"{name}={float(value):.4g}" for name, value in sorted(shown.items()))
+    of = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
+    return f"epoch {epoch + 1}{of}: {values or '(no metrics logged)'} ({seconds:.1f} s)"
 
 
 class StopOnSignal(Callback):
@@ -157,8 +198,10 @@ def make_trainer(
         deterministic=True,
         # Live log inside checkpoints/: out_dir/metrics.csv appears only when training ends.
         logger=CSVLogger(out_dir / "checkpoints", name="", version="live"),
-        callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), *(extra_callbacks or [])],
-        enable_progress_bar=training.get("progress_bar", True),
+        callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), EpochLog(),
+                   *(extra_callbacks or [])],
+        # 'auto': a bar on a terminal only; a log file gets EpochLog's lines alone
+        enable_progress_bar=show_progress(training.get("progress_bar", "auto")),
         enable_model_summary=False,
         log_every_n_steps=1,
         **trainer_kwargs,
@@ -335,6 +378,10 @@ def train_model(
         stage_seed = seed + stage.seed_offset
         seed_all(stage_seed)  # initial weights depend on the seed only, not on what ran before
         plan = resolve(stage.plan).build(hparams, data.dims, state)
+        # names the stage that EpochLog's lines below belong to (fanogan: gan, then encoder)
+        log.info("%s: %smax_epochs=%d, seed %d, into %s", family,
+                 f"stage '{stage.name}', " if stage.name else "", epochs, stage_seed,
+                 out_dir / stage.name)
         # Checkpoints of another family, stage, configuration, training data or process
         # layout are never resumed.
         signature = {"family": family, "stage": stage.name, "hparams": hparams,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import warnings
 
 import numpy as np
@@ -126,12 +127,17 @@ def test_anogan_paper_preset_is_faithful():
 
 
 @pytest.mark.parametrize("family", ["anogan", "fanogan"])
-def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
+def test_train_resume_and_score(family, data_dir, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO)
     hp = {**registry.resolve_hparams(family, "default"), **TINY[family]}
     out = tmp_path / family
     path = train_model(family, data_dir / "train.npz", hp, TRAINING, 0, out)
     saved = load_checkpoint(path)
     assert saved.family == family and saved.data["image_size"] == 16
+    # the log names each stage, then has one line per epoch (no bar: progress_bar false)
+    stage = "stage 'gan', " if family == "fanogan" else ""  # anogan has one, unnamed
+    assert f"{family}: {stage}max_epochs=1, seed 0" in caplog.text
+    assert "epoch 1/" in caplog.text
     # a rerun with more epochs resumes from last.ckpt instead of starting again
     ckpt_dir = out / ("gan" if family == "fanogan" else "") / "checkpoints"
     assert (ckpt_dir / "last.ckpt").exists()
@@ -151,12 +157,19 @@ def test_train_resume_and_score(family, data_dir, tmp_path, capsys):
     scores = read_scores(tsv)
     assert len(scores["score"]) == 40 and np.isfinite(scores["score"]).all()
     assert len(list((tmp_path / "scores" / "residuals_test").glob("*.png"))) == 40
-    if family == "anogan":  # the mapping's progress bar runs to its end: 2 batches x 10 steps
-        assert "20/20" in capsys.readouterr().err
+    if family == "anogan":
+        # not a terminal: no bar, one log line per batch of the mapping (2 batches)
+        assert "latent mapping" not in capsys.readouterr().err
+        assert "AnoGAN latent mapping: batch 2/2 done" in caplog.text
         # larger images go through sliding windows: one bar over windows, the scorer's off
         scorer = load_scorer(path)
+        scorer.progress = True  # forced on: the bar runs to its end, 2 batches x 10 steps
+        scorer.score(blobs(40))
+        assert "20/20" in capsys.readouterr().err
+        caplog.clear()
         run_scorer(scorer, {"images": np.tile(blobs(2), (1, 1, 2, 2))}, family)
-        assert "AnoGAN latent mapping" not in capsys.readouterr().err and scorer.progress
+        assert "AnoGAN latent mapping" not in capsys.readouterr().err + caplog.text
+        assert scorer.progress is True
 
 
 def test_fanogan_encoder_stage_does_not_warn_about_its_frozen_networks(data_dir, tmp_path):

@@ -82,16 +82,27 @@ def test_evaluation_and_log_settings_rerun_the_evaluation_not_preprocessing_trai
     # the default config's anomaly demo (nilearn's MNI152 template), trained for one epoch
     results = tmp_path / "results"
     sections = {"results_dir": str(results), "cache_dir": str(tmp_path / "cache"),
-                "run_name": "demo", "training": {"accelerator": "cpu", "progress_bar": False},
+                "run_name": "demo", "training": {"accelerator": "cpu"},  # progress_bar: auto
                 "models": {"fanogan": {"params": {"max_epochs": 1, "encoder_epochs": 1}}},
                 "anomaly": {"evaluation": {"baselines": ["pca"]}}}
     target = str(results / "demo" / "anomaly" / "report" / "metrics.json")
     (tmp_path / "first").mkdir()
-    snakemake(target, "--cores", "2", "--configfile",
-              str(write_config(tmp_path / "first", **sections)))
+    first = snakemake(target, "--cores", "2", "--configfile",
+                      str(write_config(tmp_path / "first", **sections)))
+    # output to a file (as on a batch system): no bar redraws; the jobs' output is in their
+    # rule logs, headed by what they ran with, with one line per training epoch
+    assert "\r" not in first.stdout + first.stderr
+    assert "epoch 1/1" not in first.stdout + first.stderr
+    train_log = (results / "demo" / "logs" / "train_fanogan.log").read_text()
+    assert "\r" not in train_log
+    heads = [line.split(": ", 1)[1] for line in train_log.splitlines()[:5]]
+    assert heads[0] == "rule: train_model (family=fanogan)"
+    assert [head.split(":")[0] for head in heads[1:]] == ["config", "seed", "device", "threads"]
+    assert train_log.count("epoch 1/1: ") == 2  # the GAN stage, then the encoder stage
+    assert "fanogan: stage 'encoder', max_epochs=1, seed" in train_log
     sections["anomaly"]["evaluation"] = {"baselines": ["pca", "brightness"], "median_filter": 3,
                                          "false_positive_rate": 0.1, "n_grid": 4}
-    sections["training"]["progress_bar"] = True  # only the log changes: no retraining
+    sections["training"]["progress_bar"] = False  # only the log changes: no retraining
     (tmp_path / "second").mkdir()
     plan = snakemake(target, "-n", "--cores", "2", "--configfile",
                      str(write_config(tmp_path / "second", **sections))).stdout

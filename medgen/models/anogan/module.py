@@ -14,6 +14,7 @@ Optionally, an image stops once ``check_every`` steps improve its loss by less t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from tqdm import tqdm
 
 from medgen.models.anomaly import Scores, geometry_of
 from medgen.nn.dcgan import Discriminator, Generator
+
+log = logging.getLogger(__name__)
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
@@ -133,7 +136,9 @@ class AnoGANScorer:
         self.batch_size = hp["score_batch_size"]
         self.steps = hp["score_steps"]
         self.tol = hp["score_early_stop_tol"]
-        self.progress = True  # mapping takes minutes to hours: show a bar
+        # mapping takes minutes to hours: a bar on a terminal (None: tqdm's own test), else
+        # one log line per batch; False: neither (sliding windows draw their own bar)
+        self.progress: bool | None = None
 
     def score(self, images: np.ndarray | torch.Tensor) -> Scores:
         """Scores of images (N, C, S, S) in [0, 1]."""
@@ -143,7 +148,7 @@ class AnoGANScorer:
         # progress in mapping steps: Gamma per batch; a batch that stops early jumps ahead
         bar = tqdm(total=n_batches * self.steps, unit="step", mininterval=5,
                    desc=f"AnoGAN latent mapping ({len(x_all)} images, {self.batch_size} at once)",
-                   disable=not self.progress)
+                   disable=None if self.progress is None else not self.progress)
         with bar:
             for start in range(0, len(x_all), self.batch_size):
                 x = x_all[start:start + self.batch_size].to(self.device) * 2 - 1
@@ -152,6 +157,9 @@ class AnoGANScorer:
                                   seed=start, on_step=lambda _: bar.update())
                 bar.update(self.steps - int(fit.steps.max()))
                 parts.append(fit)
+                if bar.disable and self.progress is not False:
+                    log.info("AnoGAN latent mapping: batch %d/%d done",
+                             start // self.batch_size + 1, n_batches)
         cat = lambda name: torch.cat([getattr(p, name) for p in parts]).cpu().numpy()  # noqa: E731
         return Scores(score=cat("score"),
                       terms={"residual": cat("residual"), "discrimination": cat("discrimination")},

@@ -20,6 +20,7 @@ from monai.inferers import SlidingWindowInferer
 
 from medgen.atomic import save_npz
 from medgen.errors import MedgenInputError
+from medgen.progress import show_progress
 from medgen.tasks.anomaly.methods import TRIVIAL
 from medgen.tasks.anomaly.outputs import write_niftis, write_pngs, write_scores
 from medgen.tasks.anomaly.prepare import load_split, prepared_modalities
@@ -53,16 +54,17 @@ def _sliding(scorer, images: np.ndarray, overlap: float,
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=overlap, mode=blend, progress=True)
+        scorer, "batch_size", 256), overlap=overlap, mode=blend, progress=show_progress())
     # one bar over windows, not one per window batch from scorers that have their own
+    has_bar = hasattr(scorer, "progress")
     own_bar = getattr(scorer, "progress", None)
-    if own_bar is not None:
+    if has_bar:
         scorer.progress = False
     try:
         with torch.no_grad():
             recon, score_map = inferer(torch.as_tensor(images), predictor)
     finally:
-        if own_bar is not None:
+        if has_bar:
             scorer.progress = own_bar
     return np.asarray(recon), np.asarray(score_map)[:, 0]
 

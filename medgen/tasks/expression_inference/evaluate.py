@@ -295,7 +295,7 @@ def evaluate_expression_inference(
         factories[name] = _family_factory(family, hp, seed, num_threads)
     predictions = {}
     for name, make in tqdm(factories.items(), desc=f"fitting models ({len(splits)} splits)",
-                           unit="model"):
+                           unit="model", disable=None):  # None: no bar in a log file
         predictions[name] = cross_validated_predictions(xa, ya, make, 0, seed, splits)[evaluated]
         log.info("%s: fitted on %d split(s)", name, len(splits))
     if len(splits) == 1:

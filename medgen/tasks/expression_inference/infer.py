@@ -397,7 +397,7 @@ def infer_targets(model_path: str | os.PathLike, cfg: dict[str, Any],
     with GctxWriter(out_gctx, out_rows, cols, attrs=meta) as gctx, \
             _H5adWriter(out_h5ad, out_rows, cols, meta) as h5ad:
         for ids, values in tqdm(profiles.chunks, total=-(-len(cols) // cfg["chunk_size"]),
-                                desc="inferring targets", unit="chunk"):
+                                desc="inferring targets", unit="chunk", disable=None):
             read = values[:, used]  # the landmark rows as read, for the scale's description
             if scale == "linear":
                 values = linear_to_log2(values, read, ids, used_genes, used_ids, path)
