@@ -97,6 +97,8 @@ def test_a_missing_replicate_table_or_nothing_to_compare_is_named(tmp_path):
         replicates.compare(table[table["method"] != "fanogan"], [MetricSpec("auroc", True)])
     with pytest.raises(MedgenInputError, match="replicates.seeds is empty"):
         replicates.read_replicates({})
+    with pytest.raises(MedgenInputError, match="replicate 3: no metric tables"):
+        replicates.read_replicates({3: []})
     # an empty file, a value that is not a number, tables of another task: named, and
     # nothing written
     empty = tmp_path / "empty.tsv"

@@ -74,6 +74,8 @@ def read_replicates(paths: Tables) -> pd.DataFrame:
     frames = []
     for seed, files in paths.items():
         files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        if not files:
+            raise MedgenInputError(f"replicate {seed}: no metric tables to aggregate")
         table = pd.concat([tidy.read(path) for path in files], ignore_index=True)
         key = ["method", "split", "unit_kind", "unit", "metric"]
         frames.append(table.drop_duplicates(key, keep="first").assign(seed=int(seed)))
