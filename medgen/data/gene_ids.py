@@ -28,26 +28,22 @@ GENE_ID_TYPES = ("symbol", "entrez", "ensembl")
 # what map exports (biomaRt, R, Excel, GEO) write for "no symbol"; compared lower-case
 NO_SYMBOL = frozenset({"", "na", "nan", "n/a", "null", "none", "-", "--", "---", "-666"})
 
+_PROBES = "map probes to genes with a platform annotation (annotation: the GPL table)"
+_TRANSCRIPTS = "map transcripts to genes first (one row per gene)"
+_OTHER_AXIS = "the genes are on the other axis"
 # (pattern, what the ids look like, a hint for the user); the first that matches most ids wins
 _ID_KINDS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"^\d+(\.0+)?$"), "numeric Entrez ids",
      "set gene_id_type: entrez and gene_id_map (two columns: id, symbol)"),
     (re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$"), "Ensembl gene ids",
      "set gene_id_type: ensembl and gene_id_map (two columns: id, symbol)"),
-    (re.compile(r"^ENS[A-Z]*T\d{6,}(\.\d+)?$"), "Ensembl transcript ids",
-     "map transcripts to genes first (one row per gene)"),
-    (re.compile(r"^(AFFX-.*|\d+(_[a-z])?_at)$"), "Affymetrix probe ids",
-     "map probes to genes with a platform annotation (annotation: the GPL table)"),
-    (re.compile(r"^ILMN_\d+$"), "Illumina probe ids",
-     "map probes to genes with a platform annotation (annotation: the GPL table)"),
-    (re.compile(r"^A_\d+_P\d+$"), "Agilent probe ids",
-     "map probes to genes with a platform annotation (annotation: the GPL table)"),
-    (re.compile(r"^[NX][MR]_\d+(\.\d+)?$"), "RefSeq transcript ids",
-     "map transcripts to genes first (one row per gene)"),
-    (re.compile(r"^GS[MEP]\d+$"), "GEO accessions (samples, not genes)",
-     "the genes are on the other axis"),
-    (re.compile(r"^TCGA-"), "TCGA sample barcodes (samples, not genes)",
-     "the genes are on the other axis"),
+    (re.compile(r"^ENS[A-Z]*T\d{6,}(\.\d+)?$"), "Ensembl transcript ids", _TRANSCRIPTS),
+    (re.compile(r"^(AFFX-.*|\d+(_[a-z])?_at)$"), "Affymetrix probe ids", _PROBES),
+    (re.compile(r"^ILMN_\d+$"), "Illumina probe ids", _PROBES),
+    (re.compile(r"^A_\d+_P\d+$"), "Agilent probe ids", _PROBES),
+    (re.compile(r"^[NX][MR]_\d+(\.\d+)?$"), "RefSeq transcript ids", _TRANSCRIPTS),
+    (re.compile(r"^GS[MEP]\d+$"), "GEO accessions (samples, not genes)", _OTHER_AXIS),
+    (re.compile(r"^TCGA-"), "TCGA sample barcodes (samples, not genes)", _OTHER_AXIS),
     (re.compile(r"^[A-Za-z][A-Za-z0-9]*([-.][A-Za-z0-9]+)*$"), "gene symbols or names", ""),
 )
 
