@@ -4,7 +4,8 @@ summary that sets each paper's claim beside our numbers (``config/studies/papers
 
 A study file names, per study, a dataset config, its seeds, the paper and its claim, the
 task, models, baselines and metrics to summarise; ``budget`` picks a named budget that may
-cut seeds and epochs (the summary says which budget ran).
+cut seeds, every trained method's epochs and AnoGAN's latent-mapping steps (the summary
+says which budget ran and what it cut).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from medgen import atomic, planning
+from medgen import atomic, planning, registry
 from medgen import config as medgen_config
 from medgen.errors import MedgenInputError
 
@@ -26,7 +27,63 @@ SUMMARY_COLUMNS = (
     "verdict", "n_replicates", "budget")
 
 
-BUDGET_KEYS = {"seeds", "max_epochs"}
+BUDGET_KEYS = {"seeds", "max_epochs", "score_steps"}
+# what each cut means, for the summary (a reader must know a cut budget is not the papers')
+BUDGET_WORDS = {
+    "seeds": "seeds {}",
+    "max_epochs": "every trained method (models, ablations and trained baselines) capped "
+                  "at {} epochs",
+    "score_steps": "latent mapping (AnoGAN) capped at {} steps",
+}
+
+
+def _dotted(config: dict[str, Any], key: str) -> Any:
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    """``"a.b.c", v`` -> ``{"a": {"b": {"c": v}}}``."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def budget_override(run_config: dict[str, Any], cuts: dict[str, Any]) -> dict[str, Any]:
+    """The config override that applies a budget's cuts to one resolved run config.
+
+    ``max_epochs`` sets ``training.max_epochs`` (every family's stages and its ablations,
+    ``FamilySpec.with_epochs``) and caps each run task's trained baselines
+    (``TaskSpec.baseline_epochs``; a baseline already below the cap keeps its epochs), so
+    that models and baselines are cut alike. ``score_steps`` caps the ``score_steps``
+    hyperparameter (AnoGAN's latent-mapping steps, Gamma) of every family of the run that
+    has one. Returns ``{}`` for no cuts.
+    """
+    override: dict[str, Any] = {}
+    cap = cuts.get("max_epochs")
+    if cap:
+        override["training"] = {"max_epochs": cap}
+        for task in run_config["tasks"]:
+            for key in registry.task(task).baseline_epochs:
+                if _dotted(run_config, key) > cap:
+                    override = medgen_config.deep_update(override, _nest(key, cap))
+    steps = cuts.get("score_steps")
+    if steps:
+        for task in run_config["tasks"]:
+            for family in planning.task_families(run_config, task):
+                if registry.family_hparams(family, run_config).get("score_steps", 0) > steps:
+                    override = medgen_config.deep_update(
+                        override, _nest(f"models.{family}.params.score_steps", steps))
+    return override
+
+
+def describe_budget(name: str, cuts: dict[str, Any]) -> str:
+    """``"small (seeds [0, 1]; every trained method ... capped at 2 epochs; ...)"``."""
+    if not cuts:
+        return name
+    return f"{name} ({'; '.join(BUDGET_WORDS[k].format(v) for k, v in cuts.items())})"
 
 
 def load_studies(path: str | os.PathLike | dict[str, Any],
@@ -39,7 +96,8 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
     Returns ``{"budget": name, "budget_settings": {...}, "results_dir": ...,
     "studies": {name: {**entry, "run_config": resolved config}}}``: every study's run
     config is the default config, its dataset config, then ``results_dir``, the study's
-    seeds as ``replicates.seeds`` and the budget's cuts (``seeds``, ``max_epochs``).
+    seeds as ``replicates.seeds`` and the budget's cuts (``seeds``; ``max_epochs`` and
+    ``score_steps`` as ``budget_override`` applies them).
 
     Raises
     ------
@@ -72,10 +130,11 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
     if unknown:
         raise MedgenInputError(f"{where}: budgets.{name} has {sorted(unknown)}; expected "
                                f"only {sorted(BUDGET_KEYS)}")
-    if "max_epochs" in cuts and not (isinstance(cuts["max_epochs"], int)
-                                     and cuts["max_epochs"] >= 1):
-        raise MedgenInputError(f"{where}: budgets.{name}.max_epochs is "
-                               f"{cuts['max_epochs']!r}; expected an integer >= 1")
+    for key in ("max_epochs", "score_steps"):
+        if key in cuts and not (isinstance(cuts[key], int) and not isinstance(cuts[key], bool)
+                                and cuts[key] >= 1):
+            raise MedgenInputError(f"{where}: budgets.{name}.{key} is "
+                                   f"{cuts[key]!r}; expected an integer >= 1")
     studies = {}
     for study, entry in spec["studies"].items():
         if not isinstance(entry, dict):
@@ -91,10 +150,12 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
         seeds = list(cuts.get("seeds", entry["seeds"]))
         override: dict[str, Any] = {"results_dir": spec["results_dir"],
                                     "replicates": {"seeds": seeds}}
-        if cuts.get("max_epochs"):
-            override["training"] = {"max_epochs": cuts["max_epochs"]}
         try:
             run_config = medgen_config.load([entry["config"]], override)
+            cut = budget_override(run_config, cuts)
+            if cut:
+                run_config = medgen_config.load(
+                    [entry["config"]], medgen_config.deep_update(override, cut))
         except MedgenInputError as err:
             raise MedgenInputError(f"{where}: study '{study}': {err}") from None
         if entry["task"] not in run_config["tasks"]:
@@ -153,9 +214,7 @@ def summarise_studies(studies: dict[str, Any], out_tsv: str | os.PathLike,
                 f"{entry['models']} with baselines {entry['baselines']} on metrics "
                 f"{entry['metrics']}; its metrics: "
                 f"{', '.join(dict.fromkeys(comparisons['metric']))}")
-        budget = studies["budget"] + (
-            f" ({', '.join(f'{k} {v}' for k, v in studies['budget_settings'].items())})"
-            if studies["budget_settings"] else "")
+        budget = describe_budget(studies["budget"], studies["budget_settings"])
         for row in wanted.itertuples():
             model = means.loc[(row.split, row.metric, row.model)]
             baseline = means.loc[(row.split, row.metric, row.baseline)]

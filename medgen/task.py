@@ -78,6 +78,11 @@ class TaskSpec:
         ``"module:function"``; ``function(config, model_path)`` raises MedgenInputError when
         the config's ``section`` does not name new data the model can be applied to (called
         when a run is planned, before any job). None: nothing beyond the generic checks.
+    baseline_epochs
+        Dotted config keys holding the epochs of the task's trained baselines (e.g.
+        ``"anomaly.evaluation.convae_epochs"``): a study budget's ``max_epochs`` caps them as
+        ``training.max_epochs`` caps the families (``medgen.studies.budget_override``), so
+        that a cut budget never pits 2-epoch models against fully trained baselines.
     """
 
     name: str
@@ -89,3 +94,4 @@ class TaskSpec:
     metrics: tuple[MetricSpec, ...] = ()
     apply: str | None = None
     check_apply: str | None = None
+    baseline_epochs: tuple[str, ...] = ()

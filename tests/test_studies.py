@@ -10,7 +10,7 @@ from medgen import config as medgen_config
 from medgen import planning
 from medgen.errors import MedgenInputError
 from medgen.evaluate import replicates
-from medgen.studies import load_studies, summarise_studies
+from medgen.studies import describe_budget, load_studies, summarise_studies
 from tests.helpers.replicates import anomaly_tables, planned_jobs
 
 from conftest import run_snakemake
@@ -50,6 +50,37 @@ def test_the_papers_study_file_names_what_its_runs_evaluate():
             config, study["task"]), name
         assert small["studies"][name]["run_config"]["replicates"]["seeds"] == [0, 1]
         assert small["studies"][name]["run_config"]["training"]["max_epochs"] == 2
+    # the small budget cuts the trained baselines and AnoGAN's mapping too: a fair comparison
+    pneumonia = small["studies"]["fanogan_pneumoniamnist"]["run_config"]
+    assert pneumonia["anomaly"]["evaluation"]["convae_epochs"] == 2
+    assert pneumonia["models"]["anogan"]["params"]["score_steps"] == 50
+    assert pneumonia["models"]["fanogan"]["params"]["latent_dim"] == 16  # the rest kept
+    assert planning.trained_hparams(pneumonia, "fanogan")["encoder_epochs"] == 2
+    synthesis = small["studies"]["synthesis_brats"]["run_config"]
+    assert synthesis["synthesis"]["evaluation"]["unet"]["max_epochs"] == 2
+    assert planning.generator_l1_hparams(synthesis)["max_epochs"] == 2
+    gpl96 = small["studies"]["ggan_gpl96"]["run_config"]
+    assert planning.trained_hparams(gpl96, "dgex")["max_epochs"] == 2
+    assert full["studies"]["anomaly_brats"]["run_config"]["anomaly"]["evaluation"][
+        "convae_epochs"] == 10  # the full budget changes nothing
+
+
+def test_a_budget_cap_never_raises_a_baseline_and_the_summary_says_what_it_cut():
+    spec = yaml.safe_load(PAPERS.read_text())
+    spec["budgets"]["small"]["max_epochs"] = 15
+    studies = load_studies(spec, "small")["studies"]
+    assert studies["anomaly_brats"]["run_config"]["anomaly"]["evaluation"][
+        "convae_epochs"] == 10  # below the cap: kept
+    assert studies["fanogan_pneumoniamnist"]["run_config"]["anomaly"]["evaluation"][
+        "convae_epochs"] == 15
+    words = describe_budget("small", {"seeds": [0, 1], "max_epochs": 2, "score_steps": 50})
+    assert words == ("small (seeds [0, 1]; every trained method (models, ablations and "
+                     "trained baselines) capped at 2 epochs; latent mapping (AnoGAN) capped "
+                     "at 50 steps)")
+    spec["budgets"]["small"]["score_steps"] = 0
+    with pytest.raises(MedgenInputError, match=r"budgets.small.score_steps is 0; expected an "
+                       "integer >= 1"):
+        load_studies(spec, "small")
 
 
 def test_a_bad_study_file_names_the_study_and_key(tmp_path):

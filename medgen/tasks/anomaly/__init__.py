@@ -16,4 +16,5 @@ TASK = TaskSpec(
              MetricSpec("dice_at_val_threshold", higher_is_better=True)),
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
+    baseline_epochs=("anomaly.evaluation.convae_epochs",),
 )

@@ -17,4 +17,5 @@ TASK = TaskSpec(
     training_input="synthesis/data/level1",
     apply="medgen.tasks.synthesis.apply:apply_synthesis",
     check_apply="medgen.tasks.synthesis.apply:check_new_data",
+    baseline_epochs=("synthesis.evaluation.unet.max_epochs",),
 )
