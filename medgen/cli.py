@@ -1,4 +1,5 @@
-"""``medgen`` command line: check and show configs without running the workflow.
+"""``medgen`` command line: check and show configs without running the workflow, and show
+what a trained model is (its model card).
 
 The workflow itself runs through Snakemake (see README); these commands help write the
 per-dataset config files it takes.
@@ -70,6 +71,13 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from medgen import model_card  # torch (weights-only read; no network is built)
+
+    print(model_card.info(args.model), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgen", description=__doc__)
     parser.add_argument("--version", action="version", version=f"medgen {__version__}")
@@ -89,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="print the presets of each model family")
     presets.add_argument("family", nargs="?", choices=sorted(registry.FAMILIES))
     presets.set_defaults(func=_cmd_presets)
+
+    info = sub.add_parser(
+        "info", help="print a trained model's card (family, training data, held-out metrics "
+        "beside the baselines, intended use, limits, how to apply) without building it")
+    info.add_argument("model", help="a model.pt (or its folder) a training run wrote")
+    info.set_defaults(func=_cmd_info)
     return parser
 
 

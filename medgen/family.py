@@ -104,6 +104,9 @@ class FamilySpec:
         such as hidden-layer widths) and rates (a finite number > 0), by the preset's type.
         Each stage's ``epochs_key`` is added (``positive_keys``): Lightning trains 0 epochs
         silently and reads -1 as "train forever".
+    limitations
+        What the family cannot do whatever the data (model cards list these before what the
+        model's own evaluation shows; ``medgen.model_card``).
     """
 
     name: str
@@ -118,6 +121,7 @@ class FamilySpec:
         default_factory=lambda: {"mem_mb": 8000, "runtime": 240})
     check: Callable[[dict[str, Any], str], None] | None = None
     positive: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.stages:

@@ -136,6 +136,19 @@ def evaluated_methods(config: dict[str, Any], task: str) -> list[str]:
                                *section["baselines"]]))
 
 
+def trained_models(config: dict[str, Any], task: str) -> list[str]:
+    """Every model folder ``task`` trains under ``models/`` (each gets a ``model.pt`` and a
+    model card): the families (a synthesis family once per auto-context level,
+    ``<family>/level<k>``) and the baselines trained as families (the conv AE)."""
+    families = task_families(config, task)
+    if task == "synthesis":
+        return [f"{family}/level{k}" for family in families
+                for k in range(1, synthesis_levels(config, family) + 1)]
+    trained = set(registry.names(task))
+    return families + [m for m in evaluated_methods(config, task)
+                       if m in trained and m not in families]
+
+
 def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[str, Any]:
     """The anomaly section without what later steps read (families, scoring, evaluation):
     a change to which models run or how results are scored must not rerun preparation, and

@@ -41,6 +41,22 @@ class MetricSpec:
         return self.unit or self.name
 
 
+# how a task with an apply step (TaskSpec.apply) is applied, for model cards
+APPLY_HOWTO = """\
+A config names the model and the new data (the task's section, `{section}`), layered on the
+dataset config the model was trained with:
+
+```yaml
+run_name: my_new_data
+apply: {{activate: true, model: {model}}}
+{section}: ...   # the new data: README, "Apply a trained model to new data"
+```
+
+then `snakemake --cores 2 --configfile config/datasets/<dataset>.yaml apply.yaml`
+(`medgen validate` checks the pair first). The new data are preprocessed with the model's
+stored settings."""
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task as the rest of medgen sees it.
@@ -83,6 +99,13 @@ class TaskSpec:
         ``"anomaly.evaluation.convae_epochs"``): a study budget's ``max_epochs`` caps them as
         ``training.max_epochs`` caps the families (``medgen.studies.budget_override``), so
         that a cut budget never pits 2-epoch models against fully trained baselines.
+    intended_use
+        What the task's models are for and not for, as a model card states it
+        (``medgen.model_card``).
+    how_to_apply
+        Markdown telling a user how to apply a trained model (``{model}``: its path,
+        ``{section}``: the task's config section); empty: ``APPLY_HOWTO`` when the task has
+        an ``apply`` step.
     """
 
     name: str
@@ -95,3 +118,5 @@ class TaskSpec:
     apply: str | None = None
     check_apply: str | None = None
     baseline_epochs: tuple[str, ...] = ()
+    intended_use: str = ""
+    how_to_apply: str = ""

@@ -35,6 +35,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medgen import checkpoint, provenance, registry
 from medgen.atomic import atomic_path
+from medgen.data.training_data import TrainingData
 from medgen.errors import MedgenInputError
 from medgen.family import resolve
 from medgen.progress import show_progress
@@ -301,6 +302,19 @@ def _merge_metrics(live: Path, earlier: pd.DataFrame | None, kept: Path) -> None
         newer.to_csv(tmp, index=False, lineterminator="\n")
 
 
+def loader_sizes(data: TrainingData) -> dict[str, int]:
+    """Items the training and validation loaders hold (profiles, slices, patches or
+    volumes, as the task trains on them): the model card's counts. A loader without a
+    sized dataset is left out."""
+    sizes = {}
+    for name, loader in (("train", data.train), ("val", data.val)):
+        try:
+            sizes[name] = len(loader.dataset)
+        except (AttributeError, TypeError):
+            continue
+    return sizes
+
+
 def fit_in_memory(plan: L.LightningModule, train_loader: Any, max_epochs: int, seed: int,
                   num_threads: int | None = None, val_loader: Any = None
                   ) -> L.LightningModule:
@@ -401,7 +415,8 @@ def train_model(
     checkpoint.save(checkpoint.Checkpoint(
         family=family, hparams=dict(hparams), state=state, data=data.signature,
         config=config or {"training": training, "hparams": hparams},
-        provenance={**data.provenance, **stage_provenance, "training": provenance.collect(
+        provenance={**data.provenance, **stage_provenance, "samples": loader_sizes(data),
+                    "training": provenance.collect(
             config={"training": training, "hparams": hparams}, seed=seed, inputs=[data_path])},
         seed=int(seed),
     ), path)

@@ -3,6 +3,7 @@ redrawn split that keeps patients whole, aggregation, and resume of a partial se
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -35,6 +36,7 @@ def test_a_replicated_dry_run_plans_one_training_job_per_family_and_seed(tmp_pat
     assert jobs["train_model"] == 9 and jobs["evaluate_anomaly"] == 3
     assert jobs["prepare_training_images"] == 1 and jobs["prepare_evaluation_images"] == 1
     assert jobs["aggregate_replicates"] == 1
+    assert jobs["model_card"] == 9  # one beside every model.pt
     for seed in (3, 5, 8):
         assert f"seed{seed}/models/fanogan/model.pt" in out.stdout
     redraw = write(tmp_path, "s.yaml", {**base, "replicates": {"seeds": [3, 5, 8],
@@ -80,6 +82,12 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
                 & (t["unit"] == "all")]["value"].item() for t in per_seed]
     assert tybalt["mean"].item() == pytest.approx(sum(values) / 2, rel=1e-5)
     assert (run / "replicates/expression/critical_difference.png").stat().st_size > 1000
+    card = json.loads((run / "seed1/models/tybalt/model_card.json").read_text())
+    assert card["training"]["seed"] == 1 and card["evaluation"]["split"] == "test"
+    mse = [r for r in card["evaluation"]["replicates"] if r["metric"] == "test_mse"]
+    assert {r["baseline"] for r in mse} >= {"pca", "ica", "nmf"}
+    assert mse[0]["model_mean"] == pytest.approx(tybalt["mean"].item(), rel=1e-6)
+    assert "Over the replicates" in (run / "seed1/models/tybalt/model_card.md").read_text()
     # the report leads with the aggregate: its section sorts first, captions rendered
     report = tmp_path / "report.html"
     run_snakemake(*args, "--report", str(report))
@@ -89,5 +97,7 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
     # a lost replicate: only its jobs (and the aggregation) run again
     shutil.rmtree(run / "seed1")
     plan = planned_jobs(run_snakemake("-n", *args).stdout)
+    # (both seeds' model cards: they carry the aggregate over the replicates)
     assert plan == {"preprocess_expression": 1, "train_model": 1, "evaluate_expression": 1,
-                    "aggregate_replicates": 1, "default": 1, "total": 5}, plan
+                    "aggregate_replicates": 1, "model_card": 2, "default": 1,
+                    "total": 7}, plan

@@ -154,6 +154,20 @@ def test_full_run_on_real_data_then_nothing_to_do(real_run):
     assert {path: provenance["inputs"].get(path) for path in tables} == {
         path: hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in tables}
 
+    # a model card beside each model: held-out metrics beside the baselines, what it is for
+    card = json.loads((run / "models/tybalt/model_card.json").read_text())
+    assert card["model"]["family"] == "tybalt" and "Way & Greene" in card["model"]["paper"]
+    mse = next(m for m in card["evaluation"]["metrics"] if m["metric"] == "test_mse")
+    assert mse["model"] == pytest.approx(metrics["methods"]["tybalt"]["test_mse"])
+    assert {"pca", "ica", "nmf"} <= set(mse["methods"])
+    assert card["training"]["samples"]["train"] > 100
+    assert any(path.endswith(".parquet") for path in card["training"]["inputs"])
+    printed = subprocess.run([sys.executable, "-m", "medgen.cli", "info",
+                              str(run / "models/fanogan/model.pt")],
+                             capture_output=True, text=True, check=True).stdout
+    assert printed == (run / "models/fanogan/model_card.md").read_text()
+    assert "| auroc (higher is better) |" in printed and "## How to apply it" in printed
+
     again = snakemake("-n", *real_run["args"])
     assert "Nothing to be done" in again.stdout + again.stderr
     # Inputs are never modified by the whole workflow.

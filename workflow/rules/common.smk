@@ -145,14 +145,15 @@ def replicate_tables(wildcards):
 
 
 def all_outputs():
-    """The run's final targets: the provenance, then each activated task's targets, once
-    per replicate and aggregated over them (or, in apply mode, the apply folder)."""
+    """The run's final targets: the provenance, then each activated task's targets and
+    model cards (rules/model_card.smk), once per replicate and aggregated over them (or, in apply mode, the apply folder).
+    """
     targets = [f"{RUN}/provenance.json"]
     if apply_mode():
         return targets + [APPLY]
     for task in registry.TASKS:
         if task_on(task) and TASK_OUTPUTS[task]():
-            outputs = TASK_OUTPUTS[task]()
+            outputs = TASK_OUTPUTS[task]() + model_cards(task)
             if SEEDS:
                 outputs = [path for seed in SEEDS for path in fill_seed(outputs, seed)]
                 outputs += [f"{REPLICATES}/{task}/{COMPARISONS}"]

@@ -55,4 +55,10 @@ FAMILY = FamilySpec(
     positive=("latent_dim", "generator_channels", "discriminator_channels", "batch_size",
               "lr_generator", "lr_discriminator", "score_steps", "score_lr",
               "score_batch_size"),
+    limitations=(
+        "Scoring maps a latent code per image by optimisation (score_steps Adam steps): orders "
+        "of magnitude slower than an encoder, and a short mapping leaves residuals high.",
+        "Images unlike the training normals in scanner, contrast or resolution score as "
+        "anomalous whether or not they hold a lesion.",
+    ),
 )

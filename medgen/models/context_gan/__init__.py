@@ -219,6 +219,12 @@ FAMILY = FamilySpec(
     resources={"mem_mb": 8000, "runtime": 240},
     check=check_hparams,
     positive=_POSITIVE,
+    limitations=(
+        "Trained on co-registered pairs of one protocol: sources from another scanner or "
+        "protocol are normalised per subject as in training, but intensities outside the "
+        "training range are extrapolated.",
+        "A synthesised image can miss or invent a lesion; voxel metrics do not show which.",
+    ),
 )
 
 __all__ = ["DISCRIMINATORS", "FAMILY", "NORMS", "PADDINGS", "PRESETS", "check_hparams",

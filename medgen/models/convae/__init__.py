@@ -37,4 +37,8 @@ FAMILY = FamilySpec(
     baseline=True,
     config_hparams=baseline_hparams,
     positive=("channels_base", "bottleneck", "lr", "batch_size"),
+    limitations=(
+        "A baseline: a small autoencoder also reconstructs anomalies once trained long, which "
+        "lowers its reconstruction-error contrast.",
+    ),
 )

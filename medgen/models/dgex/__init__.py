@@ -46,6 +46,10 @@ FAMILY = FamilySpec(
     description="D-GEX multilayer perceptron (Chen et al. 2016): landmark -> target genes.",
     resources={"mem_mb": 8000, "runtime": 120},
     positive=("hidden", "lr", "batch_size"),
+    limitations=(
+        "A wide dropout MLP: with a few hundred training samples it can fall below ridge "
+        "regression; check the evaluation before preferring it.",
+    ),
 )
 
 __all__ = ["FAMILY", "PRESETS"]

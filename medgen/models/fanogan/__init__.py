@@ -91,4 +91,10 @@ FAMILY = FamilySpec(
     check=check_hparams,
     positive=("latent_dim", "channels_base", "batch_size", "n_critic", "lr", "encoder_lr",
               "score_batch_size"),
+    limitations=(
+        "Trained on normals only: images unlike them in scanner, contrast or resolution score "
+        "as anomalous whether or not they hold a lesion.",
+        "Where the generator is smooth its residual follows image intensity: compare it with "
+        "the intensity itself (the trivial baselines) before trusting a pixel map.",
+    ),
 )

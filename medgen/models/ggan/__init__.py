@@ -51,6 +51,10 @@ FAMILY = FamilySpec(
     description="GGAN conditional GAN (Wang et al. 2018): landmark -> target genes.",
     resources={"mem_mb": 8000, "runtime": 120},
     positive=("generator_hidden", "discriminator_hidden", "lr", "batch_size"),
+    limitations=(
+        "The adversarial term trades mean accuracy for realistic variance: where MAE matters "
+        "most, compare with its L1-only ablation (ggan_l1_only) in the evaluation.",
+    ),
 )
 
 __all__ = ["FAMILY", "PRESETS"]

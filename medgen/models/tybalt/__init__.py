@@ -74,6 +74,12 @@ FAMILY = FamilySpec(
     resources={"mem_mb": 8000, "runtime": 120},
     # hidden_layers may be 0 (no hidden layer); hidden_dim >= 1 even where unused
     positive=("latent_dim", "hidden_dim", "lr", "batch_size"),
+    limitations=(
+        "Latent nodes are not identifiable across seeds or retraining: compare nodes by their "
+        "associations and gene weights, not by their index.",
+        "New profiles must come from the same platform and preprocessing (the stored genes and "
+        "scaling ranges are enforced; another normalisation is not detected).",
+    ),
 )
 
 __all__ = ["FAMILY", "PRESETS"]

@@ -4,6 +4,12 @@ the MNI152 demo, synthetic anomalies), scoring, metrics, evaluation, figures and
 
 from medgen.task import MetricSpec, TaskSpec
 
+INTENDED_USE = (
+    "Research use: ranking images, slices and pixels by how unlike the training normals they "
+    "are, to study unsupervised anomaly detection. Not a diagnostic device: its operating "
+    "points are calibrated on a few validation subjects and it has not been validated "
+    "clinically.")
+
 TASK = TaskSpec(
     name="anomaly",
     description="unsupervised anomaly detection in images (Schlegl et al. 2017, 2019)",
@@ -17,4 +23,5 @@ TASK = TaskSpec(
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
     baseline_epochs=("anomaly.evaluation.convae_epochs",),
+    intended_use=INTENDED_USE,
 )

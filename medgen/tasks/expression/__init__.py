@@ -5,6 +5,11 @@ evaluation, figures and apply step."""
 
 from medgen.task import MetricSpec, TaskSpec
 
+INTENDED_USE = (
+    "Research use: a low-dimensional latent space of expression profiles for exploration "
+    "(clusters, node-label associations, generated profiles) beside PCA/ICA/NMF. Not for "
+    "classifying individual patients.")
+
 TASK = TaskSpec(
     name="expression",
     description="latent spaces of expression profiles (Way & Greene 2018) beside PCA/ICA/NMF",
@@ -16,4 +21,5 @@ TASK = TaskSpec(
     training_input="data/expression.h5ad",
     apply="medgen.tasks.expression.apply:apply_expression",
     check_apply="medgen.tasks.expression.apply:check_new_data",
+    intended_use=INTENDED_USE,
 )

@@ -5,6 +5,11 @@ apply."""
 
 from medgen.task import MetricSpec, TaskSpec
 
+INTENDED_USE = (
+    "Research use: synthesising a missing MR/CT modality from co-registered sources to study "
+    "cross-modality synthesis. Not for diagnosis or treatment planning: synthesised images "
+    "can miss or invent lesions.")
+
 TASK = TaskSpec(
     name="synthesis",
     description="paired 3D cross-modality synthesis with auto-context (Nie et al. 2017)",
@@ -18,4 +23,5 @@ TASK = TaskSpec(
     apply="medgen.tasks.synthesis.apply:apply_synthesis",
     check_apply="medgen.tasks.synthesis.apply:check_new_data",
     baseline_epochs=("synthesis.evaluation.unet.max_epochs",),
+    intended_use=INTENDED_USE,
 )

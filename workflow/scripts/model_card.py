@@ -1,0 +1,11 @@
+"""The model card beside one trained model.pt: what it is, its training data, its held-out
+metrics beside the baselines (and over the replicates), intended use, limits, how to apply."""
+
+from medgen import model_card
+from medgen.smk import logged
+
+with logged(snakemake):  # noqa: F821 - injected by Snakemake
+    inputs = snakemake.input  # noqa: F821
+    card = model_card.build(inputs.model, list(inputs.metrics),
+                            inputs.get("summary"), inputs.get("comparisons"))
+    model_card.write(card, snakemake.output.md, snakemake.output.json)  # noqa: F821
