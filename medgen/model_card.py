@@ -81,6 +81,33 @@ def _table_of(method: str, tidy_paths: Sequence[str | os.PathLike]) -> tuple[Pat
         f"evaluate {', '.join(seen)}")
 
 
+def _operating_points(tidy_path: Path, method: str) -> dict[str, Any] | None:
+    """The thresholds the evaluation beside ``tidy_path`` calibrated on val
+    (``operating_points.json``, anomaly detection): this model's and the baselines', so
+    that an apply run can score both at them. None when the task calibrates none."""
+    path = tidy_path.parent / tidy.OPERATING_POINTS
+    if not path.is_file():
+        return None
+    points = json.loads(path.read_text())
+    return {"model": points.get(method),
+            "baselines": {m: p for m, p in points.items() if not replicates.is_model(m)}}
+
+
+def stored(model_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The card JSON beside ``model_path`` when it was written for this very file (its
+    sha256 matches), else None: a card of an earlier model in the folder is not this one's."""
+    path = Path(model_path)
+    card_path = path.parent / CARD_JSON
+    if not (card_path.is_file() and path.is_file()):
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+        written_for = card["model"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return card if written_for == sha256_file(path) else None
+
+
 def evaluation(method: str, task: str, tidy_paths: Sequence[str | os.PathLike],
                summary_path: str | os.PathLike | None = None,
                comparisons_path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -138,7 +165,8 @@ def evaluation(method: str, task: str, tidy_paths: Sequence[str | os.PathLike],
             "beaten_by": sorted((m for m, v in baselines.items()
                                  if sign * v > sign * values[method]),
                                 key=lambda m: -sign * baselines[m])})
-    result: dict[str, Any] = {"split": split, "metrics": metrics, "replicates": []}
+    result: dict[str, Any] = {"split": split, "metrics": metrics, "replicates": [],
+                              "operating_points": _operating_points(path, method)}
     if summary_path and comparisons_path:
         comparisons = pd.read_csv(comparisons_path, sep="\t")
         summary = pd.read_csv(summary_path, sep="\t").set_index(["split", "metric", "method"])
@@ -264,6 +292,15 @@ def markdown(card: dict[str, Any]) -> str:
             others = ", ".join(f"{k} {_fmt(v)}" for k, v in r["methods"].items())
             lines.append(f"| {r['metric']} ({arrow} is better) | {_fmt(r['model'])} | "
                          f"{strongest} | {others} |")
+        point = (evaluated.get("operating_points") or {}).get("model")
+        if point:
+            pixel = point["pixel_threshold"]
+            lines += ["", f"Operating point ({point['source']}; apply runs use it): image "
+                      f"threshold {point['image_threshold']:.6g} ({point['false_positive_rate']:g}"
+                      f" false-positive rate on {point['n_val_normals']} val normals)"
+                      + (f", pixel threshold {pixel:.6g} (best val Dice)" if pixel is not None
+                         else "") + f"; valid with median filter {point['median_filter']} "
+                      "and this run's scoring settings."]
         if evaluated["replicates"]:
             lines += ["", "Over the replicates (mean [95% CI]; the verdict rule: README, "
                       "\"Replicates\"):", "", "| metric | this model | against | "
@@ -295,12 +332,7 @@ def info(model_path: str | os.PathLike) -> str:
     path = Path(model_path)
     if path.is_dir():
         path = path / checkpoint.MODEL_FILE
-    beside, stored = path.parent / CARD_MD, path.parent / CARD_JSON
-    if beside.is_file() and stored.is_file() and path.is_file():
-        try:
-            written_for = json.loads(stored.read_text())["model"]["sha256"]
-        except (ValueError, KeyError, TypeError):
-            written_for = None
-        if written_for == sha256_file(path):  # a card of an earlier model is not this one's
-            return beside.read_text()
+    beside = path.parent / CARD_MD
+    if beside.is_file() and stored(path) is not None:
+        return beside.read_text()
     return markdown(build(path))

@@ -91,38 +91,67 @@ def test_expression_apply_refuses_tables_without_the_models_genes(expression_mod
 
 
 @pytest.mark.realdata
-def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path):
+def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path, caplog):
     brats = shared_data / "imaging" / "brats"
     sheet = pd.read_csv(REPO_ROOT / "config" / "datasets" / "brats_anomaly_samples.tsv",
                         sep="\t")
     small = {"target_spacing": [4.0, 4.0, 4.0], "slice_size": 48, "image_size": 16,
              "max_patches_per_subject": 100, "data_root": str(brats)}
     train_sheet = tmp_path / "train.tsv"
-    sheet[sheet.subject.isin(["BraTS2021_00000", "BraTS2021_00003"])].assign(
-        split=["train", "val"]).to_csv(train_sheet, sep="\t", index=False)
+    sheet[sheet.subject.isin(["BraTS2021_00000", "BraTS2021_00003", "BraTS2021_00006"])].assign(
+        split=["train", "val", "test"]).to_csv(train_sheet, sep="\t", index=False)
     cfg = medgen_config.load(REPO_ROOT / "config" / "datasets" / "brats_anomaly.yaml",
                              {"anomaly": {**small, "sample_sheet": str(train_sheet)}})
+    from medgen import model_card
+    from medgen.tasks.anomaly.evaluate import evaluate_anomaly
+    from medgen.tasks.anomaly.inference import score_splits
     from medgen.tasks.anomaly.prepare import prepare_images
 
     splits = prepare_images(str(train_sheet), cfg["anomaly"], 0, tmp_path / "data")
     hp = {**resolve_hparams("convae", "default"), "channels_base": 4, "max_epochs": 1}
     model = train_model("convae", splits["train"], hp, TRAINING, 0, tmp_path / "convae",
                         config=cfg)
+    # the training run's evaluation calibrates each method's operating point on val; the
+    # model card beside model.pt stores them
+    imaging = cfg["anomaly"]
+    runs = {m: tmp_path / "scores" / m for m in ("convae", "intensity")}
+    for method, folder in runs.items():
+        score_splits(method, model if method == "convae" else None, tmp_path / "data", folder,
+                     imaging["scoring"], imaging["kind"])
+    evaluate_anomaly(runs, tmp_path / "data", imaging, tmp_path / "report")
+    card = model_card.build(model, [tmp_path / "report" / "metrics_tidy.tsv"])
+    model_card.write(card, model.parent / "model_card.md", model.parent / "model_card.json")
+    point = card["evaluation"]["operating_points"]["model"]
+    assert point["false_positive_rate"] == 0.05 and point["pixel_threshold"] is not None
+    assert "Operating point (calibrated on this run's val split" in model_card.markdown(card)
     trained_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "convae").rglob("*")}
-    # four new subjects, whatever split their sheet gives them
+    # four new subjects in a sheet without split or group: every new subject is evaluated
     new_sheet = tmp_path / "new.tsv"
     sheet[sheet.subject.isin(["BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
-                              "Brats18_2013_2_1"])].to_csv(new_sheet, sep="\t", index=False)
+                              "Brats18_2013_2_1"])].drop(columns="split").to_csv(
+        new_sheet, sep="\t", index=False)
     config = medgen_config.deep_update(cfg, {"anomaly": {"sample_sheet": str(new_sheet)}})
     out = apply_model(model, config, tmp_path / "apply")
-    rows = pd.read_csv(out, sep="\t")
-    assert set(rows["method"]) >= {"convae"} and set(rows["split"]) == {"test"}
+    rows = pd.read_csv(out, sep="\t").set_index("method")
+    # the model beside the trivial bar its run evaluated, each at its stored thresholds
+    assert set(rows.index) == {"convae", "intensity"} and set(rows["split"]) == {"test"}
+    assert rows.loc["convae", "threshold"] == pytest.approx(point["image_threshold"], rel=1e-3)
+    assert np.isfinite(rows.loc["convae", "dice_at_val_threshold"])
+    assert np.isfinite(rows.loc["intensity", "sensitivity"])
+    used = json.loads((tmp_path / "apply" / "report" / "operating_points.json").read_text())
+    assert used["convae"]["source"].startswith("stored with the model")
     scores = pd.read_csv(tmp_path / "apply" / "scores" / "convae" / "scores_test.tsv", sep="\t")
     assert set(scores["subject"]) == {"BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
                                       "Brats18_2013_2_1"}
     assert not (tmp_path / "apply" / "data" / "train.npz").exists()
     # nothing of the trained model was touched
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "convae").rglob("*")} == trained_files
+    # thresholds calibrated under another median filter do not fit: said, and not used
+    other = medgen_config.deep_update(config, {"anomaly": {"evaluation": {"median_filter": 3}}})
+    out = apply_model(model, other, tmp_path / "apply_filtered")
+    rows = pd.read_csv(out, sep="\t").set_index("method")
+    assert set(rows.index) == {"convae"} and np.isnan(rows.loc["convae", "dice_at_val_threshold"])
+    assert "median_filter differ from the training run's (median_filter 0)" in caplog.text
 
 
 @pytest.mark.workflow

@@ -23,6 +23,9 @@ COLUMNS = ("method", "split", "unit_kind", "unit", "metric", "value")
 UNIT_KINDS = ("all", "subject", "slice", "gene", "sample")
 WHOLE_SPLIT = "all"  # the unit of a metric measured on the whole split
 FILE = "metrics_tidy.tsv"
+# beside it, a task that calibrates decision thresholds on val writes them (method ->
+# operating point; anomaly detection): model cards store them for apply runs
+OPERATING_POINTS = "operating_points.json"
 
 
 def melt(wide: pd.DataFrame, unit_kind: str, metrics: Iterable[str],

@@ -84,6 +84,7 @@ rule evaluate_anomaly:
     output:
         metrics=f"{ANOMALY}/report/metrics.json",
         tidy=f"{ANOMALY}/report/metrics_tidy.tsv",
+        operating_points=f"{ANOMALY}/report/operating_points.json",
         scores=f"{ANOMALY}/report/scores.tsv",
         table=report(
             f"{ANOMALY}/report/metrics.tsv",

@@ -131,13 +131,15 @@ def assign_splits(
 
 def read_sample_sheet(
     path: str | Path, modalities: list[str], split_cfg: dict[str, Any] | None = None,
-    seed: int = 0, data_root: str | Path | None = None,
+    seed: int = 0, data_root: str | Path | None = None, new_data: bool = False,
 ) -> list[SheetRow]:
     """Read and validate a sample sheet; every problem raises one MedgenInputError.
 
     Checks: row schema, modality columns present, files exist, subject IDs unique, a subject
     in one split only. Rows without ``split`` are split by subject with ``split_cfg``.
-    Relative paths start from ``data_root`` (default: the sheet's folder).
+    Relative paths start from ``data_root`` (default: the sheet's folder). ``new_data``
+    (a trained model applied to new subjects): every row is evaluation data, split 'test',
+    and the sheet needs neither a ``split`` nor a ``group`` column.
     """
     path = Path(path)
     raw = read_tsv_lines(path)
@@ -148,7 +150,7 @@ def read_sample_sheet(
             f"sample sheet {path} lacks column(s) {', '.join(missing_cols)}; "
             f"it has: {', '.join(sorted(columns))}"
         )
-    if "split" not in columns and "group" not in columns:
+    if "split" not in columns and "group" not in columns and not new_data:
         raise MedgenInputError(f"sample sheet {path} needs a 'split' or a 'group' column")
     validator = jsonschema.Draft7Validator(load_yaml(SHEET_SCHEMA_PATH))
     base = Path(data_root) if data_root else path.parent
@@ -190,6 +192,8 @@ def read_sample_sheet(
                     f"sample sheet {path}, line {line}: column '{column}' is empty"
                 )
         rows.append(clean)
+    if new_data:  # whatever split the sheet gives them: a trained model only scores
+        rows = [{**r, "split": "test"} for r in rows]
     unsplit = [r for r in rows if "split" not in r]
     if unsplit:
         split_cfg = split_cfg or {}

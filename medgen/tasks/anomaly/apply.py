@@ -3,17 +3,21 @@ residual maps, and the evaluation when the new images carry both classes."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medgen import checkpoint
+from medgen import checkpoint, model_card
 from medgen.errors import MedgenInputError
 from medgen.tasks.anomaly.evaluate import evaluate_anomaly
 from medgen.tasks.anomaly.inference import score_splits
+from medgen.tasks.anomaly.methods import TRIVIAL
 from medgen.tasks.anomaly.prepare import prepare_images
+
+log = logging.getLogger(__name__)
 
 
 def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
@@ -23,8 +27,10 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
     data).
 
     Writes ``data/`` and ``scores/<family>/`` under ``out_dir``; when the new images carry
-    both classes, the evaluation's ``report/`` too. Returns the metrics file, or the test
-    scores TSV when there is nothing to rank.
+    both classes, the evaluation's ``report/`` too: the model beside the trivial scores its
+    training run evaluated, each at the operating point calibrated on that run's val split
+    (``deployed_operating_points``). Returns the metrics file, or the test scores TSV when
+    there is nothing to rank.
 
     Raises
     ------
@@ -51,5 +57,49 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
     y = np.load(data_dir / "test.npz")["y"]
     if len(np.unique(y[y >= 0])) < 2:  # no labels, or one class only: nothing to rank
         return scores / "scores_test.tsv"
-    return evaluate_anomaly({ckpt.family: scores}, data_dir, imaging, out_dir / "report",
-                            config["seed"])
+    points = deployed_operating_points(model_path, imaging)
+    score_dirs = {ckpt.family: scores}
+    # the trivial scores beside the model, at their own operating points, where the
+    # training run scored them: a deployed model is judged against the same bar
+    for method in [m for m in points if m in TRIVIAL]:
+        score_dirs[method] = out_dir / "scores" / method
+        score_splits(method, None, data_dir, score_dirs[method], imaging["scoring"],
+                     imaging["kind"], device)
+    return evaluate_anomaly(score_dirs, data_dir, imaging, out_dir / "report",
+                            config["seed"], operating_points=points)
+
+
+def deployed_operating_points(model_path: str | os.PathLike, imaging: dict[str, Any]
+                              ) -> dict[str, dict[str, Any]]:
+    """Method -> operating point for an apply run: the model's and its run's baselines',
+    from the model card beside ``model_path`` (calibrated on the training run's val split;
+    ``medgen.model_card.stored``). Empty, with a WARNING saying why, when there is no card
+    written for this model, or when the apply config's median filter or scoring settings
+    differ from those the thresholds were calibrated under (thresholds would not fit the
+    scores): then thresholded metrics are NaN and AUROC/AUPRC still hold."""
+    card = model_card.stored(model_path)
+    evaluated = (card or {}).get("evaluation") or {}
+    points = evaluated.get("operating_points") or {}
+    family = card["model"]["method"] if card else None
+    if not points or not points.get("model"):
+        log.warning("%s has no model card with an operating point beside it (written when "
+                    "the training run evaluates the model): sensitivity, specificity and Dice "
+                    "at a threshold are not reported, AUROC and AUPRC are", model_path)
+        return {}
+    mine = {family: points["model"], **points["baselines"]}
+    ev = imaging["evaluation"]
+    changed = [key for key, now in (("median_filter", ev["median_filter"]),
+                                    ("scoring", dict(imaging["scoring"])))
+               if points["model"][key] != now]
+    if changed:
+        log.warning("the apply config's anomaly %s differ from the training run's (%s); its "
+                    "thresholds do not fit these scores: sensitivity, specificity and Dice "
+                    "at a threshold are not reported", " and ".join(changed),
+                    ", ".join(f"{k} {points['model'][k]!r}" for k in changed))
+        return {}
+    log.info("operating points from %s's model card (its training run's val split): %s",
+             family, ", ".join(f"{m} image {p['image_threshold']:.4g}"
+                               + (f" / pixel {p['pixel_threshold']:.4g}"
+                                  if p["pixel_threshold"] is not None else "")
+                               for m, p in mine.items()))
+    return mine

@@ -57,20 +57,27 @@ def evaluate_anomaly(
     out_dir: str | os.PathLike,
     seed: int = 0,
     train_path: str | os.PathLike | None = None,
+    operating_points: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Metrics tables (TSV + JSON, tidy), every item's score, then ROC curves, histograms and
-    image grids drawn from the written files, for every method.
+    """Metrics tables (TSV + JSON, tidy), every item's score, the operating points, then ROC
+    curves, histograms and image grids drawn from the written files, for every method.
 
     ``score_dirs`` maps a method name to the folder ``score_anomalies`` wrote. Val and test
-    are both evaluated where present; the threshold comes from val normals. ``train_path``
-    (default ``data_dir/train.npz``): the training units, the reference of the trivial
-    brightness / contrast / sharpness deviation scores.
+    are both evaluated where present. Each method's operating point, the image threshold
+    at ``evaluation.false_positive_rate`` on the val normals and the pixel threshold with
+    the best val Dice, is calibrated on val and written to ``operating_points.json``
+    (``operating_point``); a method in ``operating_points`` (apply: calibrated by the
+    training run, from the model card) uses the stored thresholds instead. Sensitivity,
+    specificity and Dice are reported at them on test. ``train_path`` (default
+    ``data_dir/train.npz``): the training units, the reference of the trivial brightness /
+    contrast / sharpness deviation scores.
     """
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     ev = imaging_cfg["evaluation"]
     splits = [s for s in ("val", "test") if (data_dir / f"{s}.npz").exists()]
     data = {s: load_split(data_dir / f"{s}.npz") for s in splits}
     rows, items, by_subject = [], [], []
+    used: dict[str, dict[str, Any]] = {}  # method -> the operating point it is scored at
     slices_by_subject: list[dict[str, Any]] = []
     # volumes: slices of several subjects, each worth its own numbers; npz2d: one image each
     per_subject_slices = imaging_cfg["kind"] != "npz2d"
@@ -90,7 +97,11 @@ def evaluate_anomaly(
         folder = Path(folder)
         scores = {s: read_scores(folder / f"scores_{s}.tsv") for s in splits}
         threshold = pixel_threshold = None
-        if "val" in scores:
+        stored = (operating_points or {}).get(method)
+        if stored is not None:
+            threshold, pixel_threshold = stored["image_threshold"], stored["pixel_threshold"]
+            used[method] = {**stored, "source": "stored with the model (its training run's val)"}
+        elif "val" in scores:
             val = scores["val"]
             threshold = calibrate_threshold(val["score"][val["y"] == 0], ev["false_positive_rate"])
             # the pixel operating point a user would deploy: best Dice on the val split
@@ -98,6 +109,7 @@ def evaluate_anomaly(
             if ev["pixel_level"] and "labels_map" in data["val"] and val_maps is not None:
                 pixel_threshold = best_dice_threshold(val_maps, data["val"]["labels_map"],
                                                       data["val"]["masks"])[0]
+            used[method] = operating_point(threshold, pixel_threshold, val, imaging_cfg)
         for s in splits:
             table = scores[s]
             row = {"method": method, "split": s, "n_normal": int((table["y"] == 0).sum()),
@@ -148,6 +160,7 @@ def evaluate_anomaly(
                 ("method", "split", "subject", "n_normal", "n_anomalous", "auroc", "auprc"))
     atomic.write_text(out_dir / "notes.txt", "".join(f"- {n}\n" for n in notes) or "none\n")
     write_tidy(out_dir / tidy.FILE, rows, slices_by_subject, by_subject)
+    atomic.write_json(out_dir / tidy.OPERATING_POINTS, used)
     write_item_scores(out_dir / SCORES_FILE, items)
     atomic.write_json(out_dir / "metrics.json", {
         # the demo inserts them whatever anomaly.synthetic_anomalies.activate says
@@ -162,6 +175,19 @@ def evaluate_anomaly(
     # figures last, from the files just written (the replicates layer reads the same files)
     draw_figures(out_dir, score_dirs, data_dir, ev["n_grid"], seed, unit, anomalous)
     return out_dir / "metrics.tsv"
+
+
+def operating_point(threshold: float, pixel_threshold: float | None, val: dict[str, Any],
+                    imaging_cfg: dict[str, Any]) -> dict[str, Any]:
+    """One method's operating point as calibrated on the val split, with the settings the
+    thresholds are only valid under (a model card stores it; apply checks them)."""
+    ev = imaging_cfg["evaluation"]
+    return {"image_threshold": float(threshold),
+            "false_positive_rate": ev["false_positive_rate"],
+            "n_val_normals": int((val["y"] == 0).sum()),
+            "pixel_threshold": None if pixel_threshold is None else float(pixel_threshold),
+            "median_filter": ev["median_filter"], "scoring": dict(imaging_cfg["scoring"]),
+            "source": "calibrated on this run's val split"}
 
 
 def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarray]],

@@ -8,7 +8,6 @@ holds the training units (normal images, slices or tumour-free patches); ``val.n
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -289,10 +288,9 @@ def prepare_images(
     if sample_sheet is None:
         raise MedgenInputError("config key 'anomaly.sample_sheet' is required for this kind")
     rows = read_sample_sheet(
-        sample_sheet, cfg["modalities"], cfg.get("split"), seed, cfg.get("data_root")
+        sample_sheet, cfg["modalities"], cfg.get("split"), seed, cfg.get("data_root"),
+        new_data=apply,
     )
-    if apply:
-        rows = [dataclasses.replace(row, split="test") for row in rows]
     rows = [row for row in rows if row.split in splits]
     optional_train = apply or "train" not in splits
     if cfg["kind"] == "npz2d":

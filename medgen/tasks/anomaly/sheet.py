@@ -35,7 +35,7 @@ def read_anomaly_sheet(imaging: dict[str, Any], seed: int, new_data: bool = Fals
             f"config key 'anomaly.sample_sheet' is empty, but anomaly.kind is "
             f"{imaging['kind']!r}; expected the path of a sample sheet (TSV)")
     rows = read_sample_sheet(sheet, imaging["modalities"], imaging["split"], seed,
-                             imaging["data_root"])
+                             imaging["data_root"], new_data=new_data)
     if not new_data:
         require_splits(sheet, [row.split for row in rows],
                        {"train": "the models train on it",

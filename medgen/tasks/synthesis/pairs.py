@@ -113,7 +113,8 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
         A training subject moved to split 'val' (model selection uses it, never a test
         subject).
     require_target
-        False for new data: the target column may be absent.
+        False for new data: the target column may be absent, and the sheet needs no
+        ``split`` (every subject is evaluation data).
 
     Raises
     ------
@@ -130,7 +131,8 @@ def read_pairs(sheet: str | Path, sources: list[str], target: str,
             f"{list(sources)}; expected a target that is not a source (a model that copies its "
             "input learns nothing)")
     modalities = [*sources, target] if require_target else list(sources)
-    rows = read_sample_sheet(sheet, modalities, data_root=data_root)
+    rows = read_sample_sheet(sheet, modalities, data_root=data_root,
+                             new_data=not require_target)
     pairs = []
     for row in rows:
         target_path = row.images.get(target)
