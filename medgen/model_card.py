@@ -318,6 +318,22 @@ def markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tracked_metrics(card: dict[str, Any]) -> dict[str, float]:
+    """The card's held-out numbers as experiment-tracking metrics: ``<split>/<metric>`` for
+    this model, ``<split>/<metric>/<baseline>`` for each other method, and with replicates
+    the mean over seeds (``.../mean_over_seeds``)."""
+    evaluated = card.get("evaluation") or {}
+    split, out = evaluated.get("split", "test"), {}
+    for row in evaluated.get("metrics", []):
+        out[f"{split}/{row['metric']}"] = row["model"]
+        for name, value in row["methods"].items():
+            if name != card["model"]["method"]:
+                out[f"{split}/{row['metric']}/{name}"] = value
+    for row in evaluated.get("replicates", []):
+        out[f"{split}/{row['metric']}/mean_over_seeds"] = row["model_mean"]
+    return out
+
+
 def write(card: dict[str, Any], out_md: str | os.PathLike,
           out_json: str | os.PathLike) -> None:
     """Write ``model_card.md`` and ``model_card.json`` (each atomically)."""

@@ -33,7 +33,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from medgen import checkpoint, provenance, registry
+from medgen import checkpoint, model_card, provenance, registry, tracking
 from medgen.atomic import atomic_path
 from medgen.data.training_data import TrainingData
 from medgen.errors import MedgenInputError
@@ -164,12 +164,14 @@ def make_trainer(
     seed: int,
     extra_callbacks: list[Callback] | None = None,
     gan: bool = False,
+    extra_loggers: list[Any] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """A Trainer with medgen's checkpointing, logging, seeding and signal handling.
 
     ``gan``: alternating generator/critic steps each leave the other network's parameters
-    unused, which DDP must be told about.
+    unused, which DDP must be told about. ``extra_loggers``: experiment tracking's
+    (``medgen.tracking``) beside the CSV log.
     """
     checkpoints = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
@@ -198,7 +200,8 @@ def make_trainer(
         max_epochs=max_epochs,
         deterministic=True,
         # Live log inside checkpoints/: out_dir/metrics.csv appears only when training ends.
-        logger=CSVLogger(out_dir / "checkpoints", name="", version="live"),
+        logger=[CSVLogger(out_dir / "checkpoints", name="", version="live"),
+                *(extra_loggers or [])],
         callbacks=[checkpoints, EpochSeeding(seed), StopOnSignal(), EpochLog(),
                    *(extra_callbacks or [])],
         # 'auto': a bar on a terminal only; a log file gets EpochLog's lines alone
@@ -383,6 +386,7 @@ def train_model(
     spec = registry.get(family)
     out_dir = Path(out_dir)
     data = resolve(registry.task(spec.task).training_data)(data_path, hparams, seed, family)
+    tracker = _tracker(config, family, spec.task, hparams, training, seed, out_dir)
     epochs_of = spec.with_epochs(hparams, training.get("max_epochs"))
     state: dict[str, dict[str, torch.Tensor]] = {}
     stage_provenance: dict[str, Any] = {}  # e.g. which epoch a plan exported
@@ -405,7 +409,9 @@ def train_model(
             if stage.frozen_modules:  # pretrained networks stay in eval mode on purpose
                 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
             trainer = fit(plan, data.train, data.val, out_dir / stage.name, training, epochs,
-                          stage_seed, signature=signature, extra_callbacks=callbacks)
+                          stage_seed, signature=signature, extra_callbacks=callbacks,
+                          extra_loggers=tracker.loggers(
+                              stage.name if len(spec.stages) > 1 else ""))
         state.update(plan.export_state())
         if hasattr(plan, "export_provenance"):
             stage_provenance.update(plan.export_provenance())
@@ -420,4 +426,20 @@ def train_model(
             config={"training": training, "hparams": hparams}, seed=seed, inputs=[data_path])},
         seed=int(seed),
     ), path)
+    tracker.log_model(path)
     return path
+
+
+def _tracker(config: dict[str, Any] | None, family: str, task: str, hparams: dict[str, Any],
+             training: dict[str, Any], seed: int, out_dir: Path) -> tracking.Tracker:
+    """The training job's experiment tracking (``medgen.tracking``; off without a
+    ``tracking`` section, e.g. when called outside the workflow)."""
+    config = config if config and "run_name" in config else {"tracking": {}}
+    name = model_card.method_name(family, out_dir / checkpoint.MODEL_FILE)
+    return tracking.Tracker(
+        config, name, out_dir,
+        tags={"seed": seed, "family": family, "task": task,
+              "run_name": config.get("run_name", ""),
+              "medgen_revision": provenance.git_revision()},
+        params={"family": family, "seed": seed, "hparams": hparams,
+                "training": {k: v for k, v in training.items()}})

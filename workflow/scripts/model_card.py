@@ -1,7 +1,9 @@
 """The model card beside one trained model.pt: what it is, its training data, its held-out
 metrics beside the baselines (and over the replicates), intended use, limits, how to apply."""
 
-from medgen import model_card
+from pathlib import Path
+
+from medgen import model_card, tracking
 from medgen.smk import logged
 
 with logged(snakemake):  # noqa: F821 - injected by Snakemake
@@ -9,3 +11,6 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     card = model_card.build(inputs.model, list(inputs.metrics),
                             inputs.get("summary"), inputs.get("comparisons"))
     model_card.write(card, snakemake.output.md, snakemake.output.json)  # noqa: F821
+    # a model trained with tracking on gets its held-out metrics and card in its run too
+    tracking.log_evaluation(Path(inputs.model).parent, model_card.tracked_metrics(card),
+                            [snakemake.output.md, snakemake.output.json])  # noqa: F821
