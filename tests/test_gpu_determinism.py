@@ -71,7 +71,8 @@ RAISING_BACKWARD = {
 # ... and ops that raise on CUDA whatever the grad (flagged when a tensor that requires
 # grad goes in: the data pipeline's CPU-only statistics are not what goes to the GPU)
 RAISING_ON_GRAPH = {"max_unpool2d", "max_unpool3d", "nll_loss2d_forward", "put", "put_",
-                    "histc", "bincount", "median", "nanmedian", "cumsum", "cumsum_"}
+                    "histc", "bincount", "cumsum", "cumsum_",
+                    "median.dim", "nanmedian.dim"}  # the median with indices only
 
 
 class RecordOps(TorchDispatchMode):
@@ -85,7 +86,7 @@ class RecordOps(TorchDispatchMode):
         name = func._overloadpacket.__name__
         if name in RAISING_BACKWARD:
             self.raising.add(name)
-        elif name in RAISING_ON_GRAPH and any(
+        elif {name, f"{name}.{func._overloadname}"} & RAISING_ON_GRAPH and any(
                 isinstance(a, torch.Tensor) and a.requires_grad
                 for a in (*args, *(kwargs or {}).values())):
             self.raising.add(name)
@@ -137,11 +138,18 @@ def test_the_check_names_modules_whose_cuda_backward_raises():
         assert raises_in_deterministic_cuda(module) is raises, module
 
 
-def test_the_op_recorder_sees_a_raising_backward():
+def test_the_op_recorder_sees_a_raising_backward_and_a_raising_op_on_the_graph():
     net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.AdaptiveAvgPool3d(2))
     with RecordOps() as ops:
         net(torch.randn(1, 1, 6, 6, 6)).sum().backward()
     assert ops.raising == {"_adaptive_avg_pool3d_backward"}
+    x = torch.randn(5, requires_grad=True)
+    with RecordOps() as ops:
+        x.median(), x.detach().median(0), torch.randn(5).cumsum(0)  # no index, no grad
+    assert not ops.raising
+    with RecordOps() as ops:
+        x.median(0), x.cumsum(0)
+    assert ops.raising == {"median", "cumsum"}
 
 
 def _torch_list(which: str) -> str:
