@@ -100,10 +100,14 @@ def training_settings(config: dict[str, Any], family: str) -> dict[str, Any]:
 
     ``LOG_ONLY_SETTINGS`` are left out (the scripts read them from the config): turning the
     progress bar off for SLURM logs must not retrain. ``max_epochs`` does not apply to
-    baselines.
+    baselines. ``deterministic`` is in only when not the default (true, what training
+    without the key does): 'warn' or false retrains, and runs made before the key existed
+    do not.
     """
     settings = {key: value for key, value in config["training"].items()
                 if key not in LOG_ONLY_SETTINGS}
+    if settings.get("deterministic") is True:
+        del settings["deterministic"]
     if registry.get(family).baseline:
         settings["max_epochs"] = None
     return settings

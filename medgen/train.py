@@ -157,6 +157,23 @@ def inference_device(accelerator: str) -> str:
     return "cpu"
 
 
+def deterministic_setting(training: dict[str, Any]) -> bool | str:
+    """``training.deterministic`` as Lightning's ``Trainer(deterministic=...)`` takes it:
+    True (the default, also when the key is absent: settings stored before it existed),
+    'warn' or False.
+
+    Raises
+    ------
+    MedgenInputError
+        Any other value (the config schema refuses it first; this guards direct callers).
+    """
+    value = training.get("deterministic", True)
+    if value is True or value is False or value == "warn":
+        return value
+    raise MedgenInputError(
+        f"config key 'training.deterministic' is {value!r}; expected one of: true, warn, false")
+
+
 def make_trainer(
     out_dir: Path,
     training: dict[str, Any],
@@ -169,9 +186,11 @@ def make_trainer(
 ) -> L.Trainer:
     """A Trainer with medgen's checkpointing, logging, seeding and signal handling.
 
-    ``gan``: alternating generator/critic steps each leave the other network's parameters
-    unused, which DDP must be told about. ``extra_loggers``: experiment tracking's
-    (``medgen.tracking``) beside the CSV log.
+    ``training.deterministic`` (true, 'warn' or false; true when absent) is Lightning's
+    ``deterministic``: true makes torch raise on an op without a deterministic CUDA kernel
+    (``deterministic_setting``). ``gan``: alternating generator/critic steps each leave the
+    other network's parameters unused, which DDP must be told about. ``extra_loggers``:
+    experiment tracking's (``medgen.tracking``) beside the CSV log.
     """
     checkpoints = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
@@ -198,7 +217,7 @@ def make_trainer(
         num_nodes=training["num_nodes"],
         strategy=strategy,
         max_epochs=max_epochs,
-        deterministic=True,
+        deterministic=deterministic_setting(training),
         # Live log inside checkpoints/: out_dir/metrics.csv appears only when training ends.
         logger=[CSVLogger(out_dir / "checkpoints", name="", version="live"),
                 *(extra_loggers or [])],
@@ -321,9 +340,13 @@ def loader_sizes(data: TrainingData) -> dict[str, int]:
 def fit_in_memory(plan: L.LightningModule, train_loader: Any, max_epochs: int, seed: int,
                   num_threads: int | None = None, val_loader: Any = None
                   ) -> L.LightningModule:
-    """Train ``plan`` without checkpoints, logs or a progress bar (the many short fits of a
-    cross-validation); seeded per epoch like ``fit``; validated after every epoch when
-    ``val_loader`` is given (plans that select an epoch on it). Returns the trained plan."""
+    """Train ``plan`` on the CPU without checkpoints, logs or a progress bar (the many short
+    fits of a cross-validation); seeded per epoch like ``fit``; validated after every epoch
+    when ``val_loader`` is given (plans that select an epoch on it). Returns the trained plan.
+
+    Always deterministic: ``training.deterministic`` is a GPU matter (on the CPU the plans'
+    ops are deterministic under every setting), and these fits never leave the CPU.
+    """
     if num_threads:
         torch.set_num_threads(num_threads)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -397,14 +420,18 @@ def train_model(
         seed_all(stage_seed)  # initial weights depend on the seed only, not on what ran before
         plan = resolve(stage.plan).build(hparams, data.dims, state)
         # names the stage that EpochLog's lines below belong to (fanogan: gan, then encoder)
-        log.info("%s: %smax_epochs=%d, seed %d, into %s", family,
+        log.info("%s: %smax_epochs=%d, seed %d, deterministic %s, into %s", family,
                  f"stage '{stage.name}', " if stage.name else "", epochs, stage_seed,
-                 out_dir / stage.name)
+                 deterministic_setting(training), out_dir / stage.name)
         # Checkpoints of another family, stage, configuration, training data or process
         # layout are never resumed.
         signature = {"family": family, "stage": stage.name, "hparams": hparams,
                      "data_sha256": data.content_hash,
                      "devices": [training["devices"], training["num_nodes"]]}
+        if deterministic_setting(training) is not True:
+            # another training.deterministic retrains from scratch, not from epochs trained
+            # with other kernels (only when not the default: older checkpoints still resume)
+            signature["deterministic"] = deterministic_setting(training)
         with warnings.catch_warnings():
             if stage.frozen_modules:  # pretrained networks stay in eval mode on purpose
                 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")

@@ -2,7 +2,9 @@
 f-AnoGAN code), for 2D or 3D data (``spatial_dims``).
 
 Generator: linear -> 4^d -> residual up-blocks (batch norm, nearest upsampling) -> tanh.
-Critic: residual down-blocks without normalisation (the gradient penalty is per sample).
+Critic: residual down-blocks without normalisation (the gradient penalty is per sample),
+2x2 average pooling; in 3D the same 2^3 block mean as a reshape (``BlockMean``), because
+``AvgPool3d``'s CUDA backward raises in deterministic mode (``medgen.nn.deterministic``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from monai.networks.layers.factories import Conv, Norm, Pool
 from torch import nn
 
 from medgen.nn.dcgan import n_doublings
+from medgen.nn.deterministic import BlockMean
+
+
+def halve(spatial_dims: int) -> nn.Module:
+    """2x average pooling: ``AvgPool{1,2}d(2)``, in 3D ``BlockMean`` (same values; its
+    backward is deterministic on CUDA, ``AvgPool3d``'s raises under deterministic training)."""
+    return BlockMean() if spatial_dims == 3 else Pool[Pool.AVG, spatial_dims](2)
 
 
 class ResBlock(nn.Module):
@@ -22,9 +31,8 @@ class ResBlock(nn.Module):
                  spatial_dims: int = 2) -> None:
         super().__init__()
         conv, bn = Conv[Conv.CONV, spatial_dims], Norm[Norm.BATCH, spatial_dims]
-        pool = Pool[Pool.AVG, spatial_dims]
         up = resample == "up"
-        self.resample = nn.Upsample(scale_factor=2) if up else pool(2)
+        self.resample = nn.Upsample(scale_factor=2) if up else halve(spatial_dims)
         self.shortcut = conv(c_in, c_out, 1)
         self.main = nn.Sequential(
             bn(c_in) if norm else nn.Identity(), nn.ReLU(),
@@ -32,7 +40,7 @@ class ResBlock(nn.Module):
             conv(c_in, c_out, 3, padding=1),
             bn(c_out) if norm else nn.Identity(), nn.ReLU(),
             conv(c_out, c_out, 3, padding=1),
-            *([] if up else [pool(2)]),
+            *([] if up else [halve(spatial_dims)]),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

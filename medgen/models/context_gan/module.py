@@ -7,7 +7,8 @@ trims (k - 1) / 2 voxels per side, so the paper's 32^3 source gives a 16^3 targe
 
 Discriminator: real vs synthetic target patches; 'cnn' is the paper's small 3D CNN (three
 conv + max-pool stages, two fully connected layers), 'patch' MONAI's ``PatchDiscriminator``
-(one logit per receptive field).
+(one logit per receptive field). Both train on a GPU in deterministic mode (no module whose
+CUDA backward raises; ``medgen.nn.deterministic``).
 
 Generator loss, per batch (x: source, y: target, G(x): synthetic target):
 
@@ -36,6 +37,7 @@ from torch import nn
 
 from medgen.checkpoint import Checkpoint
 from medgen.models.synthesis import Synthesiser
+from medgen.nn.deterministic import AdaptiveMean
 
 NORMS = {"batch": "BATCH", "instance": "INSTANCE", "none": None}
 
@@ -82,7 +84,13 @@ class FCNGenerator(nn.Module):
 class CNNDiscriminator(nn.Module):
     """Target patch (N, 1, S, S, S) -> logit (N,): three conv(3^3) + ReLU + max-pool(2)
     stages of ``channels``, 2x, 4x width, then FC 256 -> FC 1 (the paper's small 3D CNN;
-    an adaptive pool to 2^3 before the FC layers lets any patch size through)."""
+    an adaptive average to 2^3 before the FC layers lets any patch size through).
+
+    Trains on a GPU under ``training.deterministic: true``: ``MaxPool3d`` has a
+    deterministic CUDA backward (torch 2.13), and the adaptive average is ``AdaptiveMean``
+    (the values of ``AdaptiveAvgPool3d``, whose CUDA backward raises in deterministic mode).
+    Neither has parameters: the architecture is the paper's, and checkpoints written with
+    ``AdaptiveAvgPool3d`` load unchanged."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -93,7 +101,7 @@ class CNNDiscriminator(nn.Module):
             layers += [Convolution(3, width, channels * scale, kernel_size=3, act="RELU",
                                    norm=None), pool(2)]
             width = channels * scale
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool3d(2), nn.Flatten())
+        self.features = nn.Sequential(*layers, AdaptiveMean(2), nn.Flatten())
         self.head = nn.Sequential(nn.Linear(width * 8, 256), nn.ReLU(), nn.Linear(256, 1))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
