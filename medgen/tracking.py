@@ -51,6 +51,14 @@ def settings(config: dict[str, Any]) -> dict[str, Any]:
             "experiment": section.get("experiment") or config["run_name"]}
 
 
+def _allow_file_store(uri: str) -> None:
+    """MLflow 3 keeps its file store in maintenance mode and refuses it unless opted in;
+    it is the default here because it needs no database and takes concurrent jobs on a
+    shared filesystem (an sqlite file does not)."""
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
 def _require(module: str) -> None:
     try:
         __import__(module)
@@ -95,6 +103,7 @@ class Tracker:
         if self.backend == "none":
             return
         _require({"mlflow": "mlflow", "tensorboard": "tensorboard"}[self.backend])
+        _allow_file_store(self.settings["uri"])
         stored = self.out_dir / RUN_FILE
         if stored.is_file():  # a resumed job goes on logging into its own run
             previous = json.loads(stored.read_text())
@@ -184,6 +193,7 @@ def log_evaluation(model_dir: str | os.PathLike, metrics: dict[str, float],
     run = json.loads(stored.read_text())
     if run["backend"] == "mlflow":
         _require("mlflow")
+        _allow_file_store(run["uri"])
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=run["uri"])

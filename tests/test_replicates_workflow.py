@@ -56,10 +56,11 @@ def test_a_replicated_dry_run_plans_one_training_job_per_family_and_seed(tmp_pat
 @pytest.mark.realdata
 @pytest.mark.workflow
 def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_seeds(
-        shared_data, tmp_path):
+        shared_data, tmp_path, monkeypatch):
     sections = small_real_config(shared_data, tmp_path / "results", "reps")
     sections["training"]["max_epochs"] = 2
     sections["replicates"] = {"seeds": [0, 1], "redraw_split": True}
+    sections["tracking"] = {"backend": "mlflow"}  # one experiment, a run per seed
     config = write(tmp_path, "c.yaml", sections)
     args = ("--cores", "2", "--configfile", str(DATASET / "tcga_mirna.yaml"), str(config))
     run_snakemake(*args)
@@ -88,6 +89,16 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
     assert {r["baseline"] for r in mse} >= {"pca", "ica", "nmf"}
     assert mse[0]["model_mean"] == pytest.approx(tybalt["mean"].item(), rel=1e-6)
     assert "Over the replicates" in (run / "seed1/models/tybalt/model_card.md").read_text()
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # as medgen.tracking opts in
+    client = MlflowClient(tracking_uri=(run / "mlruns").resolve().as_uri())
+    runs = client.search_runs([client.get_experiment_by_name("reps").experiment_id],
+                              order_by=["tags.seed"])
+    assert [r.data.tags["seed"] for r in runs] == ["0", "1"]
+    assert runs[1].data.metrics["test/test_mse"] == pytest.approx(values[1], rel=1e-6)
+    assert {a.path for a in client.list_artifacts(runs[1].info.run_id)} == {
+        "model.pt", "model_card.md", "model_card.json"}
     # the report leads with the aggregate: its section sorts first, captions rendered
     report = tmp_path / "report.html"
     run_snakemake(*args, "--report", str(report))
