@@ -11,7 +11,8 @@ matplotlib: ``snakemake -n`` stays fast.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from medgen import registry
@@ -20,6 +21,10 @@ from medgen.errors import MedgenInputError
 # trainer settings that change only the log and the resume points, never the weights
 LOG_ONLY_SETTINGS = ("progress_bar", "checkpoint_every_n_epochs")
 SYNTHESIS_GENERATOR_FAMILY = "context_gan"  # the 'generator_l1' baseline trains its generator
+# the image of the workflow's global container directive (Apptainer.def at the repository
+# root builds it): $MEDGEN_CONTAINER, else medgen.sif in the working directory
+CONTAINER_VARIABLE = "MEDGEN_CONTAINER"
+DEFAULT_CONTAINER = "medgen.sif"
 
 
 @contextlib.contextmanager
@@ -35,6 +40,38 @@ def refused_before_run(what: str) -> Iterator[None]:
         from snakemake.exceptions import WorkflowError  # only the workflow pays for it
 
         raise WorkflowError(f"{what}: {err}") from None
+
+
+def container_image(environ: Mapping[str, str], deployment_methods: Iterable[Any] = ()) -> str:
+    """The image every job runs in under ``--software-deployment-method apptainer``.
+
+    ``environ[CONTAINER_VARIABLE]`` (``$MEDGEN_CONTAINER``): a local image path, relative to
+    the working directory, or a URI apptainer pulls (``docker://...``, ``oras://...``);
+    else ``DEFAULT_CONTAINER`` (``medgen.sif``). Without that option Snakemake ignores the
+    directive and jobs use the environment snakemake runs in.
+
+    ``deployment_methods``: Snakemake's (``workflow.deployment_settings.deployment_method``);
+    when it holds apptainer, a local image must exist, so that a missing one is one message
+    before the run rather than a failure in every job.
+
+    Raises
+    ------
+    MedgenInputError
+        ``$MEDGEN_CONTAINER`` set but empty or holding whitespace (apptainer cannot be
+        given such a name), or apptainer asked for and the local image missing.
+    """
+    image = environ.get(CONTAINER_VARIABLE, DEFAULT_CONTAINER)
+    if not image.strip() or any(char.isspace() for char in image):
+        raise MedgenInputError(
+            f"{CONTAINER_VARIABLE} is {image!r}; expected an image without spaces: a local "
+            "path such as medgen.sif, or a URI such as docker://<registry>/medgen:<version>")
+    apptainer = "apptainer" in {str(method) for method in deployment_methods}
+    if apptainer and "://" not in image and not Path(image).is_file():
+        raise MedgenInputError(
+            f"image {image} does not exist in {Path.cwd()}: build it there with "
+            f"`apptainer build {image} Apptainer.def`, or set {CONTAINER_VARIABLE} to an "
+            "image path or URI (README: a container on SLURM)")
+    return image
 
 
 def apply_mode(config: dict[str, Any]) -> bool:

@@ -101,8 +101,9 @@ def job_header(snakemake: Any) -> list[str]:
     (the config values it reads; cut at ``HEADER_PARAMS_CHARS``), ``seed: <n>`` (the
     rule's ``params.seed``, a replicate's ``{seed}`` wildcard, else the config's ``seed``),
     ``device: accelerator=... devices=... num_nodes=...`` (the rule's ``params.accelerator``
-    where it has one, else ``training``; plus the host, ``CUDA_VISIBLE_DEVICES`` and the
-    SLURM job id where set) and ``threads: <rule threads> (torch: training.num_threads=...)``.
+    where it has one, else ``training``; plus the host, ``CUDA_VISIBLE_DEVICES``, the
+    SLURM job id and the apptainer image where set) and
+    ``threads: <rule threads> (torch: training.num_threads=...)``.
     """
     config = getattr(snakemake, "config", None) or {}
     training = config.get("training") or {}
@@ -119,6 +120,10 @@ def job_header(snakemake: Any) -> list[str]:
     for variable in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID"):
         if os.environ.get(variable):
             device += f" {variable}={os.environ[variable]}"
+    # set inside an image (--software-deployment-method apptainer): which one ran the job
+    container = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if container:
+        device += f" container={container}"
     return [
         f"rule: {snakemake.rule}" + (f" ({where})" if where else ""),
         f"config: {shown}",

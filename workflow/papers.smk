@@ -4,16 +4,27 @@
 #   snakemake -s workflow/papers.smk --cores 2 [--config budget=small]
 #   snakemake -s workflow/papers.smk --report results/papers/report.html
 # On SLURM add --profile config/profiles/slurm: one job per dataset x family x seed.
+import os
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 import medgen.studies
-from medgen.planning import refused_before_run
+from medgen.planning import container_image, refused_before_run
 
 min_version("9.0")
 
 
 configfile: "config/studies/papers.yaml"
+
+
+# The studies' image, as in workflow/Snakefile (each module sets its own, the same one): used
+# only with --software-deployment-method apptainer.
+with refused_before_run("container"):
+    CONTAINER = container_image(os.environ, workflow.deployment_settings.deployment_method)
+
+
+container: CONTAINER
 
 
 # the study file as Snakemake read it: --config budget=small or results_dir=... apply; the

@@ -2,6 +2,7 @@
 # settings, is planned by medgen.planning; each task's rules, paths and input functions are
 # in rules/<task>.smk, which registers the task's final targets and input files below.
 import functools
+import os
 import re
 
 import medgen.config
@@ -13,6 +14,13 @@ with refused_before_run("invalid medgen config"):
     _resolved = medgen.config.validate(config)
 config.clear()
 config.update(_resolved)
+
+# The image of the global container directive (workflow/Snakefile); it is used only with
+# --software-deployment-method apptainer (README: a container on SLURM).
+with refused_before_run("container"):
+    CONTAINER = planning.container_image(
+        os.environ, workflow.deployment_settings.deployment_method
+    )
 
 RUN = f"{config['results_dir']}/{config['run_name']}"
 CACHE = config["cache_dir"]
