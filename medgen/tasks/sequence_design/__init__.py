@@ -15,6 +15,19 @@ INTENDED_USE = (
     "expression) of sequences like the measured ones, as candidates for design. Generated "
     "or designed sequences are hypotheses: their activity is predicted, not measured, and "
     "predictions far from the training sequences are extrapolations.")
+HOW_TO_APPLY = """\
+No workflow apply step yet (issue 30): load the model in Python.
+
+```python
+from medgen.data.sequence import decode, one_hot
+from medgen.tasks.sequence_design.inference import load
+
+model = load("{model}")
+# dna_gan: base probabilities (n, L, 4) -> sequences (argmax per position)
+sequences = decode(model.sample(1000, seed=0))
+# sequence_predictor: one-hot or soft (n, L, 4) -> (n,) in the measurement's units
+values = model.predict(one_hot(sequences))
+```"""
 TASK = TaskSpec(
     name="sequence_design",
     description="DNA generation and design (Killoran et al. 2017)",
@@ -28,4 +41,5 @@ TASK = TaskSpec(
              MetricSpec("gc_wasserstein", higher_is_better=False),
              MetricSpec("dinucleotide_delta", higher_is_better=False)),
     intended_use=INTENDED_USE,
+    how_to_apply=HOW_TO_APPLY,
 )
