@@ -91,6 +91,7 @@ def test_predictor_is_differentiable_in_soft_inputs_and_returns_units():
     torch.testing.assert_close(out, net(soft) * 2.0 + 10.0)
     out.sum().backward()
     assert soft.grad is not None and soft.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())  # the weights stay out of design
     assert model.predict(soft.detach().numpy()).shape == (3,)
     with pytest.raises(MedgenInputError, match=r"shape \(n, 11, 4\); got \(3, 12, 4\)"):
         model.predict(np.zeros((3, 12, 4)))
@@ -129,6 +130,9 @@ def test_generator_samples_reproducibly_and_refuses_other_lengths(tmp_path):
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, model.sample(6, seed=4))
     np.testing.assert_allclose(first.sum(-1), 1, rtol=1e-5)
+    z = torch.zeros(2, 5, requires_grad=True)  # latent design: gradients reach z only
+    model.generator(z)[..., 0].sum().backward()
+    assert z.grad is not None and all(p.grad is None for p in model.generator.parameters())
     assert checkpoint.load(path).data == {"length": 20, "channels": 4, "alphabet": "ACGT"}
     with pytest.raises(MedgenInputError, match="length"):
         load(path, data={"length": 50})

@@ -80,8 +80,8 @@ class SequenceGenerator:
     Attributes
     ----------
     generator
-        The torch module, eval mode: z (N, latent_dim) -> probabilities (N, length, 4)
-        (differentiable in z: latent-space design back-propagates through it).
+        The torch module, eval mode, weights frozen: z (N, latent_dim) -> probabilities
+        (N, length, 4), differentiable in z (latent-space design back-propagates through it).
     latent_dim, length
         Sizes of z and of the sequences (bases).
     """
@@ -89,6 +89,8 @@ class SequenceGenerator:
     def __init__(self, generator: DNAGenerator, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
+        for parameter in self.generator.parameters():  # design moves z, never the weights
+            parameter.requires_grad_(False)
         self.latent_dim, self.length = generator.latent_dim, generator.length
 
     @torch.no_grad()

@@ -55,7 +55,8 @@ class SequencePredictor:
     Attributes
     ----------
     network
-        The torch module (eval mode): (N, L, 4) -> (N,) in the network's scale.
+        The torch module (eval mode, weights frozen): (N, L, 4) -> (N,) in the network's
+        scale.
     length
         Sequence length the model was trained on (bases).
     mean, sd
@@ -69,6 +70,8 @@ class SequencePredictor:
                  ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
+        for parameter in self.network.parameters():  # design moves the input, never the net
+            parameter.requires_grad_(False)
         self.length = int(signature["length"])
         self.mean, self.sd = float(signature["target_mean"]), float(signature["target_sd"])
         self.value = signature.get("value", "")
