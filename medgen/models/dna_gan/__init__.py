@@ -27,8 +27,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.0001,          # Adam(1e-4, betas (0.5, 0.9)) for both networks
         "beta1": 0.5,
         "beta2": 0.9,
-        # the paper trained 100,000 generator iterations of 5 critic batches of 64, i.e.
-        # 32M windows; chr1's ~3.7M training windows of 50 bp: about 9 epochs
+        # the paper trained 100,000 iterations (read as generator iterations, each after
+        # 5 critic batches of 64, as in the WGAN-GP code its code builds on): 32M windows;
+        # chr1's ~3.7M training windows of 50 bp (80% of ~4.6M without N): about 9 epochs
         "max_epochs": 9,
     },
     "default": {
