@@ -189,6 +189,24 @@ def test_predictor_targets_are_standardised_on_the_training_split(tmp_path):
         training_data(data, {**hp, "output": "sigmoid"}, 0, "sequence_predictor")
 
 
+def test_a_sort_seq_table_is_prepared_with_its_own_split_and_mean_bins(tmp_path):
+    table = tmp_path / "sortseq.csv"
+    table.write_text("set,ct_0,ct_1,ct_2,x\n"
+                     "training,1,0,1,ACGTAC\n"
+                     "validation,0,2,0,TTTTAA\n"
+                     "test,0,0,3,GGGCCC\n"
+                     "training,0,0,0,CCCCCC\n")  # no reads: no measurement, dropped
+    section = default_section(path=str(table), source="table", table={
+        "sequence_column": "x", "value_column": None, "count_prefix": "ct_",
+        "set_column": "set", "length": None})
+    arrays, record = load_prepared(prepare(section, tmp_path / "data.npz", seed=5))
+    assert list(arrays["split"]) == ["train", "val", "test"]
+    np.testing.assert_allclose(arrays["value"], [1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(arrays["line"], [2, 3, 4])
+    assert record["split"]["how"] == "the table's column 'set'"
+    assert record["reader"]["dropped_missing"] == 1 and record["source"] == "table"
+
+
 def test_a_missing_prepared_file_and_an_empty_path_are_refused(tmp_path):
     with pytest.raises(MedgenInputError, match="missing.npz does not exist"):
         load_prepared(tmp_path / "missing.npz")

@@ -46,6 +46,7 @@ class PredictorNet(nn.Module):
 
 
 def build_network(hp: dict[str, Any]) -> PredictorNet:
+    """The predictor network of the family's hparams (any sequence length: it pools)."""
     return PredictorNet(hp["filters"], hp["filter_width"], list(hp["hidden"]), hp["output"])
 
 
