@@ -172,6 +172,8 @@ def evaluated_methods(config: dict[str, Any], task: str) -> list[str]:
         # the voxel-wise regressions are evaluated as voxel_linear, voxel_hgb
         return levels + [f"voxel_{name}" if name in ("linear", "hgb") else name
                          for name in config["synthesis"]["evaluation"]["baselines"]]
+    if task == "sequence_design":
+        return families  # its generation evaluation (baselines included) comes next, issue 30
     section = config["expression_inference"]["evaluation"]
     return list(dict.fromkeys([*families, *expression_inference_ablations(config), "ridge",
                                *section["baselines"]]))
@@ -198,6 +200,13 @@ def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[
     later = ("families", "scoring", "evaluation") + (
         ("synthetic_anomalies",) if training else ())
     return {key: value for key, value in config["anomaly"].items() if key not in later}
+
+
+def sequence_design_preparation(config: dict[str, Any]) -> dict[str, Any]:
+    """The sequence_design section without ``families``: which models train must not rerun
+    the data preparation (and with it every training job)."""
+    return {key: value for key, value in config["sequence_design"].items()
+            if key != "families"}
 
 
 def expression_inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:

@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "anomaly": "medgen.tasks.anomaly",  # unsupervised anomaly detection in images
     "expression_inference": "medgen.tasks.expression_inference",  # landmark -> target genes
     "synthesis": "medgen.tasks.synthesis",  # paired cross-modality image synthesis
+    "sequence_design": "medgen.tasks.sequence_design",  # DNA generation and design
 }
 
 FAMILIES: dict[str, str] = {
@@ -30,6 +31,8 @@ FAMILIES: dict[str, str] = {
     "ggan": "medgen.models.ggan",  # Wang et al. 2018: conditional GAN, landmark -> targets
     "dgex": "medgen.models.dgex",  # Chen et al. 2016: D-GEX MLP, landmark -> targets
     "context_gan": "medgen.models.context_gan",  # Nie et al. 2017: 3D synthesis GAN
+    "dna_gan": "medgen.models.dna_gan",  # Killoran et al. 2017: WGAN-GP generating DNA
+    "sequence_predictor": "medgen.models.sequence_predictor",  # Killoran et al. 2017: CNN
 }
 
 

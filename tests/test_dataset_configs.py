@@ -32,6 +32,8 @@ INFERENCE_RULES = {"prepare_expression_inference", "evaluate_expression_inferenc
 SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
 SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_level", "synthesis_context",
                    "evaluate_synthesis", "synthesis_report"}
+SEQUENCE_FAMILIES = tuple(registry.names("sequence_design"))
+SEQUENCE_RULES = {"prepare_sequence_design"}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
@@ -64,7 +66,7 @@ def needs_shared_data(path: Path) -> bool:
 def test_every_model_family_belongs_to_a_branch():
     # a family of a task without a workflow branch here would go unchecked
     branches = (set(EXPRESSION_FAMILIES) | set(IMAGING_FAMILIES) | set(INFERENCE_FAMILIES)
-                | set(SYNTHESIS_FAMILIES))
+                | set(SYNTHESIS_FAMILIES) | set(SEQUENCE_FAMILIES))
     assert set(registry.FAMILIES) <= branches
 
 
@@ -200,6 +202,18 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
     else:
         assert not rules & SYNTHESIS_RULES, f"{path.name} runs synthesis jobs: {sorted(rules)}"
         for family in SYNTHESIS_FAMILIES:
+            assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
+
+    if "sequence_design" in about:
+        assert SEQUENCE_RULES <= rules, result.stdout
+        listed = resolved["sequence_design"]["families"]
+        assert listed, f"{path.name} trains no sequence-design model"
+        for family in SEQUENCE_FAMILIES:
+            assert trained(family) == (family in listed), \
+                f"{family} ({'' if family in listed else 'not '}listed):\n{result.stdout}"
+    else:
+        assert not rules & SEQUENCE_RULES, f"{path.name} runs sequence jobs: {sorted(rules)}"
+        for family in SEQUENCE_FAMILIES:
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
 

@@ -21,6 +21,7 @@ from medgen.tasks.expression.evaluate import load_model
 from medgen.tasks.expression_inference.prepare import read_expression_inference_data
 from medgen.train import train_model
 from tests.conftest import make_expression, make_inference_data
+from tests.helpers.sequence_data import prepared_measurements
 from tests.helpers.synthesis_data import prepared_folder
 
 TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
@@ -29,7 +30,8 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
 TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
         "generator_channels": 4, "discriminator_channels": 4, "bottleneck": 4, "n_critic": 2,
         "score_steps": 3, "score_batch_size": 16, "generator_hidden": [8],
-        "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4}
+        "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4, "channels": 4,
+        "n_blocks": 1, "filters": 4}
 
 
 pytestmark = pytest.mark.usefixtures("quiet_warnings")  # Lightning's hints
@@ -61,7 +63,10 @@ def task_data(tmp_path_factory):
             "expression_inference": (root / "inference.h5ad", root / "inference_other.h5ad"),
             # prepared synthesis folders (paired synthetic volumes)
             "synthesis": (prepared_folder(root / "synthesis", seed=0),
-                          prepared_folder(root / "synthesis_other", seed=1))}
+                          prepared_folder(root / "synthesis_other", seed=1)),
+            # sequences with measurements: dna_gan trains on the sequences alone
+            "sequence_design": (prepared_measurements(root / "sequence", seed=0),
+                                prepared_measurements(root / "sequence_other", seed=1))}
 
 
 def load_for_task(task: str, path):
@@ -74,6 +79,10 @@ def load_for_task(task: str, path):
         return load_inference_model(path)
     if task == "synthesis":
         from medgen.tasks.synthesis.inference import load
+
+        return load(path)
+    if task == "sequence_design":
+        from medgen.tasks.sequence_design.inference import load
 
         return load(path)
     raise AssertionError(f"no contract check written for task {task!r}")
@@ -95,6 +104,10 @@ def infer(task: str, model, data_path) -> np.ndarray:
 
         _, volumes = read_volumes(data_path, "train")
         return model.predict(volumes[0]["source"], volumes[0]["mask"][0], window=32)
+    if task == "sequence_design":
+        if hasattr(model, "sample"):  # a generator: (n, L, 4) probabilities
+            return model.sample(8, seed=0)
+        return model.predict(np.load(data_path)["onehot"])
     images = np.load(data_path)["images"]
     return model.score(images).score
 
@@ -173,6 +186,7 @@ def test_non_positive_counts_and_rates_are_refused_naming_the_key(family):
     ("ggan", {"generator_hidden": [], "discriminator_hidden": [], "noise_sd": 0.0}),
     ("dgex", {"hidden": [], "momentum": 0.0, "dropout": 0.0}),  # a linear model
     ("fanogan", {"kappa": 0.0, "beta1": 0.0}),
+    ("dna_gan", {"gp_weight": 0.0, "beta1": 0.0}),
     ("anogan", {"score_early_stop_tol": 0.0, "score_lambda": 0.0}),
 ])
 def test_zero_passes_where_it_means_none(family, params):
@@ -205,9 +219,9 @@ def test_one_epoch_save_load_and_refusals(family, task_data, tmp_path):
     others = [f for f in registry.names() if f != family]
     with pytest.raises(MedgenInputError, match=f"family '{family}'; expected '{others[0]}'"):
         checkpoint.load(path, family=others[0])
-    key = {"expression": "genes", "expression_inference": "landmarks"}.get(spec.task,
-                                                                           "channels")
-    wrong = saved.data[key][::-1] if key != "channels" else saved.data[key] + 2
+    key = {"expression": "genes", "expression_inference": "landmarks",
+           "sequence_design": "length"}.get(spec.task, "channels")
+    wrong = saved.data[key][::-1] if isinstance(saved.data[key], list) else saved.data[key] + 2
     with pytest.raises(MedgenInputError, match=f"{path}.*{key}"):
         checkpoint.load(path, data={key: wrong})
     if spec.task == "anomaly":  # the fixture's prepared folder names its modalities

@@ -36,6 +36,7 @@ from medgen.nn.deterministic import (
 from medgen.nn.residual import ResCritic, ResGenerator
 from medgen.train import deterministic_setting, make_trainer, train_model
 from tests.conftest import make_expression, make_inference_data
+from tests.helpers.sequence_data import prepared_measurements
 from tests.helpers.synthesis_data import prepared_folder
 
 pytestmark = pytest.mark.usefixtures("quiet_warnings", "torch_flags_restored")
@@ -54,7 +55,8 @@ def torch_flags_restored():
 DIMS = {"expression": {"n_genes": 12, "n_conditions": 2},
         "anomaly": {"channels": 1, "image_size": 16},
         "expression_inference": {"n_landmarks": 8, "n_targets": 6},
-        "synthesis": {"channels": 1}}  # patch_size: the preset's
+        "synthesis": {"channels": 1},  # patch_size: the preset's
+        "sequence_design": {"length": 20}}
 
 # aten ops whose CUDA kernel raises under torch.use_deterministic_algorithms(True) (its
 # docstring's "will throw" list, as the ops autograd dispatches): backward passes ...
@@ -260,7 +262,8 @@ TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": No
 TINY = {"latent_dim": 4, "hidden_dim": 8, "batch_size": 16, "channels_base": 4,
         "generator_channels": 4, "discriminator_channels": 4, "bottleneck": 4, "n_critic": 2,
         "score_steps": 3, "score_batch_size": 16, "generator_hidden": [8],
-        "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4}
+        "discriminator_hidden": [8], "hidden": [8], "samples_per_volume": 4, "channels": 4,
+        "n_blocks": 1, "filters": 4}
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +277,8 @@ def task_data(tmp_path_factory):
     make_inference_data(root / "inference.h5ad", 0)
     return {"expression": root / "expression.h5ad", "anomaly": root / "train.npz",
             "expression_inference": root / "inference.h5ad",
-            "synthesis": prepared_folder(root / "synthesis", seed=0)}
+            "synthesis": prepared_folder(root / "synthesis", seed=0),
+            "sequence_design": prepared_measurements(root / "sequence", seed=0)}
 
 
 @pytest.mark.parametrize("family, preset", [(f, p) for f, p in FAMILY_PRESETS

@@ -161,9 +161,12 @@ def all_outputs():
         return targets + [APPLY]
     for task in registry.TASKS:
         if task_on(task) and TASK_OUTPUTS[task]():
-            outputs = TASK_OUTPUTS[task]() + model_cards(task)
+            # model cards and replicate comparisons read the task's tidy metrics: a task
+            # without an evaluation yet (sequence_design) delivers its models alone
+            evaluated = bool(TASK_TIDY[task]())
+            outputs = TASK_OUTPUTS[task]() + (model_cards(task) if evaluated else [])
             if SEEDS:
                 outputs = [path for seed in SEEDS for path in fill_seed(outputs, seed)]
-                outputs += [f"{REPLICATES}/{task}/{COMPARISONS}"]
+                outputs += [f"{REPLICATES}/{task}/{COMPARISONS}"] if evaluated else []
             targets += outputs
     return list(dict.fromkeys(targets))

@@ -1,5 +1,45 @@
-"""Sequence design (Killoran et al. 2017, "Generating and designing DNA with deep generative
-models"): DNA generation and its baselines (i.i.d. bases, k-th order Markov chains) and the
-generation metrics (k-mer spectra, GC, dinucleotides, homopolymers, JASPAR motif hit rates,
-nearest-neighbour distance to the training set). Not yet a registered task: the GAN and
-predictor families, design methods, the TaskSpec and the rule file come next (issue 30)."""
+"""Sequence design (Killoran, Lee, Delong & Frey 2017, "Generating and designing DNA with deep
+generative models"): a WGAN-GP that generates DNA (``dna_gan``) and a sequence ->
+measurement CNN (``sequence_predictor``), trained on one prepared set of equal-length
+sequences (FASTA windows or a measurement table, ``prepare``, ``loaders``); the generation
+baselines (i.i.d. bases, Markov chains, ``baselines``) and metrics (k-mer spectra, GC,
+dinucleotides, homopolymers, JASPAR motif hit rates, nearest-neighbour distance,
+``generation_metrics``). The generation evaluation, design methods and apply step come next
+(issue 30)."""
+
+from medgen.task import MetricSpec, TaskSpec
+
+INTENDED_USE = (
+    "Research use: generating DNA sequences that resemble the training sequences in their "
+    "k-mer, GC, motif and homopolymer statistics, and predicting a measurement (binding, "
+    "expression) of sequences like the measured ones, as candidates for design. Generated "
+    "or designed sequences are hypotheses: their activity is predicted, not measured, and "
+    "predictions far from the training sequences are extrapolations.")
+HOW_TO_APPLY = """\
+No workflow apply step yet (issue 30): load the model in Python.
+
+```python
+from medgen.data.sequence import decode, one_hot
+from medgen.tasks.sequence_design.inference import load
+
+model = load("{model}")
+# dna_gan: base probabilities (n, L, 4) -> sequences (argmax per position)
+sequences = decode(model.sample(1000, seed=0))
+# sequence_predictor: one-hot or soft (n, L, 4) -> (n,) in the measurement's units
+values = model.predict(one_hot(sequences))
+```"""
+TASK = TaskSpec(
+    name="sequence_design",
+    description="DNA generation and design (Killoran et al. 2017)",
+    section="sequence_design",
+    training_data="medgen.tasks.sequence_design.loaders:training_data",
+    training_input="sequence_design/data.npz",
+    check_config="medgen.tasks.sequence_design.config_checks:check_config",
+    # what the generation evaluation reports (generated against held-out windows); the
+    # headline first
+    metrics=(MetricSpec("kmer6_js", higher_is_better=False),
+             MetricSpec("gc_wasserstein", higher_is_better=False),
+             MetricSpec("dinucleotide_delta", higher_is_better=False)),
+    intended_use=INTENDED_USE,
+    how_to_apply=HOW_TO_APPLY,
+)
