@@ -173,7 +173,7 @@ def evaluated_methods(config: dict[str, Any], task: str) -> list[str]:
         return levels + [f"voxel_{name}" if name in ("linear", "hgb") else name
                          for name in config["synthesis"]["evaluation"]["baselines"]]
     if task == "sequence_design":
-        return families  # its generation evaluation (baselines included) comes next, issue 30
+        return sequence_generation_methods(config)
     section = config["expression_inference"]["evaluation"]
     return list(dict.fromkeys([*families, *expression_inference_ablations(config), "ridge",
                                *section["baselines"]]))
@@ -200,6 +200,31 @@ def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[
     later = ("families", "scoring", "evaluation") + (
         ("synthetic_anomalies",) if training else ())
     return {key: value for key, value in config["anomaly"].items() if key not in later}
+
+
+def sequence_generation_methods(config: dict[str, Any]) -> list[str]:
+    """The methods of the sequence-generation evaluation's tidy table: the generator
+    families (dna_gan) among sequence_design's families, then the i.i.d. baseline and one
+    Markov chain per order (``sequence_design.evaluation.markov_orders``); none without a
+    generator (the predictor's evaluation is the design step, issue 30)."""
+    from medgen.tasks.sequence_design import GENERATOR_FAMILIES
+
+    generators = [f for f in task_families(config, "sequence_design")
+                  if f in GENERATOR_FAMILIES]
+    if not generators:
+        return []
+    orders = config["sequence_design"]["evaluation"]["markov_orders"]
+    return generators + ["iid"] + [f"markov{k}" for k in sorted(orders)]
+
+
+def carded_models(config: dict[str, Any], task: str) -> list[str]:
+    """The trained models that get a model card: those the task's evaluation scores (a
+    card reports the model's held-out metrics). Every trained model but sequence_design's
+    predictor, which no evaluation scores yet."""
+    models = trained_models(config, task)
+    if task != "sequence_design":
+        return models
+    return [m for m in models if m in evaluated_methods(config, task)]
 
 
 def sequence_design_preparation(config: dict[str, Any]) -> dict[str, Any]:

@@ -268,8 +268,10 @@ def test_the_workflow_prepares_the_data_and_trains_the_families(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"), "run_name": "seq",
-        "tasks": ["sequence_design"], "sequence_design": {"path": str(fasta)}}))
+        "tasks": ["sequence_design"], "sequence_design": {
+            "path": str(fasta), "evaluation": {"motifs": ""}}}))
     result = run_snakemake("-n", "--cores", "1", "--configfile", str(config))
     out = result.stdout
     assert "prepare_sequence_design" in out and "seq/sequence_design/data.npz" in out
-    assert "seq/models/dna_gan/model.pt" in out and "model_card" not in out
+    assert "seq/models/dna_gan/model.pt" in out and "evaluate_sequence_generation" in out
+    assert "seq/models/dna_gan/model_card.md" in out

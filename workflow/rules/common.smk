@@ -162,7 +162,7 @@ def all_outputs():
     for task in registry.TASKS:
         if task_on(task) and TASK_OUTPUTS[task]():
             # model cards and replicate comparisons read the task's tidy metrics: a task
-            # without an evaluation yet (sequence_design) delivers its models alone
+            # without an evaluation (sequence_design without dna_gan) delivers its models alone
             evaluated = bool(TASK_TIDY[task]())
             outputs = TASK_OUTPUTS[task]() + (model_cards(task) if evaluated else [])
             if SEEDS:

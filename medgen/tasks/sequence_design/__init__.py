@@ -4,11 +4,13 @@ measurement CNN (``sequence_predictor``), trained on one prepared set of equal-l
 sequences (FASTA windows or a measurement table, ``prepare``, ``loaders``); the generation
 baselines (i.i.d. bases, Markov chains, ``baselines``) and metrics (k-mer spectra, GC,
 dinucleotides, homopolymers, JASPAR motif hit rates, nearest-neighbour distance,
-``generation_metrics``). The generation evaluation, design methods and apply step come next
-(issue 30)."""
+``generation_metrics``) and the generation evaluation (``evaluate``). Design methods and the
+apply step come next (issue 30)."""
 
 from medgen.task import MetricSpec, TaskSpec
 
+# the families the generation evaluation samples (``evaluate``)
+GENERATOR_FAMILIES: tuple[str, ...] = ("dna_gan",)
 INTENDED_USE = (
     "Research use: generating DNA sequences that resemble the training sequences in their "
     "k-mer, GC, motif and homopolymer statistics, and predicting a measurement (binding, "

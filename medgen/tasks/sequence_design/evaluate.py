@@ -38,6 +38,7 @@ from torch import nn
 from medgen.data.sequence import decode, one_hot
 from medgen.errors import MedgenInputError
 from medgen.evaluate import tidy
+from medgen.tasks.sequence_design import GENERATOR_FAMILIES
 from medgen.tasks.sequence_design import generation_metrics as gm
 from medgen.tasks.sequence_design.baselines import MARKOV_ORDERS, fit_baselines
 from medgen.tasks.sequence_design.prepare import load_prepared
@@ -45,7 +46,6 @@ from medgen.tasks.sequence_design.prepare import load_prepared
 log = logging.getLogger(__name__)
 
 REFERENCE_METHOD = "real_val"  # validation windows scored as if generated (the floor)
-GENERATOR_FAMILIES = ("dna_gan",)  # the families the generation evaluation samples
 C2ST_FILTERS = 16
 C2ST_WIDTH = 8  # bases per filter: motif-sized
 C2ST_EPOCHS = 8
@@ -162,7 +162,7 @@ def generate(model_paths: dict[str, str | os.PathLike], train: list[str], n_samp
         generated[family] = decode(model.sample(n_samples, seed=seed))
         log.info("%s: %d sequences sampled (seed %d), argmax of the base probabilities",
                  family, n_samples, seed)
-    chains = fit_baselines(train, markov_orders)
+    chains = fit_baselines(train, sorted(markov_orders))
     for i, (name, chain) in enumerate(chains.items()):
         generated[name] = chain.sample(n_samples, length, np.random.default_rng([seed, i]))
     log.info("baselines fitted on %d training windows: %s", len(train), ", ".join(chains))

@@ -21,4 +21,4 @@ def card_inputs(wildcards):
 
 def model_cards(task):
     """The model cards of ``task``'s trained models (a final target of every run)."""
-    return [f"{MODELS}/{model}/model_card.md" for model in planning.trained_models(config, task)]
+    return [f"{MODELS}/{model}/model_card.md" for model in planning.carded_models(config, task)]
