@@ -176,11 +176,13 @@ def test_the_evaluated_methods_are_the_gan_and_the_baselines_and_only_it_is_card
     assert config["sequence_design"]["evaluation"]["n_samples"] == 2000
 
 
+@pytest.mark.realdata  # the config's FASTA and JASPAR file are inputs of the plan
 @pytest.mark.workflow
-def test_the_dataset_config_plans_preparation_training_evaluation_and_the_model_card():
+def test_the_dataset_config_plans_preparation_training_evaluation_and_the_model_card(
+        shared_data, tmp_path):
     result = run_snakemake("-n", "--cores", "1", "--configfile",
                            str(REPO_ROOT / "config/datasets/ce2_dna_gan.yaml"),
-                           "--config", "results_dir=/tmp/medgen_seq_eval_dryrun")
+                           "--config", f"results_dir={tmp_path / 'results'}")
     out = result.stdout
     for rule in ["prepare_sequence_design", "train_model", "evaluate_sequence_generation",
                  "model_card"]:
@@ -215,3 +217,20 @@ def test_a_small_real_run_evaluates_the_gan_and_cards_it(shared_data, tmp_path):
     assert "kmer6_js" in card
     again = run_snakemake("-n", "--cores", "2", "--configfile", str(path))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.realdata
+@pytest.mark.workflow
+def test_replicates_evaluate_each_seed_and_compare_the_gan_with_the_baselines(
+        shared_data, tmp_path):
+    settings = yaml.safe_load((REPO_ROOT / "config/datasets/ce2_dna_gan.yaml").read_text())
+    settings.update(results_dir=str(tmp_path / "results"), replicates={"seeds": [0, 1]})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    result = run_snakemake("-n", "--cores", "1", "--configfile", str(config))
+    out = result.stdout
+    for seed in (0, 1):
+        assert f"ce2_dna_gan/seed{seed}/sequence_design/eval/metrics_tidy.tsv" in out
+        assert f"ce2_dna_gan/seed{seed}/models/dna_gan/model_card.md" in out
+    assert "ce2_dna_gan/replicates/sequence_design/comparisons.tsv" in out
+    assert "aggregate_replicates" in out
