@@ -33,7 +33,7 @@ SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
 SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_level", "synthesis_context",
                    "evaluate_synthesis", "synthesis_report"}
 SEQUENCE_FAMILIES = tuple(registry.names("sequence_design"))
-SEQUENCE_RULES = {"prepare_sequence_design"}
+SEQUENCE_RULES = {"prepare_sequence_design", "evaluate_sequence_generation"}  # dna_gan listed
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
