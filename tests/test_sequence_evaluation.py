@@ -105,6 +105,7 @@ def test_the_evaluation_scores_a_gan_and_the_baselines_against_the_test_windows(
     assert list(dict.fromkeys(long["method"])) == ["dna_gan", *BASELINES]  # no floor row
     assert set(long["split"]) == {"test"} and set(long["unit"]) == {"all"}
     assert {"kmer6_js", "gc_wasserstein", "dinucleotide_delta"} <= set(long["metric"])
+    assert "motif_hit_gap" not in set(long["metric"]) and long["value"].notna().all()
     fasta = (out / "generated" / "dna_gan.fa").read_text().splitlines()
     assert len(fasta) == 300 and fasta[0] == ">dna_gan_0" and len(fasta[1]) == 24
     assert (out / "generated" / "markov3.fa").is_file()

@@ -220,7 +220,8 @@ def evaluate_generation(
     out_dir
         Writes ``metrics.tsv`` (one row per method, split 'test', with ``n_sequences``),
         ``metrics.json`` (settings, reference sizes, the table, provenance),
-        ``metrics_tidy.tsv`` (whole-split rows of the generators and baselines),
+        ``metrics_tidy.tsv`` (whole-split rows of the generators and baselines; the
+        motif gap only with motifs),
         ``gc_content.tsv`` (method, gc per sequence; 'test' the reference),
         ``motif_hit_rates.tsv`` (with motifs), ``generated/<method>.fa`` and the figures
         ``kmer_js.png`` and ``gc_content.png`` drawn from the written tables.
@@ -288,7 +289,9 @@ def evaluate_generation(
             f">{method}_{i}\n{s}\n" for i, s in enumerate(sequences)))
     atomic.write_text(out_dir / "metrics.tsv",
                       table.to_csv(sep="\t", index=False, float_format="%.6g"))
-    tidy.write([tidy.melt(table[table["method"] != REFERENCE_METHOD], "all", metrics)],
+    # a metric no method defines (the motif gap without a motif file) stays out of it
+    measured = [m for m in metrics if table[m].notna().any()]
+    tidy.write([tidy.melt(table[table["method"] != REFERENCE_METHOD], "all", measured)],
                out_dir / tidy.FILE)
     gc = pd.concat([pd.DataFrame({"method": name, "gc": gm.gc_content(s)})
                     for name, s in {"test": test, **sets}.items()], ignore_index=True)
