@@ -235,3 +235,22 @@ def test_replicates_evaluate_each_seed_and_compare_the_gan_with_the_baselines(
         assert f"ce2_dna_gan/seed{seed}/models/dna_gan/model_card.md" in out
     assert "ce2_dna_gan/replicates/sequence_design/comparisons.tsv" in out
     assert "aggregate_replicates" in out
+
+
+def test_replicate_tables_aggregate_into_comparisons_of_the_gan_with_each_baseline(tmp_path):
+    from medgen.evaluate.replicates import aggregate
+
+    rng = np.random.default_rng(4)
+    data = write_prepared(tmp_path / "data.npz", {
+        "train": structured(300, 16, rng), "test": structured(80, 16, rng)})
+    model = tiny_gan(data, tmp_path / "m")
+    tables = {}
+    for seed in (0, 1, 2):
+        evaluate_generation(data, {"dna_gan": model}, tmp_path / f"seed{seed}", n_samples=60,
+                            seed=seed, markov_orders=[1, 2])
+        tables[seed] = [tmp_path / f"seed{seed}" / tidy.FILE]
+    comparisons = aggregate(tables, "sequence_design", tmp_path / "replicates")
+    headline = comparisons[comparisons["metric"] == "kmer6_js"]
+    assert set(headline["model"]) == {"dna_gan"}
+    assert list(headline["baseline"]) == ["iid", "markov1", "markov2"]
+    assert (headline["n_replicates"] == 3).all() and set(headline["split"]) == {"test"}
