@@ -27,7 +27,7 @@ COPY medgen /opt/medgen/medgen
 
 # torch alone from the chosen wheel index, then everything else at its pinned version
 RUN pip install --no-cache-dir --no-deps --index-url "$TORCH_INDEX" "$(grep -E '^torch==' /opt/medgen/constraints.txt)" \
- && pip install --no-cache-dir -c /opt/medgen/constraints.txt /opt/medgen \
+ && pip install --no-cache-dir -c /opt/medgen/constraints.txt "/opt/medgen[tracking]" \
  && python -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
  && pip check \
  && medgen validate

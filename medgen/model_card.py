@@ -12,6 +12,7 @@ card beside a model, or, for a model without one, what the checkpoint alone says
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from medgen.errors import MedgenInputError
 from medgen.evaluate import replicates, tidy
 from medgen.provenance import sha256_file
 from medgen.task import APPLY_HOWTO, TaskSpec
+
+log = logging.getLogger(__name__)
 
 CARD_MD = "model_card.md"
 CARD_JSON = "model_card.json"
@@ -280,7 +283,10 @@ def markdown(card: dict[str, Any]) -> str:
     lines += ["", "## Evaluation on held-out data", ""]
     evaluated = card["evaluation"]
     if not evaluated:
-        lines.append("Not evaluated: this model's run has no metric table yet.")
+        lines.append("Not in this card: it was built from the checkpoint alone "
+                     f"({card.get('built_because', 'no evaluation given')}). The workflow "
+                     "writes the card with the held-out metrics beside model.pt once the "
+                     "model is evaluated.")
     else:
         lines += [f"Split: {evaluated['split']}; every method of the run measured the same "
                   "way.", "", "| metric | this model | strongest baseline | all methods |",
@@ -320,17 +326,18 @@ def markdown(card: dict[str, Any]) -> str:
 
 def tracked_metrics(card: dict[str, Any]) -> dict[str, float]:
     """The card's held-out numbers as experiment-tracking metrics: ``<split>/<metric>`` for
-    this model, ``<split>/<metric>/<baseline>`` for each other method, and with replicates
-    the mean over seeds (``.../mean_over_seeds``)."""
+    this model, ``<split>/baseline/<method>/<metric>`` for each other method and, with
+    replicates, ``<split>/mean_over_seeds/<metric>``. No name is a prefix folder of another
+    (MLflow's file store keeps each metric as a file)."""
     evaluated = card.get("evaluation") or {}
     split, out = evaluated.get("split", "test"), {}
     for row in evaluated.get("metrics", []):
         out[f"{split}/{row['metric']}"] = row["model"]
         for name, value in row["methods"].items():
             if name != card["model"]["method"]:
-                out[f"{split}/{row['metric']}/{name}"] = value
+                out[f"{split}/baseline/{name}/{row['metric']}"] = value
     for row in evaluated.get("replicates", []):
-        out[f"{split}/{row['metric']}/mean_over_seeds"] = row["model_mean"]
+        out[f"{split}/mean_over_seeds/{row['metric']}"] = row["model_mean"]
     return out
 
 
@@ -343,12 +350,25 @@ def write(card: dict[str, Any], out_md: str | os.PathLike,
 
 def info(model_path: str | os.PathLike) -> str:
     """What ``medgen info`` prints: the ``model_card.md`` beside ``model_path`` when the
-    workflow wrote one, else the card built from the checkpoint alone (no evaluation).
-    A folder is read as its ``model.pt``. Raises MedgenInputError for an unreadable file."""
+    workflow wrote one for this very file, else the card built from the checkpoint alone
+    (no evaluation), saying why (no card beside it, an unreadable one, or one written for
+    another model file). A folder is read as its ``model.pt``. Raises MedgenInputError for
+    an unreadable model file."""
     path = Path(model_path)
     if path.is_dir():
         path = path / checkpoint.MODEL_FILE
-    beside = path.parent / CARD_MD
+    beside, card_json = path.parent / CARD_MD, path.parent / CARD_JSON
     if beside.is_file() and stored(path) is not None:
         return beside.read_text()
-    return markdown(build(path))
+    card = build(path)
+    if not card_json.is_file():
+        card["built_because"] = "no model_card.json beside it"
+    else:
+        try:
+            json.loads(card_json.read_text())["model"]["sha256"]
+            card["built_because"] = ("the model_card.json beside it was written for another "
+                                     "model file: its sha256 differs")
+        except (ValueError, KeyError, TypeError):
+            card["built_because"] = "the model_card.json beside it is unreadable"
+    log.warning("%s: %s; printing what the checkpoint alone says", path, card["built_because"])
+    return markdown(card)

@@ -183,14 +183,37 @@ def _StageMLFlowLogger(**kwargs: Any) -> Any:  # noqa: N802 - built lazily: mlfl
 
 
 def log_evaluation(model_dir: str | os.PathLike, metrics: dict[str, float],
-                   files: list[str | os.PathLike] = ()) -> bool:
+                   files: list[str | os.PathLike] = (),
+                   config: dict[str, Any] | None = None) -> bool:
     """Add a model's held-out metrics (and files such as its model card) to the run its
     training job logged (``tracking.json`` in ``model_dir``). Returns False when the model
-    was trained without tracking."""
+    was trained without tracking, or when ``config`` (the current run's) has tracking off
+    or another store: the current config decides, not what training once did. A store that
+    fails (a server down) gets a WARNING, not a failed job: the card is written either way.
+    """
     stored = Path(model_dir) / RUN_FILE
     if not stored.is_file():
         return False
     run = json.loads(stored.read_text())
+    if config is not None:
+        now = settings(config)
+        if (now["backend"], now["uri"]) != (run["backend"], run["uri"]):
+            log.info("tracking is %s now (the model was tracked in %s %s): its held-out "
+                     "metrics are not logged", now["backend"], run["backend"], run["uri"])
+            return False
+    try:
+        _log_evaluation(run, metrics, files)
+    except Exception as err:  # noqa: BLE001 - tracking must not lose the card
+        log.warning("could not log the held-out metrics of %s to %s (%s): %s: %s",
+                    run["name"], run["backend"], run["uri"], type(err).__name__, err)
+        return False
+    log.info("held-out metrics of %s logged to %s (%s)", run["name"], run["backend"],
+             run["uri"])
+    return True
+
+
+def _log_evaluation(run: dict[str, Any], metrics: dict[str, float],
+                    files: list[str | os.PathLike]) -> None:
     if run["backend"] == "mlflow":
         _require("mlflow")
         _allow_file_store(run["uri"])
@@ -209,6 +232,3 @@ def log_evaluation(model_dir: str | os.PathLike, metrics: dict[str, float],
         for key, value in metrics.items():
             writer.add_scalar(key, float(value))
         writer.close()
-    log.info("held-out metrics of %s logged to %s (%s)", run["name"], run["backend"],
-             run["uri"])
-    return True

@@ -146,6 +146,27 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path, caplog):
     assert not (tmp_path / "apply" / "data" / "train.npz").exists()
     # nothing of the trained model was touched
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "convae").rglob("*")} == trained_files
+    # an apply config that names no new images, or images without the model's modalities,
+    # is refused before anything runs (medgen validate and the workflow plan call this)
+    from medgen.apply import check_apply_config
+
+    def applying(**anomaly):
+        return {**medgen_config.deep_update(config, {"anomaly": anomaly}),
+                "apply": {"activate": True, "model": str(model)}}
+
+    with pytest.raises(MedgenInputError, match="'anomaly.sample_sheet' is empty: to apply a "
+                       "model, name the new images' sample sheet there"):
+        check_apply_config(applying(sample_sheet=""))
+    flair_only = tmp_path / "flair_only.tsv"
+    sheet[["subject", "flair"]].to_csv(flair_only, sep="\t", index=False)
+    with pytest.raises(MedgenInputError, match=r"flair_only.tsv lacks the column\(s\) t2 that"):
+        check_apply_config(applying(sample_sheet=str(flair_only)))
+    demo = checkpoint.load(model)
+    demo.config = {**demo.config, "anomaly": {**demo.config["anomaly"], "kind": "mni152_demo"}}
+    checkpoint.save(demo, tmp_path / "demo" / "model.pt")
+    with pytest.raises(MedgenInputError, match="trained on the built-in MNI152 demo"):
+        check_apply_config({**applying(), "apply": {"activate": True,
+                                                    "model": str(tmp_path / "demo/model.pt")}})
     # thresholds calibrated under another median filter do not fit: said, and not used
     other = medgen_config.deep_update(config, {"anomaly": {"evaluation": {"median_filter": 3}}})
     out = apply_model(model, other, tmp_path / "apply_filtered")

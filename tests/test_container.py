@@ -143,7 +143,8 @@ def _expected_installs() -> list[list[str]]:
     return [
         ["pip", "install", "--no-cache-dir", "--no-deps", "--index-url", CPU_INDEX,
          f"torch=={_pins()['torch']}"],
-        ["pip", "install", "--no-cache-dir", "-c", f"{SRC}/constraints.txt", SRC],
+        # the tracking extra too: a read-only image cannot add it later
+        ["pip", "install", "--no-cache-dir", "-c", f"{SRC}/constraints.txt", f"{SRC}[tracking]"],
     ]
 
 

@@ -129,11 +129,13 @@ def test_replicates_give_mean_interval_and_verdict_and_a_worse_verdict_is_a_limi
     assert "| test_mse | 0.0093 [0.00925, 0.00934] | pca | +0.0007" in model_card.markdown(card)
 
 
-def test_info_without_a_card_or_with_a_stale_one_reads_the_model_itself(tmp_path, capsys):
+def test_info_without_a_card_or_with_a_stale_one_reads_the_model_itself(tmp_path, capsys,
+                                                                        caplog):
     model = fake_model(tmp_path / "ggan" / "model.pt", "ggan")
     assert cli.main(["info", str(model)]) == 0
     shown = capsys.readouterr().out
-    assert "Not evaluated: this model's run has no metric table yet." in shown
+    assert ("Not in this card: it was built from the checkpoint alone (no model_card.json "
+            "beside it)") in shown
     assert "# Model card: ggan (ggan)" in shown
     # a card written for an earlier model in this folder is not shown for this one
     tidy_table(tmp_path / "tidy.tsv", "ggan", "expression_inference", 0.2, {"ridge": 0.3})
@@ -141,7 +143,12 @@ def test_info_without_a_card_or_with_a_stale_one_reads_the_model_itself(tmp_path
     model_card.write(card, model.parent / model_card.CARD_MD, model.parent / model_card.CARD_JSON)
     fake_model(model, "ggan", seed=7)  # retrained in place
     assert cli.main(["info", str(model)]) == 0
-    assert "Not evaluated" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "written for another model file: its sha256 differs" in out.out
+    assert "printing what the checkpoint alone says" in caplog.text
+    (model.parent / model_card.CARD_JSON).write_text("{not json")
+    assert cli.main(["info", str(model)]) == 0
+    assert "the model_card.json beside it is unreadable" in capsys.readouterr().out
 
 
 def test_bad_input_is_named(tmp_path, capsys):

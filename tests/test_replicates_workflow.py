@@ -97,6 +97,7 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
                               order_by=["tags.seed"])
     assert [r.data.tags["seed"] for r in runs] == ["0", "1"]
     assert runs[1].data.metrics["test/test_mse"] == pytest.approx(values[1], rel=1e-6)
+    assert "test/baseline/pca/test_mse" in runs[1].data.metrics
     assert {a.path for a in client.list_artifacts(runs[1].info.run_id)} == {
         "model.pt", "model_card.md", "model_card.json"}
     # the report leads with the aggregate: its section sorts first, captions rendered

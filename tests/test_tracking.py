@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from medgen import config as medgen_config
-from medgen import tracking
+from medgen import model_card, tracking
 from medgen.data.expression import preprocess_expression
 from medgen.errors import MedgenInputError
 from medgen.registry import resolve_hparams
@@ -70,9 +70,26 @@ def test_mlflow_file_store_holds_params_epoch_metrics_model_and_evaluation(
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.pt"]
     stored = json.loads((model.parent / tracking.RUN_FILE).read_text())
     assert stored["run_id"] == run.info.run_id
-    # the model card job adds the held-out metrics to the same run
-    assert tracking.log_evaluation(model.parent, {"test/test_mse": 0.25})
-    assert client.get_run(run.info.run_id).data.metrics["test/test_mse"] == 0.25
+    # the model card job adds the held-out metrics to the same run: the model's and every
+    # baseline's, named so that none is a folder of another in the file store
+    card = {"model": {"method": "tybalt"}, "evaluation": {"split": "test", "metrics": [
+        {"metric": "test_mse", "model": 0.25, "methods": {"tybalt": 0.25, "pca": 0.2}}],
+        "replicates": [{"metric": "test_mse", "model_mean": 0.26}]}}
+    assert tracking.log_evaluation(model.parent, model_card.tracked_metrics(card),
+                                   config=config)
+    logged_now = client.get_run(run.info.run_id).data.metrics
+    assert logged_now["test/test_mse"] == 0.25
+    assert logged_now["test/baseline/pca/test_mse"] == 0.2
+    assert logged_now["test/mean_over_seeds/test_mse"] == 0.26
+    # the current config decides: tracking off (or another store) logs nothing more
+    assert not tracking.log_evaluation(model.parent, {"test/other": 1.0},
+                                       config=run_config(tmp_path))
+    # a store that fails is a warning, not a lost card
+    broken = model.parent / tracking.RUN_FILE
+    saved = broken.read_text()
+    broken.write_text(saved.replace(run.info.run_id, "no-such-run"))
+    assert not tracking.log_evaluation(model.parent, {"test/other": 1.0})
+    broken.write_text(saved)
     # a resumed (rerun) job logs into its own run, not a new one
     again = tracking.Tracker(config, "tybalt", model.parent, {"seed": 1}, {})
     assert again.run_id == run.info.run_id

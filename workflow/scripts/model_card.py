@@ -13,4 +13,5 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     model_card.write(card, snakemake.output.md, snakemake.output.json)  # noqa: F821
     # a model trained with tracking on gets its held-out metrics and card in its run too
     tracking.log_evaluation(Path(inputs.model).parent, model_card.tracked_metrics(card),
-                            [snakemake.output.md, snakemake.output.json])  # noqa: F821
+                            [snakemake.output.md, snakemake.output.json],  # noqa: F821
+                            config=snakemake.config)  # noqa: F821

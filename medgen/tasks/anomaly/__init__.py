@@ -22,6 +22,7 @@ TASK = TaskSpec(
              MetricSpec("dice_at_val_threshold", higher_is_better=True)),
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
+    check_apply="medgen.tasks.anomaly.apply:check_new_data",
     baseline_epochs=("anomaly.evaluation.convae_epochs",),
     intended_use=INTENDED_USE,
 )

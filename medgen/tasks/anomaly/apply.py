@@ -20,6 +20,44 @@ from medgen.tasks.anomaly.prepare import prepare_images
 log = logging.getLogger(__name__)
 
 
+def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
+    """Refuse an apply config whose ``anomaly`` section does not name new images the model
+    can score, before anything runs: no sample sheet (the default config's demo or the
+    training data would be scored instead), a model trained on the built-in MNI152 demo
+    (its images come from the template, not from a sheet), or a sheet without the model's
+    modality columns.
+
+    Raises
+    ------
+    MedgenInputError
+        Naming the key, the sheet or the model and what to give instead.
+    """
+    ckpt = checkpoint.load(model_path)
+    trained = ckpt.config.get("anomaly") or {}
+    if trained.get("kind") == "mni152_demo":
+        raise MedgenInputError(
+            f"{model_path} was trained on the built-in MNI152 demo (anomaly.kind "
+            "mni152_demo), whose images come from the template, not from a sample sheet: "
+            "it cannot be applied to new images; train a model on your own images (a "
+            "dataset config with anomaly.kind volumes or npz2d) and apply that")
+    sheet = config["anomaly"]["sample_sheet"]
+    if not sheet:
+        raise MedgenInputError(
+            "config key 'anomaly.sample_sheet' is empty: to apply a model, name the new "
+            "images' sample sheet there (subject and one column per modality: "
+            f"{', '.join(trained.get('modalities', []))})")
+    modalities = trained.get("modalities") or []
+    if Path(sheet).is_file():
+        header = Path(sheet).read_text(errors="replace").splitlines()[:1]
+        columns = header[0].split("\t") if header else []
+        missing = [m for m in modalities if m not in columns]
+        if missing:
+            raise MedgenInputError(
+                f"sample sheet {sheet} lacks the column(s) {', '.join(missing)} that "
+                f"{model_path} was trained on (modalities {modalities}); it has: "
+                f"{', '.join(columns)}")
+
+
 def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
                   out_dir: str | os.PathLike, device: str = "cpu") -> Path:
     """Score the images of the ``anomaly`` section's sample sheet with a trained anomaly
