@@ -286,12 +286,36 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
             f"config key 'replicates.seeds' is {seeds}: one replicate has no spread to "
             "aggregate; give two or more seeds (e.g. [0, 1, 2, 3, 4]), or none and set "
             "'seed' for a single run")
+    _check_tracking(resolved.get("tracking", {}))
     # what only one task knows (image sides its networks take, its windows) is its own check
     for name in registry.TASKS:
         check = registry.task(name).check_config
         if check:
             resolve(check)(resolved)
     return resolved
+
+
+# the stores MLflow's client takes (a path without a scheme is a local file store)
+MLFLOW_SCHEMES = ("file", "http", "https", "sqlite", "postgresql", "mysql", "mssql",
+                  "databricks")
+
+
+def _check_tracking(section: dict[str, Any]) -> None:
+    """Refuse a tracking URI MLflow cannot open, and an MLflow-only key with TensorBoard,
+    before any job runs (a training job would fail on them mid-run)."""
+    uri, backend = section.get("uri", ""), section.get("backend", "none")
+    if backend == "mlflow" and ":" in uri:
+        scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme not in MLFLOW_SCHEMES:
+            raise MedgenInputError(
+                f"config key 'tracking.uri' is {uri!r}; expected an MLflow tracking URI "
+                f"({', '.join(f'{s}:' for s in MLFLOW_SCHEMES)}), a local folder, or '' for "
+                "the run's own file store")
+    if backend == "tensorboard" and section.get("experiment"):
+        raise MedgenInputError(
+            "config key 'tracking.experiment' names an MLflow experiment, but "
+            "tracking.backend is tensorboard (one folder per model and seed under "
+            "tracking.uri): leave it empty")
 
 
 def _validate_model_params(config: dict[str, Any]) -> None:

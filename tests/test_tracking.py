@@ -120,3 +120,11 @@ def test_tracking_off_writes_nothing_and_a_missing_backend_names_the_extra(
                          {"seed": 0}, {})
     with pytest.raises(MedgenInputError, match="tracking.backend"):
         run_config(tmp_path, backend="wandb")
+    # a store MLflow cannot open is refused with the config, not mid-run
+    with pytest.raises(MedgenInputError, match=r"'tracking.uri' is 'ftp://example.invalid/x'; "
+                       "expected an MLflow tracking URI"):
+        run_config(tmp_path, backend="mlflow", uri="ftp://example.invalid/x")
+    assert run_config(tmp_path, backend="mlflow", uri="http://localhost:5000")
+    assert run_config(tmp_path, backend="mlflow", uri="postgresql+psycopg2://u@h/db")
+    with pytest.raises(MedgenInputError, match="'tracking.experiment' names an MLflow"):
+        run_config(tmp_path, backend="tensorboard", experiment="x")
