@@ -202,15 +202,18 @@ def anomaly_preparation(config: dict[str, Any], training: bool = False) -> dict[
     return {key: value for key, value in config["anomaly"].items() if key not in later}
 
 
+# sequence_design's families that generate sequences (the others predict a measurement):
+# here, not in the task, because planning never imports tasks
+SEQUENCE_GENERATORS: tuple[str, ...] = ("dna_gan",)
+
+
 def sequence_generation_methods(config: dict[str, Any]) -> list[str]:
     """The methods of the sequence-generation evaluation's tidy table: the generator
     families (dna_gan) among sequence_design's families, then the i.i.d. baseline and one
     Markov chain per order (``sequence_design.evaluation.markov_orders``); none without a
     generator (the predictor's evaluation is the design step, issue 30)."""
-    from medgen.tasks.sequence_design import GENERATOR_FAMILIES
-
     generators = [f for f in task_families(config, "sequence_design")
-                  if f in GENERATOR_FAMILIES]
+                  if f in SEQUENCE_GENERATORS]
     if not generators:
         return []
     orders = config["sequence_design"]["evaluation"]["markov_orders"]

@@ -7,10 +7,11 @@ dinucleotides, homopolymers, JASPAR motif hit rates, nearest-neighbour distance,
 ``generation_metrics``) and the generation evaluation (``evaluate``). Design methods and the
 apply step come next (issue 30)."""
 
+from medgen.planning import SEQUENCE_GENERATORS as GENERATOR_FAMILIES
 from medgen.task import MetricSpec, TaskSpec
 
-# the families the generation evaluation samples (``evaluate``)
-GENERATOR_FAMILIES: tuple[str, ...] = ("dna_gan",)
+# GENERATOR_FAMILIES: the families the generation evaluation samples (``evaluate``)
+__all__ = ["GENERATOR_FAMILIES", "TASK"]
 INTENDED_USE = (
     "Research use: generating DNA sequences that resemble the training sequences in their "
     "k-mer, GC, motif and homopolymer statistics, and predicting a measurement (binding, "

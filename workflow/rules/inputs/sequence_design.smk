@@ -1,6 +1,6 @@
 # Paths and input functions of rules/sequence_design.smk (kept apart from the rules, as
 # Snakemake's linter asks).
-from medgen.tasks.sequence_design import GENERATOR_FAMILIES
+from medgen.planning import SEQUENCE_GENERATORS
 
 SEQUENCE_DESIGN_DATA = f"{RUN}/{SPLIT}{registry.task('sequence_design').training_input}"
 SEQUENCE_DESIGN = f"{RUN}/{REPLICATE}sequence_design"
@@ -19,7 +19,7 @@ def sequence_design_preparation():
 
 def sequence_generators():
     """The task's families the generation evaluation samples (dna_gan)."""
-    return [f for f in task_families("sequence_design") if f in GENERATOR_FAMILIES]
+    return [f for f in task_families("sequence_design") if f in SEQUENCE_GENERATORS]
 
 
 def sequence_evaluation():
