@@ -173,7 +173,7 @@ def evaluated_methods(config: dict[str, Any], task: str) -> list[str]:
         return levels + [f"voxel_{name}" if name in ("linear", "hgb") else name
                          for name in config["synthesis"]["evaluation"]["baselines"]]
     if task == "sequence_design":
-        return sequence_generation_methods(config)
+        return sequence_generation_methods(config) + sequence_design_methods(config)
     section = config["expression_inference"]["evaluation"]
     return list(dict.fromkeys([*families, *expression_inference_ablations(config), "ridge",
                                *section["baselines"]]))
@@ -211,7 +211,7 @@ def sequence_generation_methods(config: dict[str, Any]) -> list[str]:
     """The methods of the sequence-generation evaluation's tidy table: the generator
     families (dna_gan) among sequence_design's families, then the i.i.d. baseline and one
     Markov chain per order (``sequence_design.evaluation.markov_orders``); none without a
-    generator (the predictor's evaluation is the design step, issue 30)."""
+    generator (the predictor is evaluated by the design step, ``sequence_design_methods``)."""
     generators = [f for f in task_families(config, "sequence_design")
                   if f in SEQUENCE_GENERATORS]
     if not generators:
@@ -220,10 +220,37 @@ def sequence_generation_methods(config: dict[str, Any]) -> list[str]:
     return generators + ["iid"] + [f"markov{k}" for k in sorted(orders)]
 
 
+# design (the sequence_predictor's use): the optimisers and the baselines beside them, and
+# the predictor's own accuracy baselines
+DESIGN_OPTIMISERS: tuple[str, ...] = ("activation_maximisation", "joint", "evolution")
+DESIGN_BASELINES: tuple[str, ...] = ("random", "best_measured")
+PREDICTOR_BASELINES: tuple[str, ...] = ("additive_ridge", "mean")
+
+
+def design_optimisers(config: dict[str, Any]) -> list[str]:
+    """The design methods a run optimises with: ``sequence_design.design.methods``, or all
+    that apply (joint only with dna_gan among the families)."""
+    families = task_families(config, "sequence_design")
+    chosen = config["sequence_design"]["design"]["methods"]
+    if chosen is not None:
+        return [m for m in DESIGN_OPTIMISERS if m in chosen]
+    return [m for m in DESIGN_OPTIMISERS if m != "joint" or "dna_gan" in families]
+
+
+def sequence_design_methods(config: dict[str, Any]) -> list[str]:
+    """The methods of the design evaluation's tidy table (with sequence_predictor among the
+    families; none otherwise): the predictor and its accuracy baselines, the design
+    optimisers and the design baselines."""
+    if "sequence_predictor" not in task_families(config, "sequence_design"):
+        return []
+    return ["sequence_predictor", *PREDICTOR_BASELINES, *design_optimisers(config),
+            *DESIGN_BASELINES]
+
+
 def carded_models(config: dict[str, Any], task: str) -> list[str]:
     """The trained models that get a model card: those the task's evaluation scores (a
-    card reports the model's held-out metrics). Every trained model but sequence_design's
-    predictor, which no evaluation scores yet."""
+    card reports the model's held-out metrics): every trained model but sequence_design's
+    families that no evaluation of the run scores."""
     models = trained_models(config, task)
     if task != "sequence_design":
         return models
@@ -231,10 +258,11 @@ def carded_models(config: dict[str, Any], task: str) -> list[str]:
 
 
 def sequence_design_preparation(config: dict[str, Any]) -> dict[str, Any]:
-    """The sequence_design section without ``families``: which models train must not rerun
-    the data preparation (and with it every training job)."""
+    """The sequence_design section without ``families``, ``evaluation`` and ``design``:
+    which models train and how they are evaluated must not rerun the data preparation (and
+    with it every training job)."""
     return {key: value for key, value in config["sequence_design"].items()
-            if key != "families"}
+            if key not in ("families", "evaluation", "design")}
 
 
 def expression_inference_ablations(config: dict[str, Any]) -> dict[str, list[Any]]:

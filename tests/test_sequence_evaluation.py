@@ -165,12 +165,16 @@ def resolved(**section):
     return medgen_config.validate(config)
 
 
-def test_the_evaluated_methods_are_the_gan_and_the_baselines_and_only_it_is_carded():
+def test_the_evaluated_methods_are_the_gan_the_baselines_and_the_design_methods():
     config = resolved(families=["dna_gan", "sequence_predictor"], source="table")
-    assert planning.evaluated_methods(config, "sequence_design") == ["dna_gan", *BASELINES]
-    assert planning.carded_models(config, "sequence_design") == ["dna_gan"]
+    design = ["sequence_predictor", "additive_ridge", "mean", "activation_maximisation",
+              "joint", "evolution", "random", "best_measured"]
+    assert planning.evaluated_methods(config, "sequence_design") == [
+        "dna_gan", *BASELINES, *design]
+    assert planning.carded_models(config, "sequence_design") == ["dna_gan",
+                                                                 "sequence_predictor"]
     config = resolved(families=["sequence_predictor"], source="table")
-    assert planning.evaluated_methods(config, "sequence_design") == []
+    assert "dna_gan" not in planning.evaluated_methods(config, "sequence_design")
     config = resolved(evaluation={"markov_orders": [2]})
     assert planning.evaluated_methods(config, "sequence_design") == ["dna_gan", "iid",
                                                                      "markov2"]

@@ -4,8 +4,10 @@ measurement CNN (``sequence_predictor``), trained on one prepared set of equal-l
 sequences (FASTA windows or a measurement table, ``prepare``, ``loaders``); the generation
 baselines (i.i.d. bases, Markov chains, ``baselines``) and metrics (k-mer spectra, GC,
 dinucleotides, homopolymers, JASPAR motif hit rates, nearest-neighbour distance,
-``generation_metrics``) and the generation evaluation (``evaluate``). Design methods and the
-apply step come next (issue 30)."""
+``generation_metrics``) and the generation evaluation (``evaluate``); design: activation
+maximisation, joint GAN + predictor design, explicit PWM objectives, in-silico evolution and
+the design baselines (``design``), the evaluation oracle (``oracle``) and the design
+evaluation (``design_evaluation``). The apply step comes next (issue 30)."""
 
 from medgen.planning import SEQUENCE_GENERATORS as GENERATOR_FAMILIES
 from medgen.task import MetricSpec, TaskSpec
@@ -42,7 +44,10 @@ TASK = TaskSpec(
     # headline first
     metrics=(MetricSpec("kmer6_js", higher_is_better=False),
              MetricSpec("gc_wasserstein", higher_is_better=False),
-             MetricSpec("dinucleotide_delta", higher_is_better=False)),
+             MetricSpec("dinucleotide_delta", higher_is_better=False),
+             # the design predictor's test accuracy (beside the additive and mean baselines)
+             MetricSpec("pearson_r", higher_is_better=True),
+             MetricSpec("mse", higher_is_better=False, unit="squared_error")),
     intended_use=INTENDED_USE,
     how_to_apply=HOW_TO_APPLY,
 )

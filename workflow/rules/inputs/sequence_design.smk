@@ -5,6 +5,9 @@ from medgen.planning import SEQUENCE_GENERATORS
 SEQUENCE_DESIGN_DATA = f"{RUN}/{SPLIT}{registry.task('sequence_design').training_input}"
 SEQUENCE_DESIGN = f"{RUN}/{REPLICATE}sequence_design"
 SEQUENCE_EVAL = f"{SEQUENCE_DESIGN}/eval"
+SEQUENCE_ORACLE = f"{SEQUENCE_DESIGN}/oracle/model.pt"
+SEQUENCE_DESIGNS = f"{SEQUENCE_DESIGN}/design"
+SEQUENCE_DESIGN_EVAL = f"{SEQUENCE_DESIGN}/design_eval"
 
 
 def sequence_design_inputs(wildcards=None):
@@ -33,6 +36,35 @@ def sequence_motif_inputs(wildcards=None):
     return [motifs] if motifs else []
 
 
+def designing():
+    """Design runs when the task trains a sequence_predictor (the design objective)."""
+    return "sequence_predictor" in task_families("sequence_design")
+
+
+def design_settings():
+    """sequence_design.design (the design job's settings)."""
+    return config["sequence_design"]["design"]
+
+
+def design_generator(wildcards=None):
+    """The trained dna_gan of joint design: when it is among the families and joint is
+    among the methods (or the methods are left to default)."""
+    methods = design_settings()["methods"]
+    if "dna_gan" in task_families("sequence_design") and (methods is None or "joint" in methods):
+        return [f"{MODELS}/dna_gan/model.pt"]
+    return []
+
+
+def design_motif_ids():
+    """The JASPAR IDs design reads (the motif objective, the motif experiment)."""
+    return [i for i in (design_settings()["motif"], design_settings()["motif_experiment"]) if i]
+
+
+def design_motif_inputs(wildcards=None):
+    """The JASPAR file, when design reads a motif from it."""
+    return sequence_motif_inputs() if design_motif_ids() else []
+
+
 def sequence_design_outputs():
     """The prepared data, the trained models and, with a generator (dna_gan), the
     generation evaluation (its tidy table feeds model cards and replicate comparisons)."""
@@ -42,16 +74,23 @@ def sequence_design_outputs():
     outputs = [SEQUENCE_DESIGN_DATA] + [f"{MODELS}/{family}/model.pt" for family in families]
     if sequence_generators():
         outputs.append(f"{SEQUENCE_EVAL}/metrics.json")
+    if designing():
+        outputs.append(f"{SEQUENCE_DESIGN_EVAL}/metrics.json")
     return outputs
 
 
 def sequence_design_tidy():
-    return [f"{SEQUENCE_EVAL}/metrics_tidy.tsv"] if sequence_generators() else []
+    """The generation evaluation's tidy table (with dna_gan) and the design evaluation's
+    (with sequence_predictor)."""
+    return [f"{SEQUENCE_EVAL}/metrics_tidy.tsv"] * bool(sequence_generators()) + [
+        f"{SEQUENCE_DESIGN_EVAL}/metrics_tidy.tsv"
+    ] * designing()
 
 
 def sequence_design_run_inputs():
     """Every input file (the run's provenance): the FASTA or table and the motif file."""
-    return sequence_design_inputs() + (sequence_motif_inputs() if sequence_generators() else [])
+    motifs = sequence_generators() or (designing() and design_motif_ids())
+    return sequence_design_inputs() + (sequence_motif_inputs() if motifs else [])
 
 
 TASK_OUTPUTS["sequence_design"] = sequence_design_outputs

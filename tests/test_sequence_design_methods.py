@@ -1,0 +1,262 @@
+"""Sequence design (issue 30 step 4): objectives, activation maximisation, joint GAN +
+predictor design, in-silico evolution, the design baselines, the evaluation oracle, the
+design evaluation, the config checks and the workflow's plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from medgen import checkpoint, planning, registry
+from medgen import config as medgen_config
+from medgen.data.sequence import one_hot
+from medgen.errors import MedgenInputError
+from medgen.models.dna_gan.module import DNAGenerator, SequenceGenerator
+from medgen.tasks.sequence_design import design as dz
+from medgen.tasks.sequence_design.config_checks import check_config
+from medgen.tasks.sequence_design.design_evaluation import (
+    design_sequences,
+    evaluate_designs,
+    mean_pairwise_hamming,
+)
+from medgen.tasks.sequence_design.inference import load
+from medgen.tasks.sequence_design.oracle import train_oracle
+from medgen.train import train_model
+from tests.conftest import REPO_ROOT, run_snakemake
+from tests.helpers.sequence_data import MOTIF, prepared_measurements, random_sequences
+
+pytestmark = pytest.mark.usefixtures("quiet_warnings")
+
+TRAINING = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": None,
+            "num_threads": 1, "progress_bar": False}
+UNIFORM = dict.fromkeys("ACGT", 0.25)
+# a motif file with one matrix: TATAAT, the planted motif of the measurement fixture
+JASPAR_TATA = """>MA9999.1\tTATA
+A  [  1 20  1 20 20  1 ]
+C  [  1  1  1  1  1  1 ]
+G  [  1  1  1  1  1  1 ]
+T  [ 20  1 20  1  1 20 ]
+"""
+
+
+def gc_objective(target="max") -> dz.Objective:
+    """G + C count of a (soft) sequence: a known optimum (all G/C) for the optimisers."""
+    return dz.Objective("gc", lambda x: x[:, :, 1:3].sum(dim=(1, 2)), target)
+
+
+def settings(**changes) -> dict:
+    resolved = medgen_config.validate(medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH))
+    return {**resolved["sequence_design"]["design"], **changes}
+
+
+# objectives and optimisers -------------------------------------------------------------
+
+def test_activation_maximisation_reaches_the_known_optimum_and_records_its_path():
+    design = dz.activation_maximisation([gc_objective()], n=6, length=15, steps=150, seed=0,
+                                        record_every=10)
+    assert all(set(s) <= set("GC") for s in design.sequences), design.sequences
+    assert design.soft.shape == (6, 15, 4)
+    np.testing.assert_allclose(design.soft.sum(-1), 1, atol=1e-5)
+    path = design.trajectory["gc"].to_numpy()
+    assert path[-1] == 15 and path[0] < 11  # near-uniform starts: about half G/C
+    assert len(design.initial) == 6 and design.initial != design.sequences
+
+
+def test_a_min_target_and_a_value_target_move_the_other_way():
+    low = dz.activation_maximisation([gc_objective("min")], 4, 12, steps=150, seed=0)
+    assert all(set(s) <= set("AT") for s in low.sequences)
+    middle = dz.activation_maximisation([gc_objective(6.0)], 4, 12, steps=300, seed=0)
+    counts = [sum(c in "GC" for c in s) for s in middle.sequences]
+    assert all(4 <= c <= 8 for c in counts), counts
+
+
+def test_the_same_seed_designs_the_same_sequences_another_seed_others():
+    a = dz.activation_maximisation([gc_objective(6.0)], 4, 12, steps=20, seed=3)
+    b = dz.activation_maximisation([gc_objective(6.0)], 4, 12, steps=20, seed=3)
+    c = dz.activation_maximisation([gc_objective(6.0)], 4, 12, steps=20, seed=4)
+    assert a.sequences == b.sequences and a.sequences != c.sequences
+
+
+def test_a_pwm_objective_scores_both_strands_and_designs_the_motif():
+    pssm = np.log2((np.array([[1, 20, 1, 20, 20, 1], [1] * 6, [1] * 6,
+                              [20, 1, 20, 1, 1, 20]]) + 0.0) / 23 / 0.25)
+    score = dz.pwm_objective(pssm, "tata").score
+    forward = torch.from_numpy(one_hot(["CCCTATAATCCC"]).astype(np.float32))
+    reverse = torch.from_numpy(one_hot(["CCCATTATACCC"]).astype(np.float32))  # rev. comp.
+    assert float(score(forward)) == pytest.approx(float(score(reverse)))
+    assert float(score(forward)) == pytest.approx(float(pssm.max(axis=0).sum()), rel=1e-5)
+    design = dz.activation_maximisation([dz.pwm_objective(pssm, "tata")], 8, 20, steps=200,
+                                        seed=0)
+    assert all(MOTIF in s or "ATTATA" in s for s in design.sequences), design.sequences
+
+
+def test_joint_design_moves_latent_codes_and_keeps_the_generator_fixed():
+    torch.manual_seed(0)
+    generator = SequenceGenerator(DNAGenerator(latent_dim=8, channels=8, length=12,
+                                               n_blocks=1))
+    before = [p.clone() for p in generator.generator.parameters()]
+    design = dz.joint_design(generator, [gc_objective()], n=5, steps=150, lr=0.1, seed=0)
+    path = design.trajectory["gc"].to_numpy()
+    assert path[-1] > path[0] + 2, path
+    for old, new in zip(before, generator.generator.parameters(), strict=True):
+        torch.testing.assert_close(old, new)
+
+
+def test_evolution_never_worsens_and_stops_at_the_optimum():
+    start = random_sequences(6, 10, np.random.default_rng(0))
+    design = dz.in_silico_evolution([gc_objective()], start, rounds=60, mutants=30, seed=0)
+    path = design.trajectory["gc"].to_numpy()
+    assert (np.diff(path) >= 0).all() and path[-1] == 10
+    assert design.initial == start and design.soft is None
+
+
+def test_the_baselines_random_and_best_measured():
+    r = dz.random_sequences(500, 10, {"A": 0.7, "C": 0.1, "G": 0.1, "T": 0.1}, seed=0)
+    assert abs(np.mean([s.count("A") / 10 for s in r.sequences]) - 0.7) < 0.03
+    values = np.array([3.0, 1.0, 2.0, 5.0])
+    seqs = ["AAAA", "CCCC", "GGGG", "TTTT"]
+    assert dz.best_measured(seqs, values, 2, "max").sequences == ["TTTT", "AAAA"]
+    assert dz.best_measured(seqs, values, 1, "min").sequences == ["CCCC"]
+    assert dz.best_measured(seqs, values, 1, 2.1).sequences == ["GGGG"]
+
+
+def test_mean_pairwise_hamming_has_the_known_answer():
+    assert mean_pairwise_hamming(["AAAA", "AAAA"]) == 0
+    assert mean_pairwise_hamming(["AAAA", "AATT", "TTTT"]) == pytest.approx((2 + 4 + 2) / 3)
+    assert np.isnan(mean_pairwise_hamming(["AAAA"]))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: dz.Objective("x", lambda x: x.sum(), "maximum"), "expected 'max', 'min'"),
+    (lambda: dz.activation_maximisation([], 2, 5), "at least one objective"),
+    (lambda: dz.activation_maximisation([gc_objective()], 2, 5, steps=0), "steps >= 1"),
+    (lambda: dz.pwm_objective(np.zeros((3, 4))), "finite \\(4, width\\)"),
+    (lambda: dz.in_silico_evolution([gc_objective()], [], rounds=2), "0 start sequences"),
+    (lambda: dz.best_measured(["AA"], np.array([1.0, 2.0]), 1), "1 sequences and 2"),
+])
+def test_design_refuses_what_it_cannot_run(call, message):
+    with pytest.raises(MedgenInputError, match=message):
+        call()
+
+
+# the design job and its evaluation -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A measurement table with a planted motif (effect 2), its design predictor and oracle."""
+    folder = tmp_path_factory.mktemp("design")
+    data = prepared_measurements(folder / "data", seed=0, n=800, length=20, effect=2.0)
+    hp = {**registry.resolve_hparams("sequence_predictor", "default"),
+          "filters": 16, "hidden": [16], "filter_width": 7, "batch_size": 32,
+          "lr": 0.01, "max_epochs": 25}
+    predictor = train_model("sequence_predictor", data, hp, TRAINING, 0, folder / "pred")
+    oracle = train_oracle(data, folder / "oracle.pt", seed=0,
+                          overrides={"max_epochs": 25, "filters": 16, "hidden": [16],
+                                     "batch_size": 32, "lr": 0.01})
+    motifs = folder / "motifs.jaspar"
+    motifs.write_text(JASPAR_TATA)
+    return {"data": data, "predictor": predictor, "oracle": oracle, "motifs": motifs,
+            "folder": folder}
+
+
+def test_the_oracle_is_another_network_trained_on_every_measured_sequence(trained):
+    saved = checkpoint.load(trained["oracle"])
+    assert saved.family == "sequence_predictor" and saved.hparams["filter_width"] == 9
+    assert saved.provenance["oracle"]["n_sequences"] == 800
+    assert saved.seed == 1000
+    assert load(trained["oracle"]).predict(one_hot(["A" * 20])).shape == (1,)
+
+
+def test_designs_carry_the_motif_and_the_oracle_scores_them_above_random(trained, tmp_path):
+    chosen = settings(n_sequences=12, steps=200, evolution_rounds=30, evolution_mutants=20,
+                      motif_experiment="MA9999")
+    table = design_sequences(trained["data"], trained["predictor"], tmp_path / "design",
+                             chosen, seed=0, motifs=trained["motifs"])
+    assert set(table["objective"]) == {"predictor", "motif MA9999.1 TATA"}
+    main = table[table["objective"] == "predictor"]
+    assert list(dict.fromkeys(main["method"])) == ["activation_maximisation", "evolution",
+                                                   "random", "best_measured"]
+    assert (tmp_path / "design/designed/predictor_evolution.fa").read_text().startswith(
+        ">evolution_0 objective=predictor predictor=")
+    metrics = evaluate_designs(trained["data"], tmp_path / "design", trained["oracle"],
+                               tmp_path / "eval", trained["predictor"], "max",
+                               trained["motifs"], "MA9999", seed=0)
+    oracle = metrics.set_index("method")["oracle_mean"]
+    # the planted motif is worth 2: designs that learnt it beat random sequences by far
+    assert oracle["activation_maximisation"] > oracle["random"] + 1
+    assert oracle["evolution"] > oracle["random"] + 1
+    experiment = pd.read_csv(tmp_path / "eval/motif_experiment.tsv", sep="\t")
+    motif_rows = experiment[experiment["objective"] == "motif MA9999.1 TATA"]
+    assert (motif_rows["match_rate_after"] == 1).all()
+    assert (motif_rows["match_rate_before"] < 0.5).all()
+    accuracy = pd.read_csv(tmp_path / "eval/predictor_metrics.tsv", sep="\t") \
+        .set_index("method")
+    assert accuracy.loc["sequence_predictor", "pearson_r"] > 0.8
+    assert np.isnan(accuracy.loc["mean", "pearson_r"])
+    tidy = pd.read_csv(tmp_path / "eval/metrics_tidy.tsv", sep="\t")
+    assert set(tidy["method"]) == set(planning.DESIGN_BASELINES) | {
+        "activation_maximisation", "evolution", "sequence_predictor", "additive_ridge", "mean"}
+    for name in ("design_trajectories.png", "oracle_scores.png", "logos.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 1000
+
+
+def test_joint_design_needs_a_generator_and_design_needs_measurements(trained, tmp_path):
+    with pytest.raises(MedgenInputError, match="needs a trained dna_gan"):
+        design_sequences(trained["data"], trained["predictor"], tmp_path / "d",
+                         settings(methods=["joint"]), seed=0)
+    assert not (tmp_path / "d").exists()
+    windows = tmp_path / "w.npz"
+    from medgen.atomic import save_npz
+    save_npz(windows, {"onehot": one_hot(["ACGT" * 5]).astype(np.uint8),
+                       "split": np.array(["train"])})
+    with pytest.raises(MedgenInputError, match="without measurements"):
+        train_oracle(windows, tmp_path / "o.pt")
+
+
+# config and plan -------------------------------------------------------------------------
+
+def resolved(**design):
+    config = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    config["tasks"] = ["sequence_design"]
+    config["sequence_design"] = {"families": ["sequence_predictor"], "source": "table",
+                                 "path": "t.csv", "table": {"count_prefix": "ct_",
+                                                            "value_column": None},
+                                 "design": design}
+    return medgen_config.validate(config)
+
+
+@pytest.mark.parametrize("design, message", [
+    ({"target": "highest"}, "expected 'max', 'min' or a number"),
+    ({"methods": ["joint"]}, "needs a trained dna_gan"),
+])
+def test_config_checks_refuse_design_settings_that_cannot_run(design, message):
+    with pytest.raises(MedgenInputError, match=message):
+        check_config(resolved(**design))
+
+
+def test_the_design_methods_follow_the_families_and_the_predictor_is_carded():
+    config = resolved()
+    assert planning.evaluated_methods(config, "sequence_design") == [
+        "sequence_predictor", "additive_ridge", "mean", "activation_maximisation",
+        "evolution", "random", "best_measured"]
+    assert planning.carded_models(config, "sequence_design") == ["sequence_predictor"]
+    config["sequence_design"]["families"] = ["sequence_predictor", "dna_gan"]
+    assert "joint" in planning.evaluated_methods(config, "sequence_design")
+
+
+@pytest.mark.realdata  # the dataset config's table and JASPAR file are inputs of the plan
+@pytest.mark.workflow
+def test_the_sort_seq_config_plans_the_oracle_the_designs_and_their_evaluation(
+        shared_data, tmp_path):
+    config = yaml.safe_load((REPO_ROOT / "config/datasets/sortseq_design.yaml").read_text())
+    config["results_dir"] = str(tmp_path / "results")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = run_snakemake("-n", "--cores", "1", "--configfile", str(path)).stdout
+    for rule in ("train_design_oracle", "design_sequences", "evaluate_sequence_design"):
+        assert f"rule {rule}:" in out
+    assert "sortseq_design/models/sequence_predictor/model_card.md" in out
+    assert "sortseq_design/models/dna_gan/model.pt" in out  # joint design's generator
