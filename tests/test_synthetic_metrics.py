@@ -6,6 +6,7 @@ a shifted distribution and copies of training records do not."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics.pairwise import euclidean_distances
 
@@ -145,6 +146,8 @@ def _fitted():
      "labels for 10 samples"),
     (lambda: GaussianGenerator(rank=2).fit(np.ones((10, 4)), ["a"] * 9 + [None]),
      "1 sample\\(s\\) without a label"),
+    (lambda: GaussianGenerator(rank=2).fit(np.ones((10, 4)), ["a"] * 8 + [pd.NA, np.nan]),
+     "2 sample\\(s\\) without a label, e.g. sample 8"),
     (lambda: GaussianGenerator(rank=8).fit(np.ones((20, 4))), "rank 8 exceeds the 4 features"),
     (lambda: PCAGaussianGenerator(6).fit(np.ones((5, 8))), "exceeds min\\(samples, features\\)"),
     (lambda: GaussianGenerator("diagonal"), "expected 'low_rank' or 'full'"),

@@ -749,6 +749,10 @@ def evaluate_synthetic(train: object, held_out: object,
     held_out = check_matrix(held_out, "held-out data")
     _same_features("training data", train, "held-out data", held_out)
     labelled = train_labels is not None and held_out_labels is not None
+    if not labelled and (train_labels is not None or held_out_labels is not None):
+        log.warning("synthetic evaluation: labels of only the %s data; no per-category or "
+                    "utility rows (they need labels of both)",
+                    "training" if train_labels is not None else "held-out")
     y_train = check_labels(train_labels, len(train), "training labels") if labelled else None
     y_held = (check_labels(held_out_labels, len(held_out), "held-out labels") if labelled
               else None)
@@ -786,6 +790,9 @@ def evaluate_synthetic(train: object, held_out: object,
             add(name, value)
         add("membership_auroc", membership_inference_auroc(train, held_out, x_syn))
         if not labelled or y_syn is None:
+            if labelled:
+                log.info("synthetic evaluation: %s has no labels; no per-category or utility "
+                         "rows", method)
             continue
         for category in sorted(set(y_syn) & set(y_held)):
             per = feature_distances(held_out[y_held == category], x_syn[y_syn == category])

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 
 from medgen.errors import MedgenInputError
@@ -82,7 +83,8 @@ def check_labels(labels: object, n: int, name: str) -> np.ndarray:
     if values.ndim != 1 or len(values) != n:
         raise MedgenInputError(f"{name}: {values.shape} labels for {n} samples; expected one "
                                "label per sample")
-    missing = [i for i, v in enumerate(values) if v is None or v != v or str(v) == ""]
+    missing = [i for i, v in enumerate(values)
+               if v is None or (not isinstance(v, str) and pd.isna(v)) or str(v) == ""]
     if missing:
         raise MedgenInputError(f"{name}: {len(missing)} sample(s) without a label, e.g. sample "
                                f"{missing[0]}; expected a category name for every sample")
