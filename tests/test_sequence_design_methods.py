@@ -260,3 +260,65 @@ def test_the_sort_seq_config_plans_the_oracle_the_designs_and_their_evaluation(
         assert f"rule {rule}:" in out
     assert "sortseq_design/models/sequence_predictor/model_card.md" in out
     assert "sortseq_design/models/dna_gan/model.pt" in out  # joint design's generator
+
+
+# apply -----------------------------------------------------------------------------------
+
+def apply_config(tmp_path, **section):
+    from medgen.apply import apply_model  # noqa: F401 (imported where the test calls it)
+
+    config = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    config["tasks"] = ["sequence_design"]
+    config["apply"] = {"activate": True, "model": "m.pt"}
+    config["sequence_design"] = section
+    return medgen_config.validate(config)
+
+
+def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path):
+    from medgen.apply import apply_model
+
+    fasta = tmp_path / "new.fa"
+    fasta.write_text(">a\n" + "CCC" + MOTIF + "C" * 11 + "GGGG\n>b\n" + "C" * 20 + "\n")
+    config = apply_config(tmp_path, source="fasta", path=str(fasta))
+    out = apply_model(trained["predictor"], config, tmp_path / "apply")
+    table = pd.read_csv(out, sep="\t")
+    assert list(table["id"]) == ["a:0", "b:0"]  # 24 bases: one window of 20, tail left out
+    assert table.loc[0, "prediction"] > table.loc[1, "prediction"] + 1  # the motif's effect
+    measured = tmp_path / "m.csv"
+    pd.DataFrame({"x": ["A" * 20, "C" * 3 + MOTIF + "C" * 11], "y": [0.0, 2.0]}).to_csv(
+        measured, index=False)
+    config = apply_config(tmp_path, source="table", path=str(measured))
+    out = apply_model(trained["predictor"], config, tmp_path / "apply2")
+    assert out.name == "metrics.json"
+    assert "pearson_r" in json_load(out)["metrics"]
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"x": ["ACGT" * 4], "y": [1.0]}).to_csv(short, index=False)
+    config = apply_config(tmp_path, source="table", path=str(short))
+    with pytest.raises(MedgenInputError, match="short.csv"):
+        apply_model(trained["predictor"], config, tmp_path / "apply3")
+    assert not (tmp_path / "apply3").exists()
+    with pytest.raises(MedgenInputError, match="'sequence_design.path' is empty"):
+        apply_model(trained["predictor"], apply_config(tmp_path, path=""), tmp_path / "a4")
+
+
+def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path):
+    from medgen.apply import apply_model
+
+    hp = {**registry.resolve_hparams("dna_gan", "default"), "channels": 4, "n_blocks": 1,
+          "latent_dim": 5, "batch_size": 32, "max_epochs": 1}
+    gan = train_model("dna_gan", trained["data"], hp, TRAINING, 0, tmp_path / "gan")
+    config = apply_config(tmp_path, path="", sampling={"n_sequences": 7})
+    config["seed"] = 3
+    out = apply_model(gan, config, tmp_path / "apply")
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 7 and (table["sequence"].str.len() == 20).all()
+    assert (tmp_path / "apply/generated.fa").read_text().count(">") == 7
+    assert json_load(tmp_path / "apply/apply.json")["synthetic"] is True
+    again = apply_model(gan, config, tmp_path / "again")
+    assert pd.read_csv(again, sep="\t")["sequence"].tolist() == table["sequence"].tolist()
+
+
+def json_load(path):
+    import json
+
+    return json.loads(path.read_text())

@@ -19,6 +19,7 @@ rule apply_model:
         tasks=config["tasks"],
         anomaly=config["anomaly"],
         synthesis=config["synthesis"],
+        sequence_design=config["sequence_design"],
         seed=config["seed"],
         accelerator=config["training"]["accelerator"],
     script:

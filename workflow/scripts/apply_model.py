@@ -9,7 +9,8 @@ with logged(snakemake):  # noqa: F821 - injected by Snakemake
     apply_model(
         params.model,
         {"tasks": params.tasks, "expression": params.expression, "anomaly": params.anomaly,
-         "synthesis": params.synthesis, "seed": params.seed},
+         "synthesis": params.synthesis, "sequence_design": params.sequence_design,
+         "seed": params.seed},
         snakemake.output[0],  # noqa: F821
         inference_device(params.accelerator),
     )

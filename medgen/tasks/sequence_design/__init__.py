@@ -7,7 +7,8 @@ dinucleotides, homopolymers, JASPAR motif hit rates, nearest-neighbour distance,
 ``generation_metrics``) and the generation evaluation (``evaluate``); design: activation
 maximisation, joint GAN + predictor design, explicit PWM objectives, in-silico evolution and
 the design baselines (``design``), the evaluation oracle (``oracle``) and the design
-evaluation (``design_evaluation``). The apply step comes next (issue 30)."""
+evaluation (``design_evaluation``); the apply step (``apply``): a predictor scores new
+sequences, a generator samples."""
 
 from medgen.planning import SEQUENCE_GENERATORS as GENERATOR_FAMILIES
 from medgen.task import MetricSpec, TaskSpec
@@ -21,17 +22,28 @@ INTENDED_USE = (
     "or designed sequences are hypotheses: their activity is predicted, not measured, and "
     "predictions far from the training sequences are extrapolations.")
 HOW_TO_APPLY = """\
-No workflow apply step yet (issue 30): load the model in Python.
+A config names the model and, for a predictor, the new sequences (a FASTA, cut into windows
+of the model's length, or a table), layered on the dataset config the model was trained with:
+
+```yaml
+run_name: my_new_sequences
+apply: {{activate: true, model: {model}}}
+sequence_design: {{source: fasta, path: new.fa}}   # a predictor scores these
+# a dna_gan samples sequence_design.sampling.n_sequences sequences (seed: the run's seed)
+```
+
+then `snakemake --cores 2 --configfile config/datasets/<dataset>.yaml apply.yaml`: the
+predictions (`predictions.tsv`, with `metrics.json` for a table with measurements) or the
+generated sequences (`generated.fa`, `generated.tsv`) land in `results/<run_name>/apply/`.
+In Python:
 
 ```python
 from medgen.data.sequence import decode, one_hot
 from medgen.tasks.sequence_design.inference import load
 
 model = load("{model}")
-# dna_gan: base probabilities (n, L, 4) -> sequences (argmax per position)
-sequences = decode(model.sample(1000, seed=0))
-# sequence_predictor: one-hot or soft (n, L, 4) -> (n,) in the measurement's units
-values = model.predict(one_hot(sequences))
+sequences = decode(model.sample(1000, seed=0))      # dna_gan
+values = model.predict(one_hot(sequences))           # sequence_predictor, measurement units
 ```"""
 TASK = TaskSpec(
     name="sequence_design",
@@ -39,6 +51,8 @@ TASK = TaskSpec(
     section="sequence_design",
     training_data="medgen.tasks.sequence_design.loaders:training_data",
     training_input="sequence_design/data.npz",
+    apply="medgen.tasks.sequence_design.apply:apply_sequence_design",
+    check_apply="medgen.tasks.sequence_design.apply:check_new_data",
     check_config="medgen.tasks.sequence_design.config_checks:check_config",
     # what the generation evaluation reports (generated against held-out windows); the
     # headline first

@@ -23,7 +23,9 @@ def check_config(config: dict[str, Any]) -> None:
     if "sequence_design" not in config.get("tasks", []):
         return
     section = config["sequence_design"]
-    if not section["path"]:
+    # apply mode checks its own needs (medgen.tasks.sequence_design.apply.check_new_data):
+    # a generator samples without data
+    if not section["path"] and not config["apply"]["activate"]:
         raise MedgenInputError("config key 'sequence_design.path' is empty; name the FASTA "
                                "(source 'fasta') or the measurement table (source 'table')")
     fractions = section["split_fractions"]

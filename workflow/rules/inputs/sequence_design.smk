@@ -11,8 +11,9 @@ SEQUENCE_DESIGN_EVAL = f"{SEQUENCE_DESIGN}/design_eval"
 
 
 def sequence_design_inputs(wildcards=None):
-    """The FASTA or measurement table the data are prepared from."""
-    return [config["sequence_design"]["path"]]
+    """The FASTA or measurement table the data are prepared from (none in apply mode
+    without one: a generator samples without data)."""
+    return [config["sequence_design"]["path"]] if config["sequence_design"]["path"] else []
 
 
 def sequence_design_preparation():

@@ -1,0 +1,138 @@
+"""Apply a trained sequence-design model (``medgen.apply``; nothing is trained):
+
+- a ``sequence_predictor`` scores new sequences: the windows of the ``sequence_design``
+  section's FASTA (cut at the model's length, with the section's stride, N and U policies)
+  or the sequences of its measurement table (which must have the model's length); outputs
+  ``predictions.tsv`` (and, for a table, the measurement beside each prediction and
+  ``metrics.json`` with Pearson r and MSE against the measurements);
+- a ``dna_gan`` samples ``sequence_design.sampling.n_sequences`` sequences with the run's
+  seed: ``generated.fa`` and ``generated.tsv`` (sequence, GC, the generator's mean
+  probability of the chosen base: how sure it was).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medgen import atomic, checkpoint, provenance, registry
+from medgen.data.sequence import decode, one_hot, read_fasta_windows, read_measurements
+from medgen.errors import MedgenInputError
+
+log = logging.getLogger(__name__)
+
+
+def _family(model_path: str | os.PathLike) -> str:
+    return checkpoint.load(model_path, family=tuple(registry.names("sequence_design"))).family
+
+
+def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
+    """``TaskSpec.check_apply``: a predictor needs new sequences (``sequence_design.path``);
+    a generator needs a positive ``sequence_design.sampling.n_sequences``.
+
+    Raises MedgenInputError naming the key.
+    """
+    section = config["sequence_design"]
+    if _family(model_path) == "sequence_predictor":
+        if not section["path"]:
+            raise MedgenInputError(
+                "config key 'sequence_design.path' is empty; name the FASTA or table whose "
+                f"sequences the predictor {model_path} scores")
+    elif section["sampling"]["n_sequences"] < 1:
+        raise MedgenInputError("config key 'sequence_design.sampling.n_sequences' is "
+                               f"{section['sampling']['n_sequences']}; expected >= 1")
+
+
+def _new_sequences(section: dict[str, Any], length: int) -> pd.DataFrame:
+    """The sequences a predictor scores: id, sequence and (a table's) measurement."""
+    if section["source"] == "fasta":
+        window = section["window"]
+        windows, _ = read_fasta_windows(section["path"], length, window["stride"],
+                                        window["n_policy"], section["u_policy"],
+                                        window["max_windows"])
+        ids = windows["record"].astype(str) + ":" + windows["start"].astype(str)
+        return pd.DataFrame({"id": ids, "sequence": windows["sequence"]})
+    table = section["table"]
+    frame, _ = read_measurements(section["path"], table["sequence_column"],
+                                 table["value_column"], count_prefix=table["count_prefix"],
+                                 length=length, set_column=None,
+                                 u_policy=section["u_policy"])
+    lengths = frame["sequence"].str.len()
+    if (lengths != length).any():
+        first = frame[lengths != length].iloc[0]
+        raise MedgenInputError(
+            f"{section['path']}, line {first['line']}: a sequence of {len(first['sequence'])} "
+            f"bases; the predictor was trained on {length}")
+    return pd.DataFrame({"id": "line" + frame["line"].astype(str),
+                         "sequence": frame["sequence"], "measured": frame["value"]})
+
+
+def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
+                          out_dir: Path, device: str = "cpu") -> Path:
+    """Score new sequences with a predictor, or sample sequences from a generator (module
+    docstring). Returns ``metrics.json`` (a table with measurements), else
+    ``predictions.tsv`` or ``generated.tsv``.
+
+    Raises
+    ------
+    MedgenInputError
+        A model of another task, new sequences the readers refuse (naming file, record and
+        position), a table whose sequences have another length than the model's.
+    """
+    from medgen.tasks.sequence_design.generation_metrics import gc_content
+    from medgen.tasks.sequence_design.inference import load
+
+    check_new_data(config, model_path)
+    section = config["sequence_design"]
+    family = _family(model_path)
+    model = load(model_path, device=device, family=family)
+    seed = int(config.get("seed", 0))
+    record = {"model": str(model_path), "model_sha256": provenance.sha256_file(model_path),
+              "family": family, "provenance": provenance.collect(
+                  config={"sequence_design": section}, seed=seed,
+                  inputs=[section["path"]] if family == "sequence_predictor" else [])}
+    with atomic.atomic_dir(out_dir) as tmp:
+        if family == "dna_gan":
+            n = section["sampling"]["n_sequences"]
+            probabilities = model.sample(n, seed=seed)
+            sequences = decode(probabilities)
+            table = pd.DataFrame({
+                "id": [f"generated_{i}" for i in range(n)], "sequence": sequences,
+                "gc": gc_content(sequences),
+                "mean_base_probability": probabilities.max(axis=2).mean(axis=1)})
+            (tmp / "generated.fa").write_text("".join(
+                f">{i} synthetic=true seed={seed}\n{s}\n"
+                for i, s in zip(table["id"], sequences, strict=True)))
+            table.to_csv(tmp / "generated.tsv", sep="\t", index=False, float_format="%.6g")
+            atomic.write_json(tmp / "apply.json", {**record, "n_sequences": n,
+                                                   "synthetic": True})
+            log.info("dna_gan: %d sequences sampled (seed %d), mean GC %.3f", n, seed,
+                     table["gc"].mean())
+            result = "generated.tsv"
+        else:
+            table = _new_sequences(section, model.length)
+            if not len(table):
+                raise MedgenInputError(f"{section['path']}: no sequences of {model.length} "
+                                       "bases to score")
+            table["prediction"] = model.predict(one_hot(table["sequence"].tolist()))
+            table.to_csv(tmp / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
+            summary = {**record, "n_sequences": len(table), "value": model.value}
+            result = "predictions.tsv"
+            if "measured" in table:
+                truth, predicted = table["measured"].to_numpy(), table["prediction"].to_numpy()
+                summary["metrics"] = {
+                    "pearson_r": float(np.corrcoef(predicted, truth)[0, 1])
+                    if np.ptp(predicted) > 0 and np.ptp(truth) > 0 else float("nan"),
+                    "mse": float(np.mean((predicted - truth) ** 2))}
+                atomic.write_json(tmp / "metrics.json", summary)
+                result = "metrics.json"
+                log.info("sequence_predictor on %d measured sequences: %s", len(table),
+                         summary["metrics"])
+            atomic.write_json(tmp / "apply.json", summary)
+            log.info("sequence_predictor: %d sequences scored", len(table))
+    return Path(out_dir) / result
