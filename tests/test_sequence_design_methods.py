@@ -322,3 +322,21 @@ def json_load(path):
     import json
 
     return json.loads(path.read_text())
+
+
+def test_the_oracle_also_trains_on_a_replicate_table_averaging_repeats(trained, tmp_path):
+    from medgen.tasks.sequence_design.prepare import load_prepared
+
+    arrays, _ = load_prepared(trained["data"])
+    first = "".join("ACGT"[i] for i in arrays["onehot"][0].argmax(-1))
+    rng = np.random.default_rng(5)
+    new = random_sequences(30, 20, rng)
+    replicate = tmp_path / "replicate.csv"
+    pd.DataFrame({"x": [first, *new], "y": [9.0] + [0.0] * 30}).to_csv(replicate, index=False)
+    path = train_oracle(trained["data"], tmp_path / "o.pt", overrides={"max_epochs": 1},
+                        extra_tables=[str(replicate)],
+                        table={"sequence_column": "x", "value_column": "y",
+                               "count_prefix": None})
+    saved = checkpoint.load(path)
+    assert saved.provenance["oracle"]["n_sequences"] == 800 + 30  # the repeat averaged
+    assert str(replicate) in saved.provenance["training"]["inputs"]

@@ -71,7 +71,8 @@ rule evaluate_sequence_generation:
 
 rule train_design_oracle:
     input:
-        SEQUENCE_DESIGN_DATA,
+        data=SEQUENCE_DESIGN_DATA,
+        tables=lambda wildcards: design_settings()["oracle_tables"],
     output:
         SEQUENCE_ORACLE,
     log:
@@ -82,6 +83,8 @@ rule train_design_oracle:
         runtime=120,
     params:
         epochs=lambda wildcards: design_settings()["oracle_epochs"],
+        table=config["sequence_design"]["table"],
+        u_policy=config["sequence_design"]["u_policy"],
         seed=run_seed,
         num_threads=config["training"]["num_threads"],
     script:

@@ -91,7 +91,12 @@ def sequence_design_tidy():
 def sequence_design_run_inputs():
     """Every input file (the run's provenance): the FASTA or table and the motif file."""
     motifs = sequence_generators() or (designing() and design_motif_ids())
-    return sequence_design_inputs() + (sequence_motif_inputs() if motifs else [])
+    oracle_tables = design_settings()["oracle_tables"] if designing() else []
+    return (
+        sequence_design_inputs()
+        + (sequence_motif_inputs() if motifs else [])
+        + list(oracle_tables)
+    )
 
 
 TASK_OUTPUTS["sequence_design"] = sequence_design_outputs
