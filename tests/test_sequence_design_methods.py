@@ -340,3 +340,24 @@ def test_the_oracle_also_trains_on_a_replicate_table_averaging_repeats(trained, 
     saved = checkpoint.load(path)
     assert saved.provenance["oracle"]["n_sequences"] == 800 + 30  # the repeat averaged
     assert str(replicate) in saved.provenance["training"]["inputs"]
+
+
+def test_the_generator_trains_below_the_quantile_and_designs_are_checked_against_it(
+        tmp_path):
+    from medgen.tasks.sequence_design.loaders import training_data
+    from medgen.tasks.sequence_design.prepare import load_prepared, prepare_measurements
+    from tests.helpers.sequence_data import write_motif_table
+
+    csv = write_motif_table(tmp_path / "t.csv", n=200, length=20)
+    data = prepare_measurements(csv, tmp_path / "data.npz", set_column=None,
+                                generator_below_quantile=0.4)
+    arrays, record = load_prepared(data)
+    train = arrays["split"] == "train"
+    mask = arrays["generator_train"]
+    assert mask.sum() == pytest.approx(0.4 * train.sum(), abs=2) and not (mask & ~train).any()
+    assert arrays["value"][mask].max() < arrays["value"][train & ~mask].min()
+    assert record["split"]["generator_train"]["quantile"] == 0.4
+    hp = registry.resolve_hparams("dna_gan", "default")
+    assert len(training_data(data, hp, 0, "dna_gan").train.dataset) == mask.sum()
+    hp = registry.resolve_hparams("sequence_predictor", "default")
+    assert len(training_data(data, hp, 0, "sequence_predictor").train.dataset) == train.sum()

@@ -63,6 +63,12 @@ def training_data(path: str | os.PathLike, hparams: dict[str, Any], seed: int,
     reader = record.get("reader", {})
     provenance = {"data": record.get("provenance", {}), "source": record.get("source")}
     if family != "sequence_predictor":  # the generators learn the sequences alone
+        if "generator_train" in arrays:  # the design check's low-measurement training set
+            train = arrays["generator_train"].astype(bool)
+            log.info("%s trains on the %d training sequences below the measurement cut",
+                     family, int(train.sum()))
+            if not train.any():
+                raise MedgenInputError(f"{path}: no sequences in 'generator_train'")
         return TrainingData(
             train=_loader([onehot[train]], hparams["batch_size"], seed), val=None,
             dims={"length": length}, signature=signature,

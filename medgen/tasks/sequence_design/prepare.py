@@ -7,6 +7,8 @@ their split and (from a measurement table) their measurements, with ``data.json`
 - ``onehot``: uint8 (N, L, 4), channels A, C, G, T (N bases all zeros);
 - ``split``: unicode (N,), 'train', 'val' or 'test';
 - ``value``: float64 (N,), the measurement (source 'table' only);
+- ``generator_train``: bool (N,), the training sequences the generators train on (source
+  'table' with ``table.generator_below_quantile``; absent otherwise: the training split);
 - ``record``, ``start``: FASTA record id and 0-based window start (source 'fasta');
   ``line``: 1-based line of the table (source 'table').
 """
@@ -72,12 +74,18 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
                          count_prefix: str | None = None, set_column: str | None = "set",
                          length: int | None = None, u_policy: str = "refuse",
                          fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                         seed: int = 0, config: dict[str, Any] | None = None) -> Path:
+                         seed: int = 0, config: dict[str, Any] | None = None,
+                         generator_below_quantile: float | None = None) -> Path:
     """Read a measurement table (``medgen.data.sequence.read_measurements``) and write
     ``out`` (data.npz with ``value``) and its ``data.json``.
 
     The split is the table's own set column when it has one (``set_column``), an identity
     split by ``fractions`` and ``seed`` otherwise; which one is logged and recorded.
+
+    ``generator_below_quantile`` (Killoran et al.'s design check, 0.4 there): a
+    ``generator_train`` mask of the training sequences measured at or below that quantile
+    of the training measurements; the generators (dna_gan) train on those alone, so
+    designs that pass the training maximum show what design adds beyond the GAN's data.
 
     Returns ``out``. Raises MedgenInputError as the reader and the split do.
     """
@@ -94,6 +102,15 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
     arrays = {"onehot": one_hot(frame["sequence"].tolist()).astype(np.uint8),
               "split": split, "value": frame["value"].to_numpy(dtype=np.float64),
               "line": frame["line"].to_numpy(dtype=np.int64)}
+    if generator_below_quantile is not None:
+        train = split == "train"
+        cut = float(np.quantile(arrays["value"][train], generator_below_quantile))
+        arrays["generator_train"] = train & (arrays["value"] <= cut)
+        how["generator_train"] = {"quantile": generator_below_quantile, "cut": cut,
+                                  "n": int(arrays["generator_train"].sum())}
+        log.info("generators train on the %d training sequences measured at or below the "
+                 "%g quantile (%.4g)", arrays["generator_train"].sum(),
+                 generator_below_quantile, cut)
     return _write(out, arrays, {"source": "table", "reader": report, "split": how},
                   config, seed, [table])
 
@@ -131,7 +148,8 @@ def prepare(section: dict[str, Any], out: str | os.PathLike, seed: int = 0) -> P
     return prepare_measurements(section["path"], out, table["sequence_column"],
                                 table["value_column"], table["count_prefix"],
                                 table["set_column"], table["length"], section["u_policy"],
-                                fractions, seed, recorded)
+                                fractions, seed, recorded,
+                                table["generator_below_quantile"])
 
 
 def load_prepared(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
