@@ -157,6 +157,8 @@ def evaluated(models, data, tmp_path_factory):
                                               root / "plain")
         conditional = evaluate_synthetic_expression(data, models["conditional"], SYNTHETIC,
                                                     LABELS, 0, root / "conditional")
+        evaluate_synthetic_expression(data, models["conditional"], SYNTHETIC, LABELS, 0,
+                                      root / "again")
     return root, plain, conditional
 
 
@@ -200,6 +202,12 @@ def test_a_conditional_model_is_drawn_at_the_test_counts_and_scored_per_category
     assert {"tstr_balanced_accuracy", "trtr_balanced_accuracy"} <= set(mine["metric"])
     assert any(re.fullmatch(r"augment_synthetic_n\d+_balanced_accuracy", m)
                for m in mine["metric"])
+
+
+def test_the_same_inputs_give_byte_identical_tables(evaluated):
+    root = evaluated[0]
+    for name in ("metrics.tsv", tidy.FILE):
+        assert (root / "again" / name).read_bytes() == (root / "conditional" / name).read_bytes()
 
 
 def test_an_unknown_baseline_is_refused(models, data, tmp_path):

@@ -2,6 +2,8 @@
 
 ``draw_figures`` draws them from the evaluation's written files (``latent.h5ad``,
 ``metrics.tsv``, Lightning's ``metrics.csv``); the other functions take values.
+``synthetic_figures`` draws the synthetic-data evaluation's (PCA, gene moments, correlation
+differences, augmentation).
 """
 
 from __future__ import annotations
