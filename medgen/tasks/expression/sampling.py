@@ -182,7 +182,8 @@ def sample_expression(
     data_path
         The preprocessed training h5ad (only for a plain N with a conditional model).
     chunk_rows
-        Profiles decoded and written at a time: memory stays bounded for any N.
+        Profiles decoded and written at a time: the profiles' memory stays bounded for any
+        N (``obs``, a name and a category per profile, is built whole).
     device
         Torch device of the decoder.
 
