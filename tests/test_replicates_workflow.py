@@ -111,5 +111,5 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
     plan = planned_jobs(run_snakemake("-n", *args).stdout)
     # (both seeds' model cards: they carry the aggregate over the replicates)
     assert plan == {"preprocess_expression": 1, "train_model": 1, "evaluate_expression": 1,
-                    "aggregate_replicates": 1, "model_card": 2, "default": 1,
-                    "total": 7}, plan
+                    "evaluate_synthetic_expression": 1, "aggregate_replicates": 1,
+                    "model_card": 2, "default": 1, "total": 8}, plan

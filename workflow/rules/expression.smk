@@ -125,10 +125,85 @@ rule evaluate_expression:
         mem_mb=4000,
         runtime=30,
     params:
-        evaluation=config["expression"]["evaluation"],
+        # without the synthetic section: its settings rerun only its own job
+        evaluation={
+            key: value
+            for key, value in config["expression"]["evaluation"].items()
+            if key != "synthetic"
+        },
         labels=config["expression"]["labels"],
         seed=run_seed,
         # the family's own description, for the report's captions
         model=lambda wildcards: registry.get(wildcards.family).description,
     script:
         "../scripts/evaluate_expression.py"
+
+
+SYNTHETIC_EVAL = f"{EXPRESSION_EVAL}/synthetic"
+
+
+# Profiles decoded from the model's prior beside simple generators fitted on the training
+# split, scored against the test split (expression.evaluation.synthetic).
+rule evaluate_synthetic_expression:
+    input:
+        h5ad=EXPRESSION_DATA,
+        model=f"{MODELS}/{{family}}/model.pt",
+    output:
+        metrics=report(
+            f"{SYNTHETIC_EVAL}/metrics.tsv",
+            caption="../report/expression_synthetic_metrics.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "synthetic data metrics"},
+        ),
+        tidy=f"{SYNTHETIC_EVAL}/metrics_tidy.tsv",
+        samples=f"{SYNTHETIC_EVAL}/synthetic.h5ad",
+        pca=report(
+            f"{SYNTHETIC_EVAL}/pca.png",
+            caption="../report/expression_synthetic_pca.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "synthetic vs real: PCA"},
+        ),
+        moments=report(
+            f"{SYNTHETIC_EVAL}/gene_moments.png",
+            caption="../report/expression_synthetic_moments.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={
+                **SEED_LABEL,
+                "model": "{family}",
+                "figure": "synthetic vs real: gene means and variances",
+            },
+        ),
+        correlations=report(
+            f"{SYNTHETIC_EVAL}/correlation_difference.png",
+            caption="../report/expression_synthetic_correlations.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={
+                **SEED_LABEL,
+                "model": "{family}",
+                "figure": "synthetic vs real: correlation difference",
+            },
+        ),
+        augmentation=report(
+            f"{SYNTHETIC_EVAL}/augmentation.png",
+            caption="../report/expression_synthetic_augmentation.rst",
+            category="Expression models",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "augmentation curve"},
+        ),
+    log:
+        f"{REPLICATE_LOGS}/evaluate_synthetic_{{family}}.log",
+    wildcard_constraints:
+        family=one_of(GENERATIVE_FAMILIES),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        synthetic=config["expression"]["evaluation"]["synthetic"],
+        labels=config["expression"]["labels"],
+        seed=run_seed,
+    script:
+        "../scripts/evaluate_synthetic_expression.py"

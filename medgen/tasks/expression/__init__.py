@@ -10,6 +10,10 @@ INTENDED_USE = (
     "(clusters, node-label associations, generated profiles) beside PCA/ICA/NMF. Not for "
     "classifying individual patients.")
 
+# families whose trained model decodes profiles from its prior: the synthetic-data
+# evaluation samples them (medgen.tasks.expression.synthetic)
+GENERATIVE_FAMILIES = ("tybalt",)
+
 TASK = TaskSpec(
     name="expression",
     description="latent spaces of expression profiles (Way & Greene 2018) beside PCA/ICA/NMF",

@@ -2,11 +2,14 @@
 
 ``draw_figures`` draws them from the evaluation's written files (``latent.h5ad``,
 ``metrics.tsv``, Lightning's ``metrics.csv``); the other functions take values.
+``synthetic_figures`` draws the synthetic-data evaluation's (PCA, gene moments, correlation
+differences, augmentation).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -97,5 +100,133 @@ def metrics_bars(metrics: pd.DataFrame, columns: list[str], path: str | os.PathL
         ax.bar(metrics.index.astype(str), metrics[column].astype(float).fillna(0).to_numpy())
         ax.set_title(column, fontsize=8)
         ax.tick_params(axis="x", labelrotation=45)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+# --- synthetic profiles against held-out real ones (medgen.tasks.expression.synthetic) ---
+
+CORRELATION_GENES = 50  # top-variance training genes in the correlation heat maps
+AUGMENT = re.compile(r"augment_(real|synthetic)_n(\d+)_balanced_accuracy")
+
+
+def synthetic_figures(train: np.ndarray, held_out: np.ndarray, synthetic: dict[str, np.ndarray],
+                      metrics: pd.DataFrame, embedding, out_dir: str | os.PathLike,
+                      title: str = "synthetic vs held-out") -> None:
+    """The synthetic evaluation's figures in ``out_dir``: ``pca.png``, ``gene_moments.png``,
+    ``correlation_difference.png`` and ``augmentation.png``.
+
+    Parameters
+    ----------
+    train, held_out
+        (n, p) real training and (h, p) real held-out profiles (data units).
+    synthetic
+        method -> (m, p) synthetic profiles.
+    metrics
+        The long table of ``evaluate_synthetic`` (the augmentation rows are drawn).
+    embedding
+        The PCA fitted on ``train`` (its first two components are drawn).
+    """
+    out_dir = Path(out_dir)
+    synthetic_pca(held_out, synthetic, embedding, out_dir / "pca.png", title)
+    gene_moments(held_out, synthetic, out_dir / "gene_moments.png")
+    correlation_difference_maps(train, held_out, synthetic,
+                                out_dir / "correlation_difference.png")
+    augmentation_curves(metrics, out_dir / "augmentation.png")
+
+
+def _panels(n: int, width: float = 3.3, height: float = 3.0, rows: int = 1):
+    fig, axes = plt.subplots(rows, n, figsize=(width * n, height * rows), squeeze=False)
+    return fig, axes
+
+
+def synthetic_pca(held_out: np.ndarray, synthetic: dict[str, np.ndarray], embedding,
+                  path: str | os.PathLike, title: str) -> None:
+    """Held-out (grey) and each method's synthetic profiles on the first two components
+    of the PCA fitted on the training split; one panel per method."""
+    real = np.asarray(embedding.transform(held_out))[:, :2]
+    fig, axes = _panels(len(synthetic))
+    for ax, (method, x) in zip(axes[0], synthetic.items()):
+        points = np.asarray(embedding.transform(x))[:, :2]
+        ax.scatter(real[:, 0], real[:, 1], s=5, c="0.6", label="held-out (real)")
+        ax.scatter(points[:, 0], points[:, 1], s=5, c="tab:orange", alpha=0.7, label=method)
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("PC1 (training PCA)")
+        ax.set_ylabel("PC2")
+        ax.legend(fontsize=7, markerscale=2)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def gene_moments(held_out: np.ndarray, synthetic: dict[str, np.ndarray],
+                 path: str | os.PathLike) -> None:
+    """Per-gene mean (top row) and variance (bottom row), held-out against synthetic, one
+    column per method; the diagonal is a perfect match."""
+    fig, axes = _panels(len(synthetic), rows=2)
+    for column, (method, x) in enumerate(synthetic.items()):
+        for row, (name, stat) in enumerate((("mean", np.mean), ("variance", np.var))):
+            ax = axes[row, column]
+            real, synth = stat(held_out, axis=0), stat(x, axis=0)
+            ax.scatter(real, synth, s=4, alpha=0.6)
+            top = float(max(real.max(), synth.max(), 1e-12))
+            ax.plot([0, top], [0, top], c="k", lw=0.8)
+            ax.set_xlabel(f"held-out gene {name}")
+            ax.set_ylabel(f"synthetic gene {name}")
+            ax.set_title(method, fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def _correlation(x: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(x, rowvar=False)
+    return np.nan_to_num(corr)  # a constant gene: uncorrelated, as the metric counts it
+
+
+def correlation_difference_maps(train: np.ndarray, held_out: np.ndarray,
+                                synthetic: dict[str, np.ndarray],
+                                path: str | os.PathLike) -> None:
+    """Gene-gene Pearson correlations, held-out minus synthetic, over the
+    ``CORRELATION_GENES`` top-variance training genes; one heat map per method (0: the
+    synthetic profiles keep the real correlations)."""
+    genes = np.sort(np.argsort(-train.var(axis=0), kind="stable")[:CORRELATION_GENES])
+    real = _correlation(held_out[:, genes])
+    fig, axes = _panels(len(synthetic), width=3.6)
+    image = None
+    for ax, (method, x) in zip(axes[0], synthetic.items()):
+        image = ax.imshow(real - _correlation(x[:, genes]), cmap="coolwarm", vmin=-1, vmax=1)
+        ax.set_title(method, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="r(held-out) - r(synthetic)")
+    save_png(fig, path)
+
+
+def augmentation_curves(metrics: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Balanced accuracy on the held-out labels of a classifier trained on n real training
+    profiles alone (black) and with each method's synthetic profiles added."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    real_drawn = False
+    for method, rows in metrics.groupby("method", sort=False):
+        parsed = [(m.group(1), int(m.group(2)), v) for metric, v in
+                  zip(rows["metric"], rows["value"]) if (m := AUGMENT.fullmatch(metric))]
+        for side in ("real", "synthetic"):
+            points = sorted((n, v) for s, n, v in parsed if s == side)
+            if not points or (side == "real" and real_drawn):
+                continue
+            n, value = zip(*points)
+            if side == "real":
+                ax.plot(n, value, "k--", marker="o", label="real only")
+                real_drawn = True
+            else:
+                ax.plot(n, value, marker=".", label=f"real + {method}")
+    if not real_drawn:
+        ax.text(0.5, 0.5, "no labelled synthetic set: no augmentation curve",
+                ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=7)
+    ax.set_xlabel("real training profiles")
+    ax.set_ylabel("held-out balanced accuracy")
     fig.tight_layout()
     save_png(fig, path)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from medgen.tasks.expression import GENERATIVE_FAMILIES
+
 EXPRESSION_DATA = f"{RUN}/{SPLIT}{registry.task('expression').training_input}"
 
 
@@ -71,9 +73,19 @@ def expression_inputs(wildcards=None):
     return paths
 
 
+def synthetic_families():
+    """The expression families whose synthetic profiles are evaluated: those that generate,
+    when expression.evaluation.synthetic.enabled."""
+    if not config["expression"]["evaluation"]["synthetic"]["enabled"]:
+        return []
+    return [f for f in task_families("expression") if f in GENERATIVE_FAMILIES]
+
+
 def expression_outputs():
     return [
         f"{RUN}/{REPLICATE}{family}/eval/metrics.json" for family in task_families("expression")
+    ] + [
+        f"{RUN}/{REPLICATE}{family}/eval/synthetic/metrics.tsv" for family in synthetic_families()
     ]
 
 

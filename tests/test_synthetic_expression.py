@@ -1,0 +1,237 @@
+"""Synthetic expression profiles from a trained Tybalt (medgen.tasks.expression.sampling)
+and their evaluation beside simple generators (medgen.tasks.expression.synthetic), and the
+workflow rule that runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+from medgen import checkpoint, provenance
+from medgen.errors import MedgenInputError
+from medgen.evaluate import tidy
+from tests.conftest import make_expression
+
+LABELS = ["tumor_normal", "cancer_type"]
+SYNTHETIC = {"n_samples": 0, "baselines": ["gaussian", "pca_gaussian", "noisy_resample",
+                                           "real_val"]}
+LOW, HIGH = 2.0, 9.0  # the fixture's stored training range of every gene (log1p CPM)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """The conftest's expression h5ad with the scaling ranges preprocessing stores."""
+    adata = make_expression()
+    adata.var["scale_min"] = LOW
+    adata.var["scale_max"] = np.linspace(HIGH, HIGH + 1, adata.n_vars)
+    path = tmp_path_factory.mktemp("data") / "expression.h5ad"
+    adata.write_h5ad(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def models(data, tmp_path_factory):
+    """A tiny unconditional and a tiny conditional (cancer type) Tybalt, two epochs each."""
+    from medgen.registry import resolve_hparams
+    from medgen.train import train_model
+
+    root = tmp_path_factory.mktemp("tybalt")
+    training = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 2,
+                "num_threads": 1, "progress_bar": False}
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, condition in (("plain", None), ("conditional", "cancer_type")):
+            hp = resolve_hparams("tybalt", "default", {"latent_dim": 4, "batch_size": 16,
+                                                      "condition_on": condition})
+            out[name] = str(train_model("tybalt", data, hp, training, 0, root / name))
+    return out
+
+
+def _read(path):
+    return ad.read_h5ad(path)
+
+
+def test_samples_per_category_in_the_data_units_with_provenance(models, tmp_path):
+    from medgen.tasks.expression.sampling import sample_expression
+
+    out = tmp_path / "synthetic.h5ad"
+    summary = sample_expression(models["conditional"], {"PRAD": 5, "BRCA": 3}, out, seed=1)
+    assert summary["counts"] == {"PRAD": 5, "BRCA": 3} and summary["n"] == 8
+    samples = _read(out)
+    assert samples.shape == (8, 24)
+    assert samples.obs["cancer_type"].astype(str).tolist() == ["PRAD"] * 5 + ["BRCA"] * 3
+    assert samples.obs["synthetic"].all()
+    x = np.asarray(samples.X)
+    assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1  # as the training X
+    # the layer undoes the training min-max scaling: log1p(CPM), as the training h5ad's layer
+    span = np.linspace(HIGH, HIGH + 1, 24) - LOW
+    np.testing.assert_allclose(samples.layers["log_expression"], x * span + LOW, rtol=1e-6)
+    uns = samples.uns
+    assert uns["synthetic"] is True or uns["synthetic"] == np.True_
+    assert "min-max scaled" in uns["units"]["X"]
+    assert uns["units"]["log_expression"] == "log1p(counts per million)"
+    assert uns["model"]["sha256"] == provenance.sha256_file(models["conditional"])
+    assert uns["model"]["family"] == "tybalt" and uns["model"]["condition_on"] == "cancer_type"
+    record = json.loads(uns["provenance_json"])
+    assert record["seed"] == 1 and "torch" in record["versions"]
+    assert list(record["inputs"].values()) == [uns["model"]["sha256"]]
+
+
+def test_a_plain_n_is_split_by_the_training_shares(models, data, tmp_path):
+    from medgen.tasks.expression.sampling import sample_expression
+
+    # the fixture's training split holds 28 BRCA and 28 PRAD profiles
+    summary = sample_expression(models["conditional"], 11, tmp_path / "s.h5ad", data_path=data)
+    assert summary["counts"] == {"BRCA": 6, "PRAD": 5}
+    plain = sample_expression(models["plain"], 7, tmp_path / "p.h5ad")
+    assert plain["counts"] == {"all": 7}
+    assert list(_read(tmp_path / "p.h5ad").obs.columns) == ["synthetic"]
+
+
+def test_chunked_writing_gives_the_same_file_as_unchunked(models, tmp_path):
+    from medgen.tasks.expression.sampling import sample_expression
+
+    request = {"BRCA": 7, "PRAD": 4}
+    sample_expression(models["conditional"], request, tmp_path / "one.h5ad", seed=3)
+    sample_expression(models["conditional"], request, tmp_path / "chunks.h5ad", seed=3,
+                      chunk_rows=3)
+    sample_expression(models["conditional"], request, tmp_path / "other.h5ad", seed=4)
+    one, chunks = _read(tmp_path / "one.h5ad"), _read(tmp_path / "chunks.h5ad")
+    np.testing.assert_allclose(chunks.X, one.X, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(chunks.layers["log_expression"], one.layers["log_expression"],
+                               rtol=1e-6)
+    assert chunks.obs.equals(one.obs) and list(chunks.var_names) == list(one.var_names)
+    assert chunks.uns["model"] == one.uns["model"] and chunks.uns["request"] == one.uns["request"]
+    assert not np.allclose(_read(tmp_path / "other.h5ad").X, one.X)  # another seed
+
+
+@pytest.mark.parametrize(("model", "n", "message"), [
+    ("conditional", {"LUAD": 3}, r"\['LUAD'\].*never seen.*known: \['BRCA', 'PRAD'\]"),
+    ("plain", {"BRCA": 3}, "unconditional.*not counts per category"),
+    ("plain", 0, "number of samples is 0; expected a whole number > 0"),
+    ("plain", -5, "number of samples is -5"),
+    ("conditional", {"BRCA": 0}, "count of 'BRCA' is 0"),
+    ("conditional", {}, "an empty request"),
+    ("conditional", 10, "conditional on 'cancer_type'.*give counts per category"),
+])
+def test_bad_requests_get_one_clear_error_and_no_file(models, tmp_path, model, n, message):
+    from medgen.tasks.expression.sampling import sample_expression
+
+    out = tmp_path / "s.h5ad"
+    with pytest.raises(MedgenInputError, match=message):
+        sample_expression(models[model], n, out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_of_another_family_is_refused(tmp_path):
+    from medgen.tasks.expression.sampling import sample_expression
+
+    other = tmp_path / "model.pt"
+    checkpoint.save(checkpoint.Checkpoint(
+        family="fanogan", hparams={}, state={"generator": {"w": torch.zeros(1)}},
+        data={"channels": 1, "image_size": 16}), other)
+    with pytest.raises(MedgenInputError, match="family 'fanogan'; expected 'tybalt'"):
+        sample_expression(other, 5, tmp_path / "s.h5ad")
+    assert not (tmp_path / "s.h5ad").exists()
+
+
+# --- the evaluation ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def evaluated(models, data, tmp_path_factory):
+    from medgen.tasks.expression.synthetic import evaluate_synthetic_expression
+
+    root = tmp_path_factory.mktemp("synthetic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # 200 draws from 56 training profiles: the noisy copies cover most of them
+        plain = evaluate_synthetic_expression(data, models["plain"],
+                                              {**SYNTHETIC, "n_samples": 200}, LABELS, 0,
+                                              root / "plain")
+        conditional = evaluate_synthetic_expression(data, models["conditional"], SYNTHETIC,
+                                                    LABELS, 0, root / "conditional")
+        evaluate_synthetic_expression(data, models["conditional"], SYNTHETIC, LABELS, 0,
+                                      root / "again")
+    return root, plain, conditional
+
+
+def test_evaluation_writes_tables_samples_and_figures(evaluated):
+    from medgen.tasks.expression.synthetic import FIGURES, METRICS_TSV, SAMPLES
+
+    root, plain, _ = evaluated
+    for name in (METRICS_TSV, tidy.FILE, SAMPLES, *FIGURES):
+        assert (root / "plain" / name).stat().st_size > 0, name
+    methods = ["tybalt", "gaussian", "pca_gaussian", "noisy_resample", "real_val"]
+    assert list(dict.fromkeys(plain["method"])) == methods
+    whole = plain[plain["category"] == "all"].pivot(index="method", columns="metric",
+                                                   values="value")
+    for metric in ("wasserstein_mean", "ks_mean", "corr_frobenius", "mmd2", "precision",
+                   "recall", "coverage", "c2st_auroc", "dcr_synthetic_median",
+                   "membership_auroc"):
+        assert whole[metric].notna().all(), metric
+    # the joint labels are the categories; the baselines drew 200 at the test shares
+    assert set(plain.loc[plain["method"] == "gaussian", "category"]) == {
+        "all", "normal/BRCA", "tumor/BRCA", "tumor/PRAD"}
+    assert _read(root / "plain" / SAMPLES).n_obs == 200
+    # an unconditional model's profiles have no category: no utility rows for it
+    assert not (plain["method"].eq("tybalt") & plain["metric"].str.startswith("tstr")).any()
+    assert whole.loc["gaussian", "tstr_balanced_accuracy"] >= 0
+    # a known ordering: noisy training copies give membership away, a Gaussian does not
+    assert whole.loc["noisy_resample", "membership_auroc"] > whole.loc[
+        "gaussian", "membership_auroc"]
+    assert whole.loc["noisy_resample", "dcr_fraction_below_held_out_q05"] > whole.loc[
+        "gaussian", "dcr_fraction_below_held_out_q05"]
+    table = tidy.read(root / "plain" / tidy.FILE)
+    assert set(table["split"]) == {"test"} and set(table["unit"]) == {"all"}
+    assert len(table) == int((plain["category"] == "all").sum())
+
+
+def test_a_conditional_model_is_drawn_at_the_test_counts_and_scored_per_category(evaluated):
+    root, _, conditional = evaluated
+    samples = _read(root / "conditional" / "synthetic.h5ad")
+    assert samples.obs["cancer_type"].value_counts().to_dict() == {"BRCA": 8, "PRAD": 8}
+    mine = conditional[conditional["method"] == "tybalt"]
+    assert set(mine.loc[mine["metric"] == "category_recall", "category"]) == {"BRCA", "PRAD"}
+    assert {"tstr_balanced_accuracy", "trtr_balanced_accuracy"} <= set(mine["metric"])
+    assert any(re.fullmatch(r"augment_synthetic_n\d+_balanced_accuracy", m)
+               for m in mine["metric"])
+
+
+def test_the_same_inputs_give_byte_identical_tables(evaluated):
+    root = evaluated[0]
+    for name in ("metrics.tsv", tidy.FILE):
+        assert (root / "again" / name).read_bytes() == (root / "conditional" / name).read_bytes()
+
+
+def test_an_unknown_baseline_is_refused(models, data, tmp_path):
+    from medgen.tasks.expression.synthetic import evaluate_synthetic_expression
+
+    with pytest.raises(MedgenInputError, match=r"synthetic.baselines' names \['gan'\]"):
+        evaluate_synthetic_expression(data, models["plain"], {**SYNTHETIC, "baselines": ["gan"]},
+                                      LABELS, 0, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# --- the workflow ------------------------------------------------------------------------
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_rule_is_planned_only_when_enabled(tmp_path, enabled):
+    from tests.test_workflow import snakemake, write_config
+
+    config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
+                          cache_dir=str(tmp_path / "cache"), tasks=["expression"],
+                          expression={"evaluation": {"synthetic": {"enabled": enabled}}})
+    plan = snakemake("-n", "--cores", "1", "--configfile", str(config)).stdout
+    jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
+    assert "evaluate_expression" in jobs
+    assert ("evaluate_synthetic_expression" in jobs) == enabled, plan
+    if enabled:
+        assert "tybalt/eval/synthetic/metrics.tsv" in plan
