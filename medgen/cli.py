@@ -78,6 +78,49 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_counts(text: str) -> int | dict[str, int]:
+    """'1000' -> 1000; 'BRCA=300,PRAD=100' -> {'BRCA': 300, 'PRAD': 100} (counts checked
+    by the sampler)."""
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise MedgenInputError(f"--n {text!r}: expected a number or category=count pairs "
+                                   "separated by commas (BRCA=300,PRAD=100)") from None
+    counts: dict[str, int] = {}
+    for pair in text.split(","):
+        name, _, value = pair.partition("=")
+        try:
+            counts[name.strip()] = int(value)
+        except ValueError:
+            raise MedgenInputError(f"--n: {pair!r} is not category=count") from None
+    return counts
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from medgen import checkpoint
+
+    family = checkpoint.load(args.model).family
+    task = registry.get(family).task
+    counts = _parse_counts(args.n)
+    if task == "expression":
+        from medgen.tasks.expression.sampling import sample_expression
+
+        sample_expression(args.model, counts, args.out, seed=args.seed,
+                          data_path=args.training_data)
+    elif task == "sequence_design" and family == "dna_gan":
+        from medgen.tasks.sequence_design.apply import sample_sequences
+
+        if not isinstance(counts, int):
+            raise MedgenInputError("--n: a dna_gan model has no categories; give a number")
+        sample_sequences(args.model, counts, args.out, seed=args.seed)
+    else:
+        raise MedgenInputError(f"{args.model}: a {family} model ({task}) does not generate "
+                               "samples; medgen sample takes tybalt or dna_gan models")
+    print(args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medgen", description=__doc__)
     parser.add_argument("--version", action="version", version=f"medgen {__version__}")
@@ -103,6 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
         "beside the baselines, intended use, limits, how to apply) without building it")
     info.add_argument("model", help="a model.pt (or its folder) a training run wrote")
     info.set_defaults(func=_cmd_info)
+
+    sample = sub.add_parser(
+        "sample", help="write N synthetic samples of a trained generative model (tybalt: "
+        "an h5ad of profiles; dna_gan: a FASTA), flagged synthetic, with provenance")
+    sample.add_argument("model", help="a model.pt a training run wrote")
+    sample.add_argument("--n", required=True,
+                        help="how many: a number, or per category of a conditional model "
+                             "(BRCA=300,PRAD=100)")
+    sample.add_argument("--out", required=True, help="the h5ad (tybalt) or FASTA (dna_gan)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--training-data", default=None,
+                        help="the preprocessed training h5ad: splits a plain --n of a "
+                             "conditional model by the training shares")
+    sample.set_defaults(func=_cmd_sample)
     return parser
 
 

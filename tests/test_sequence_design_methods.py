@@ -394,3 +394,19 @@ def test_a_small_real_sort_seq_run_designs_scores_and_cards_the_predictor(shared
     card = (tmp_path / "results/sortseq_design/models/sequence_predictor/model_card.md")
     assert "pearson_r" in card.read_text() and "additive_ridge" in card.read_text()
     assert (run / "design/designed/predictor_joint.fa").stat().st_size > 0
+
+
+def test_the_sample_command_writes_a_fasta_of_a_dna_gan_and_refuses_a_predictor(
+        trained, tmp_path, capsys):
+    from medgen.cli import main
+
+    hp = {**registry.resolve_hparams("dna_gan", "default"), "channels": 4, "n_blocks": 1,
+          "latent_dim": 5, "batch_size": 32, "max_epochs": 1}
+    gan = train_model("dna_gan", trained["data"], hp, TRAINING, 0, tmp_path / "gan")
+    out = tmp_path / "gen.fa"
+    assert main(["sample", str(gan), "--n", "9", "--out", str(out)]) == 0
+    assert out.read_text().count(">") == 9 and "synthetic=true" in out.read_text()
+    assert json_load(tmp_path / "gen.fa.json")["synthetic"] is True
+    assert main(["sample", str(trained["predictor"]), "--n", "3", "--out",
+                 str(tmp_path / "p.fa")]) == 2
+    assert "does not generate" in capsys.readouterr().err

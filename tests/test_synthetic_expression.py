@@ -235,3 +235,19 @@ def test_the_rule_is_planned_only_when_enabled(tmp_path, enabled):
     assert ("evaluate_synthetic_expression" in jobs) == enabled, plan
     if enabled:
         assert "tybalt/eval/synthetic/metrics.tsv" in plan
+
+
+def test_the_sample_command_writes_per_category_profiles_and_refuses_a_predictor(
+        models, tmp_path, capsys):
+    from medgen.cli import main
+
+    out = tmp_path / "cli.h5ad"
+    assert main(["sample", models["conditional"], "--n", "PRAD=4,BRCA=2", "--out", str(out),
+                 "--seed", "2"]) == 0
+    samples = _read(out)
+    assert samples.obs["cancer_type"].astype(str).tolist() == ["PRAD"] * 4 + ["BRCA"] * 2
+    assert main(["sample", models["conditional"], "--n", "LUAD=3", "--out",
+                 str(tmp_path / "x.h5ad")]) == 2
+    assert "LUAD" in capsys.readouterr().err and not (tmp_path / "x.h5ad").exists()
+    assert main(["sample", models["plain"], "--n", "many", "--out", str(tmp_path / "y")]) == 2
+    assert "expected a number" in capsys.readouterr().err

@@ -48,6 +48,44 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
                                f"{section['sampling']['n_sequences']}; expected >= 1")
 
 
+def sample_sequences(model_path: str | os.PathLike, n: int, out: str | os.PathLike,
+                     seed: int = 0, device: str = "cpu") -> pd.DataFrame:
+    """``n`` sequences of a trained dna_gan (argmax of its base probabilities, seeded) as
+    a FASTA at ``out`` (headers: id, ``synthetic=true``, the seed, GC and the generator's
+    mean probability of the chosen base) and a TSV beside it (``<out>.tsv``) with the same
+    columns and ``<out>.json`` (model sha256, provenance, ``synthetic: true``). Returns the
+    table.
+
+    Raises MedgenInputError for n < 1 or a model of another family.
+    """
+    from medgen.tasks.sequence_design.generation_metrics import gc_content
+    from medgen.tasks.sequence_design.inference import load
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise MedgenInputError(f"number of sequences is {n!r}; expected an integer >= 1")
+    model = load(model_path, device=device, family="dna_gan")
+    probabilities = model.sample(int(n), seed=seed)
+    sequences = decode(probabilities)
+    table = pd.DataFrame({
+        "id": [f"generated_{i}" for i in range(n)], "sequence": sequences,
+        "gc": gc_content(sequences),
+        "mean_base_probability": probabilities.max(axis=2).mean(axis=1)})
+    out = Path(out)
+    atomic.write_text(out, "".join(
+        f">{i} synthetic=true seed={seed} gc={g:.3f} p={p:.3f}\n{s}\n"
+        for i, s, g, p in zip(table["id"], sequences, table["gc"],
+                              table["mean_base_probability"], strict=True)))
+    atomic.write_text(out.with_name(out.name + ".tsv"),
+                      table.to_csv(sep="\t", index=False, float_format="%.6g"))
+    atomic.write_json(out.with_name(out.name + ".json"), {
+        "model": str(model_path), "model_sha256": provenance.sha256_file(model_path),
+        "family": "dna_gan", "n_sequences": int(n), "seed": seed, "synthetic": True,
+        "provenance": provenance.collect(seed=seed, inputs=[model_path])})
+    log.info("dna_gan: %d sequences sampled (seed %d) to %s, mean GC %.3f", n, seed, out,
+             table["gc"].mean())
+    return table
+
+
 def _new_sequences(section: dict[str, Any], length: int) -> pd.DataFrame:
     """The sequences a predictor scores: id, sequence and (a table's) measurement."""
     if section["source"] == "fasta":
@@ -84,7 +122,6 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
         A model of another task, new sequences the readers refuse (naming file, record and
         position), a table whose sequences have another length than the model's.
     """
-    from medgen.tasks.sequence_design.generation_metrics import gc_content
     from medgen.tasks.sequence_design.inference import load
 
     check_new_data(config, model_path)
@@ -99,20 +136,12 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
     with atomic.atomic_dir(out_dir) as tmp:
         if family == "dna_gan":
             n = section["sampling"]["n_sequences"]
-            probabilities = model.sample(n, seed=seed)
-            sequences = decode(probabilities)
-            table = pd.DataFrame({
-                "id": [f"generated_{i}" for i in range(n)], "sequence": sequences,
-                "gc": gc_content(sequences),
-                "mean_base_probability": probabilities.max(axis=2).mean(axis=1)})
-            (tmp / "generated.fa").write_text("".join(
-                f">{i} synthetic=true seed={seed}\n{s}\n"
-                for i, s in zip(table["id"], sequences, strict=True)))
+            table = sample_sequences(model_path, n, tmp / "generated.fa", seed, device)
             table.to_csv(tmp / "generated.tsv", sep="\t", index=False, float_format="%.6g")
+            (tmp / "generated.fa.tsv").unlink()
+            (tmp / "generated.fa.json").unlink()
             atomic.write_json(tmp / "apply.json", {**record, "n_sequences": n,
                                                    "synthetic": True})
-            log.info("dna_gan: %d sequences sampled (seed %d), mean GC %.3f", n, seed,
-                     table["gc"].mean())
             result = "generated.tsv"
         else:
             table = _new_sequences(section, model.length)
