@@ -168,7 +168,8 @@ def test_evaluation_writes_tables_samples_and_figures(evaluated):
     root, plain, _ = evaluated
     for name in (METRICS_TSV, tidy.FILE, SAMPLES, *FIGURES):
         assert (root / "plain" / name).stat().st_size > 0, name
-    methods = ["tybalt", "gaussian", "pca_gaussian", "noisy_resample", "real_val"]
+    methods = ["tybalt", "tybalt_aggregate_posterior", "gaussian", "pca_gaussian",
+               "noisy_resample", "real_val"]
     assert list(dict.fromkeys(plain["method"])) == methods
     whole = plain[plain["category"] == "all"].pivot(index="method", columns="metric",
                                                    values="value")
@@ -251,3 +252,26 @@ def test_the_sample_command_writes_per_category_profiles_and_refuses_a_predictor
     assert "LUAD" in capsys.readouterr().err and not (tmp_path / "x.h5ad").exists()
     assert main(["sample", models["plain"], "--n", "many", "--out", str(tmp_path / "y")]) == 2
     assert "expected a number" in capsys.readouterr().err
+
+
+def test_the_aggregate_posterior_is_fitted_on_the_training_latents_per_category(
+        models, data, tmp_path):
+    from medgen.tasks.expression.evaluate import encode_means, load_model
+    from medgen.tasks.expression.loaders import read_expression
+    from medgen.tasks.expression.sampling import LatentMixture, sample_expression
+
+    with pytest.raises(MedgenInputError, match="needs the training h5ad"):
+        sample_expression(models["plain"], 5, tmp_path / "x.h5ad", latent="aggregate_posterior")
+    module, ckpt = load_model(models["plain"])
+    mixture = LatentMixture(module, data, ckpt, seed=0)
+    expression = read_expression(data)
+    train = expression.mask("train")
+    means = encode_means(module, expression.x[train].astype(np.float32),
+                         np.zeros((int(train.sum()), 0), dtype=np.float32))
+    z = mixture.draw(None, 4000, np.random.default_rng(0))
+    np.testing.assert_allclose(z.mean(axis=0), means.mean(axis=0), atol=0.1)
+    np.testing.assert_allclose(z.std(axis=0), means.std(axis=0), rtol=0.2, atol=0.02)
+    out = tmp_path / "posterior.h5ad"
+    sample_expression(models["conditional"], {"PRAD": 3}, out, data_path=data,
+                      latent="aggregate_posterior")
+    assert _read(out).uns["latent"] == "aggregate_posterior"

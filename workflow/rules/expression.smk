@@ -158,6 +158,7 @@ rule evaluate_synthetic_expression:
         ),
         tidy=f"{SYNTHETIC_EVAL}/metrics_tidy.tsv",
         samples=f"{SYNTHETIC_EVAL}/synthetic.h5ad",
+        posterior_samples=f"{SYNTHETIC_EVAL}/synthetic_aggregate_posterior.h5ad",
         pca=report(
             f"{SYNTHETIC_EVAL}/pca.png",
             caption="../report/expression_synthetic_pca.rst",

@@ -117,6 +117,63 @@ def sample_request(ckpt: checkpoint.Checkpoint, n: int | Mapping[str, int],
     return split_count(total, shares)
 
 
+LATENTS = ("prior", "aggregate_posterior")
+MIXTURE_COMPONENTS = 10  # per category; fewer when a category has few training profiles
+
+
+class LatentMixture:
+    """A Gaussian mixture fitted on the training profiles' posterior means, per category
+    (``sklearn.mixture.GaussianMixture``, full covariances): the aggregate posterior a VAE's
+    decoder has actually seen, sampled instead of its N(0, I) prior ("ex-post density
+    estimation", Ghosh et al. 2020, "From variational to deterministic autoencoders"). A
+    VAE trained with a small KL weight (Tybalt's beta) leaves its posterior far from the
+    prior, and prior samples decode off the data.
+
+    ``draw(category, size, rng)`` -> (size, latent_dim), drawn with the caller's numpy
+    Generator (component, then Gaussian), so chunked draws equal one draw.
+    """
+
+    def __init__(self, module, data_path: str | os.PathLike, ckpt: checkpoint.Checkpoint,
+                 seed: int) -> None:
+        from sklearn.mixture import GaussianMixture
+
+        from medgen.tasks.expression.evaluate import encode_means
+
+        data = read_expression(data_path)
+        if list(data.genes) != list(ckpt.data["genes"]):
+            raise MedgenInputError(f"{data_path}: its genes are not the model's; give the "
+                                   "h5ad the model was trained on")
+        train = data.mask("train")
+        column = ckpt.data.get("condition_on")
+        categories = list(ckpt.data.get("condition_categories") or [])
+        labels = (data.adata.obs[column].astype(str).to_numpy()[train] if column
+                  else np.full(int(train.sum()), None, dtype=object))
+        codes = np.zeros((int(train.sum()), len(categories)), dtype=np.float32)
+        for i, label in enumerate(labels):
+            if label is not None:
+                codes[i, categories.index(label)] = 1.0
+        means = encode_means(module, data.x[train].astype(np.float32), codes)
+        self.mixtures = {}
+        for category in dict.fromkeys(labels.tolist()):
+            z = means[labels == category] if category is not None else means
+            k = max(1, min(MIXTURE_COMPONENTS, len(z) // (2 * z.shape[1] + 2)))
+            mixture = GaussianMixture(k, covariance_type="full", reg_covar=1e-4,
+                                      random_state=seed).fit(z)
+            self.mixtures[category] = (mixture.weights_, mixture.means_,
+                                       np.linalg.cholesky(mixture.covariances_))
+            log.info("aggregate posterior of %s: %d components on %d training profiles",
+                     "every profile" if category is None else category, k, len(z))
+
+    def draw(self, category: str | None, size: int, rng: np.random.Generator) -> np.ndarray:
+        if category not in self.mixtures:
+            raise MedgenInputError(f"no training profiles of {category!r} to fit its "
+                                   "aggregate posterior")
+        weights, means, chol = self.mixtures[category]
+        component = rng.choice(len(weights), size=size, p=weights / weights.sum())
+        noise = rng.standard_normal((size, means.shape[1]))
+        return means[component] + np.einsum("nij,nj->ni", chol[component], noise)
+
+
 def units(ckpt: checkpoint.Checkpoint) -> dict[str, str]:
     """What ``X`` and the ``log_expression`` layer of a sample file hold (as the training
     h5ad), from the model's training config."""
@@ -159,8 +216,10 @@ def sample_expression(
     data_path: str | os.PathLike | None = None,
     chunk_rows: int = CHUNK_ROWS,
     device: str = "cpu",
+    latent: str = "prior",
 ) -> dict[str, Any]:
-    """Decode N synthetic profiles from the prior of a trained expression model.
+    """Decode N synthetic profiles from the prior (or the aggregate posterior) of a trained
+    expression model.
 
     Parameters
     ----------
@@ -186,6 +245,10 @@ def sample_expression(
         N (``obs``, a name and a category per profile, is built whole).
     device
         Torch device of the decoder.
+    latent
+        'prior': z ~ N(0, I), the VAE's generative model as trained; 'aggregate_posterior':
+        z from a Gaussian mixture fitted on the training profiles' posterior means, per
+        category (:class:`LatentMixture`; needs ``data_path``, the training h5ad).
 
     Returns
     -------
@@ -198,6 +261,11 @@ def sample_expression(
         :func:`sample_request`.
     """
     chunk_rows = _count(chunk_rows, "chunk_rows")
+    if latent not in LATENTS:
+        raise MedgenInputError(f"latent is {latent!r}; expected one of {list(LATENTS)}")
+    if latent == "aggregate_posterior" and data_path is None:
+        raise MedgenInputError("sampling the aggregate posterior needs the training h5ad "
+                               "(data_path): its posterior means are what is fitted")
     module, ckpt = load_model(model_path)
     if not hasattr(module, "decode"):
         raise MedgenInputError(f"{model_path}: the {ckpt.family} model has no decoder to "
@@ -211,8 +279,9 @@ def sample_expression(
     unit_text = units(ckpt)
     scaling = ({key: np.asarray(ckpt.data[key], dtype=np.float64)
                 for key in ("scale_min", "scale_max")} if LOG_LAYER in unit_text else None)
-    log.info("sampling %d profiles x %d genes from the prior of %s (%s%s), seed %d, in "
-             "chunks of %d; X: %s", total, len(genes), model_path, ckpt.family,
+    log.info("sampling %d profiles x %d genes from the %s of %s (%s%s), seed %d, in "
+             "chunks of %d; X: %s", total, len(genes), latent.replace("_", " "), model_path,
+             ckpt.family,
              f", conditional on {column}: {request}" if column else ", unconditional",
              seed, chunk_rows, unit_text["X"])
 
@@ -236,6 +305,8 @@ def sample_expression(
             sort_keys=True, default=str),
     }
     skeleton = ad.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index(genes)), uns=uns)
+    mixture = LatentMixture(module, data_path, ckpt, seed) if latent != "prior" else None
+    uns["latent"] = latent
     rng = np.random.default_rng(seed)
     with atomic.atomic_path(out_path) as tmp:
         skeleton.write_h5ad(tmp)
@@ -250,7 +321,8 @@ def sample_expression(
                     code[0, categories.index(category)] = 1.0
                 for size in _chunks(count, chunk_rows):
                     # one numpy stream drawn in order: the same profiles for any chunk size
-                    z = rng.standard_normal((size, latent_dim))
+                    z = (rng.standard_normal((size, latent_dim)) if mixture is None
+                         else mixture.draw(category, size, rng))
                     profiles = decode(module, z, np.repeat(code, size, axis=0))
                     x[start:start + size] = profiles.astype(np.float32)
                     if layer is not None:

@@ -39,6 +39,9 @@ from medgen.tasks.expression.sampling import sample_expression, split_count
 
 log = logging.getLogger(__name__)
 
+POSTERIOR_SAMPLES = "synthetic_aggregate_posterior.h5ad"
+POSTERIOR_SUFFIX = "_aggregate_posterior"  # the method name of the model's second set
+
 GENERATORS = {
     "gaussian": lambda: GaussianGenerator(lower=0.0),
     "pca_gaussian": lambda: PCAGaussianGenerator(lower=0.0),
@@ -106,7 +109,9 @@ def evaluate_synthetic_expression(
     seed
         Seeds the model's draws, the baselines and every metric.
     out_dir
-        Output folder: ``synthetic.h5ad`` (the model's profiles), ``metrics.tsv`` (method,
+        Output folder: ``synthetic.h5ad`` (the model's profiles from its prior),
+        ``synthetic_aggregate_posterior.h5ad`` (from a Gaussian mixture on the training
+        profiles' latent means, method ``<family>_aggregate_posterior``), ``metrics.tsv`` (method,
         category, metric, value), ``metrics_tidy.tsv`` (the whole-set rows in
         ``medgen.evaluate.tidy``'s layout, split 'test'), and the figures ``FIGURES``.
 
@@ -146,6 +151,16 @@ def evaluate_synthetic_expression(
         ckpt.family: (np.asarray(samples.X, dtype=np.float64),
                       samples.obs[column].astype(str).to_numpy(dtype=object) if column
                       else None)}
+    # the same model sampled from its aggregate posterior (a mixture on the training
+    # profiles' latent means): how much of the gap to real data is the prior's
+    posterior_path = out_dir / POSTERIOR_SAMPLES
+    sample_expression(model_path, request if column else sum(request.values()),
+                      posterior_path, seed=seed, data_path=h5ad_path,
+                      latent="aggregate_posterior")
+    posterior = ad.read_h5ad(posterior_path)
+    sets[f"{ckpt.family}{POSTERIOR_SUFFIX}"] = (
+        np.asarray(posterior.X, dtype=np.float64),
+        posterior.obs[column].astype(str).to_numpy(dtype=object) if column else None)
     if not column:
         log.info("%s is unconditional: its profiles have no category, so no per-category "
                  "or utility rows for it", ckpt.family)
