@@ -107,7 +107,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         from medgen.tasks.expression.sampling import sample_expression
 
         sample_expression(args.model, counts, args.out, seed=args.seed,
-                          data_path=args.training_data)
+                          data_path=args.training_data, latent=args.latent)
     elif task == "sequence_design" and family == "dna_gan":
         from medgen.tasks.sequence_design.apply import sample_sequences
 
@@ -158,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--training-data", default=None,
                         help="the preprocessed training h5ad: splits a plain --n of a "
-                             "conditional model by the training shares")
+                             "conditional model by the training shares; needed by "
+                             "--latent aggregate_posterior")
+    sample.add_argument("--latent", choices=["prior", "aggregate_posterior"], default="prior",
+                        help="tybalt: decode z from the prior N(0, I) or from a Gaussian "
+                             "mixture fitted on the training profiles' latent means")
     sample.set_defaults(func=_cmd_sample)
     return parser
 
