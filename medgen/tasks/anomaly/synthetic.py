@@ -214,8 +214,8 @@ def evaluate_synthetic_images(
     tidy.write([table.assign(split="test", unit_kind=tidy.WHOLE_SPLIT, unit=tidy.WHOLE_SPLIT)
                 [list(tidy.COLUMNS)].reset_index(drop=True)], out_dir / tidy.FILE)
     # (4) figures
+    from medgen.report.plots import synthetic_pca
     from medgen.tasks.anomaly.figures import image_grid
-    from medgen.tasks.expression.figures import synthetic_pca
 
     rng = np.random.default_rng(seed)
     shown = {"held-out (real, test)": held}
