@@ -108,6 +108,18 @@ def test_a_model_of_another_family_or_task_is_refused(tmp_path, family, task):
     assert not (tmp_path / "s.npz").exists()
 
 
+def test_the_sample_command_writes_images_and_refuses_categories(model, tmp_path, capsys):
+    from medgen.cli import main
+    from medgen.tasks.anomaly.sampling import read_samples
+
+    out = tmp_path / "cli.npz"
+    assert main(["sample", model, "--n", "6", "--out", str(out), "--seed", "2"]) == 0
+    images, meta = read_samples(out)
+    assert images.shape == (6, 1, 16, 16) and meta["seed"] == 2 and meta["synthetic"] is True
+    assert main(["sample", model, "--n", "normal=3", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "no categories" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
 # --- the evaluation ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
