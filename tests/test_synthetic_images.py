@@ -120,6 +120,18 @@ def test_the_sample_command_writes_images_and_refuses_categories(model, tmp_path
     assert "no categories" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
 
 
+def test_a_model_of_volumes_is_refused(tmp_path):
+    from medgen.tasks.anomaly.sampling import sample_images
+
+    volumes = tmp_path / "model.pt"
+    checkpoint.save(checkpoint.Checkpoint(
+        family="fanogan", hparams={}, state={"generator": {"w": torch.zeros(1)}},
+        data={"channels": 1, "image_size": 16, "spatial_dims": 3}), volumes)
+    with pytest.raises(MedgenInputError, match="3-D images; .* 2-D"):
+        sample_images(volumes, 5, tmp_path / "s.npz")
+    assert not (tmp_path / "s.npz").exists()
+
+
 # --- the evaluation ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

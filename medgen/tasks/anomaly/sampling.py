@@ -48,7 +48,8 @@ def load_generator(model_path: str | os.PathLike, device: str = "cpu"
     Raises
     ------
     MedgenInputError
-        Not a medgen model file, or a model of another family or task (named).
+        Not a medgen model file, a model of another family or task (named), or of
+        images that are not 2-D.
     """
     ckpt = checkpoint.load(model_path)
     if ckpt.family not in GENERATIVE_FAMILIES:
@@ -57,6 +58,9 @@ def load_generator(model_path: str | os.PathLike, device: str = "cpu"
             f"{model_path} holds a {ckpt.family!r} model (task {task}); synthetic images "
             f"come from the generator of {' or '.join(map(repr, GENERATIVE_FAMILIES))}")
     channels, size, dims = geometry_of(ckpt.data)
+    if dims != 2:
+        raise MedgenInputError(f"{model_path}: a {ckpt.family} model of {dims}-D images; the "
+                               "anomaly task's synthetic images are 2-D")
     # each family's own builder, so the generator is the one it trained (residual or DCGAN)
     if ckpt.family == "anogan":
         from medgen.models.anogan.module import build_networks
