@@ -99,6 +99,7 @@ def _parse_counts(text: str) -> int | dict[str, int]:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from medgen import checkpoint
+    from medgen.tasks.anomaly import GENERATIVE_FAMILIES as ANOMALY_GENERATORS
 
     family = checkpoint.load(args.model).family
     task = registry.get(family).task
@@ -114,9 +115,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         if not isinstance(counts, int):
             raise MedgenInputError("--n: a dna_gan model has no categories; give a number")
         sample_sequences(args.model, counts, args.out, seed=args.seed)
+    elif task == "anomaly" and family in ANOMALY_GENERATORS:
+        from medgen.tasks.anomaly.sampling import sample_images
+
+        if not isinstance(counts, int):
+            raise MedgenInputError(f"--n: a {family} model has no categories; give a number")
+        sample_images(args.model, counts, args.out, seed=args.seed)
     else:
         raise MedgenInputError(f"{args.model}: a {family} model ({task}) does not generate "
-                               "samples; medgen sample takes tybalt or dna_gan models")
+                               "samples; medgen sample takes tybalt, dna_gan, anogan or "
+                               "fanogan models")
     print(args.out)
     return 0
 
@@ -149,12 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser(
         "sample", help="write N synthetic samples of a trained generative model (tybalt: "
-        "an h5ad of profiles; dna_gan: a FASTA), flagged synthetic, with provenance")
+        "an h5ad of profiles; dna_gan: a FASTA; anogan, fanogan: an npz of images with a "
+        "PNG grid and a JSON beside it), flagged synthetic, with provenance")
     sample.add_argument("model", help="a model.pt a training run wrote")
     sample.add_argument("--n", required=True,
                         help="how many: a number, or per category of a conditional model "
                              "(BRCA=300,PRAD=100)")
-    sample.add_argument("--out", required=True, help="the h5ad (tybalt) or FASTA (dna_gan)")
+    sample.add_argument("--out", required=True,
+                        help="the h5ad (tybalt), FASTA (dna_gan) or .npz (anogan, fanogan)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--training-data", default=None,
                         help="the preprocessed training h5ad: splits a plain --n of a "

@@ -1,5 +1,6 @@
-"""What every task's figures share: a PNG written atomically and identically on reruns, and
-Lightning's CSV training log read as one row per epoch."""
+"""What every task's figures share: a PNG written atomically and identically on reruns,
+Lightning's CSV training log read as one row per epoch, and real vs synthetic samples in a
+training PCA (the synthetic-data evaluations of the expression and anomaly tasks)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # batch jobs have no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from medgen.atomic import atomic_path  # noqa: E402
@@ -44,3 +46,27 @@ def per_epoch(metrics_csv: str | os.PathLike) -> pd.DataFrame:
     if "epoch" not in table:
         raise MedgenInputError(f"{metrics_csv} has no 'epoch' column")
     return table.groupby("epoch").mean(numeric_only=True)
+
+
+def synthetic_pca(held_out: np.ndarray, synthetic: dict[str, np.ndarray], embedding,
+                  path: str | os.PathLike, title: str) -> None:
+    """Held-out (grey) and each method's synthetic samples (profiles, flattened images) on
+    the first two components of ``embedding``, the PCA fitted on the training split; one
+    panel per method.
+
+    ``held_out`` (h, p) and ``synthetic`` (method -> (m, p)) in the training data's units.
+    """
+    real = np.asarray(embedding.transform(held_out))[:, :2]
+    fig, axes = plt.subplots(1, len(synthetic), figsize=(3.3 * len(synthetic), 3.0),
+                             squeeze=False)
+    for ax, (method, x) in zip(axes[0], synthetic.items()):
+        points = np.asarray(embedding.transform(x))[:, :2]
+        ax.scatter(real[:, 0], real[:, 1], s=5, c="0.6", label="held-out (real)")
+        ax.scatter(points[:, 0], points[:, 1], s=5, c="tab:orange", alpha=0.7, label=method)
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("PC1 (training PCA)")
+        ax.set_ylabel("PC2")
+        ax.legend(fontsize=7, markerscale=2)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_png(fig, path)

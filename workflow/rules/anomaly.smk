@@ -148,7 +148,60 @@ rule evaluate_anomaly:
         f"{REPLICATE_LOGS}/evaluate_anomaly.log",
     params:
         methods=anomaly_methods(),
-        anomaly=config["anomaly"],
+        # without the synthetic section: its settings rerun only its own job
+        anomaly=anomaly_evaluation_settings(),
         seed=run_seed,
     script:
         "../scripts/evaluate_anomaly.py"
+
+
+SYNTHETIC_IMAGES = f"{ANOMALY}/synthetic/{{family}}"
+
+
+# Images drawn from a GAN family's generator beside simple image generators fitted on the
+# training units, scored against the test split's normal units
+# (anomaly.evaluation.synthetic).
+rule evaluate_synthetic_images:
+    input:
+        training=TRAINING_IMAGES,
+        data=ANOMALY_DATA,
+        model=f"{MODELS}/{{family}}/model.pt",
+    output:
+        metrics=report(
+            f"{SYNTHETIC_IMAGES}/metrics.tsv",
+            caption="../report/anomaly_synthetic_metrics.rst",
+            category="Anomaly detection",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "synthetic image metrics"},
+        ),
+        tidy=f"{SYNTHETIC_IMAGES}/metrics_tidy.tsv",
+        samples=f"{SYNTHETIC_IMAGES}/samples.npz",
+        samples_json=f"{SYNTHETIC_IMAGES}/samples.json",
+        samples_grid=f"{SYNTHETIC_IMAGES}/samples.png",
+        grid=report(
+            f"{SYNTHETIC_IMAGES}/grid.png",
+            caption="../report/anomaly_synthetic_grid.rst",
+            category="Anomaly detection",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "synthetic vs real images"},
+        ),
+        pca=report(
+            f"{SYNTHETIC_IMAGES}/pca.png",
+            caption="../report/anomaly_synthetic_pca.rst",
+            category="Anomaly detection",
+            subcategory="{family}",
+            labels={**SEED_LABEL, "model": "{family}", "figure": "synthetic vs real: PCA"},
+        ),
+    log:
+        f"{REPLICATE_LOGS}/evaluate_synthetic_images_{{family}}.log",
+    wildcard_constraints:
+        family=one_of(ANOMALY_GENERATIVE_FAMILIES),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        synthetic=config["anomaly"]["evaluation"]["synthetic"],
+        anomaly=preprocessing_settings(),
+        seed=run_seed,
+    script:
+        "../scripts/evaluate_synthetic_images.py"

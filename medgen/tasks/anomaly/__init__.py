@@ -4,6 +4,10 @@ the MNI152 demo, synthetic anomalies), scoring, metrics, evaluation, figures and
 
 from medgen.task import MetricSpec, TaskSpec
 
+# families whose trained model holds a generator of images from z ~ N(0, I): the
+# synthetic-image evaluation samples them (medgen.tasks.anomaly.synthetic)
+GENERATIVE_FAMILIES = ("anogan", "fanogan")
+
 INTENDED_USE = (
     "Research use: ranking images, slices and pixels by how unlike the training normals they "
     "are, to study unsupervised anomaly detection. Not a diagnostic device: its operating "

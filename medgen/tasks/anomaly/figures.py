@@ -147,3 +147,34 @@ def residual_grid(path: Path, data: dict[str, np.ndarray], recon: np.ndarray,
     if title:
         fig.suptitle(title, fontsize=8)
     save_png(fig, path)
+
+
+def image_grid(path: str | os.PathLike, sets: dict[str, np.ndarray], title: str = "",
+               columns: int = 8) -> None:
+    """Image sets one above the other (channel 0), each in rows of ``columns``, labelled on
+    the left; one grey scale for all panels (the 0.5th to 99.5th percentile of the shown
+    pixels), so brightness compares across sets.
+
+    ``sets``: label -> images (k, C, S, S) (k >= 1; same S for all).
+    """
+    blocks = [(label, images[:, 0]) for label, images in sets.items() if len(images)]
+    pooled = np.concatenate([images.ravel() for _, images in blocks])
+    vmin, vmax = (float(v) for v in np.percentile(pooled, [0.5, 99.5]))
+    if vmax <= vmin:
+        vmax = vmin + 1.0
+    rows = [(label if r == 0 else "", images[r * columns:(r + 1) * columns])
+            for label, images in blocks for r in range(-(-len(images) // columns))]
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.0 * columns + 1.2,
+                                                          1.0 * len(rows) + 0.5),
+                             squeeze=False, layout="constrained")
+    for (label, images), row in zip(rows, axes):
+        for j, ax in enumerate(row):
+            ax.axis("off")
+            if j < len(images):
+                ax.imshow(images[j], cmap="gray", vmin=vmin, vmax=vmax)
+        if label:
+            row[0].text(-0.1, 0.5, label, transform=row[0].transAxes, rotation=90,
+                        va="center", ha="right", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_png(fig, path)

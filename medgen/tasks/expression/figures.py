@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from medgen.report.plots import per_epoch, save_png  # noqa: E402
+from medgen.report.plots import per_epoch, save_png, synthetic_pca  # noqa: E402
 
 TERMS = ("total", "reconstruction", "kl")
 
@@ -138,25 +138,6 @@ def synthetic_figures(train: np.ndarray, held_out: np.ndarray, synthetic: dict[s
 def _panels(n: int, width: float = 3.3, height: float = 3.0, rows: int = 1):
     fig, axes = plt.subplots(rows, n, figsize=(width * n, height * rows), squeeze=False)
     return fig, axes
-
-
-def synthetic_pca(held_out: np.ndarray, synthetic: dict[str, np.ndarray], embedding,
-                  path: str | os.PathLike, title: str) -> None:
-    """Held-out (grey) and each method's synthetic profiles on the first two components
-    of the PCA fitted on the training split; one panel per method."""
-    real = np.asarray(embedding.transform(held_out))[:, :2]
-    fig, axes = _panels(len(synthetic))
-    for ax, (method, x) in zip(axes[0], synthetic.items()):
-        points = np.asarray(embedding.transform(x))[:, :2]
-        ax.scatter(real[:, 0], real[:, 1], s=5, c="0.6", label="held-out (real)")
-        ax.scatter(points[:, 0], points[:, 1], s=5, c="tab:orange", alpha=0.7, label=method)
-        ax.set_title(method, fontsize=9)
-        ax.set_xlabel("PC1 (training PCA)")
-        ax.set_ylabel("PC2")
-        ax.legend(fontsize=7, markerscale=2)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_png(fig, path)
 
 
 def gene_moments(held_out: np.ndarray, synthetic: dict[str, np.ndarray],

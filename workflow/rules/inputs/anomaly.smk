@@ -1,6 +1,7 @@
 # Paths and input functions of rules/anomaly.smk (kept apart from the rules, as
 # Snakemake's linter asks).
 from medgen.tasks.anomaly.methods import TRIVIAL as TRIVIAL_SCORES  # no model needed
+from medgen.tasks.anomaly import GENERATIVE_FAMILIES as ANOMALY_GENERATIVE_FAMILIES
 
 ANOMALY = f"{RUN}/{REPLICATE}anomaly"
 TRAINING_IMAGES = f"{RUN}/{SPLIT}{registry.task('anomaly').training_input}"
@@ -20,6 +21,24 @@ def anomaly_methods():
 def preprocessing_settings(training=False):
     """The anomaly section without families, scoring and evaluation (medgen.planning)."""
     return planning.anomaly_preparation(config, training)
+
+
+def anomaly_evaluation_settings():
+    """The anomaly section with its evaluation but without the synthetic-image settings,
+    which only evaluate_synthetic_images reads."""
+    section = dict(config["anomaly"])
+    section["evaluation"] = {
+        key: value for key, value in section["evaluation"].items() if key != "synthetic"
+    }
+    return section
+
+
+def synthetic_image_families():
+    """The anomaly families whose generated images are evaluated: the GANs, when
+    anomaly.evaluation.synthetic.enabled."""
+    if not config["anomaly"]["evaluation"]["synthetic"]["enabled"]:
+        return []
+    return [f for f in task_families("anomaly") if f in ANOMALY_GENERATIVE_FAMILIES]
 
 
 def anomaly_model(method):
@@ -87,7 +106,9 @@ def anomaly_inputs(wildcards=None):
 
 
 def anomaly_outputs():
-    return [f"{ANOMALY}/report/metrics.json"] if anomaly_methods() else []
+    return ([f"{ANOMALY}/report/metrics.json"] if anomaly_methods() else []) + [
+        f"{ANOMALY}/synthetic/{family}/metrics.tsv" for family in synthetic_image_families()
+    ]
 
 
 TASK_OUTPUTS["anomaly"] = anomaly_outputs
