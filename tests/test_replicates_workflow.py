@@ -61,8 +61,6 @@ def test_replicates_run_aggregate_redraw_whole_patients_and_resume_only_missing_
     sections["training"]["max_epochs"] = 2
     sections["replicates"] = {"seeds": [0, 1], "redraw_split": True}
     sections["tracking"] = {"backend": "mlflow"}  # one experiment, a run per seed
-    # the synthetic-data evaluation has its own tests; two seeds of it here add only time
-    sections["expression"]["evaluation"] = {"synthetic": {"enabled": False}}
     config = write(tmp_path, "c.yaml", sections)
     args = ("--cores", "2", "--configfile", str(DATASET / "tcga_mirna.yaml"), str(config))
     run_snakemake(*args)

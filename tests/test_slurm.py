@@ -92,7 +92,9 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
         "expression": {"source": "files", "files": [
             {"path": str(shared_data / "expression/tcga_mirna/BRCA.parquet"), "group": "BRCA"},
             {"path": str(shared_data / "expression/tcga_mirna/PRAD.parquet"), "group": "PRAD"},
-        ], "evaluation": {"baselines": ["pca"]}},
+        ], "evaluation": {"baselines": ["pca"], "synthetic": {"enabled": False}}},
+        # the synthetic-data evaluations have their own tests: here they would add jobs only
+        "anomaly": {"evaluation": {"synthetic": {"enabled": False}}},
         "training": {"max_epochs": 2, "accelerator": "cpu", "progress_bar": False},
     }))
     result = subprocess.run(
