@@ -33,7 +33,9 @@ SYNTHESIS_FAMILIES = tuple(registry.names("synthesis"))
 SYNTHESIS_RULES = {"prepare_synthesis", "train_synthesis_level", "synthesis_context",
                    "evaluate_synthesis", "synthesis_report"}
 SEQUENCE_FAMILIES = tuple(registry.names("sequence_design"))
-SEQUENCE_RULES = {"prepare_sequence_design", "evaluate_sequence_generation"}  # dna_gan listed
+GENERATION_RULES = {"evaluate_sequence_generation"}  # with dna_gan listed
+DESIGN_RULES = {"train_design_oracle", "design_sequences", "evaluate_sequence_design"}
+SEQUENCE_RULES = {"prepare_sequence_design", *GENERATION_RULES, *DESIGN_RULES}
 EXPRESSION_RULES = {"fetch_syng_bts", "fetch_url", "preprocess_expression"}
 IMAGING_RULES = {"prepare_training_images", "prepare_evaluation_images", "fit_pca_baseline",
                  "score_anomalies", "evaluate_anomaly"}
@@ -205,8 +207,11 @@ def test_dataset_config_schedules_only_its_own_branch(path, tmp_path, request):
             assert not touches(family), f"{path.name} runs {family}: {touches(family)}"
 
     if "sequence_design" in about:
-        assert SEQUENCE_RULES <= rules, result.stdout
         listed = resolved["sequence_design"]["families"]
+        assert "prepare_sequence_design" in rules, result.stdout
+        # generation is evaluated with a generator, design runs with a predictor
+        assert (GENERATION_RULES <= rules) == ("dna_gan" in listed), sorted(rules)
+        assert (DESIGN_RULES <= rules) == ("sequence_predictor" in listed), sorted(rules)
         assert listed, f"{path.name} trains no sequence-design model"
         for family in SEQUENCE_FAMILIES:
             assert trained(family) == (family in listed), \
