@@ -149,7 +149,7 @@ def prepare(section: dict[str, Any], out: str | os.PathLike, seed: int = 0) -> P
                                 table["value_column"], table["count_prefix"],
                                 table["set_column"], table["length"], section["u_policy"],
                                 fractions, seed, recorded,
-                                table["generator_below_quantile"])
+                                table.get("generator_below_quantile"))
 
 
 def load_prepared(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
