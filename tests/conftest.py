@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,19 @@ from medgen.config import deep_update, load_schema, validate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+
+# Importing Snakemake loads its SLURM executor plugin, which runs `scontrol show config`;
+# where the SLURM client is installed (tests/test_slurm.py installs it) but no controller
+# runs, that call waits about 9 s in every snakemake process the tests start. Outside the
+# SLURM test (which passes REAL_PATH to its processes) a stand-in answers "no controller"
+# at once, as a machine without SLURM would.
+REAL_PATH = os.environ.get("PATH", os.defpath)
+_NO_SLURM = Path(tempfile.mkdtemp(prefix="medgen-tests-no-slurm-"))
+(_NO_SLURM / "scontrol").write_text(
+    "#!/bin/sh\necho 'no SLURM controller in this test (tests/conftest.py)' >&2\nexit 1\n")
+(_NO_SLURM / "scontrol").chmod(0o755)
+os.environ["PATH"] = f"{_NO_SLURM}{os.pathsep}{REAL_PATH}"
+atexit.register(shutil.rmtree, _NO_SLURM, ignore_errors=True)
 
 
 def skip_or_fail_in_ci(message: str) -> None:

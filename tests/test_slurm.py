@@ -20,17 +20,20 @@ import yaml
 
 from medgen import config as medgen_config
 
-from conftest import skip_or_fail_in_ci
+from conftest import REAL_PATH, skip_or_fail_in_ci
 
 REPO_ROOT = medgen_config.REPO_ROOT
 SLURM_LOCAL = REPO_ROOT.parent / "shared" / "tools" / "slurm-local.sh"
 STATE = Path("/tmp/medgen-slurm-local")
+# every process here sees the real SLURM tools (conftest puts a stand-in scontrol first)
+ENV = {**os.environ, "PATH": REAL_PATH}
 
 
 def _slurm_up() -> bool:
-    if shutil.which("scontrol") is None:
+    if shutil.which("scontrol", path=REAL_PATH) is None:
         return False
-    return subprocess.run(["scontrol", "ping"], capture_output=True, text=True).stdout.count(
+    return subprocess.run(["scontrol", "ping"], capture_output=True, text=True,
+                          env=ENV).stdout.count(
         "UP") > 0
 
 
@@ -44,13 +47,13 @@ def slurm_cluster():
         if os.geteuid() != 0:
             message = "bringing up SLURM with slurm-local.sh needs root (CI runs as root)"
             skip_or_fail_in_ci(message)
-        env = {**os.environ, "SLURM_LOCAL_STATE": str(STATE)}
+        env = {**ENV, "SLURM_LOCAL_STATE": str(STATE)}
         subprocess.run(["bash", str(SLURM_LOCAL)], check=True, env=env, capture_output=True)
         started = True
     assert _slurm_up(), "slurmctld does not answer after slurm-local.sh"
     yield
     if started:
-        env = {**os.environ, "SLURM_LOCAL_STATE": str(STATE)}
+        env = {**ENV, "SLURM_LOCAL_STATE": str(STATE)}
         subprocess.run(["bash", str(SLURM_LOCAL), "stop"], check=True, env=env)
         assert not _slurm_up()
 
@@ -100,7 +103,7 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(profile_dir),
          "--configfile", str(overrides)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=ENV,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     run = tmp_path / "results" / "slurm"
@@ -112,7 +115,7 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
     logged_rules = {p.name.removeprefix("rule_") for p in (tmp_path / "slurm_logs").iterdir()}
     assert expected <= logged_rules, logged_rules
     queue = subprocess.run(["squeue", "-h", "--states=all", "-o", "%i %k"],
-                           capture_output=True, text=True, check=True).stdout
+                           capture_output=True, text=True, check=True, env=ENV).stdout
     for rule in expected:
         assert f"rule_{rule}" in queue, queue
     assert "Submitted job" in result.stdout + result.stderr or "SLURM jobid" in (
