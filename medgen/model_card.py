@@ -71,17 +71,22 @@ def _held_out(table: pd.DataFrame) -> list[str]:
 
 def _table_of(method: str, tidy_paths: Sequence[str | os.PathLike]) -> tuple[Path, pd.DataFrame]:
     """The first tidy table that evaluates ``method`` (the expression task writes one per
-    family)."""
-    seen = []
+    family), with the rows of every later table that also evaluates it (its generated
+    samples' table) appended; a row already read is not read twice."""
+    seen, found = [], []
     for tidy_path in tidy_paths:
         path = Path(tidy_path)
         table = tidy.read(path)
         if method in set(table["method"]):
-            return path, table
+            found.append((path, table))
         seen += [m for m in dict.fromkeys(table["method"]) if m not in seen]
-    raise MedgenInputError(
-        f"{', '.join(map(str, tidy_paths))}: no rows of method {method!r}; the table(s) "
-        f"evaluate {', '.join(seen)}")
+    if not found:
+        raise MedgenInputError(
+            f"{', '.join(map(str, tidy_paths))}: no rows of method {method!r}; the table(s) "
+            f"evaluate {', '.join(seen)}")
+    table = pd.concat([t for _, t in found], ignore_index=True).drop_duplicates(
+        ["method", "split", "unit_kind", "unit", "metric"], keep="first")
+    return found[0][0], table.reset_index(drop=True)
 
 
 def _operating_points(tidy_path: Path, method: str) -> dict[str, Any] | None:

@@ -41,6 +41,22 @@ class MetricSpec:
         return self.unit or self.name
 
 
+# The shared synthetic-data evaluation's metrics (``medgen.evaluate.synthetic``) that
+# replicates compare, for tasks whose generators it scores (expression, anomaly). A
+# two-sample or membership AUROC is best at chance, so it is compared as its distance from
+# 0.5 (the ``*_excess`` rows of ``medgen.evaluate.synthetic.tidy_table``).
+SYNTHETIC_DATA_METRICS = (
+    MetricSpec("c2st_auroc_excess", higher_is_better=False),
+    MetricSpec("mmd2", higher_is_better=False),
+    MetricSpec("wasserstein_mean", higher_is_better=False),
+    MetricSpec("corr_frobenius", higher_is_better=False),
+    MetricSpec("precision", higher_is_better=True),
+    MetricSpec("coverage", higher_is_better=True),
+    MetricSpec("tstr_balanced_accuracy", higher_is_better=True),
+    MetricSpec("membership_auroc_excess", higher_is_better=False),
+)
+
+
 # how a task with an apply step (TaskSpec.apply) is applied, for model cards
 APPLY_HOWTO = """\
 A config names the model and the new data (the task's section, `{section}`), layered on the

@@ -97,6 +97,21 @@ def test_a_baseline_that_scores_better_is_a_stated_limit(tmp_path):
             "this model (0.84 against 0.62).") in card["limitations"]
 
 
+def test_the_generated_samples_table_adds_its_metrics_after_the_headline(tmp_path):
+    model = fake_model(tmp_path / "fanogan" / "model.pt", "fanogan")
+    tidy_table(tmp_path / "detection.tsv", "fanogan", "anomaly", 0.8, {"pca": 0.7})
+    # the synthetic-image evaluation's table: the generator beside simple image generators
+    samples = pd.DataFrame({"method": ["fanogan", "noisy_resample"], "split": "test",
+                            "c2st_auroc_excess": [0.3, 0.45]})
+    tidy.write([tidy.melt(samples, "all", ["c2st_auroc_excess"])], tmp_path / "samples.tsv")
+    card = model_card.build(model, [tmp_path / "detection.tsv", tmp_path / "samples.tsv"])
+    metrics = {m["metric"]: m for m in card["evaluation"]["metrics"]}
+    assert list(metrics)[0] == "auroc"  # the detection headline stays first
+    assert metrics["c2st_auroc_excess"]["model"] == 0.3
+    assert metrics["c2st_auroc_excess"]["strongest_baseline"] == "noisy_resample"
+    assert metrics["c2st_auroc_excess"]["beaten_by"] == []  # lower is better here
+
+
 def test_a_task_scored_per_subject_reports_the_mean_over_subjects(tmp_path):
     model = fake_model(tmp_path / "context_gan" / "level2" / "model.pt", "context_gan")
     psnr = {"context_gan_level2": [20.0, 22.0], "unet_l1": [21.0, 23.5], "constant": [15, 16]}

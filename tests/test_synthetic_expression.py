@@ -191,7 +191,10 @@ def test_evaluation_writes_tables_samples_and_figures(evaluated):
         "gaussian", "dcr_fraction_below_held_out_q05"]
     table = tidy.read(root / "plain" / tidy.FILE)
     assert set(table["split"]) == {"test"} and set(table["unit"]) == {"all"}
-    assert len(table) == int((plain["category"] == "all").sum())
+    # the whole-set rows, and each at-chance AUROC's distance from 0.5 (what replicates use)
+    excess = table["metric"].str.endswith("_excess")
+    assert len(table) - excess.sum() == int((plain["category"] == "all").sum())
+    assert excess.sum() == 2 * plain["method"].nunique()
 
 
 def test_a_conditional_model_is_drawn_at_the_test_counts_and_scored_per_category(evaluated):
@@ -229,13 +232,15 @@ def test_the_rule_is_planned_only_when_enabled(tmp_path, enabled):
 
     config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
                           cache_dir=str(tmp_path / "cache"), tasks=["expression"],
-                          expression={"evaluation": {"synthetic": {"enabled": enabled}}})
+                          expression={"evaluation": {"synthetic": {"enabled": enabled}}},
+                          replicates={"seeds": [0, 1]})
     plan = snakemake("-n", "--cores", "1", "--configfile", str(config)).stdout
     jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
     assert "evaluate_expression" in jobs
-    assert ("evaluate_synthetic_expression" in jobs) == enabled, plan
-    if enabled:
-        assert "tybalt/eval/synthetic/metrics.tsv" in plan
+    assert jobs.count("evaluate_synthetic_expression") == (2 if enabled else 0), plan
+    # the replicates' aggregation compares the generated profiles too, per seed
+    aggregate = plan.split("rule aggregate_replicates:")[1].split("\n\n")[0]
+    assert ("seed1/tybalt/eval/synthetic/metrics_tidy.tsv" in aggregate) == enabled, aggregate
 
 
 def test_the_sample_command_writes_per_category_profiles_and_refuses_a_predictor(

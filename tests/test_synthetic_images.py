@@ -221,10 +221,13 @@ def test_the_rule_is_planned_only_when_enabled(tmp_path, enabled):
 
     config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
                           cache_dir=str(tmp_path / "cache"), tasks=["anomaly"],
-                          anomaly={"evaluation": {"synthetic": {"enabled": enabled}}})
+                          anomaly={"evaluation": {"synthetic": {"enabled": enabled}}},
+                          replicates={"seeds": [0, 1]})
     plan = snakemake("-n", "--cores", "1", "--configfile", str(config)).stdout
     jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
     assert "evaluate_anomaly" in jobs
-    assert ("evaluate_synthetic_images" in jobs) == enabled, plan
-    if enabled:
-        assert "anomaly/synthetic/fanogan/metrics.tsv" in plan
+    assert jobs.count("evaluate_synthetic_images") == (2 if enabled else 0), plan
+    # the replicates' aggregation compares the generated images too, per seed
+    aggregate = plan.split("rule aggregate_replicates:")[1].split("\n\n")[0]
+    assert ("seed1/anomaly/synthetic/fanogan/metrics_tidy.tsv" in aggregate) == enabled, (
+        aggregate)

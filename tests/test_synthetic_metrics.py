@@ -368,6 +368,35 @@ def test_evaluate_synthetic_gives_tidy_deterministic_rows(data):
     assert not unlabelled["metric"].str.contains("tstr|augment|category").any()
 
 
+def test_replicates_compare_a_generator_on_the_tidy_rows_at_chance_distance(data, tmp_path):
+    from medgen.evaluate import replicates, tidy
+
+    paths = {}
+    for seed in (0, 1, 2):
+        # "tybalt" draws from the real distribution, "gaussian" (a baseline) is shifted
+        same, _ = draw(200, 10 + seed)
+        shifted, _ = draw(200, 20 + seed, shift=1.0)
+        rows = sm.evaluate_synthetic(data["train"], data["held_out"],
+                                     {"tybalt": (same, None), "gaussian": (shifted, None)},
+                                     seed=seed, embedding=data["embedding"],
+                                     c2st_classifier="logistic")
+        table = sm.tidy_table(rows)
+        value = table.set_index(["method", "metric"])["value"]
+        for method in ("tybalt", "gaussian"):
+            for metric in sm.AT_CHANCE:
+                assert value[(method, f"{metric}_excess")] == pytest.approx(
+                    abs(value[(method, metric)] - 0.5))
+        assert set(table["split"]) == {"test"} and set(table["unit"]) == {tidy.WHOLE_SPLIT}
+        paths[seed] = tmp_path / f"seed{seed}.tsv"
+        tidy.write([table], paths[seed])
+    comparisons = replicates.aggregate(paths, "expression", tmp_path / "out").set_index(
+        ["metric", "model", "baseline"])
+    c2st = comparisons.loc[("c2st_auroc_excess", "tybalt", "gaussian")]
+    assert not c2st["higher_is_better"] and c2st["mean_difference"] < -0.2
+    assert c2st["verdict"] == "better", c2st
+    assert comparisons.loc[("mmd2", "tybalt", "gaussian"), "verdict"] == "better"
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda d: sm.feature_distances(d["held_out"], d["same"][:, :5]),
      "has 5 features and real samples 30"),

@@ -691,6 +691,29 @@ def membership_inference_auroc(train: object, held_out: object, synthetic: objec
 SyntheticSet = tuple[object, object | None]  # (X (m, p), labels or None)
 
 
+# metrics at their best at chance (0.5), compared over replicates as the distance from it
+AT_CHANCE = ("c2st_auroc", "membership_auroc")
+
+
+def tidy_table(table: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """The whole-set rows of :func:`evaluate_synthetic`'s table in ``medgen.evaluate.tidy``'s
+    layout (per-category rows stay in its own table: tidy has no category unit), plus
+    ``<metric>_excess`` = |AUROC - 0.5| for each metric of ``AT_CHANCE``: replicates
+    compare methods on those (lower is better, ``medgen.task.SYNTHETIC_DATA_METRICS``).
+
+    ``split``: the real data the samples were scored against (held-out: 'test').
+    """
+    from medgen.evaluate import tidy
+
+    whole = table[table["category"] == WHOLE]
+    chance = whole[whole["metric"].isin(AT_CHANCE)]
+    excess = chance.assign(metric=chance["metric"] + "_excess",
+                           value=(chance["value"] - 0.5).abs())
+    rows = pd.concat([whole, excess], ignore_index=True)
+    return (rows.assign(split=split, unit_kind=tidy.WHOLE_SPLIT, unit=tidy.WHOLE_SPLIT)
+            [list(tidy.COLUMNS)].reset_index(drop=True))
+
+
 def evaluate_synthetic(train: object, held_out: object,
                        synthetic: Mapping[str, SyntheticSet],
                        train_labels: object | None = None,

@@ -2,7 +2,7 @@
 beside the conv autoencoder, PCA and trivial scores: image preparation (slices, patches,
 the MNI152 demo, synthetic anomalies), scoring, metrics, evaluation, figures and apply."""
 
-from medgen.task import MetricSpec, TaskSpec
+from medgen.task import SYNTHETIC_DATA_METRICS, MetricSpec, TaskSpec
 
 # families whose trained model holds a generator of images from z ~ N(0, I): the
 # synthetic-image evaluation samples them (medgen.tasks.anomaly.synthetic)
@@ -23,7 +23,9 @@ TASK = TaskSpec(
     metrics=(MetricSpec("auroc", higher_is_better=True),
              MetricSpec("auprc", higher_is_better=True),
              MetricSpec("pixel_auprc", higher_is_better=True),
-             MetricSpec("dice_at_val_threshold", higher_is_better=True)),
+             MetricSpec("dice_at_val_threshold", higher_is_better=True),
+             # the generators' samples (medgen.tasks.anomaly.synthetic), when evaluated
+             *SYNTHETIC_DATA_METRICS),
     training_input="anomaly/training",
     apply="medgen.tasks.anomaly.apply:apply_anomaly",
     check_apply="medgen.tasks.anomaly.apply:check_new_data",

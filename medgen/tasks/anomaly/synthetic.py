@@ -33,7 +33,7 @@ from scipy.stats import wasserstein_distance
 from medgen import atomic
 from medgen.errors import MedgenInputError
 from medgen.evaluate import tidy
-from medgen.evaluate.synthetic import WHOLE, evaluate_synthetic, fit_embedding
+from medgen.evaluate.synthetic import WHOLE, evaluate_synthetic, fit_embedding, tidy_table
 from medgen.evaluate.synthetic_baselines import NoisyResampleGenerator, PCAGaussianGenerator
 from medgen.tasks.anomaly import slices as slicing
 from medgen.tasks.anomaly.loaders import TRAIN_FILE
@@ -211,8 +211,7 @@ def evaluate_synthetic_images(
     with atomic.atomic_path(out_dir / METRICS_TSV) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.10g", na_rep="NaN",
                      lineterminator="\n")
-    tidy.write([table.assign(split="test", unit_kind=tidy.WHOLE_SPLIT, unit=tidy.WHOLE_SPLIT)
-                [list(tidy.COLUMNS)].reset_index(drop=True)], out_dir / tidy.FILE)
+    tidy.write([tidy_table(table)], out_dir / tidy.FILE)
     # (4) figures
     from medgen.report.plots import synthetic_pca
     from medgen.tasks.anomaly.figures import image_grid

@@ -3,7 +3,7 @@ NMF: preprocessing is ``medgen.data.expression`` (shared with expression inferen
 the loaders, baselines, metrics (latent structure, associations, reconstruction),
 evaluation, figures and apply step."""
 
-from medgen.task import MetricSpec, TaskSpec
+from medgen.task import SYNTHETIC_DATA_METRICS, MetricSpec, TaskSpec
 
 INTENDED_USE = (
     "Research use: a low-dimensional latent space of expression profiles for exploration "
@@ -21,7 +21,9 @@ TASK = TaskSpec(
     training_data="medgen.tasks.expression.loaders:training_data",
     metrics=(MetricSpec("test_mse", higher_is_better=False),
              MetricSpec("test_bce_above_floor", higher_is_better=False),
-             MetricSpec("knn_balanced_accuracy_*", higher_is_better=True)),
+             MetricSpec("knn_balanced_accuracy_*", higher_is_better=True),
+             # Tybalt's generated profiles (medgen.tasks.expression.synthetic), when evaluated
+             *SYNTHETIC_DATA_METRICS),
     training_input="data/expression.h5ad",
     apply="medgen.tasks.expression.apply:apply_expression",
     check_apply="medgen.tasks.expression.apply:check_new_data",

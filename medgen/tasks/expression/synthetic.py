@@ -26,7 +26,7 @@ import pandas as pd
 from medgen import atomic
 from medgen.errors import MedgenInputError
 from medgen.evaluate import tidy
-from medgen.evaluate.synthetic import WHOLE, evaluate_synthetic, fit_embedding
+from medgen.evaluate.synthetic import evaluate_synthetic, fit_embedding, tidy_table
 from medgen.evaluate.synthetic_baselines import (
     GaussianGenerator,
     NoisyResampleGenerator,
@@ -184,10 +184,7 @@ def evaluate_synthetic_expression(
     with atomic.atomic_path(out_dir / METRICS_TSV) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.10g", na_rep="NaN",
                      lineterminator="\n")
-    # the whole-set rows; per-category rows stay in metrics.tsv (tidy has no category unit)
-    whole = table[table["category"] == WHOLE]
-    tidy.write([whole.assign(split="test", unit_kind=tidy.WHOLE_SPLIT, unit=tidy.WHOLE_SPLIT)
-                [list(tidy.COLUMNS)].reset_index(drop=True)], out_dir / tidy.FILE)
+    tidy.write([tidy_table(table)], out_dir / tidy.FILE)
     # (4) figures
     figures.synthetic_figures(x_train, data.x[test].astype(np.float64),
                               {method: x for method, (x, _) in sets.items()}, table,

@@ -112,5 +112,9 @@ def anomaly_outputs():
 
 
 TASK_OUTPUTS["anomaly"] = anomaly_outputs
-TASK_TIDY["anomaly"] = lambda: [f"{ANOMALY}/report/metrics_tidy.tsv"]
+# the detection table, then the generators' synthetic-image tables (their metrics too are
+# compared over replicates and carried by the model cards)
+TASK_TIDY["anomaly"] = lambda: [f"{ANOMALY}/report/metrics_tidy.tsv"] + [
+    f"{ANOMALY}/synthetic/{family}/metrics_tidy.tsv" for family in synthetic_image_families()
+]
 TASK_INPUTS["anomaly"] = anomaly_inputs

@@ -90,7 +90,11 @@ def expression_outputs():
 
 
 TASK_OUTPUTS["expression"] = expression_outputs
+# each family's latent-space table, then the generated profiles' tables (their metrics too
+# are compared over replicates and carried by the model cards)
 TASK_TIDY["expression"] = lambda: [
     f"{RUN}/{REPLICATE}{family}/eval/metrics_tidy.tsv" for family in task_families("expression")
+] + [
+    f"{RUN}/{REPLICATE}{family}/eval/synthetic/metrics_tidy.tsv" for family in synthetic_families()
 ]
 TASK_INPUTS["expression"] = lambda: expression_inputs() + verified_expression_inputs()
