@@ -280,3 +280,55 @@ def test_the_aggregate_posterior_is_fitted_on_the_training_latents_per_category(
     sample_expression(models["conditional"], {"PRAD": 3}, out, data_path=data,
                       latent="aggregate_posterior")
     assert _read(out).uns["latent"] == "aggregate_posterior"
+
+
+# --- apply mode: the config's sampling section -------------------------------------------
+
+def test_apply_mode_samples_what_the_config_asks_as_the_command_does(models, data, tmp_path):
+    from medgen import config as medgen_config
+    from medgen.apply import apply_model, check_apply_config
+    from medgen.cli import main
+
+    config = medgen_config.load(overrides={
+        "tasks": ["expression"], "seed": 5,
+        "apply": {"activate": True, "model": models["conditional"]},
+        # sampling needs no new tables: the default source (a download) is not refused
+        "expression": {"sampling": {"n_samples": {"PRAD": 4, "BRCA": 2}}}})
+    assert check_apply_config(config) == "expression"
+    out = apply_model(models["conditional"], config, tmp_path / "apply")
+    assert out == tmp_path / "apply" / "synthetic.h5ad"
+    samples = _read(out)
+    assert samples.obs["cancer_type"].astype(str).tolist() == ["PRAD"] * 4 + ["BRCA"] * 2
+    assert samples.uns["synthetic"] and samples.uns["seed"] == 5
+    assert main(["sample", models["conditional"], "--n", "PRAD=4,BRCA=2", "--seed", "5",
+                 "--out", str(tmp_path / "cli.h5ad")]) == 0
+    np.testing.assert_array_equal(samples.X, _read(tmp_path / "cli.h5ad").X)
+    # a plain number of a conditional model: split by the shares of the training data named
+    config["expression"]["sampling"] = {"n_samples": 10, "latent": "prior",
+                                        "training_data": data}
+    check_apply_config(config)
+    assert _read(apply_model(models["conditional"], config, tmp_path / "b")).n_obs == 10
+    config["expression"]["sampling"]["training_data"] = str(tmp_path / "missing.h5ad")
+    with pytest.raises(MedgenInputError, match=r"'expression.sampling.training_data' is "
+                                               r"'.*missing.h5ad': no such file"):
+        check_apply_config(config)
+    config["expression"]["sampling"] = {"n_samples": {"LUAD": 3}, "latent": "prior",
+                                        "training_data": None}
+    with pytest.raises(MedgenInputError, match="LUAD"):
+        apply_model(models["conditional"], config, tmp_path / "c")
+    assert not (tmp_path / "c" / "synthetic.h5ad").exists()
+
+
+@pytest.mark.workflow
+def test_an_apply_run_that_samples_plans_the_model_alone(models, tmp_path):
+    from tests.test_workflow import snakemake, write_config
+
+    config = write_config(tmp_path, results_dir=str(tmp_path / "results"),
+                          cache_dir=str(tmp_path / "cache"), tasks=["expression"],
+                          apply={"activate": True, "model": models["plain"]},
+                          expression={"sampling": {"n_samples": 20}})
+    plan = snakemake("-n", "--cores", "1", "--configfile", str(config)).stdout
+    jobs = re.findall(r"^rule (\w+):", plan, re.MULTILINE)
+    assert "apply_model" in jobs and "fetch_syng_bts" not in jobs, plan
+    apply = plan.split("rule apply_model:")[1].split("\n\n")[0]
+    assert f"input: {models['plain']}\n" in apply + "\n", apply

@@ -231,3 +231,29 @@ def test_the_rule_is_planned_only_when_enabled(tmp_path, enabled):
     aggregate = plan.split("rule aggregate_replicates:")[1].split("\n\n")[0]
     assert ("seed1/anomaly/synthetic/fanogan/metrics_tidy.tsv" in aggregate) == enabled, (
         aggregate)
+
+
+def test_apply_mode_samples_a_generator_and_refuses_a_model_without_one(model, tmp_path):
+    from medgen import config as medgen_config
+    from medgen.apply import apply_model, check_apply_config
+    from medgen.tasks.anomaly.sampling import read_samples, sample_images
+
+    config = medgen_config.load(overrides={
+        "tasks": ["anomaly"], "seed": 2, "apply": {"activate": True, "model": model},
+        # no sample sheet: sampling needs no new images
+        "anomaly": {"sampling": {"n_samples": 6}}})
+    assert check_apply_config(config) == "anomaly"
+    out = apply_model(model, config, tmp_path / "apply")
+    assert out == tmp_path / "apply" / "samples.npz"
+    images, meta = read_samples(out)
+    assert images.shape == (6, 1, 16, 16) and meta["synthetic"] and meta["seed"] == 2
+    sample_images(model, 6, tmp_path / "direct.npz", seed=2)
+    np.testing.assert_array_equal(images, read_samples(tmp_path / "direct.npz")[0])
+    convae = tmp_path / "convae" / "model.pt"
+    checkpoint.save(checkpoint.Checkpoint(
+        family="convae", hparams={}, state={"network": {"w": torch.zeros(1)}},
+        data={"channels": 1, "image_size": 16}), convae)
+    config["apply"]["model"] = str(convae)
+    with pytest.raises(MedgenInputError, match="'anomaly.sampling.n_samples' is set, but .* "
+                                               "is a convae model, which does not generate"):
+        check_apply_config(config)

@@ -12,6 +12,7 @@ import numpy as np
 
 from medgen import checkpoint, model_card
 from medgen.errors import MedgenInputError
+from medgen.tasks.anomaly import GENERATIVE_FAMILIES
 from medgen.tasks.anomaly.evaluate import evaluate_anomaly
 from medgen.tasks.anomaly.inference import score_splits
 from medgen.tasks.anomaly.methods import TRIVIAL
@@ -20,12 +21,21 @@ from medgen.tasks.anomaly.prepare import prepare_images
 log = logging.getLogger(__name__)
 
 
+SAMPLES_NPZ = "samples.npz"  # apply mode's output when sampling
+
+
+def sampling_requested(config: dict[str, Any]) -> bool:
+    """True when the apply config asks the model for images (``anomaly.sampling``)."""
+    return (config["anomaly"].get("sampling") or {}).get("n_samples") is not None
+
+
 def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
     """Refuse an apply config whose ``anomaly`` section does not name new images the model
     can score, before anything runs: no sample sheet (the default config's demo or the
     training data would be scored instead), a model trained on the built-in MNI152 demo
     (its images come from the template, not from a sheet), or a sheet without the model's
-    modality columns.
+    modality columns. In sampling mode (``anomaly.sampling.n_samples``) only a model
+    without a generator is refused.
 
     Raises
     ------
@@ -33,6 +43,14 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
         Naming the key, the sheet or the model and what to give instead.
     """
     ckpt = checkpoint.load(model_path)
+    if sampling_requested(config):
+        # images from the generator: no new images to prepare (a demo model samples too)
+        if ckpt.family not in GENERATIVE_FAMILIES:
+            raise MedgenInputError(
+                f"config key 'anomaly.sampling.n_samples' is set, but {model_path} is a "
+                f"{ckpt.family} model, which does not generate images; sampling takes "
+                f"{' or '.join(GENERATIVE_FAMILIES)} models")
+        return
     trained = ckpt.config.get("anomaly") or {}
     if trained.get("kind") == "mni152_demo":
         raise MedgenInputError(
@@ -68,7 +86,10 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
     both classes, the evaluation's ``report/`` too: the model beside the trivial scores its
     training run evaluated, each at the operating point calibrated on that run's val split
     (``deployed_operating_points``). Returns the metrics file, or the test scores TSV when
-    there is nothing to rank.
+    there is nothing to rank. With ``anomaly.sampling.n_samples``: writes that many images
+    of the model's generator to ``out_dir/samples.npz`` (+ .json, .png;
+    ``medgen.tasks.anomaly.sampling.sample_images``, seeded by ``config["seed"]``) instead,
+    and returns its path.
 
     Raises
     ------
@@ -77,6 +98,13 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
         images that do not fit the model.
     """
     out_dir = Path(out_dir)
+    if sampling_requested(config):
+        from medgen.tasks.anomaly.sampling import sample_images
+
+        out = out_dir / SAMPLES_NPZ
+        sample_images(model_path, config["anomaly"]["sampling"]["n_samples"], out,
+                      seed=config.get("seed", 0), device=device)
+        return out
     ckpt = checkpoint.load(model_path)
     trained = ckpt.config.get("anomaly")
     if not trained:

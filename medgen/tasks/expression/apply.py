@@ -1,5 +1,6 @@
 """Apply a trained expression model to new tables: the model's own normalisation, latent
-means, reconstruction error and node-label associations. Nothing is trained."""
+means, reconstruction error and node-label associations; or, with
+``expression.sampling.n_samples``, write synthetic profiles from it. Nothing is trained."""
 
 from __future__ import annotations
 
@@ -18,15 +19,28 @@ from medgen.tasks.expression.evaluate import decode, encode_means, load_model
 from medgen.tasks.expression.loaders import one_hot, read_expression
 from medgen.tasks.expression.reconstruction import bce, reconstruction_metrics
 
+SYNTHETIC_H5AD = "synthetic.h5ad"  # apply mode's output when sampling
+
 
 def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
-    """Refuse new expression data that are not local tables (``expression.source: files``).
+    """Refuse new expression data that are not local tables (``expression.source: files``);
+    in sampling mode (``expression.sampling.n_samples``) refuse only a missing
+    ``training_data`` file.
 
     Raises
     ------
     MedgenInputError
         Naming ``expression.source`` and what to set instead.
     """
+    sampling = config["expression"].get("sampling") or {}
+    if sampling.get("n_samples") is not None:
+        # sampling needs no new data; the training h5ad only where the request needs it
+        path = sampling.get("training_data")
+        if path and not Path(path).is_file():
+            raise MedgenInputError(f"config key 'expression.sampling.training_data' is "
+                                   f"{path!r}: no such file (the training run's "
+                                   "data/expression.h5ad)")
+        return
     if config["expression"]["source"] != "files":
         raise MedgenInputError(
             f"config key 'expression.source' is {config['expression']['source']!r}; to apply "
@@ -36,7 +50,10 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
 
 def apply_expression(model_path: str | os.PathLike, config: dict[str, Any],
                      out_dir: str | os.PathLike, device: str = "cpu") -> Path:
-    """Run a trained expression model on the tables of ``config["expression"]["files"]``.
+    """Run a trained expression model on the tables of ``config["expression"]["files"]``,
+    or, with ``expression.sampling.n_samples``, write that many synthetic profiles to
+    ``out_dir/synthetic.h5ad`` (``medgen.tasks.expression.sampling.sample_expression``,
+    seeded by ``config["seed"]``) and return its path.
 
     The tables are normalised as in training (the model's library size) and reduced to the
     model's genes with its stored scaling ranges. Writes under ``out_dir``:
@@ -47,9 +64,19 @@ def apply_expression(model_path: str | os.PathLike, config: dict[str, Any],
     Raises
     ------
     MedgenInputError
-        Unreadable model; tables that lack the model's genes.
+        Unreadable model; tables that lack the model's genes; in sampling mode a model that
+        does not decode, or a category it never saw.
     """
     out_dir = Path(out_dir)
+    sampling = config["expression"].get("sampling") or {}
+    if sampling.get("n_samples") is not None:
+        from medgen.tasks.expression.sampling import sample_expression
+
+        out = out_dir / SYNTHETIC_H5AD
+        sample_expression(model_path, sampling["n_samples"], out, seed=config.get("seed", 0),
+                          data_path=sampling.get("training_data"), device=device,
+                          latent=sampling.get("latent", "prior"))
+        return out
     ckpt = checkpoint.load(model_path)
     expression = dict(config["expression"])
     trained = ckpt.config.get("expression", {})

@@ -2,11 +2,16 @@
 # Snakemake's linter asks).
 def apply_inputs(wildcards=None):
     """The trained model (every level of a synthesis cascade) and the new data it is
-    applied to."""
+    applied to; in sampling mode (<task>.sampling.n_samples) the model alone."""
     task = apply_task()
     if task == "synthesis":
         from medgen.tasks.synthesis.cascade import load_levels
 
         paths, _ = load_levels(config["apply"]["model"])
         return [str(path) for path in paths] + TASK_INPUTS[task]()
+    sampling = config[task].get("sampling") or {}
+    if sampling.get("n_samples") is not None:
+        # expression / anomaly sampling mode: the model (and the training h5ad it may need)
+        extra = sampling.get("training_data")
+        return [config["apply"]["model"]] + ([extra] if extra else [])
     return [config["apply"]["model"], *TASK_INPUTS[task]()]
