@@ -105,6 +105,26 @@ def test_sampling_is_seeded_and_splits_a_total_by_training_shares():
     assert unlabelled.shape == (3, 2) and none is None
 
 
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: GaussianGenerator(rank=10), id="gaussian-low-rank"),
+    pytest.param(lambda: PCAGaussianGenerator(50), id="pca-gaussian"),
+])
+def test_samples_do_not_depend_on_the_blas_thread_count(make):
+    # a direct call (all cores) and a Snakemake job (its threads) draw the same samples;
+    # matrices big enough for multithreaded BLAS to change the last digits otherwise
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 600)) @ rng.normal(size=(600, 600)) * 0.01
+    y = np.array(["a"] * 380 + ["b"] * 20)  # b: fewer samples than components
+    drawn = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            generator = make().fit(x, y)
+            drawn.append(generator.sample({"a": 50, "b": 50}, seed=0)[0])
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+
+
 def test_lower_floors_the_samples():
     x = np.random.default_rng(0).normal(size=(50, 4))
     out, _ = GaussianGenerator("full", lower=0.0).fit(x).sample(200, seed=0)

@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from medgen.errors import MedgenInputError
 
@@ -138,8 +139,11 @@ class TabularGenerator:
                 f"{self.name}: categories with too few training samples {small}; each needs "
                 f"at least {self.min_samples} (drop or merge them)")
         self.n_features_ = x.shape[1]
-        self._prepare(x)
-        self._states = {str(c): self._fit_category(x[y == c]) for c in names}
+        # one BLAS thread: the decompositions' last digits (and the samples drawn from them)
+        # then do not depend on how many threads the job or the caller was given
+        with threadpool_limits(limits=1):
+            self._prepare(x)
+            self._states = {str(c): self._fit_category(x[y == c]) for c in names}
         self.categories_ = {str(c): int(k) for c, k in zip(names, counts)}
         log.info("%s fitted on %d samples x %d features, %d categor%s", self.name, len(x),
                  x.shape[1], len(names), "y" if len(names) == 1 else "ies")
@@ -172,7 +176,9 @@ class TabularGenerator:
         """
         counts = self._request(n)
         rng = np.random.default_rng(seed)
-        parts = [self._sample_category(self._states[c], k, rng) for c, k in counts.items()]
+        with threadpool_limits(limits=1):  # as in fit: the same samples on any thread count
+            parts = [self._sample_category(self._states[c], k, rng)
+                     for c, k in counts.items()]
         x = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if self.lower is not None:
             np.maximum(x, self.lower, out=x)
