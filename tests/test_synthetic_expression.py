@@ -108,7 +108,8 @@ def test_chunked_writing_gives_the_same_file_as_unchunked(models, tmp_path):
     np.testing.assert_allclose(chunks.layers["log_expression"], one.layers["log_expression"],
                                rtol=1e-6)
     assert chunks.obs.equals(one.obs) and list(chunks.var_names) == list(one.var_names)
-    assert chunks.uns["model"] == one.uns["model"] and chunks.uns["request"] == one.uns["request"]
+    assert chunks.uns["model"] == one.uns["model"]
+    assert chunks.uns["request_json"] == one.uns["request_json"]
     assert not np.allclose(_read(tmp_path / "other.h5ad").X, one.X)  # another seed
 
 
@@ -206,6 +207,44 @@ def test_a_conditional_model_is_drawn_at_the_test_counts_and_scored_per_category
     assert {"tstr_balanced_accuracy", "trtr_balanced_accuracy"} <= set(mine["metric"])
     assert any(re.fullmatch(r"augment_synthetic_n\d+_balanced_accuracy", m)
                for m in mine["metric"])
+
+
+def test_a_model_conditional_on_cancer_type_and_tumour_normal_samples_each_pair(
+        data, tmp_path):
+    from medgen.registry import resolve_hparams
+    from medgen.tasks.expression.sampling import sample_expression
+    from medgen.tasks.expression.synthetic import evaluate_synthetic_expression
+    from medgen.train import train_model
+
+    # one category per pair present in training (the fixture's normals are all BRCA)
+    condition = ["tumor_normal", "cancer_type"]
+    training = {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "max_epochs": 2,
+                "num_threads": 1, "progress_bar": False}
+    hp = resolve_hparams("tybalt", "default", {"latent_dim": 4, "batch_size": 16,
+                                                "condition_on": condition})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = str(train_model("tybalt", data, hp, training, 0, tmp_path / "model"))
+    assert checkpoint.load(model).data["condition_categories"] == [
+        "normal/BRCA", "tumor/BRCA", "tumor/PRAD"]
+    sample_expression(model, {"normal/BRCA": 3, "tumor/PRAD": 2}, tmp_path / "s.h5ad")
+    samples = _read(tmp_path / "s.h5ad")
+    assert samples.obs["tumor_normal+cancer_type"].astype(str).tolist() == (
+        ["normal/BRCA"] * 3 + ["tumor/PRAD"] * 2)
+    assert samples.uns["model"]["condition_on"] == "tumor_normal+cancer_type"
+    with pytest.raises(MedgenInputError, match="never seen"):
+        sample_expression(model, {"PRAD": 3}, tmp_path / "x.h5ad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = evaluate_synthetic_expression(data, model, SYNTHETIC, LABELS, 0,
+                                              tmp_path / "eval")
+    mine = table[(table["method"] == "tybalt") & (table["metric"] == "category_recall")]
+    assert set(mine["category"]) == {"normal/BRCA", "tumor/BRCA", "tumor/PRAD"}
+    bad = resolve_hparams("tybalt", "default", {"condition_on": ["tumor_normal", "tissue"]})
+    with pytest.raises(MedgenInputError, match=r"'models.tybalt.params.condition_on' is "
+                                               r"\['tumor_normal', 'tissue'\]: 'tissue' is "
+                                               r"not an obs column"):
+        train_model("tybalt", data, bad, training, 0, tmp_path / "bad")
 
 
 def test_the_same_inputs_give_byte_identical_tables(evaluated):

@@ -30,7 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.0005,
         "batch_size": 50,
         "max_epochs": 50,
-        "condition_on": None,  # obs column -> conditional VAE (seed-course extra)
+        "condition_on": None,  # obs column (or a list: joint categories) -> conditional VAE
     },
     # The paper's model with its known mistakes fixed; each change says why.
     "default": {

@@ -26,7 +26,7 @@ from medgen.tasks.expression import figures
 from medgen.tasks.expression.associations import node_associations
 from medgen.tasks.expression.baselines import fit_baselines
 from medgen.tasks.expression.latent import latent_metrics, undefined_label_notes
-from medgen.tasks.expression.loaders import one_hot, read_expression
+from medgen.tasks.expression.loaders import condition_name, one_hot, read_expression
 from medgen.tasks.expression.reconstruction import reconstruction_metrics
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ def _with_condition(frame: pd.DataFrame, signature: dict[str, Any], label: str |
     if signature["condition_on"] is None:
         return frame
     frame = frame.copy()
-    frame.insert(0, signature["condition_on"], label)
+    frame.insert(0, condition_name(signature["condition_on"]), label)
     return frame
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -76,38 +78,68 @@ def read_expression(path: str | os.PathLike, need_train: bool = True) -> Express
     return data
 
 
-def condition_categories(data: ExpressionData, column: str | None,
-                         family: str = "tybalt") -> list[str]:
-    """Sorted categories of the conditioning column on the train split ([] when None).
+JOINT = "/"  # joins several columns into one category, e.g. tumor/BRCA
 
-    Raises MedgenInputError naming ``models.<family>.params.condition_on`` when the column
+def condition_name(column: str | Sequence[str] | None) -> str | None:
+    """The condition's name, an obs column name of the samples written: the column, or
+    several joined with '+' (``["tumor_normal", "cancer_type"]`` ->
+    ``"tumor_normal+cancer_type"``; h5ad keys may not hold '/')."""
+    if column is None or isinstance(column, str):
+        return column
+    return "+".join(map(str, column))
+
+
+def condition_values(obs: pd.DataFrame, column: str | Sequence[str],
+                     family: str = "tybalt") -> np.ndarray:
+    """Each sample's condition as a string (object array): the obs column's value, or the
+    values of several columns joined with '/' (``tumor/BRCA``: cancer type x tumour/normal).
+
+    Raises MedgenInputError naming ``models.<family>.params.condition_on`` when a column is
+    not in ``obs``.
+    """
+    columns = [column] if isinstance(column, str) else list(column)
+    missing = [c for c in columns if c not in obs]
+    if missing or not columns:
+        raise MedgenInputError(
+            f"config key 'models.{family}.params.condition_on' is {column!r}: "
+            f"{', '.join(map(repr, missing)) or 'no column'} is not an obs column; "
+            f"available: {', '.join(map(str, obs.columns))}")
+    frame = obs[columns]
+    if frame.isna().any().any():
+        bad = [c for c in columns if obs[c].isna().any()]
+        raise MedgenInputError(f"obs column(s) {bad} have missing values; cannot condition")
+    return frame.astype(str).agg(JOINT.join, axis=1).to_numpy(dtype=object)
+
+
+def condition_categories(data: ExpressionData, column: str | Sequence[str] | None,
+                         family: str = "tybalt") -> list[str]:
+    """Sorted categories of the condition on the train split ([] when None); ``column``
+    is an obs column or a list of them (categories joined with '/', see
+    :func:`condition_values`).
+
+    Raises MedgenInputError naming ``models.<family>.params.condition_on`` when a column
     is not in ``obs``, and when it has missing values.
     """
     if column is None:
         return []
-    if column not in data.adata.obs:
-        raise MedgenInputError(
-            f"config key 'models.{family}.params.condition_on' is {column!r}, which is not an "
-            f"obs column; available: {', '.join(map(str, data.adata.obs.columns))}"
-        )
-    values = data.adata.obs[column][data.mask("train")]
-    if values.isna().any():
-        raise MedgenInputError(f"obs column {column!r} has missing values; cannot condition")
-    return sorted(set(values.astype(str)))
+    values = condition_values(data.adata.obs, column, family)
+    return sorted(set(values[data.mask("train")]))
 
 
-def one_hot(data: ExpressionData, column: str | None, categories: list[str]) -> np.ndarray:
-    """One-hot code (samples x categories) of ``column``; zero columns when unconditional."""
+def one_hot(data: ExpressionData, column: str | Sequence[str] | None,
+            categories: list[str]) -> np.ndarray:
+    """One-hot code (samples x categories) of the condition ``column`` (an obs column or a
+    list of them); zero columns when unconditional."""
     n = data.adata.n_obs
     if column is None:
         return np.zeros((n, 0), dtype=np.float32)
-    values = data.adata.obs[column].astype(str).to_numpy()
+    values = condition_values(data.adata.obs, column)
     index = {cat: i for i, cat in enumerate(categories)}
     unseen = sorted(set(values) - set(index))
     if unseen:
         raise MedgenInputError(
-            f"obs column {column!r} has categories {unseen} that the model was not trained "
-            f"on; known: {categories}"
+            f"condition {condition_name(column)!r} has categories {unseen} that the model was "
+            f"not trained on; known: {categories}"
         )
     codes = np.zeros((n, len(categories)), dtype=np.float32)
     codes[np.arange(n), [index[v] for v in values]] = 1.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anndata as ad
@@ -27,7 +27,7 @@ from medgen import atomic, checkpoint, provenance
 from medgen.data.expression import LOG_LAYER
 from medgen.errors import MedgenInputError
 from medgen.tasks.expression.evaluate import decode, load_model
-from medgen.tasks.expression.loaders import read_expression
+from medgen.tasks.expression.loaders import condition_name, condition_values, read_expression
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,17 @@ def split_count(total: int, shares: Mapping[str, float]) -> dict[str, int]:
     return {name: int(k) for name, k in zip(names, counts) if k > 0}
 
 
-def training_shares(data_path: str | os.PathLike, column: str) -> dict[str, int]:
-    """Training-split sample counts of each category of obs ``column`` in a preprocessed
-    h5ad (the shares a plain N is split by)."""
+def training_shares(data_path: str | os.PathLike,
+                    column: str | Sequence[str]) -> dict[str, int]:
+    """Training-split sample counts of each category of the condition ``column`` (an obs
+    column or several, joined as the model joins them) in a preprocessed h5ad (the shares a
+    plain N is split by)."""
     data = read_expression(data_path)
-    if column not in data.adata.obs:
-        raise MedgenInputError(f"{data_path}: obs has no column {column!r}, the model's "
-                               "condition; give the h5ad the model was trained on")
-    values = data.adata.obs[column][data.mask("train")].astype(str)
+    columns = [column] if isinstance(column, str) else list(column)
+    if any(c not in data.adata.obs for c in columns):
+        raise MedgenInputError(f"{data_path}: obs lacks the model's condition {column!r}; "
+                               "give the h5ad the model was trained on")
+    values = pd.Series(condition_values(data.adata.obs, column)[data.mask("train")])
     return {str(k): int(v) for k, v in values.value_counts(sort=False).sort_index().items()}
 
 
@@ -146,7 +149,7 @@ class LatentMixture:
         train = data.mask("train")
         column = ckpt.data.get("condition_on")
         categories = list(ckpt.data.get("condition_categories") or [])
-        labels = (data.adata.obs[column].astype(str).to_numpy()[train] if column
+        labels = (condition_values(data.adata.obs, column, ckpt.family)[train] if column
                   else np.full(int(train.sum()), None, dtype=object))
         codes = np.zeros((int(train.sum()), len(categories)), dtype=np.float32)
         for i, label in enumerate(labels):
@@ -234,7 +237,8 @@ def sample_expression(
         in the module docstring), layer ``log_expression`` when the model holds its scaling
         ranges, ``obs`` with ``synthetic`` (True) and the condition column of a conditional
         model, ``uns``: ``synthetic`` True, ``units``, ``model`` (path, sha256, family,
-        condition), ``seed``, ``request`` and ``provenance_json`` (medgen.provenance).
+        condition), ``seed``, ``request_json`` ({category: count}) and
+        ``provenance_json`` (medgen.provenance).
     seed
         Seeds the latent draws (numpy): the same seed gives the same profiles, whatever
         ``chunk_rows``.
@@ -289,16 +293,17 @@ def sample_expression(
                        index=pd.Index([f"{SAMPLE_PREFIX}{i}" for i in range(total)]))
     if column is not None:
         labels = np.repeat(np.array(list(request), dtype=object), list(request.values()))
-        obs[column] = pd.Categorical(labels, categories=categories)
+        obs[condition_name(column)] = pd.Categorical(labels, categories=categories)
     model_sha = provenance.sha256_file(model_path)
     counts = {("all" if c is None else c): k for c, k in request.items()}
     uns = {
         SYNTHETIC_KEY: True,
         "units": unit_text,
         "model": {"path": str(model_path), "sha256": model_sha, "family": ckpt.family,
-                  "condition_on": column or ""},
+                  "condition_on": condition_name(column) or ""},
         "seed": int(seed),
-        "request": counts,
+        # category names may hold '/' (tumor/BRCA), which h5ad keys may not: a JSON string
+        "request_json": json.dumps(counts),
         "provenance_json": json.dumps(
             provenance.collect(config={"n": counts, "seed": seed, "chunk_rows": chunk_rows},
                                seed=seed, inputs=[model_path]),

@@ -34,7 +34,7 @@ from medgen.evaluate.synthetic_baselines import (
 )
 from medgen.tasks.expression import figures
 from medgen.tasks.expression.evaluate import load_model
-from medgen.tasks.expression.loaders import read_expression
+from medgen.tasks.expression.loaders import JOINT, condition_name, read_expression
 from medgen.tasks.expression.sampling import sample_expression, split_count
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,13 @@ GENERATORS = {
 }
 REAL_VAL = "real_val"  # the validation split's real profiles: what a perfect generator gets
 BASELINES = (*GENERATORS, REAL_VAL)
-JOINT = "/"  # joins the task's labels into one category, e.g. BRCA/tumor
 METRICS_TSV = "metrics.tsv"
 SAMPLES = "synthetic.h5ad"
 FIGURES = ("pca.png", "gene_moments.png", "correlation_difference.png", "augmentation.png")
 DATA_MAX = 1.0  # X is min-max scaled to [0, 1]: baseline draws are clipped to it
 
 
-def category_labels(obs: pd.DataFrame, condition_on: str | None,
+def category_labels(obs: pd.DataFrame, condition_on: str | Sequence[str] | None,
                     labels: Sequence[str]) -> tuple[str, np.ndarray]:
     """The evaluation's category column name and each sample's category: the model's
     condition, else the task's labels joined with '/' (in the order given).
@@ -66,7 +65,8 @@ def category_labels(obs: pd.DataFrame, condition_on: str | None,
     MedgenInputError
         A label that is not an obs column, or no labels at all for an unconditional model.
     """
-    columns = [condition_on] if condition_on else list(labels)
+    columns = (([condition_on] if isinstance(condition_on, str) else list(condition_on))
+               if condition_on else list(labels))
     if not columns:
         raise MedgenInputError("config key 'expression.labels' is empty; the synthetic "
                                "evaluation of an unconditional model needs a label")
@@ -147,9 +147,10 @@ def evaluate_synthetic_expression(
     sample_expression(model_path, request if column else sum(request.values()), samples_path,
                       seed=seed)
     samples = ad.read_h5ad(samples_path)
+    label_column = condition_name(column)
     sets: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
         ckpt.family: (np.asarray(samples.X, dtype=np.float64),
-                      samples.obs[column].astype(str).to_numpy(dtype=object) if column
+                      samples.obs[label_column].astype(str).to_numpy(dtype=object) if column
                       else None)}
     # the same model sampled from its aggregate posterior (a mixture on the training
     # profiles' latent means): how much of the gap to real data is the prior's
@@ -160,7 +161,7 @@ def evaluate_synthetic_expression(
     posterior = ad.read_h5ad(posterior_path)
     sets[f"{ckpt.family}{POSTERIOR_SUFFIX}"] = (
         np.asarray(posterior.X, dtype=np.float64),
-        posterior.obs[column].astype(str).to_numpy(dtype=object) if column else None)
+        posterior.obs[label_column].astype(str).to_numpy(dtype=object) if column else None)
     if not column:
         log.info("%s is unconditional: its profiles have no category, so no per-category "
                  "or utility rows for it", ckpt.family)
