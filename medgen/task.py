@@ -122,6 +122,10 @@ class TaskSpec:
         Markdown telling a user how to apply a trained model (``{model}``: its path,
         ``{section}``: the task's config section); empty: ``APPLY_HOWTO`` when the task has
         an ``apply`` step.
+    compared_as_models
+        Methods of the task's tidy tables that are not trained families but are compared
+        with the baselines as models over replicates (sequence design's optimisers against
+        random and best measured sequences); trained families always are.
     """
 
     name: str
@@ -136,3 +140,4 @@ class TaskSpec:
     baseline_epochs: tuple[str, ...] = ()
     intended_use: str = ""
     how_to_apply: str = ""
+    compared_as_models: tuple[str, ...] = ()

@@ -162,3 +162,23 @@ def test_three_units_cannot_confirm_a_replicate_difference_and_say_so(tmp_path):
     assert row["ci_low"] > 0
     assert row["unit_evidence"] == "too few units (3) to test at 0.05"
     assert row["verdict"] == "no difference detected"
+
+
+def test_design_optimisers_are_compared_with_the_design_baselines(tmp_path):
+    # sequence design: the optimisers are not trained families, yet the task compares
+    # them with random and best-measured sequences on the oracle's scores
+    paths = {}
+    for seed in SEEDS:
+        rows = [("activation_maximisation", 7.0 + 0.1 * seed), ("evolution", 6.0 + 0.2 * seed),
+                ("random", 3.5 + 0.1 * seed), ("best_measured", 8.0 + 0.1 * seed)]
+        frame = pd.DataFrame({"method": [m for m, _ in rows], "split": "design",
+                              "oracle_mean": [v for _, v in rows]})
+        paths[seed] = tmp_path / f"seed{seed}.tsv"
+        tidy.write([tidy.melt(frame, "all", ["oracle_mean"])], paths[seed])
+    result = replicates.aggregate(paths, "sequence_design", tmp_path / "out").set_index(
+        ["model", "baseline"])["verdict"]
+    assert result[("activation_maximisation", "random")] == "better"
+    assert result[("activation_maximisation", "best_measured")] == "worse"
+    assert result[("evolution", "random")] == "better"
+    assert set(result.index.get_level_values("model")) == {"activation_maximisation",
+                                                            "evolution"}

@@ -403,8 +403,10 @@ def aggregate(paths: Tables, task: str,
     summary = summarise(table, specs + other_metrics(specs, table))
     warn_incomplete(table, specs)
     methods = list(dict.fromkeys(table["method"]))
-    if any(is_model(m) for m in methods) and not all(is_model(m) for m in methods):
-        comparisons = compare(table, specs)
+    spec = registry.task(task)
+    models = [m for m in methods if is_model(m) or m in spec.compared_as_models]
+    if models and len(models) < len(methods):
+        comparisons = compare(table, specs, models=models)
     else:  # one kind of method only: summarised, nothing to compare
         log.warning(
             "%s: methods %s are all models or all baselines: no comparison, summary only",

@@ -10,6 +10,7 @@ the design baselines (``design``), the evaluation oracle (``oracle``) and the de
 evaluation (``design_evaluation``); the apply step (``apply``): a predictor scores new
 sequences, a generator samples."""
 
+from medgen.planning import DESIGN_OPTIMISERS
 from medgen.planning import SEQUENCE_GENERATORS as GENERATOR_FAMILIES
 from medgen.task import MetricSpec, TaskSpec
 
@@ -61,7 +62,12 @@ TASK = TaskSpec(
              MetricSpec("dinucleotide_delta", higher_is_better=False),
              # the design predictor's test accuracy (beside the additive and mean baselines)
              MetricSpec("pearson_r", higher_is_better=True),
-             MetricSpec("mse", higher_is_better=False, unit="squared_error")),
+             MetricSpec("mse", higher_is_better=False, unit="squared_error"),
+             # the designs, scored by the evaluation oracle (split 'design'): the
+             # optimisers against random and the best measured sequences
+             MetricSpec("oracle_mean", higher_is_better=True),
+             MetricSpec("oracle_max", higher_is_better=True)),
     intended_use=INTENDED_USE,
     how_to_apply=HOW_TO_APPLY,
+    compared_as_models=DESIGN_OPTIMISERS,
 )
