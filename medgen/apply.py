@@ -50,13 +50,20 @@ def check_apply_config(config: dict[str, Any]) -> str:
         raise MedgenInputError("config key 'apply.model' is empty; give the path of a model.pt")
     task = model_task(model)
     spec = registry.task(task)
+    for section in ("expression", "anomaly"):
+        asked = ((config.get(section) or {}).get("sampling") or {}).get("n_samples")
+        if asked is not None and section != spec.section:
+            raise MedgenInputError(
+                f"config key '{section}.sampling.n_samples' is set, but apply.model ({model}) "
+                f"is a model of task {task!r}: sampling takes a model of that section's task")
     if spec.apply is None:
-        raise MedgenInputError(f"{model}: applying a {task!r} model is not supported yet")
+        raise MedgenInputError(f"{model}: applying a model of task {task!r} is not supported "
+                               "yet")
     if task not in config["tasks"]:
         raise MedgenInputError(
             f"config key 'tasks' is {config['tasks']}, but apply.model ({model}) is a "
-            f"{task} model whose new data come from the '{spec.section}' section: list "
-            f"{task} in tasks and name the new data there"
+            f"model of task {task!r}, whose new data (or sampling) come from the "
+            f"'{spec.section}' section: list {task} in tasks and name the new data there"
         )
     if spec.check_apply is not None:
         resolve(spec.check_apply)(config, model)

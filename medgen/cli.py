@@ -8,13 +8,17 @@ per-dataset config files it takes.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from pathlib import Path
 
 import yaml
 
 from medgen import __version__, registry
 from medgen import config as medgen_config
 from medgen.errors import MedgenInputError
+from medgen.synthetic_output import check_out
 
 
 def _check_sample_sheets(resolved: dict) -> None:
@@ -90,6 +94,8 @@ def _parse_counts(text: str) -> int | dict[str, int]:
     counts: dict[str, int] = {}
     for pair in text.split(","):
         name, _, value = pair.partition("=")
+        if name.strip() in counts:
+            raise MedgenInputError(f"--n: category {name.strip()!r} is given twice")
         try:
             counts[name.strip()] = int(value)
         except ValueError:
@@ -97,32 +103,55 @@ def _parse_counts(text: str) -> int | dict[str, int]:
     return counts
 
 
+def _seed(text: str) -> int:
+    """A seed numpy takes: a whole number in [0, 2**32 - 1], as the config's ``seed``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..4294967295")
+    return value
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from medgen import checkpoint
+    from medgen import checkpoint, model_card
     from medgen.tasks.anomaly import GENERATIVE_FAMILIES as ANOMALY_GENERATORS
 
     family = checkpoint.load(args.model).family
     task = registry.get(family).task
     counts = _parse_counts(args.n)
+    out = Path(args.out)
+    # what a request reads, which no output may overwrite: the model, its card, the data
+    model_dir = Path(args.model).parent
+    inputs = [args.model, model_dir / model_card.CARD_JSON, model_dir / model_card.CARD_MD,
+              args.training_data]
+    if task != "expression" and (args.latent != "prior" or args.training_data):
+        raise MedgenInputError(f"--latent and --training-data are options of tybalt models; "
+                               f"{args.model} is a {family} model, drawn from its prior")
     if task == "expression":
         from medgen.tasks.expression.sampling import sample_expression
 
-        sample_expression(args.model, counts, args.out, seed=args.seed,
+        check_out(out, (".h5ad",), [out], inputs, "an h5ad of profiles")
+        sample_expression(args.model, counts, out, seed=args.seed,
                           data_path=args.training_data, latent=args.latent)
     elif task == "sequence_design" and family == "dna_gan":
         from medgen.tasks.sequence_design.apply import sample_sequences
 
         if not isinstance(counts, int):
             raise MedgenInputError("--n: a dna_gan model has no categories; give a number")
-        sample_sequences(args.model, counts, args.out, seed=args.seed)
+        check_out(out, (".fa", ".fasta", ".fna"), [out, f"{out}.tsv", f"{out}.json"],
+                  inputs, "a FASTA of sequences")
+        sample_sequences(args.model, counts, out, seed=args.seed)
     elif task == "anomaly" and family in ANOMALY_GENERATORS:
-        from medgen.tasks.anomaly.sampling import sample_images
+        from medgen.tasks.anomaly.sampling import sample_images, sidecar_paths
 
         if not isinstance(counts, int):
             raise MedgenInputError(f"--n: a {family} model has no categories; give a number")
-        sample_images(args.model, counts, args.out, seed=args.seed)
+        check_out(out, (".npz",), [out, *sidecar_paths(out)], inputs, "an npz of images")
+        sample_images(args.model, counts, out, seed=args.seed)
     else:
-        raise MedgenInputError(f"{args.model}: a {family} model ({task}) does not generate "
+        raise MedgenInputError(f"{args.model}: the {family} model ({task}) does not generate "
                                "samples; medgen sample takes tybalt, dna_gan, anogan or "
                                "fanogan models")
     print(args.out)
@@ -165,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(BRCA=300,PRAD=100)")
     sample.add_argument("--out", required=True,
                         help="the h5ad (tybalt), FASTA (dna_gan) or .npz (anogan, fanogan)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=_seed, default=0,
+                        help="seeds the draws (0..4294967295): the same seed, the same samples")
     sample.add_argument("--training-data", default=None,
                         help="the preprocessed training h5ad: splits a plain --n of a "
                              "conditional model by the training shares; needed by "
@@ -177,8 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a cancelled Snakemake or SLURM job, ``kill``) unwinds like Ctrl-C, so that
+    every partly written output is removed (``medgen.atomic``)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.func(args)
     except MedgenInputError as err:
@@ -187,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `medgen show-config | head`: the reader has what it wanted
         sys.stderr.close()
         return 0
+    finally:
+        if main_thread:  # called in-process (tests, notebooks): the caller's handler again
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -287,12 +287,26 @@ def validate(config: dict[str, Any], schema: dict[str, Any] | None = None) -> di
             "aggregate; give two or more seeds (e.g. [0, 1, 2, 3, 4]), or none and set "
             "'seed' for a single run")
     _check_tracking(resolved.get("tracking", {}))
+    _check_sampling(resolved)
     # what only one task knows (image sides its networks take, its windows) is its own check
     for name in registry.TASKS:
         check = registry.task(name).check_config
         if check:
             resolve(check)(resolved)
     return resolved
+
+
+def _check_sampling(config: dict[str, Any]) -> None:
+    """Refuse a ``<task>.sampling.n_samples`` outside apply mode: a training run would
+    silently ignore it."""
+    if (config.get("apply") or {}).get("activate"):
+        return
+    for section in ("expression", "anomaly"):
+        if ((config.get(section) or {}).get("sampling") or {}).get("n_samples") is not None:
+            raise MedgenInputError(
+                f"config key '{section}.sampling.n_samples' is set, but apply.activate is "
+                "false: sampling draws from a trained model in apply mode (apply: {activate: "
+                "true, model: <model.pt>}); remove it to train")
 
 
 # the stores MLflow's client takes (a path without a scheme is a local file store)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -121,6 +122,8 @@ def test_chunked_writing_gives_the_same_file_as_unchunked(models, tmp_path):
     ("conditional", {"BRCA": 0}, "count of 'BRCA' is 0"),
     ("conditional", {}, "an empty request"),
     ("conditional", 10, "conditional on 'cancer_type'.*give counts per category"),
+    ("plain", 10**12, "number of profiles is 1,000,000,000,000; at most 10,000,000"),
+    ("conditional", {"BRCA": 10**7, "PRAD": 10}, "number of profiles is 10,000,010"),
 ])
 def test_bad_requests_get_one_clear_error_and_no_file(models, tmp_path, model, n, message):
     from medgen.tasks.expression.sampling import sample_expression
@@ -298,6 +301,47 @@ def test_the_sample_command_writes_per_category_profiles_and_refuses_a_predictor
     assert "expected a number" in capsys.readouterr().err
 
 
+def test_the_sample_command_refuses_what_would_go_wrong_before_drawing(models, data,
+                                                                        tmp_path, capsys):
+    import shutil
+
+    from medgen.cli import main
+
+    def refused(*args, message):
+        code = main(["sample", *args])
+        err = capsys.readouterr().err
+        assert code == 2 and re.search(message, err), (args, err)
+
+    victim = tmp_path / "victim"
+    shutil.copytree(Path(models["plain"]).parent, victim)
+    model = victim / "model.pt"
+    before = {p.name: p.read_bytes() for p in victim.iterdir() if p.is_file()}
+    training = tmp_path / "training.h5ad"
+    shutil.copy(data, training)
+    refused(str(model), "--n", "5", "--out", str(model), message="must end .h5ad")
+    refused(str(model), "--n", "5", "--out", str(training), "--training-data", str(training),
+            message="would overwrite .*training.h5ad, which this request reads")
+    refused(str(model), "--n", "5", "--out", str(tmp_path), message="is a folder")
+    refused(str(model), "--n", "5", "--out", str(tmp_path / "x.npz"), message="must end .h5ad")
+    refused(str(model), "--n", "10000000000", "--out", str(tmp_path / "x.h5ad"),
+            message="at most 10,000,000")
+    refused(models["conditional"], "--n", "PRAD=2,PRAD=3", "--out", str(tmp_path / "x.h5ad"),
+            message="category 'PRAD' is given twice")
+    with pytest.raises(SystemExit):  # argparse: a seed numpy cannot take
+        main(["sample", str(model), "--n", "5", "--out", str(tmp_path / "x.h5ad"),
+              "--seed", "-1"])
+    assert "outside 0..4294967295" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5ad").exists()
+    assert {p.name: p.read_bytes() for p in victim.iterdir() if p.is_file()} == before
+    # the aggregate posterior's training data is part of the samples' provenance
+    out = tmp_path / "posterior.h5ad"
+    assert main(["sample", str(model), "--n", "5", "--out", str(out), "--latent",
+                 "aggregate_posterior", "--training-data", str(training)]) == 0
+    recorded = json.loads(_read(out).uns["provenance_json"])
+    assert recorded["config"]["latent"] == "aggregate_posterior"
+    assert str(training) in recorded["inputs"]
+
+
 def test_the_aggregate_posterior_is_fitted_on_the_training_latents_per_category(
         models, data, tmp_path):
     from medgen.tasks.expression.evaluate import encode_means, load_model
@@ -371,3 +415,33 @@ def test_an_apply_run_that_samples_plans_the_model_alone(models, tmp_path):
     assert "apply_model" in jobs and "fetch_syng_bts" not in jobs, plan
     apply = plan.split("rule apply_model:")[1].split("\n\n")[0]
     assert f"input: {models['plain']}\n" in apply + "\n", apply
+
+
+def test_a_sampling_config_that_would_fail_in_the_job_is_refused_before_it(models):
+    from medgen import config as medgen_config
+    from medgen.apply import check_apply_config
+
+    def applying(sampling, model="conditional", **more):
+        return medgen_config.load(overrides={
+            "tasks": ["expression", "anomaly"], "apply": {"activate": True,
+                                                          "model": models[model]},
+            "expression": {"sampling": sampling}, **more})
+
+    for sampling, message in (
+            ({"n_samples": {"LUAD": 3}}, r"'expression.sampling': categories \['LUAD'\]"),
+            ({"n_samples": 10}, "give counts per category, or the training h5ad"),
+            ({"n_samples": {"BRCA": 3}, "latent": "aggregate_posterior"},
+             "set expression.sampling.training_data"),
+            ({"n_samples": 10**12}, "at most 10,000,000")):
+        model = "plain" if sampling["n_samples"] == 10**12 else "conditional"
+        with pytest.raises(MedgenInputError, match=message):
+            check_apply_config(applying(sampling, model))
+    with pytest.raises(MedgenInputError, match=r"'anomaly.sampling.n_samples' is set, but "
+                                               r"apply.model .* is a model of task "
+                                               r"'expression'"):
+        check_apply_config(applying({"n_samples": None}, anomaly={"sampling": {
+            "n_samples": 5}}))
+    # outside apply mode a sampling section would be ignored by training: refused
+    with pytest.raises(MedgenInputError, match="'expression.sampling.n_samples' is set, but "
+                                               "apply.activate is false"):
+        medgen_config.load(overrides={"expression": {"sampling": {"n_samples": 5}}})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -257,3 +258,39 @@ def test_apply_mode_samples_a_generator_and_refuses_a_model_without_one(model, t
     with pytest.raises(MedgenInputError, match="'anomaly.sampling.n_samples' is set, but .* "
                                                "is a convae model, which does not generate"):
         check_apply_config(config)
+
+
+def test_the_sample_command_never_overwrites_the_model_card_and_checks_its_options(
+        model, tmp_path, capsys):
+    from medgen.cli import main
+
+    # the images' JSON sidecar of model_card.npz would be the model's card
+    out = Path(model).parent / "model_card.npz"
+    assert main(["sample", model, "--n", "4", "--out", str(out)]) == 2
+    assert "would overwrite" in capsys.readouterr().err and not out.exists()
+    assert main(["sample", model, "--n", "4", "--out", str(tmp_path / "x.npz"), "--latent",
+                 "aggregate_posterior"]) == 2
+    assert "options of tybalt models" in capsys.readouterr().err
+    assert main(["sample", model, "--n", "4", "--out", str(tmp_path / "x.h5ad")]) == 2
+    assert "must end .npz" in capsys.readouterr().err
+    assert main(["sample", model, "--n", str(10**12), "--out", str(tmp_path / "x.npz")]) == 2
+    assert "at most 10,000,000" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_sigterm_mid_sampling_leaves_no_partial_file(model, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "many.npz"
+    process = subprocess.Popen([sys.executable, "-m", "medgen.cli", "sample", model, "--n",
+                                "2000000", "--out", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".many.npz.*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the partial file exists
+    assert process.poll() is None, process.stderr.read().decode()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not list(tmp_path.iterdir())

@@ -12,6 +12,7 @@ import numpy as np
 
 from medgen import checkpoint, model_card
 from medgen.errors import MedgenInputError
+from medgen.synthetic_output import check_count
 from medgen.tasks.anomaly import GENERATIVE_FAMILIES
 from medgen.tasks.anomaly.evaluate import evaluate_anomaly
 from medgen.tasks.anomaly.inference import score_splits
@@ -50,6 +51,7 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
                 f"config key 'anomaly.sampling.n_samples' is set, but {model_path} is a "
                 f"{ckpt.family} model, which does not generate images; sampling takes "
                 f"{' or '.join(GENERATIVE_FAMILIES)} models")
+        check_count(int(config["anomaly"]["sampling"]["n_samples"]), "images")
         return
     trained = ckpt.config.get("anomaly") or {}
     if trained.get("kind") == "mni152_demo":

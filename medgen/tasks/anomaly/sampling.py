@@ -24,6 +24,7 @@ import torch
 from medgen import atomic, checkpoint, provenance, registry
 from medgen.errors import MedgenInputError
 from medgen.models.anomaly import geometry_of
+from medgen.synthetic_output import check_count, check_room
 from medgen.tasks.anomaly import GENERATIVE_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,16 @@ def sample_images(
     Raises
     ------
     MedgenInputError
-        N or ``chunk_images`` not a whole number > 0, not a medgen model file, a model of
-        another family or task.
+        N or ``chunk_images`` not a whole number > 0, N above
+        ``medgen.synthetic_output.MAX_SAMPLES`` or more than the disk holds, not a medgen
+        model file, a model of another family or task.
     """
-    total = _count(n, "number of images")
+    total = check_count(_count(n, "number of images"), "images")
     chunk_images = _count(chunk_images, "chunk_images")
     generator, ckpt = load_generator(model_path, device)
     channels, size, _ = geometry_of(ckpt.data)
+    # float32 images, written once as .npy and copied into the archive: both at once
+    check_room(out_path, 2 * total * channels * size * size * 4, "the images")
     latent_dim = int(ckpt.hparams["latent_dim"])
     shape = (total, channels, size, size)
     unit_text = units(ckpt)

@@ -34,12 +34,30 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
     """
     sampling = config["expression"].get("sampling") or {}
     if sampling.get("n_samples") is not None:
-        # sampling needs no new data; the training h5ad only where the request needs it
+        # sampling needs no new data; the training h5ad only where the request needs it.
+        # The request itself (categories, counts, training shares) is checked now, before
+        # any job, as the job would check it
+        from medgen.tasks.expression.sampling import sample_request
+
         path = sampling.get("training_data")
         if path and not Path(path).is_file():
             raise MedgenInputError(f"config key 'expression.sampling.training_data' is "
                                    f"{path!r}: no such file (the training run's "
                                    "data/expression.h5ad)")
+        if sampling.get("latent", "prior") != "prior" and not path:
+            raise MedgenInputError(
+                f"config key 'expression.sampling.latent' is {sampling['latent']!r}, which is "
+                "fitted on the training profiles: set expression.sampling.training_data")
+        ckpt = checkpoint.load(model_path)
+        if ckpt.family != "tybalt":
+            raise MedgenInputError(
+                f"config key 'expression.sampling.n_samples' is set, but {model_path} is a "
+                f"{ckpt.family} model, which does not generate profiles; sampling takes "
+                "tybalt models")
+        try:
+            sample_request(ckpt, sampling["n_samples"], path)
+        except MedgenInputError as err:
+            raise MedgenInputError(f"config key 'expression.sampling': {err}") from None
         return
     if config["expression"]["source"] != "files":
         raise MedgenInputError(

@@ -26,8 +26,14 @@ import pandas as pd
 from medgen import atomic, checkpoint, provenance
 from medgen.data.expression import LOG_LAYER
 from medgen.errors import MedgenInputError
+from medgen.synthetic_output import check_count, check_room
 from medgen.tasks.expression.evaluate import decode, load_model
-from medgen.tasks.expression.loaders import condition_name, condition_values, read_expression
+from medgen.tasks.expression.loaders import (
+    JOINT,
+    condition_name,
+    condition_values,
+    read_expression,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +91,8 @@ def sample_request(ckpt: checkpoint.Checkpoint, n: int | Mapping[str, int],
     Raises
     ------
     MedgenInputError
-        N or a count <= 0 (or not a whole number); counts per category for an
+        N or a count <= 0 (or not a whole number), or more than
+        ``medgen.synthetic_output.MAX_SAMPLES`` in all; counts per category for an
         unconditional model; a category the model never saw (the known ones listed); a
         plain N for a conditional model without the training data to split it by.
     """
@@ -104,8 +111,10 @@ def sample_request(ckpt: checkpoint.Checkpoint, n: int | Mapping[str, int],
             raise MedgenInputError(
                 f"categories {unknown} of {column!r} were never seen by the model; "
                 f"known: {known}")
-        return {str(c): _count(k, f"count of {c!r}") for c, k in n.items()}
-    total = _count(n, "number of samples")
+        request = {str(c): _count(k, f"count of {c!r}") for c, k in n.items()}
+        check_count(sum(request.values()), "profiles")
+        return request
+    total = check_count(_count(n, "number of samples"), "profiles")
     if column is None:
         return {None: total}
     if data_path is None:
@@ -275,6 +284,9 @@ def sample_expression(
         raise MedgenInputError(f"{model_path}: the {ckpt.family} model has no decoder to "
                                "sample from")
     request = sample_request(ckpt, n, data_path)
+    if latent != "prior" and data_path is None:
+        raise MedgenInputError(f"latent {latent!r} is fitted on the training profiles: give "
+                               "the training h5ad (--training-data, sampling.training_data)")
     genes = list(ckpt.data["genes"])
     column = ckpt.data.get("condition_on")
     categories = list(ckpt.data.get("condition_categories") or [])
@@ -283,6 +295,8 @@ def sample_expression(
     unit_text = units(ckpt)
     scaling = ({key: np.asarray(ckpt.data[key], dtype=np.float64)
                 for key in ("scale_min", "scale_max")} if LOG_LAYER in unit_text else None)
+    # float32 X (and the log layer): refused before drawing when the disk cannot hold it
+    check_room(out_path, total * len(genes) * 4 * (2 if scaling else 1), "the profiles")
     log.info("sampling %d profiles x %d genes from the %s of %s (%s%s), seed %d, in "
              "chunks of %d; X: %s", total, len(genes), latent.replace("_", " "), model_path,
              ckpt.family,
@@ -294,6 +308,10 @@ def sample_expression(
     if column is not None:
         labels = np.repeat(np.array(list(request), dtype=object), list(request.values()))
         obs[condition_name(column)] = pd.Categorical(labels, categories=categories)
+        if not isinstance(column, str):  # and each column of a joint condition, as in the data
+            parts = [str(label).split(JOINT) for label in labels]
+            for i, name in enumerate(column):
+                obs[name] = pd.Categorical([part[i] for part in parts])
     model_sha = provenance.sha256_file(model_path)
     counts = {("all" if c is None else c): k for c, k in request.items()}
     uns = {
@@ -305,8 +323,11 @@ def sample_expression(
         # category names may hold '/' (tumor/BRCA), which h5ad keys may not: a JSON string
         "request_json": json.dumps(counts),
         "provenance_json": json.dumps(
-            provenance.collect(config={"n": counts, "seed": seed, "chunk_rows": chunk_rows},
-                               seed=seed, inputs=[model_path]),
+            provenance.collect(config={"n": counts, "seed": seed, "chunk_rows": chunk_rows,
+                                       "latent": latent,
+                                       "training_data": str(data_path) if data_path else ""},
+                               seed=seed, inputs=[model_path, *([data_path] if data_path
+                                                                 else [])]),
             sort_keys=True, default=str),
     }
     skeleton = ad.AnnData(obs=obs, var=pd.DataFrame(index=pd.Index(genes)), uns=uns)

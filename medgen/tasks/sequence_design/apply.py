@@ -23,6 +23,7 @@ import pandas as pd
 from medgen import atomic, checkpoint, provenance, registry
 from medgen.data.sequence import decode, one_hot, read_fasta_windows, read_measurements
 from medgen.errors import MedgenInputError
+from medgen.synthetic_output import check_count, check_room
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,19 @@ def sample_sequences(model_path: str | os.PathLike, n: int, out: str | os.PathLi
     columns and ``<out>.json`` (model sha256, provenance, ``synthetic: true``). Returns the
     table.
 
-    Raises MedgenInputError for n < 1 or a model of another family.
+    Raises MedgenInputError for n < 1, n above ``medgen.synthetic_output.MAX_SAMPLES`` or
+    more than the disk holds, or a model of another family.
     """
     from medgen.tasks.sequence_design.generation_metrics import gc_content
     from medgen.tasks.sequence_design.inference import load
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise MedgenInputError(f"number of sequences is {n!r}; expected an integer >= 1")
+    check_count(int(n), "sequences")
     model = load(model_path, device=device, family="dna_gan")
+    # FASTA and TSV: the sequence twice and ~100 bytes of header and columns each
+    length = int(checkpoint.load(model_path).data.get("length", 0))
+    check_room(out, int(n) * (2 * length + 200), "the sequences")
     probabilities = model.sample(int(n), seed=seed)
     sequences = decode(probabilities)
     table = pd.DataFrame({

@@ -1,0 +1,79 @@
+"""Where synthetic samples may be written, and how many: the checks every sampler
+(``medgen sample``, apply-mode sampling) makes before it draws anything, so that a bad request
+fails with one message and never half-writes a file or overwrites what it reads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from medgen.errors import MedgenInputError
+
+# One request at most: the per-sample metadata (names, categories, FASTA headers) is built
+# in memory; more samples are several requests with other seeds.
+MAX_SAMPLES = 10_000_000
+DISK_MARGIN = 1.1  # the estimate of a file's size is raised by 10% before comparing
+
+
+def check_count(n: int, what: str = "samples") -> int:
+    """``n`` when it is at most ``MAX_SAMPLES`` (MedgenInputError otherwise, saying why)."""
+    if n > MAX_SAMPLES:
+        raise MedgenInputError(
+            f"number of {what} is {n:,}; at most {MAX_SAMPLES:,} per request (the names and "
+            "categories of every sample are held in memory): ask several times with other "
+            "seeds")
+    return n
+
+
+def check_room(out_path: str | os.PathLike, n_bytes: float, what: str) -> None:
+    """MedgenInputError when the file system of ``out_path`` lacks ``n_bytes`` (plus 10%)
+    of free space for ``what``: checked before drawing, not found out half-way."""
+    folder = Path(out_path).resolve().parent
+    while not folder.exists():  # the folder is made when written
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if n_bytes * DISK_MARGIN > free:
+        raise MedgenInputError(
+            f"{what} would take about {n_bytes / 2**30:,.1f} GiB; {folder} has "
+            f"{free / 2**30:,.1f} GiB free: ask for fewer or write elsewhere")
+
+
+def check_out(out_path: str | os.PathLike, suffixes: Sequence[str],
+              written: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike],
+              kind: str) -> Path:
+    """Refuse an output that cannot be right before anything is drawn.
+
+    Parameters
+    ----------
+    out_path
+        The file asked for.
+    suffixes
+        Its allowed file name endings (``.h5ad``; ``.fa``, ``.fasta``): the format written.
+    written
+        Every file the sampler writes (``out_path`` and its sidecars).
+    inputs
+        Files read (the model, its card, training data): none of them may be overwritten.
+    kind
+        What is written, for the messages ("an h5ad of profiles").
+
+    Raises
+    ------
+    MedgenInputError
+        ``out_path`` is a folder, has another ending, or any written file is an input.
+    """
+    out = Path(out_path)
+    if out.is_dir():
+        raise MedgenInputError(f"--out {out} is a folder; give a file name ({kind}, "
+                               f"ending {' or '.join(suffixes)})")
+    if not out.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise MedgenInputError(f"--out {out}: writes {kind}; the name must end "
+                               f"{' or '.join(suffixes)}")
+    read = {Path(p).resolve(): Path(p) for p in inputs if p}
+    for path in written:
+        if Path(path).resolve() in read:
+            raise MedgenInputError(
+                f"writing {path} would overwrite {read[Path(path).resolve()]}, which this "
+                "request reads; choose another output name")
+    return out
