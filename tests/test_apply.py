@@ -208,7 +208,8 @@ def test_apply_config_must_name_data_for_the_models_task(expression_model, tmp_p
     # expression not in tasks: the new data would silently be something else
     off = medgen_config.deep_update(applied, {"tasks": ["anomaly"]})
     with pytest.raises(MedgenInputError,
-                       match=r"'tasks' is \['anomaly'\].*expression model.*list expression"):
+                       match=r"'tasks' is \['anomaly'\].*model of task 'expression'"
+                             r".*list expression"):
         check_apply_config(off)
     download = medgen_config.deep_update(applied, {"expression": {"source": "syng_bts"}})
     with pytest.raises(MedgenInputError, match="'expression.source' is 'syng_bts'"):
