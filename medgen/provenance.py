@@ -24,13 +24,18 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+SNAKEMAKE_MARKER = ".snakemake_timestamp"  # Snakemake writes it into folder outputs
+
+
 def checksums(paths: list[str | os.PathLike]) -> dict[str, str]:
-    """sha256 of each input file; folders (DICOM series) hash their files in sorted order."""
+    """sha256 of each input file; folders (DICOM series, prepared image folders) hash their
+    files in sorted order, without Snakemake's marker of a folder output."""
     sums: dict[str, str] = {}
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            for child in sorted(q for q in p.rglob("*") if q.is_file()):
+            for child in sorted(q for q in p.rglob("*")
+                                if q.is_file() and q.name != SNAKEMAKE_MARKER):
                 sums[str(child)] = sha256_file(child)
         elif p.exists():
             sums[str(p)] = sha256_file(p)
