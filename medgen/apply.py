@@ -25,6 +25,7 @@ from typing import Any
 from medgen import checkpoint, registry
 from medgen.errors import MedgenInputError
 from medgen.family import resolve
+from medgen.synthetic_output import SAMPLING_SECTIONS, sampling_requested
 
 APPLY_DIR = "apply"
 
@@ -50,9 +51,8 @@ def check_apply_config(config: dict[str, Any]) -> str:
         raise MedgenInputError("config key 'apply.model' is empty; give the path of a model.pt")
     task = model_task(model)
     spec = registry.task(task)
-    for section in ("expression", "anomaly"):
-        asked = ((config.get(section) or {}).get("sampling") or {}).get("n_samples")
-        if asked is not None and section != spec.section:
+    for section in SAMPLING_SECTIONS:
+        if sampling_requested(config, section) and section != spec.section:
             raise MedgenInputError(
                 f"config key '{section}.sampling.n_samples' is set, but apply.model ({model}) "
                 f"is a model of task {task!r}: sampling takes a model of that section's task")

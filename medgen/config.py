@@ -301,8 +301,10 @@ def _check_sampling(config: dict[str, Any]) -> None:
     silently ignore it."""
     if (config.get("apply") or {}).get("activate"):
         return
-    for section in ("expression", "anomaly"):
-        if ((config.get(section) or {}).get("sampling") or {}).get("n_samples") is not None:
+    from medgen.synthetic_output import SAMPLING_SECTIONS, sampling_requested
+
+    for section in SAMPLING_SECTIONS:
+        if sampling_requested(config, section):
             raise MedgenInputError(
                 f"config key '{section}.sampling.n_samples' is set, but apply.activate is "
                 "false: sampling draws from a trained model in apply mode (apply: {activate: "

@@ -17,6 +17,15 @@ MAX_SAMPLES = 10_000_000
 DISK_MARGIN = 1.1  # the estimate of a file's size is raised by 10% before comparing
 
 
+def sampling_requested(config: dict, section: str) -> bool:
+    """True when ``config``'s ``<section>.sampling.n_samples`` asks a model for samples
+    (apply mode's sampling; ``section``: 'expression' or 'anomaly')."""
+    return ((config.get(section) or {}).get("sampling") or {}).get("n_samples") is not None
+
+
+SAMPLING_SECTIONS = ("expression", "anomaly")  # the task sections with a sampling block
+
+
 def check_count(n: int, what: str = "samples") -> int:
     """``n`` when it is at most ``MAX_SAMPLES`` (MedgenInputError otherwise, saying why)."""
     if n > MAX_SAMPLES:

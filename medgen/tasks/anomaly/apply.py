@@ -12,7 +12,7 @@ import numpy as np
 
 from medgen import checkpoint, model_card
 from medgen.errors import MedgenInputError
-from medgen.synthetic_output import check_count
+from medgen.synthetic_output import check_count, sampling_requested
 from medgen.tasks.anomaly import GENERATIVE_FAMILIES
 from medgen.tasks.anomaly.evaluate import evaluate_anomaly
 from medgen.tasks.anomaly.inference import score_splits
@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 
 SAMPLES_NPZ = "samples.npz"  # apply mode's output when sampling
 
-
-def sampling_requested(config: dict[str, Any]) -> bool:
-    """True when the apply config asks the model for images (``anomaly.sampling``)."""
-    return (config["anomaly"].get("sampling") or {}).get("n_samples") is not None
 
 
 def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
@@ -44,7 +40,7 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
         Naming the key, the sheet or the model and what to give instead.
     """
     ckpt = checkpoint.load(model_path)
-    if sampling_requested(config):
+    if sampling_requested(config, "anomaly"):
         # images from the generator: no new images to prepare (a demo model samples too)
         if ckpt.family not in GENERATIVE_FAMILIES:
             raise MedgenInputError(
@@ -100,7 +96,7 @@ def apply_anomaly(model_path: str | os.PathLike, config: dict[str, Any],
         images that do not fit the model.
     """
     out_dir = Path(out_dir)
-    if sampling_requested(config):
+    if sampling_requested(config, "anomaly"):
         from medgen.tasks.anomaly.sampling import sample_images
 
         out = out_dir / SAMPLES_NPZ

@@ -14,6 +14,7 @@ import pandas as pd
 from medgen import atomic, checkpoint
 from medgen.data.expression import preprocess_for_model
 from medgen.errors import MedgenInputError
+from medgen.synthetic_output import sampling_requested
 from medgen.tasks.expression.associations import node_associations
 from medgen.tasks.expression.evaluate import decode, encode_means, load_model
 from medgen.tasks.expression.loaders import one_hot, read_expression
@@ -33,7 +34,7 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
         Naming ``expression.source`` and what to set instead.
     """
     sampling = config["expression"].get("sampling") or {}
-    if sampling.get("n_samples") is not None:
+    if sampling_requested(config, "expression"):
         # sampling needs no new data; the training h5ad only where the request needs it.
         # The request itself (categories, counts, training shares) is checked now, before
         # any job, as the job would check it
@@ -87,7 +88,7 @@ def apply_expression(model_path: str | os.PathLike, config: dict[str, Any],
     """
     out_dir = Path(out_dir)
     sampling = config["expression"].get("sampling") or {}
-    if sampling.get("n_samples") is not None:
+    if sampling_requested(config, "expression"):
         from medgen.tasks.expression.sampling import sample_expression
 
         out = out_dir / SYNTHETIC_H5AD

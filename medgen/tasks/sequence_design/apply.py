@@ -68,8 +68,7 @@ def sample_sequences(model_path: str | os.PathLike, n: int, out: str | os.PathLi
     check_count(int(n), "sequences")
     model = load(model_path, device=device, family="dna_gan")
     # FASTA and TSV: the sequence twice and ~100 bytes of header and columns each
-    length = int(checkpoint.load(model_path).data.get("length", 0))
-    check_room(out, int(n) * (2 * length + 200), "the sequences")
+    check_room(out, int(n) * (2 * model.length + 200), "the sequences")
     probabilities = model.sample(int(n), seed=seed)
     sequences = decode(probabilities)
     table = pd.DataFrame({
