@@ -310,7 +310,10 @@ def markdown(card: dict[str, Any]) -> str:
                       f"threshold {point['image_threshold']:.6g} ({point['false_positive_rate']:g}"
                       f" false-positive rate on {point['n_val_normals']} val normals)"
                       + (f", pixel threshold {pixel:.6g} (best val Dice)" if pixel is not None
-                         else "") + f"; valid with median filter {point['median_filter']} "
+                         else "") + f"; valid with median filter {point['median_filter']}"
+                      + (f" (chosen on val among {point['median_filter_setting']})"
+                         if isinstance(point.get("median_filter_setting"), list) else "")
+                      + " "
                       "and this run's scoring settings."]
         if evaluated["replicates"]:
             lines += ["", "Over the replicates (mean [95% CI]; the verdict rule: README, "

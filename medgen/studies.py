@@ -21,6 +21,7 @@ from medgen import config as medgen_config
 from medgen.errors import MedgenInputError
 
 STUDY_KEYS = ("config", "seeds", "paper", "claim", "task", "models", "baselines", "metrics")
+OPTIONAL_STUDY_KEYS = ("budget", "override")
 SUMMARY_COLUMNS = (
     "study", "paper", "claim", "task", "split", "metric", "model", "baseline",
     "model_mean", "model_ci", "baseline_mean", "baseline_ci", "difference", "difference_ci",
@@ -79,6 +80,44 @@ def budget_override(run_config: dict[str, Any], cuts: dict[str, Any]) -> dict[st
     return override
 
 
+def _checked_cuts(cuts: Any, where: str) -> dict[str, Any]:
+    """A budget's cuts (``{}`` for none), refused with the key named when malformed."""
+    cuts = cuts or {}
+    unknown = set(cuts) - BUDGET_KEYS if isinstance(cuts, dict) else {"(not a mapping)"}
+    if unknown:
+        raise MedgenInputError(f"{where} has {sorted(unknown)}; expected only "
+                               f"{sorted(BUDGET_KEYS)}")
+    for key in ("max_epochs", "score_steps"):
+        if key in cuts and not (isinstance(cuts[key], int) and not isinstance(cuts[key], bool)
+                                and cuts[key] >= 1):
+            raise MedgenInputError(f"{where}.{key} is {cuts[key]!r}; expected an integer >= 1")
+    if "seeds" in cuts and not (isinstance(cuts["seeds"], list) and cuts["seeds"]):
+        raise MedgenInputError(f"{where}.seeds is {cuts['seeds']!r}; expected a non-empty list")
+    return dict(cuts)
+
+
+def combined_cuts(budget: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
+    """The cuts one study runs under: the invocation's budget and the study's own (a study
+    whose full run would not fit, e.g. 3D synthesis on CPU, ships a reduced budget). Caps
+    take the smaller of the two; the budget's seeds win over the study's."""
+    merged = {**study, **budget}
+    for key in ("max_epochs", "score_steps"):
+        if key in budget and key in study:
+            merged[key] = min(budget[key], study[key])
+    return merged
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> str:
+    """``{"a": {"b": 1}, "c": 2}`` -> ``"a.b=1, c=2"``: a study's override, for the summary."""
+    parts = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            parts.append(_flat(value, f"{prefix}{key}."))
+        else:
+            parts.append(f"{prefix}{key}={value}")
+    return ", ".join(parts)
+
+
 def describe_budget(name: str, cuts: dict[str, Any]) -> str:
     """``"small (seeds [0, 1]; every trained method ... capped at 2 epochs; ...)"``."""
     if not cuts:
@@ -97,7 +136,10 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
     "studies": {name: {**entry, "run_config": resolved config}}}``: every study's run
     config is the default config, its dataset config, then ``results_dir``, the study's
     seeds as ``replicates.seeds`` and the budget's cuts (``seeds``; ``max_epochs`` and
-    ``score_steps`` as ``budget_override`` applies them).
+    ``score_steps`` as ``budget_override`` applies them). A study may carry its own
+    ``budget`` (the same keys; ``combined_cuts`` joins it with the invocation's, and the
+    summary says so) and an ``override`` (config keys set over its dataset config, named in
+    the summary), e.g. fewer epochs and one auto-context level for 3D synthesis on CPU.
 
     Raises
     ------
@@ -125,16 +167,7 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
     if name not in spec["budgets"]:
         raise MedgenInputError(f"{where}: budget '{name}' is not one of "
                                f"{', '.join(spec['budgets'])} (key 'budgets')")
-    cuts = spec["budgets"][name] or {}
-    unknown = set(cuts) - BUDGET_KEYS if isinstance(cuts, dict) else {"(not a mapping)"}
-    if unknown:
-        raise MedgenInputError(f"{where}: budgets.{name} has {sorted(unknown)}; expected "
-                               f"only {sorted(BUDGET_KEYS)}")
-    for key in ("max_epochs", "score_steps"):
-        if key in cuts and not (isinstance(cuts[key], int) and not isinstance(cuts[key], bool)
-                                and cuts[key] >= 1):
-            raise MedgenInputError(f"{where}: budgets.{name}.{key} is "
-                                   f"{cuts[key]!r}; expected an integer >= 1")
+    cuts = _checked_cuts(spec["budgets"][name], f"{where}: budgets.{name}")
     studies = {}
     for study, entry in spec["studies"].items():
         if not isinstance(entry, dict):
@@ -143,16 +176,26 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
         missing = [key for key in STUDY_KEYS if key not in entry]
         if missing:
             raise MedgenInputError(f"{where}: study '{study}' lacks {', '.join(missing)}")
+        strange = sorted(set(entry) - set(STUDY_KEYS) - set(OPTIONAL_STUDY_KEYS))
+        if strange:  # a misspelt 'budget' would otherwise run the full study quietly
+            raise MedgenInputError(f"{where}: study '{study}' has {strange}; expected "
+                                   f"{', '.join(STUDY_KEYS + OPTIONAL_STUDY_KEYS)}")
         for key in ("seeds", "models", "baselines", "metrics"):
             if not isinstance(entry[key], list) or not entry[key]:
                 raise MedgenInputError(f"{where}: studies.{study}.{key} is {entry[key]!r}; "
                                        "expected a non-empty list")
-        seeds = list(cuts.get("seeds", entry["seeds"]))
-        override: dict[str, Any] = {"results_dir": spec["results_dir"],
-                                    "replicates": {"seeds": seeds}}
+        own = _checked_cuts(entry.get("budget"), f"{where}: studies.{study}.budget")
+        study_cuts = combined_cuts(cuts, own)
+        settings = entry.get("override") or {}
+        if not isinstance(settings, dict):
+            raise MedgenInputError(f"{where}: studies.{study}.override is {settings!r}; "
+                                   "expected a mapping of config keys over its dataset config")
+        seeds = list(study_cuts.get("seeds", entry["seeds"]))
+        override: dict[str, Any] = medgen_config.deep_update(
+            settings, {"results_dir": spec["results_dir"], "replicates": {"seeds": seeds}})
         try:
             run_config = medgen_config.load([entry["config"]], override)
-            cut = budget_override(run_config, cuts)
+            cut = budget_override(run_config, study_cuts)
             if cut:
                 run_config = medgen_config.load(
                     [entry["config"]], medgen_config.deep_update(override, cut))
@@ -169,7 +212,8 @@ def load_studies(path: str | os.PathLike | dict[str, Any],
                 raise MedgenInputError(
                     f"{where}: studies.{study}.{key} names {strangers}, which its run does "
                     f"not evaluate; it evaluates {', '.join(evaluated)}")
-        studies[study] = {**entry, "seeds": seeds, "run_config": run_config}
+        studies[study] = {**entry, "seeds": seeds, "run_config": run_config,
+                          "budget_settings": study_cuts}
     return {"budget": name, "budget_settings": cuts, "results_dir": spec["results_dir"],
             "studies": studies}
 
@@ -214,7 +258,10 @@ def summarise_studies(studies: dict[str, Any], out_tsv: str | os.PathLike,
                 f"{entry['models']} with baselines {entry['baselines']} on metrics "
                 f"{entry['metrics']}; its metrics: "
                 f"{', '.join(dict.fromkeys(comparisons['metric']))}")
-        budget = describe_budget(studies["budget"], studies["budget_settings"])
+        name = studies["budget"] + (", reduced for this study" if entry.get("budget") else "")
+        budget = describe_budget(name, entry.get("budget_settings", studies["budget_settings"]))
+        if entry.get("override"):
+            budget += f"; over {entry['config']}: {_flat(entry['override'])}"
         for row in wanted.itertuples():
             model = means.loc[(row.split, row.metric, row.model)]
             baseline = means.loc[(row.split, row.metric, row.baseline)]

@@ -355,6 +355,54 @@ def test_median_filter_removes_isolated_bright_pixels_in_the_report(tmp_path):
     assert raw[0, 8, 9] == 1.0
 
 
+def test_median_filter_candidates_are_chosen_on_val_not_test(tmp_path):
+    # val: the lesions are single bright pixels, which any median filter erases (raw maps
+    # win on val); test: the rounded lesion and isolated bright noise of the test above (a
+    # 3 x 3 filter would win on test). The choice must follow val.
+    def split(single_pixel_lesions):
+        images = np.full((2, 1, 12, 12), 0.5, np.float32)
+        labels = np.zeros((2, 12, 12), np.uint8)
+        if single_pixel_lesions:
+            labels[:, [2, 6, 9], [3, 8, 2]] = 1
+        else:
+            labels[:, 2:6, 2:6] = 1
+            labels[:, [2, 2, 5, 5], [2, 5, 2, 5]] = 0
+            images[:, 0, [8, 10, 9], [9, 3, 11]] = 1.0
+        images[:, 0][labels > 0] = 0.9
+        return {"images": images, "masks": np.ones((2, 12, 12), np.uint8),
+                "labels_map": labels, "y": np.array([0, 1], np.int8), "index": np.arange(2),
+                "subject": np.array(["a", "b"])}
+
+    for name, single in (("val", True), ("test", False)):
+        save_npz(tmp_path / "data" / f"{name}.npz", split(single))
+        score_anomalies("intensity", None, tmp_path / "data" / f"{name}.npz",
+                        tmp_path / "intensity", name)
+    anomaly = validate({"anomaly": {"evaluation": {
+        "pixel_level": True, "median_filter": [0, 3]}}})["anomaly"]
+    table = evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "data",
+                             anomaly, tmp_path / "report")
+    test = next(r for r in csv.DictReader(table.read_text().splitlines(), delimiter="\t")
+                if r["split"] == "test")
+    point = json.loads((tmp_path / "report" / "operating_points.json").read_text())["intensity"]
+    assert point["median_filter"] == 0 and point["median_filter_setting"] == [0, 3]
+    assert point["median_filter_val_pixel_auprc"]["0"] == 1.0
+    assert point["median_filter_val_pixel_auprc"]["3"] < 1.0
+    assert test["median_filter"] == "0" and float(test["pixel_auprc"]) < 0.9
+    notes = (tmp_path / "report" / "notes.txt").read_text()
+    assert "Median filter chosen per method among [0, 3] on the val split" in notes
+    assert "intensity 0 (val pixel AUPRC 0: 1.000, 3: " in notes
+    # the same candidates where val has no lesion masks: nothing to choose on
+    for name in ("val", "test"):
+        data = split(False)
+        del data["labels_map"]
+        save_npz(tmp_path / "nolabels" / f"{name}.npz", data)
+    with pytest.raises(MedgenInputError, match=r"median_filter' lists \[0, 3\] to choose "
+                                               "among on the val split, but intensity has no "
+                                               "val split with pixel labels"):
+        evaluate_anomaly({"intensity": tmp_path / "intensity"}, tmp_path / "nolabels",
+                         anomaly, tmp_path / "report2")
+
+
 def test_wrong_image_geometry(tmp_path):
     save_npz(tmp_path / "train.npz", {"images": np.zeros((4, 1, 20, 20), np.float32)})
     with pytest.raises(MedgenInputError, match="not a power of two"):

@@ -140,6 +140,11 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path, caplog):
     assert np.isfinite(rows.loc["intensity", "sensitivity"])
     used = json.loads((tmp_path / "apply" / "report" / "operating_points.json").read_text())
     assert used["convae"]["source"].startswith("stored with the model")
+    # the shipped config lists median-filter candidates: each method keeps the size its
+    # training run chose on val (the new subjects' labels choose nothing)
+    assert point["median_filter_setting"] == [0, 3, 5]
+    assert used["convae"]["median_filter"] == point["median_filter"] in (0, 3, 5)
+    assert rows.loc["convae", "median_filter"] == point["median_filter"]
     scores = pd.read_csv(tmp_path / "apply" / "scores" / "convae" / "scores_test.tsv", sep="\t")
     assert set(scores["subject"]) == {"BraTS2021_00005", "BraTS2021_00019", "BraTS2021_00014",
                                       "Brats18_2013_2_1"}
@@ -172,7 +177,7 @@ def test_anomaly_model_applied_to_new_subjects(shared_data, tmp_path, caplog):
     out = apply_model(model, other, tmp_path / "apply_filtered")
     rows = pd.read_csv(out, sep="\t").set_index("method")
     assert set(rows.index) == {"convae"} and np.isnan(rows.loc["convae", "dice_at_val_threshold"])
-    assert "median_filter differ from the training run's (median_filter 0)" in caplog.text
+    assert "median_filter differ from the training run's (median_filter [0, 3, 5])" in caplog.text
 
 
 @pytest.mark.workflow

@@ -132,9 +132,17 @@ def test_even_median_filter_is_refused():
                        match="'anomaly.evaluation.median_filter' is 2; expected 0.*odd"):
         medgen_config.validate(medgen_config.deep_update(
             base, {"anomaly": {"evaluation": {"median_filter": 2}}}))
-    for size in (0, 1, 5):
+    for size in (0, 1, 5, [0, 3, 5]):
         medgen_config.validate(medgen_config.deep_update(
             base, {"anomaly": {"evaluation": {"median_filter": size}}}))
+    # candidates to choose among on val: each odd (or 0), different, at least one
+    for bad, why in (([0, 4], r"is \[0, 4\]; expected 0.*odd"),
+                     ([3, 3], r"is \[3, 3\]; expected one size or a non-empty list of "
+                              "different sizes"),
+                     ([], "median_filter")):
+        with pytest.raises(MedgenInputError, match=why):
+            medgen_config.validate(medgen_config.deep_update(
+                base, {"anomaly": {"evaluation": {"median_filter": bad}}}))
 
 
 def _synthesis(**section):

@@ -83,6 +83,41 @@ def test_a_budget_cap_never_raises_a_baseline_and_the_summary_says_what_it_cut()
         load_studies(spec, "small")
 
 
+def test_a_study_carries_its_own_reduced_budget_and_override():
+    # the synthesis study ships at a reduced budget (3D on CPU): level 1 only, every trained
+    # method of it at 10 epochs; the invocation's budget still cuts further, never raises
+    spec = yaml.safe_load(PAPERS.read_text())
+    full = load_studies(spec)["studies"]["synthesis_brats"]
+    config = full["run_config"]
+    assert full["budget_settings"] == {"max_epochs": 10}
+    assert planning.synthesis_levels(config, "context_gan") == 1
+    assert config["synthesis"]["evaluation"]["unet"]["max_epochs"] == 10
+    assert planning.generator_l1_hparams(config)["max_epochs"] == 10
+    assert planning.trained_hparams(config, "context_gan")["max_epochs"] == 10
+    small = load_studies(spec, "small")["studies"]["synthesis_brats"]
+    assert small["budget_settings"] == {"max_epochs": 2, "seeds": [0, 1], "score_steps": 50}
+    spec["budgets"]["small"]["max_epochs"] = 30
+    assert load_studies(spec, "small")["studies"]["synthesis_brats"]["budget_settings"][
+        "max_epochs"] == 10
+    # other studies are untouched by it
+    assert load_studies(spec)["studies"]["ggan_tcga"]["budget_settings"] == {}
+    for key, value, message in (
+            ("budget", {"epochs": 5}, r"studies.synthesis_brats.budget has \['epochs'\]"),
+            ("budget", {"max_epochs": 0}, r"studies.synthesis_brats.budget.max_epochs is 0"),
+            ("override", [1], r"studies.synthesis_brats.override is \[1\]; expected a "
+                              "mapping"),
+            ("overide", {}, r"study 'synthesis_brats' has \['overide'\]; expected")):
+        bad = yaml.safe_load(PAPERS.read_text())
+        bad["studies"]["synthesis_brats"][key] = value
+        with pytest.raises(MedgenInputError, match=message):
+            load_studies(bad)
+    bad = yaml.safe_load(PAPERS.read_text())
+    bad["studies"]["synthesis_brats"]["override"] = {"models": {"context_gan": {"params": {
+        "auto_context_levels": 0}}}}
+    with pytest.raises(MedgenInputError, match="study 'synthesis_brats': .*auto_context_levels"):
+        load_studies(bad)
+
+
 def test_a_bad_study_file_names_the_study_and_key(tmp_path):
     spec = yaml.safe_load(PAPERS.read_text())
     spec["studies"]["tybalt_tcga"]["seeds"] = [0]
@@ -122,7 +157,9 @@ def test_the_summary_sets_the_claim_beside_mean_interval_and_verdict(tmp_path):
                 "config": str(ROOT / "config" / "datasets" / "mni152_demo.yaml"),
                 "seeds": list(range(5)), "paper": "Schlegl et al. 2019",
                 "claim": "f-AnoGAN beats PCA.", "task": "anomaly", "models": ["fanogan"],
-                "baselines": ["pca", "intensity"], "metrics": ["auroc"]}}}
+                "baselines": ["pca", "intensity"], "metrics": ["auroc"],
+                "budget": {"max_epochs": 3},
+                "override": {"anomaly": {"evaluation": {"false_positive_rate": 0.1}}}}}}
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     studies = load_studies(path)
@@ -138,7 +175,11 @@ def test_the_summary_sets_the_claim_beside_mean_interval_and_verdict(tmp_path):
     assert verdicts == {"pca": "better", "intensity": "no difference detected"}  # not coin
     row = table.set_index("baseline").loc["pca"]
     assert row["difference"] == pytest.approx(0.1) and row["n_replicates"] == 5
-    assert row["claim"] == "f-AnoGAN beats PCA." and row["budget"] == "full"
+    assert row["claim"] == "f-AnoGAN beats PCA."
+    assert row["budget"] == (  # the study's own cuts and override, said in its summary
+        "full, reduced for this study (every trained method (models, ablations and trained "
+        "baselines) capped at 3 epochs); over "
+        f"{spec['studies']['demo']['config']}: anomaly.evaluation.false_positive_rate=0.1")
     assert "| test | auroc | fanogan" in (tmp_path / "summary.md").read_text()
 
 
@@ -152,6 +193,7 @@ def test_one_invocation_plans_every_study_per_seed_then_the_summary():
     assert jobs["fanogan_pneumoniamnist_train_model"] == 6
     assert jobs["anomaly_brats_train_model"] == 6
     assert jobs["ggan_gpl96_train_model"] == 4 and jobs["ggan_tcga_train_model"] == 4
-    assert jobs["synthesis_brats_train_synthesis_level"] == 4  # 2 levels x 2 seeds
+    # the study's own budget: the first auto-context level only, x 2 seeds
+    assert jobs["synthesis_brats_train_synthesis_level"] == 2
     for name in ("tybalt_tcga", "anomaly_brats", "synthesis_brats", "ggan_gpl96"):
         assert jobs[f"{name}_aggregate_replicates"] == 1

@@ -152,14 +152,19 @@ def deployed_operating_points(model_path: str | os.PathLike, imaging: dict[str, 
         return {}
     mine = {family: points["model"], **points["baselines"]}
     ev = imaging["evaluation"]
+    # the config's value is compared (a list of candidates: each method keeps the size its
+    # training run chose on val); cards older than the candidates hold the size only
+    trained = {"median_filter": points["model"].get("median_filter_setting",
+                                                    points["model"]["median_filter"]),
+               "scoring": points["model"]["scoring"]}
     changed = [key for key, now in (("median_filter", ev["median_filter"]),
                                     ("scoring", dict(imaging["scoring"])))
-               if points["model"][key] != now]
+               if trained[key] != now]
     if changed:
         log.warning("the apply config's anomaly %s differ from the training run's (%s); its "
                     "thresholds do not fit these scores: sensitivity, specificity and Dice "
                     "at a threshold are not reported", " and ".join(changed),
-                    ", ".join(f"{k} {points['model'][k]!r}" for k in changed))
+                    ", ".join(f"{k} {trained[k]!r}" for k in changed))
         return {}
     log.info("operating points from %s's model card (its training run's val split): %s",
              family, ", ".join(f"{m} image {p['image_threshold']:.4g}"

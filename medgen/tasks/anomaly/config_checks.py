@@ -73,11 +73,18 @@ def _check_percentiles(imaging: dict[str, Any]) -> None:
 
 def _check_median_filter(imaging: dict[str, Any]) -> None:
     # an even window has no centre pixel: the filtered maps shift half a pixel off the masks
-    size = imaging.get("evaluation", {}).get("median_filter", 0)
-    if size and size % 2 == 0:
+    setting = imaging.get("evaluation", {}).get("median_filter", 0)
+    sizes = setting if isinstance(setting, list) else [setting]
+    if isinstance(setting, list) and (not setting or len(set(setting)) != len(setting)):
         raise MedgenInputError(
-            f"config key 'anomaly.evaluation.median_filter' is {size}; expected 0 (no "
-            "filter) or an odd size (1, 3, 5, ...): an even window has no centre pixel")
+            f"config key 'anomaly.evaluation.median_filter' is {setting}; expected one size or "
+            "a non-empty list of different sizes to choose among on the val split")
+    for size in sizes:
+        if size and size % 2 == 0:
+            raise MedgenInputError(
+                f"config key 'anomaly.evaluation.median_filter' is {setting}; expected 0 (no "
+                "filter) or an odd size (1, 3, 5, ...), or a list of them: an even window has "
+                "no centre pixel")
 
 
 def check_config(config: dict[str, Any]) -> None:

@@ -21,13 +21,16 @@ import numpy as np
 import pandas as pd
 
 from medgen import atomic, provenance
+from medgen.errors import MedgenInputError
 from medgen.evaluate import tidy
 from medgen.tasks.anomaly.figures import draw_figures
 from medgen.tasks.anomaly.methods import TRIVIAL
 from medgen.tasks.anomaly.metrics import (
     best_dice_threshold,
     calibrate_threshold,
+    choose_median_filter,
     covariate_deviations,
+    filter_candidates,
     image_covariates,
     image_metrics,
     image_metrics_by_subject,
@@ -82,11 +85,16 @@ def evaluate_anomaly(
     # volumes: slices of several subjects, each worth its own numbers; npz2d: one image each
     per_subject_slices = imaging_cfg["kind"] != "npz2d"
 
-    def pixel_maps(folder: Path, split: str) -> np.ndarray | None:
+    def raw_maps(folder: Path, split: str) -> np.ndarray | None:
         path = folder / f"maps_{split}.npz"
-        if not path.exists():
-            return None
-        return median_filter_maps(load_split(path)["residual_map"], ev["median_filter"])
+        return load_split(path)["residual_map"] if path.exists() else None
+
+    def pixel_maps(folder: Path, split: str, size: int) -> np.ndarray | None:
+        maps = raw_maps(folder, split)
+        return None if maps is None else median_filter_maps(maps, size)
+
+    candidates = filter_candidates(ev["median_filter"])
+    val_labelled = ev["pixel_level"] and "val" in data and "labels_map" in data["val"]
 
     covariates = {s: image_covariates(data[s]) for s in splits}
     # figure labels: what an item is, and whether its anomalies were inserted by us
@@ -98,18 +106,32 @@ def evaluate_anomaly(
         scores = {s: read_scores(folder / f"scores_{s}.tsv") for s in splits}
         threshold = pixel_threshold = None
         stored = (operating_points or {}).get(method)
+        size, val_auprc = candidates[0], None
         if stored is not None:
+            size = stored["median_filter"]
             threshold, pixel_threshold = stored["image_threshold"], stored["pixel_threshold"]
             used[method] = {**stored, "source": "stored with the model (its training run's val)"}
-        elif "val" in scores:
+        elif len(candidates) > 1 and any(folder.glob("maps_*.npz")):
+            # the filter is a setting: chosen on val for each method alike, never on test
+            if not (val_labelled and (folder / "maps_val.npz").exists()):
+                raise MedgenInputError(
+                    f"config key 'anomaly.evaluation.median_filter' lists {candidates} to "
+                    f"choose among on the val split, but {method} has no val split with "
+                    "pixel labels to choose on (needs anomaly.evaluation.pixel_level: true "
+                    "and lesion masks); give one size instead")
+            size, val_auprc = choose_median_filter(raw_maps(folder, "val"),
+                                                   data["val"]["labels_map"],
+                                                   data["val"]["masks"], candidates)
+        if stored is None and "val" in scores:
             val = scores["val"]
             threshold = calibrate_threshold(val["score"][val["y"] == 0], ev["false_positive_rate"])
             # the pixel operating point a user would deploy: best Dice on the val split
-            val_maps = pixel_maps(folder, "val")
+            val_maps = pixel_maps(folder, "val", size)
             if ev["pixel_level"] and "labels_map" in data["val"] and val_maps is not None:
                 pixel_threshold = best_dice_threshold(val_maps, data["val"]["labels_map"],
                                                       data["val"]["masks"])[0]
-            used[method] = operating_point(threshold, pixel_threshold, val, imaging_cfg)
+            used[method] = operating_point(threshold, pixel_threshold, val, imaging_cfg,
+                                           size, val_auprc)
         for s in splits:
             table = scores[s]
             row = {"method": method, "split": s, "n_normal": int((table["y"] == 0).sum()),
@@ -125,9 +147,10 @@ def evaluate_anomaly(
                     {"method": method, "split": s, **r}
                     for r in image_metrics_by_subject(table["score"], table["y"],
                                                       table["subject"])]
-            maps = pixel_maps(folder, s)
+            maps = pixel_maps(folder, s, size)
             if ev["pixel_level"] and "labels_map" in data[s] and maps is not None:
                 truth = (maps, data[s]["labels_map"], data[s]["masks"])
+                row["median_filter"] = int(size)
                 row.update(pixel_metrics(*truth, pixel_threshold))
                 row["pixel_rho_intensity"] = pixel_intensity_rho(
                     maps, data[s]["images"], data[s]["masks"])
@@ -150,7 +173,7 @@ def evaluate_anomaly(
                              "n_anomalous": int((y == 1).sum()), **image_metrics(score, y)})
                 items.append(item_scores(s, name, data[s]["subject"],
                                          data[s].get("index", np.arange(len(y))), y, score))
-    notes = metric_notes(rows, data, synthetic)
+    notes = metric_notes(rows, data, synthetic) + filter_notes(used, candidates)
     write_table(out_dir / "metrics.tsv", rows)
     if ev["pixel_level"]:  # header only when no split has tumour masks
         write_table(out_dir / "pixel_by_subject.tsv", by_subject,
@@ -178,16 +201,27 @@ def evaluate_anomaly(
 
 
 def operating_point(threshold: float, pixel_threshold: float | None, val: dict[str, Any],
-                    imaging_cfg: dict[str, Any]) -> dict[str, Any]:
+                    imaging_cfg: dict[str, Any], median_filter: int | None = None,
+                    filter_val_auprc: dict[int, float] | None = None) -> dict[str, Any]:
     """One method's operating point as calibrated on the val split, with the settings the
-    thresholds are only valid under (a model card stores it; apply checks them)."""
+    thresholds are only valid under (a model card stores it; apply checks them).
+
+    ``median_filter``: the size its maps were filtered with (default: the config's single
+    size); ``filter_val_auprc``: each candidate size's val pixel AUPRC when the config lists
+    candidates (``median_filter_setting`` keeps the config's value: apply compares that).
+    """
     ev = imaging_cfg["evaluation"]
-    return {"image_threshold": float(threshold),
-            "false_positive_rate": ev["false_positive_rate"],
-            "n_val_normals": int((val["y"] == 0).sum()),
-            "pixel_threshold": None if pixel_threshold is None else float(pixel_threshold),
-            "median_filter": ev["median_filter"], "scoring": dict(imaging_cfg["scoring"]),
-            "source": "calibrated on this run's val split"}
+    size = filter_candidates(ev["median_filter"])[0] if median_filter is None else median_filter
+    point = {"image_threshold": float(threshold),
+             "false_positive_rate": ev["false_positive_rate"],
+             "n_val_normals": int((val["y"] == 0).sum()),
+             "pixel_threshold": None if pixel_threshold is None else float(pixel_threshold),
+             "median_filter": int(size), "median_filter_setting": ev["median_filter"],
+             "scoring": dict(imaging_cfg["scoring"]),
+             "source": "calibrated on this run's val split"}
+    if filter_val_auprc is not None:
+        point["median_filter_val_pixel_auprc"] = {str(k): v for k, v in filter_val_auprc.items()}
+    return point
 
 
 def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarray]],
@@ -216,6 +250,23 @@ def metric_notes(rows: list[dict[str, Any]], data: dict[str, dict[str, np.ndarra
             "healthy slices, each with its pixel mask. They say whether detection works, "
             "not how well lesions of a disease are found.")
     return notes
+
+
+def filter_notes(points: dict[str, dict[str, Any]], candidates: list[int]) -> list[str]:
+    """A note naming the median filter each method's pixel metrics used when the config
+    lists candidates (chosen on the val split by pixel AUPRC, or stored with the model)."""
+    if len(candidates) < 2:
+        return []
+    chosen = []
+    for method, point in points.items():
+        if point.get("pixel_threshold") is None:
+            continue  # no pixel maps: no filter
+        auprc = point.get("median_filter_val_pixel_auprc")
+        detail = (" (val pixel AUPRC " + ", ".join(f"{k}: {v:.3f}" for k, v in auprc.items())
+                  + ")") if auprc else " (stored with the model)"
+        chosen.append(f"{method} {point['median_filter']}{detail}")
+    return [f"Median filter chosen per method among {candidates} on the val split (never "
+            f"test), the same rule for every method: {'; '.join(chosen)}."] if chosen else []
 
 
 # whole-split metrics of metrics.tsv that are measurements (not counts or thresholds)

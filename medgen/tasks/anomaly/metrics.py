@@ -135,6 +135,33 @@ def median_filter_maps(maps: np.ndarray, size: int) -> np.ndarray:
     return median_filter(maps.astype(np.float32), size=(1, size, size), mode="nearest")
 
 
+def filter_candidates(setting: int | list[int]) -> list[int]:
+    """The median-filter sizes a config's ``anomaly.evaluation.median_filter`` names: one
+    size (``[size]``) or the candidates to choose among on the val split."""
+    return [int(s) for s in setting] if isinstance(setting, list) else [int(setting)]
+
+
+def choose_median_filter(raw_maps: np.ndarray, labels: np.ndarray, masks: np.ndarray,
+                         candidates: list[int]) -> tuple[int, dict[int, float]]:
+    """The median-filter size, among ``candidates``, whose filtered maps have the highest
+    pixel AUPRC inside the mask on these (val) labels; ties go to the smaller window.
+
+    ``raw_maps``, ``labels``, ``masks``: (N, H, W) unfiltered residual maps, lesion labels
+    (> 0 anomalous) and the mask. Returns ``(size, {size: val pixel AUPRC})``. The choice
+    is made on validation data, never on test (issue 29: the filter used to be justified by
+    test numbers). A single candidate is returned as is (its AUPRC still computed).
+    """
+    from sklearn.metrics import average_precision_score
+
+    inside = masks.astype(bool)
+    truth = labels[inside] > 0
+    scores = {size: float(average_precision_score(
+        truth, median_filter_maps(raw_maps, size)[inside].astype(np.float32)))
+        for size in sorted(set(candidates))}
+    best = max(scores, key=lambda size: (scores[size], -size))
+    return best, scores
+
+
 def pixel_intensity_rho(maps: np.ndarray, images: np.ndarray, masks: np.ndarray) -> float:
     """Rank correlation, inside the mask, of anomaly maps with the first modality's intensity:
     what a map responds to (near 1: the intensity bar in disguise)."""
