@@ -32,9 +32,10 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
        loggers, which keep their own stderr handler, are routed there too.
     2. Its first lines say which rule ran, on which wildcards, the config values the rule
        passed (its ``params``), the seed, the device and the threads (``job_header``).
-    3. A bad input (``MedgenInputError``) is logged as one line, anything else with its
-       traceback; the exception is re-raised after stdout/stderr are restored, so the job
-       fails and Snakemake names the log.
+    3. A bad input (``MedgenInputError``) is logged as one line and printed as one line on
+       the restored stderr, and the job exits with status 1 (``SystemExit``: no traceback on
+       the console); anything else is logged with its traceback and re-raised after
+       stdout/stderr are restored. Either way the job fails and Snakemake names the log.
 
     Without a ``log:`` (a rule that declares none) logging goes to stderr as before.
     """
@@ -65,11 +66,12 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
     logger = logging.getLogger(f"medgen.rule.{snakemake.rule}")
     for line in job_header(snakemake):
         logger.info("%s", line)
+    bad_input = None
     try:
         yield logger
     except MedgenInputError as err:
         logger.error("%s", err)  # bad input: the message says it all
-        raise
+        bad_input = err
     except Exception:
         logger.exception("rule %s failed", snakemake.rule)
         raise
@@ -92,6 +94,10 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT,
                                 handlers=[logging.StreamHandler(sys.stderr)], force=True)
             stream.close()
+    if bad_input is not None:
+        # one line on the console too, not a traceback: a user's error, not ours
+        print(f"medgen: ERROR in rule {snakemake.rule}: {bad_input}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def job_header(snakemake: Any) -> list[str]:

@@ -184,11 +184,17 @@ def test_everything_a_job_prints_goes_to_its_log_and_stderr_stays_quiet(tmp_path
     assert out == "" and err == ""
 
 
-def test_a_failing_job_logs_the_bad_input_as_one_line_and_reraises(tmp_path):
+def test_a_failing_job_logs_the_bad_input_as_one_line_and_exits_without_traceback(
+        tmp_path, capfd):
     job = _job(tmp_path)
-    with pytest.raises(MedgenInputError), logged(job):
+    with pytest.raises(SystemExit) as exited, logged(job):
         raise MedgenInputError("sample sheet 'x.tsv': column 'path' is missing")
+    assert exited.value.code == 1
     text = (tmp_path / "fit_pca_baseline.log").read_text()
     assert "ERROR: sample sheet 'x.tsv': column 'path' is missing" in text
     assert "Traceback" not in text
+    # the console gets the same one line (Snakemake shows it beside the log's name)
+    err = capfd.readouterr().err
+    assert err.strip() == ("medgen: ERROR in rule fit_pca_baseline: sample sheet 'x.tsv': "
+                           "column 'path' is missing")
     logging.getLogger("after").warning("after the job")  # the log file is closed: no error
