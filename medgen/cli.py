@@ -118,21 +118,23 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from medgen import checkpoint, model_card
     from medgen.tasks.anomaly import GENERATIVE_FAMILIES as ANOMALY_GENERATORS
 
-    family = checkpoint.load(args.model).family
+    ckpt = checkpoint.load(args.model)
+    family = ckpt.family
     task = registry.get(family).task
     counts = _parse_counts(args.n)
-    out = Path(args.out)
-    # what a request reads, which no output may overwrite: the model, its card, the data
+    out = Path(args.out)  # check_out is given args.out: Path() drops a trailing '/'
+    # what no output may overwrite: the model, its card, the data this request reads and
+    # every input the model's provenance records (its training FASTA, table or h5ad)
     model_dir = Path(args.model).parent
     inputs = [args.model, model_dir / model_card.CARD_JSON, model_dir / model_card.CARD_MD,
-              args.training_data]
+              args.training_data, *model_card.input_files(ckpt.provenance)]
     if task != "expression" and (args.latent != "prior" or args.training_data):
         raise MedgenInputError(f"--latent and --training-data are options of tybalt models; "
                                f"{args.model} is a {family} model, drawn from its prior")
     if task == "expression":
         from medgen.tasks.expression.sampling import sample_expression
 
-        check_out(out, (".h5ad",), [out], inputs, "an h5ad of profiles")
+        check_out(args.out, (".h5ad",), [out], inputs, "an h5ad of profiles")
         sample_expression(args.model, counts, out, seed=args.seed,
                           data_path=args.training_data, latent=args.latent)
     elif task == "sequence_design" and family == "dna_gan":
@@ -140,7 +142,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
         if not isinstance(counts, int):
             raise MedgenInputError("--n: a dna_gan model has no categories; give a number")
-        check_out(out, (".fa", ".fasta", ".fna"), [out, f"{out}.tsv", f"{out}.json"],
+        check_out(args.out, (".fa", ".fasta", ".fna"), [out, f"{out}.tsv", f"{out}.json"],
                   inputs, "a FASTA of sequences")
         sample_sequences(args.model, counts, out, seed=args.seed)
     elif task == "anomaly" and family in ANOMALY_GENERATORS:
@@ -148,7 +150,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
         if not isinstance(counts, int):
             raise MedgenInputError(f"--n: a {family} model has no categories; give a number")
-        check_out(out, (".npz",), [out, *sidecar_paths(out)], inputs, "an npz of images")
+        check_out(args.out, (".npz",), [out, *sidecar_paths(out)], inputs, "an npz of images")
         sample_images(args.model, counts, out, seed=args.seed)
     else:
         raise MedgenInputError(f"{args.model}: the {family} model ({task}) does not generate "

@@ -41,15 +41,16 @@ def method_name(family: str, model_path: str | os.PathLike) -> str:
     return f"{family}_{parent}" if parent.startswith("level") else family
 
 
-def _input_files(node: Any, found: dict[str, str] | None = None) -> dict[str, str]:
-    """Every ``{path: sha256}`` under an ``inputs`` key of the provenance, in order."""
+def input_files(node: Any, found: dict[str, str] | None = None) -> dict[str, str]:
+    """Every ``{path: sha256}`` under an ``inputs`` key of the provenance (``node``: a
+    checkpoint's provenance dict), in order: the files ``medgen info`` lists as inputs."""
     found = {} if found is None else found
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "inputs" and isinstance(value, dict):
                 found.update({str(k): str(v) for k, v in value.items()})
             else:
-                _input_files(value, found)
+                input_files(value, found)
     return found
 
 
@@ -237,7 +238,7 @@ def build(model_path: str | os.PathLike,
                   "task": spec.task, "task_description": task.description,
                   "checkpoint_format": ckpt.format},
         "training": {"seed": ckpt.seed, "samples": ckpt.provenance.get("samples", {}),
-                     "inputs": _input_files(ckpt.provenance),
+                     "inputs": input_files(ckpt.provenance),
                      "git_revision": training.get("git_revision", "unknown"),
                      "versions": training.get("versions", {}),
                      "settings": training.get("config", {}).get("training", {})},

@@ -4,6 +4,7 @@ fails with one message and never half-writes a file or overwrites what it reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from medgen.errors import MedgenInputError
 
+log = logging.getLogger(__name__)
 # One request at most: the per-sample metadata (names, categories, FASTA headers) is built
 # in memory; more samples are several requests with other seeds.
 MAX_SAMPLES = 10_000_000
@@ -63,18 +65,25 @@ def check_out(out_path: str | os.PathLike, suffixes: Sequence[str],
     written
         Every file the sampler writes (``out_path`` and its sidecars).
     inputs
-        Files read (the model, its card, training data): none of them may be overwritten.
+        Files read (the model, its card, training data, the inputs its provenance records):
+        none of them may be overwritten.
     kind
         What is written, for the messages ("an h5ad of profiles").
+
+    An earlier output at a written path is replaced, with a warning naming it.
 
     Raises
     ------
     MedgenInputError
-        ``out_path`` is a folder, has another ending, or any written file is an input.
+        ``out_path`` is a folder or ends in a path separator (meant as one), has another
+        ending, or any written file is an input.
     """
     out = Path(out_path)
-    if out.is_dir():
-        raise MedgenInputError(f"--out {out} is a folder; give a file name ({kind}, "
+    # Path() drops a trailing '/', which means a folder: s/dir.fa/ would write a file s/dir.fa
+    separator = str(out_path).endswith(tuple(filter(None, (os.sep, os.altsep))))
+    if separator or out.is_dir():
+        what = "ends in a path separator (a folder)" if separator else "is a folder"
+        raise MedgenInputError(f"--out {out_path} {what}; give a file name ({kind}, "
                                f"ending {' or '.join(suffixes)})")
     if not out.name.lower().endswith(tuple(s.lower() for s in suffixes)):
         raise MedgenInputError(f"--out {out}: writes {kind}; the name must end "
@@ -84,5 +93,8 @@ def check_out(out_path: str | os.PathLike, suffixes: Sequence[str],
         if Path(path).resolve() in read:
             raise MedgenInputError(
                 f"writing {path} would overwrite {read[Path(path).resolve()]}, which this "
-                "request reads; choose another output name")
+                "request reads or the model was made from; choose another output name")
+    for path in written:
+        if Path(path).is_file():
+            log.warning("%s exists and will be replaced", path)
     return out

@@ -153,6 +153,28 @@ def test_a_file_that_is_not_fasta_is_refused_naming_the_file(tmp_path):
         read_fasta_windows(tmp_path / "missing.fa", 5)
 
 
+def test_a_table_a_folder_or_spaces_given_as_fasta_get_our_own_words(tmp_path, caplog):
+    table = write_fasta(tmp_path, "x,y\nACGTACGTAC,1.0\n", "t.csv")
+    with pytest.raises(MedgenInputError) as err:
+        read_fasta_windows(table, 5)
+    message = str(err.value)  # one sentence of ours, no Biopython text pasted in
+    assert message.startswith(f"{table} is not a FASTA file: its first line") and (
+        "comments" not in message and "\n" not in message), message
+    folder = tmp_path / "dir.fa"
+    folder.mkdir()
+    with pytest.raises(MedgenInputError, match=re.escape(f"{folder} is a folder, not a file")):
+        read_fasta_windows(folder, 5)
+    with pytest.raises(MedgenInputError, match="is a folder, not a file"):
+        read_measurements(folder)
+    # spaces inside sequence lines (blocks of ten): skipped, as Biopython does, and counted
+    spaced = write_fasta(tmp_path, ">a x y\nACGTA CGTAC\tACGTA\nACGTA\n", "s.fa")
+    with caplog.at_level(logging.WARNING, logger="medgen.data.sequence"):
+        windows, report = read_fasta_windows(spaced, 5)
+    assert windows["sequence"].tolist() == ["ACGTA", "CGTAC", "ACGTA", "ACGTA"]
+    assert report["whitespace_skipped"] == 2  # the header's spaces are not counted
+    assert "2 spaces or tabs inside sequence lines skipped" in caplog.text
+
+
 def test_max_windows_stops_early_and_bad_arguments_are_refused(tmp_path):
     path = write_fasta(tmp_path, ">a\nACGTACGTACGTACGTACGT\n>b\nACGTACGTAC\n")
     windows, report = read_fasta_windows(path, 5, max_windows=3)
@@ -239,6 +261,17 @@ def test_missing_measurements_are_dropped_and_counted(tmp_path, caplog):
     assert "2 rows without a measurement (NaN or no reads) dropped" in caplog.text
 
 
+def test_an_infinite_measurement_is_refused_naming_line_and_value(tmp_path):
+    path = write_table(tmp_path, ["x,y", "ACGT,1.0", "CCGT,inf", "GCGT,-inf"])
+    with pytest.raises(MedgenInputError, match=re.escape(
+            f"{path}, line 3: column 'y' is 'inf'; expected a finite number (infinite "
+            "values: 2)")):
+        read_measurements(path)
+    counts = write_table(tmp_path, ["x,ct_0,ct_1", "ACGT,1,2", "CCGT,1,inf"], "c.csv")
+    with pytest.raises(MedgenInputError, match="line 3: column 'ct_1' is 'inf'"):
+        read_measurements(counts, value_column=None, count_prefix="ct_")
+
+
 def test_a_sequence_of_another_length_is_refused_naming_line_and_length(tmp_path):
     path = write_table(tmp_path, ["x,y", "ACGT,1", "ACGT,2", "ACGTA,3", "ACGT,4"])
     with pytest.raises(MedgenInputError, match=re.escape(
@@ -252,7 +285,8 @@ def test_a_sequence_of_another_length_is_refused_naming_line_and_length(tmp_path
 def test_characters_outside_acgt_are_refused_naming_line_and_position(tmp_path):
     path = write_table(tmp_path, ["x\ty", "ACGT\t1", "ACNT\t2"], "m.tsv")
     with pytest.raises(MedgenInputError, match=re.escape(
-            f"{path}, line 3, position 3 (1-based) holds 'N', not a DNA letter")):
+            f"{path}, line 3, position 3 (1-based) holds 'N': N (unknown base) is not "
+            "allowed in a measurement table")):
         read_measurements(path)
     iupac = write_table(tmp_path, ["x,y", "ACGT,1", "ACGY,2"], "iupac.csv")
     with pytest.raises(MedgenInputError, match=re.escape(

@@ -4,6 +4,10 @@ design evaluation, the config checks and the workflow's plan."""
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -229,12 +233,71 @@ def resolved(**design):
 
 
 @pytest.mark.parametrize("design, message", [
-    ({"target": "highest"}, "expected 'max', 'min' or a number"),
+    ({"target": "highest"}, "expected 'max', 'min' or a finite number"),
+    ({"target": float("nan")}, "'sequence_design.design.target' is nan; expected 'max', "
+                               "'min' or a finite number"),
+    ({"target": float("inf")}, "'sequence_design.design.target' is inf"),
     ({"methods": ["joint"]}, "needs a trained dna_gan"),
 ])
 def test_config_checks_refuse_design_settings_that_cannot_run(design, message):
     with pytest.raises(MedgenInputError, match=message):
         check_config(resolved(**design))
+
+
+def test_unknown_jaspar_ids_are_refused_at_validation_with_the_design_jobs_words(tmp_path):
+    motifs = tmp_path / "m.jaspar"
+    motifs.write_text(JASPAR_TATA)
+
+    def config(**design):
+        raw = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+        raw["tasks"] = ["sequence_design"]
+        raw["sequence_design"] = {
+            "families": ["sequence_predictor"], "source": "table", "path": "t.csv",
+            "table": {"count_prefix": "ct_", "value_column": None}, "design": design,
+            "evaluation": {"motifs": str(motifs)}}
+        return raw
+
+    for key, value in (("motif", "MA9999"), ("motif_experiment", "MA9999.1")):
+        medgen_config.validate(config(**{key: value}))  # known, with or without its version
+    for key, value in (("motif", "MA0001"), ("motif_experiment", "XYZ")):
+        with pytest.raises(MedgenInputError, match=re.escape(
+                f"config key 'sequence_design.design.{key}' is {value!r}: {motifs}: no "
+                f"matrix {value}")):
+            medgen_config.validate(config(**{key: value}))
+        applied = config(**{key: value})
+        applied["apply"] = {"activate": True, "model": "m.pt"}  # designs nothing: not read
+        medgen_config.validate(applied)
+
+
+def test_a_zero_val_or_test_share_is_refused_when_families_are_evaluated():
+    for fractions, name in (([1.0, 0.0, 0.0], "test"), ([0.9, 0.0, 0.1], "val")):
+        config = resolved()
+        config["sequence_design"]["split_fractions"] = fractions
+        with pytest.raises(MedgenInputError, match=re.escape(
+                f"config key 'sequence_design.split_fractions' is {fractions}: the {name} "
+                "share is 0")):
+            check_config(config)
+        config["sequence_design"]["families"] = []  # nothing trained, nothing evaluated
+        check_config(config)
+
+
+def test_a_split_left_empty_by_too_few_sequences_is_refused_in_preparation(tmp_path):
+    from medgen.tasks.sequence_design.prepare import prepare_measurements, prepare_windows
+    from tests.helpers.sequence_data import write_fasta, write_motif_table
+
+    fasta = write_fasta(tmp_path / "g.fa", {"a": "".join(random_sequences(1, 100, np.random.
+                                                                          default_rng(0)))})
+    with pytest.raises(MedgenInputError, match=re.escape(
+            "no 'val' sequences after the split (identity, fractions [0.8, 0.1, 0.1], seed "
+            "0): train 2, val 0, test 1 of 3 sequences")):
+        prepare_windows(fasta, tmp_path / "w.npz", 10, max_windows=3)
+    assert not (tmp_path / "w.npz").exists()
+    table = tmp_path / "set.csv"
+    pd.read_csv(write_motif_table(tmp_path / "t.csv", n=6, length=10)).assign(
+        set=["training"] * 5 + ["validation"]).to_csv(table, index=False)
+    with pytest.raises(MedgenInputError, match="no 'test' sequences after the split \\(the "
+                                               "table's column 'set'\\): train 5, val 1, test 0"):
+        prepare_measurements(table, tmp_path / "t.npz")
 
 
 def test_the_design_methods_follow_the_families_and_the_predictor_is_carded():
@@ -301,7 +364,22 @@ def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path):
         apply_model(trained["predictor"], apply_config(tmp_path, path=""), tmp_path / "a4")
 
 
-def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path):
+@pytest.mark.workflow
+def test_apply_with_a_predictor_plans_without_the_motif_file(trained, tmp_path):
+    fasta = tmp_path / "new.fa"
+    fasta.write_text(">a\n" + "C" * 20 + "\n")
+    path = tmp_path / "apply.yaml"
+    path.write_text(yaml.safe_dump({
+        "results_dir": str(tmp_path / "results"), "run_name": "applied",
+        "tasks": ["sequence_design"],
+        "apply": {"activate": True, "model": str(trained["predictor"])},
+        "sequence_design": {"families": ["dna_gan"], "source": "fasta", "path": str(fasta),
+                            "evaluation": {"motifs": str(tmp_path / "missing.jaspar")}}}))
+    out = run_snakemake("-n", "--cores", "1", "--configfile", str(path)).stdout
+    assert "rule apply_model:" in out and "missing.jaspar" not in out
+
+
+def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path, caplog):
     from medgen.apply import apply_model
 
     hp = {**registry.resolve_hparams("dna_gan", "default"), "channels": 4, "n_blocks": 1,
@@ -314,8 +392,36 @@ def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path):
     assert len(table) == 7 and (table["sequence"].str.len() == 20).all()
     assert (tmp_path / "apply/generated.fa").read_text().count(">") == 7
     assert json_load(tmp_path / "apply/apply.json")["synthetic"] is True
-    again = apply_model(gan, config, tmp_path / "again")
+    # a FASTA named in the section is not read: said so; the log names the final file
+    config["sequence_design"]["path"] = str(trained["folder"] / "data/table.csv")
+    with caplog.at_level(logging.INFO, logger="medgen.tasks.sequence_design.apply"):
+        again = apply_model(gan, config, tmp_path / "again")
     assert pd.read_csv(again, sep="\t")["sequence"].tolist() == table["sequence"].tolist()
+    assert "'sequence_design.path' (" in caplog.text and "is not used" in caplog.text
+    assert f"to {tmp_path / 'again/generated.fa'}, mean GC" in caplog.text, caplog.text
+    assert ".part" not in caplog.text
+
+
+def test_the_sample_command_never_overwrites_the_fasta_the_model_was_trained_on(
+        tmp_path, capsys):
+    from medgen.cli import main
+    from medgen.tasks.sequence_design.prepare import prepare_windows
+    from tests.helpers.sequence_data import write_fasta
+
+    rng = np.random.default_rng(0)
+    fasta = write_fasta(tmp_path / "train.fa", {f"r{i}": s for i, s in enumerate(
+        random_sequences(60, 20, rng))})
+    data = prepare_windows(fasta, tmp_path / "data.npz", 20)
+    hp = {**registry.resolve_hparams("dna_gan", "default"), "channels": 4, "n_blocks": 1,
+          "latent_dim": 5, "batch_size": 16, "max_epochs": 1}
+    gan = train_model("dna_gan", data, hp, TRAINING, 0, tmp_path / "gan")
+    before = fasta.read_bytes()
+    # the FASTA is an input of the model's provenance (what medgen info lists), not an
+    # argument of this request
+    assert main(["sample", str(gan), "--n", "3", "--out", str(fasta)]) == 2
+    assert re.search("would overwrite .*train.fa, which this request reads or the model was "
+                     "made from", capsys.readouterr().err)
+    assert fasta.read_bytes() == before and not Path(f"{fasta}.json").exists()
 
 
 def json_load(path):
@@ -397,7 +503,7 @@ def test_a_small_real_sort_seq_run_designs_scores_and_cards_the_predictor(shared
 
 
 def test_the_sample_command_writes_a_fasta_of_a_dna_gan_and_refuses_a_predictor(
-        trained, tmp_path, capsys):
+        trained, tmp_path, capsys, caplog):
     from medgen.cli import main
 
     hp = {**registry.resolve_hparams("dna_gan", "default"), "channels": 4, "n_blocks": 1,
@@ -410,3 +516,12 @@ def test_the_sample_command_writes_a_fasta_of_a_dna_gan_and_refuses_a_predictor(
     assert main(["sample", str(trained["predictor"]), "--n", "3", "--out",
                  str(tmp_path / "p.fa")]) == 2
     assert "does not generate" in capsys.readouterr().err
+    # a folder (a trailing '/') is not written as a file
+    assert main(["sample", str(gan), "--n", "3", "--out", f"{tmp_path / 'dir.fa'}/"]) == 2
+    assert "ends in a path separator (a folder)" in capsys.readouterr().err
+    assert not (tmp_path / "dir.fa").exists()
+    # an earlier sample is replaced, with a warning naming it
+    with caplog.at_level(logging.WARNING, logger="medgen.synthetic_output"):
+        assert main(["sample", str(gan), "--n", "2", "--out", str(out)]) == 0
+    assert f"{out} exists and will be replaced" in caplog.text
+    assert out.read_text().count(">") == 2

@@ -99,6 +99,11 @@ def _scan(text: str, locate: Callable[[int], str], u_policy: str, allow_n: bool
             raise MedgenInputError(
                 f"{locate(i)} holds {text[i]!r}: RNA (U); DNA is expected: convert U to T "
                 "(u_policy='convert') or give DNA")
+        if kind == _N:  # only refused where N is not allowed: a measured sequence
+            raise MedgenInputError(
+                f"{locate(i)} holds {text[i]!r}: N (unknown base) is not allowed in a "
+                "measurement table (a measurement belongs to known bases); only "
+                f"{allowed} are read")
         raise MedgenInputError(
             f"{locate(i)} holds {text[i]!r}, not a DNA letter; only {allowed} are read")
     is_u = classes == _U
@@ -112,6 +117,39 @@ def _scan(text: str, locate: Callable[[int], str], u_policy: str, allow_n: bool
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise MedgenInputError(f"{name} is {value!r}; expected one of: {', '.join(choices)}")
+
+
+class _SpaceCounter:
+    """A text handle for Biopython's FASTA parser that counts the spaces and tabs inside
+    sequence lines, which the parser drops without a word (header lines are not counted)."""
+
+    def __init__(self, handle):
+        self.handle, self.spaces = handle, 0
+
+    def _count(self, line: str) -> str:
+        if line and line[0] != ">":
+            self.spaces += line.count(" ", 0, len(line.rstrip())) + line.rstrip().count("\t")
+        return line
+
+    def read(self, size: int = -1) -> str:  # Biopython probes the mode with read(0)
+        return self.handle.read(size)
+
+    def readline(self) -> str:
+        return self._count(self.handle.readline())
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return self._count(next(self.handle))
+
+
+def _check_file(path: Path, what: str) -> None:
+    """MedgenInputError when ``path`` is a folder or does not exist (``what``: 'FASTA file')."""
+    if path.is_dir():
+        raise MedgenInputError(f"{what} {path} is a folder, not a file")
+    if not path.is_file():
+        raise MedgenInputError(f"{what} {path} does not exist")
 
 
 def _open_text(path: Path):
@@ -144,7 +182,9 @@ def read_fasta_windows(
     - RNA ``U``: refused (``u_policy='refuse'``) or read as T (``'convert'``);
     - IUPAC ambiguity codes other than N (R, Y, K, M, S, W, B, D, H, V) and any other
       character (digits, '-', '*', '.'): refused;
-    - a record shorter than ``length`` is skipped.
+    - a record shorter than ``length`` is skipped;
+    - spaces and tabs inside sequence lines (a GenBank-style layout in blocks of ten) are
+      skipped by Biopython and counted (``whitespace_skipped``, a warning).
 
     Parameters
     ----------
@@ -170,14 +210,16 @@ def read_fasta_windows(
     report : dict
         path, length, stride, n_policy, u_policy, records, records_too_short,
         windows_total (before the N policy), windows_with_n, windows_dropped_n, windows,
-        soft_masked_bases, u_converted, truncated (max_windows reached).
+        soft_masked_bases, u_converted, whitespace_skipped, truncated (max_windows
+        reached).
 
     Raises
     ------
     MedgenInputError
-        A missing, empty or non-FASTA file (naming it); a character that is refused (naming
-        file, record and 1-based position); no window left (every record too short, or
-        every window with N dropped); bad ``length``, ``stride`` or policy values.
+        A missing, empty or non-FASTA file or a folder (naming it); a character that is
+        refused (naming file, record and 1-based position); no window left (every record
+        too short, or every window with N dropped); bad ``length``, ``stride`` or policy
+        values.
     """
     path = Path(path)
     for name, value in (("length", length), ("stride", stride), ("max_windows", max_windows)):
@@ -186,20 +228,20 @@ def read_fasta_windows(
     _check_choice("n_policy", n_policy, N_POLICIES)
     _check_choice("u_policy", u_policy, U_POLICIES)
     stride = stride or length
-    if not path.is_file():
-        raise MedgenInputError(f"FASTA file {path} does not exist")
+    _check_file(path, "FASTA file")
 
     report: dict[str, Any] = {
         "path": str(path), "length": length, "stride": stride, "n_policy": n_policy,
         "u_policy": u_policy, "records": 0, "records_too_short": 0, "windows_total": 0,
         "windows_with_n": 0, "windows_dropped_n": 0, "windows": 0, "soft_masked_bases": 0,
-        "u_converted": 0, "truncated": False,
+        "u_converted": 0, "whitespace_skipped": 0, "truncated": False,
     }
     records: list[str] = []
     starts: list[np.ndarray] = []
     sequences: list[str] = []
     try:
-        with _open_text(path) as handle:
+        with _open_text(path) as raw_handle:
+            handle = _SpaceCounter(raw_handle)
             for record in SeqIO.parse(handle, "fasta"):
                 report["records"] += 1
                 where = f"FASTA {path}, record '{record.id}'"
@@ -232,14 +274,16 @@ def read_fasta_windows(
                     break
     except UnicodeDecodeError:
         raise MedgenInputError(f"{path} is not a FASTA file (not text)") from None
-    except (ValueError, EOFError, OSError) as err:
+    except (EOFError, OSError) as err:  # a damaged or cut gzip file
+        raise MedgenInputError(f"{path} could not be read: {err}") from None
+    except ValueError as err:
         if isinstance(err, MedgenInputError):
             raise
-        # Biopython: text before the first '>' ("comments at the beginning of the file")
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        # Biopython: text before the first '>' (its long message is not repeated here)
         raise MedgenInputError(
-            f"{path} is not a FASTA file (a FASTA starts with a '>' header line): {first}"
-        ) from None
+            f"{path} is not a FASTA file: its first line does not start with a '>' header "
+            "line (a table? give it as sequence_design.source: table)") from None
+    report["whitespace_skipped"] = handle.spaces
     if report["records"] == 0:
         raise MedgenInputError(f"FASTA file {path} holds no records (empty, or no '>' header)")
     report["windows"] = len(sequences)
@@ -267,6 +311,9 @@ def _log_fasta_report(report: dict[str, Any]) -> None:
                  report["soft_masked_bases"])
     if report["u_converted"]:
         log.warning("%s: %d RNA U read as T (u_policy='convert')", path, report["u_converted"])
+    if report["whitespace_skipped"]:
+        log.warning("%s: %d spaces or tabs inside sequence lines skipped", path,
+                    report["whitespace_skipped"])
     if report["records_too_short"]:
         log.warning("%s: %d records shorter than %d bp skipped", path,
                     report["records_too_short"], report["length"])
@@ -481,7 +528,8 @@ def read_measurements(
 
     - sequences are read upper case; RNA U refused or read as T (``u_policy``; MAVENN's MPSA
       splice sites are written in RNA letters);
-    - a measurement that is missing (NaN, or a row with no reads) drops its row;
+    - a measurement that is missing (NaN, or a row with no reads) drops its row; an
+      infinite one is refused;
     - duplicate sequences: equal measurements keep one row; different ones are averaged
       (count columns: the reads are pooled, then the mean bin taken, which weights each
       row by its reads), with the number merged and the largest spread (max - min) logged
@@ -518,17 +566,18 @@ def read_measurements(
     Raises
     ------
     MedgenInputError
-        A missing or unreadable file; a missing column (naming the available ones); a
-        sequence of another length (naming its line and length); a character outside
-        ACGT (naming line and 1-based position); an unknown set name; no rows left.
+        A missing or unreadable file or a folder; a missing column (naming the available
+        ones); a sequence of another length (naming its line and length); a character
+        outside ACGT, N included (naming line and 1-based position); a measurement that is
+        not a number or infinite (naming line and value); an unknown set name; no rows
+        left.
     """
     path = Path(path)
     _check_choice("u_policy", u_policy, U_POLICIES)
     if (value_column is None) == (count_prefix is None):
         raise MedgenInputError(
             "give either value_column (a measurement column) or count_prefix (bin counts)")
-    if not path.is_file():
-        raise MedgenInputError(f"measurement table {path} does not exist")
+    _check_file(path, "measurement table")
     try:
         frame = pd.read_csv(path, sep=separator(path), dtype={sequence_column: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
@@ -616,12 +665,21 @@ def read_measurements(
 
 def _check_numeric(original: pd.DataFrame, parsed: pd.DataFrame, path: Path,
                    lines: np.ndarray) -> None:
+    """MedgenInputError naming line, column and value for a cell that is not a number or is
+    infinite (an empty cell or NaN is a missing measurement, dropped by the caller)."""
     bad = (parsed.isna() & original.notna()).to_numpy()
     if bad.any():
         row, col = (int(v[0]) for v in np.nonzero(bad))
         raise MedgenInputError(
             f"{path}, line {lines[row]}: column '{original.columns[col]}' is "
             f"{original.iloc[row, col]!r}; expected a number")
+    infinite = np.isinf(parsed.to_numpy(dtype=np.float64))
+    if infinite.any():
+        row, col = (int(v[0]) for v in np.nonzero(infinite))
+        raise MedgenInputError(
+            f"{path}, line {lines[row]}: column '{original.columns[col]}' is "
+            f"{str(original.iloc[row, col])!r}; expected a finite number (infinite values: "
+            f"{int(infinite.sum())})")
 
 
 def _merge_duplicates(table: pd.DataFrame, count_columns: list[str] | None

@@ -50,12 +50,14 @@ def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> Non
 
 
 def sample_sequences(model_path: str | os.PathLike, n: int, out: str | os.PathLike,
-                     seed: int = 0, device: str = "cpu") -> pd.DataFrame:
+                     seed: int = 0, device: str = "cpu",
+                     final: str | os.PathLike | None = None) -> pd.DataFrame:
     """``n`` sequences of a trained dna_gan (argmax of its base probabilities, seeded) as
     a FASTA at ``out`` (headers: id, ``synthetic=true``, the seed, GC and the generator's
     mean probability of the chosen base) and a TSV beside it (``<out>.tsv``) with the same
     columns and ``<out>.json`` (model sha256, provenance, ``synthetic: true``). Returns the
-    table.
+    table. ``final``: where ``out`` ends up, for the log (apply mode writes into a
+    temporary folder); default ``out``.
 
     Raises MedgenInputError for n < 1, n above ``medgen.synthetic_output.MAX_SAMPLES`` or
     more than the disk holds, or a model of another family.
@@ -86,8 +88,8 @@ def sample_sequences(model_path: str | os.PathLike, n: int, out: str | os.PathLi
         "model": str(model_path), "model_sha256": provenance.sha256_file(model_path),
         "family": "dna_gan", "n_sequences": int(n), "seed": seed, "synthetic": True,
         "provenance": provenance.collect(seed=seed, inputs=[model_path])})
-    log.info("dna_gan: %d sequences sampled (seed %d) to %s, mean GC %.3f", n, seed, out,
-             table["gc"].mean())
+    log.info("dna_gan: %d sequences sampled (seed %d) to %s, mean GC %.3f", n, seed,
+             final or out, table["gc"].mean())
     return table
 
 
@@ -140,8 +142,12 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
                   inputs=[section["path"]] if family == "sequence_predictor" else [])}
     with atomic.atomic_dir(out_dir) as tmp:
         if family == "dna_gan":
+            if section["path"]:  # a generator samples from its prior; no data are read
+                log.warning("config key 'sequence_design.path' (%s) is not used: a dna_gan "
+                            "samples sequences without data", section["path"])
             n = section["sampling"]["n_sequences"]
-            table = sample_sequences(model_path, n, tmp / "generated.fa", seed, device)
+            table = sample_sequences(model_path, n, tmp / "generated.fa", seed, device,
+                                     final=Path(out_dir) / "generated.fa")
             table.to_csv(tmp / "generated.tsv", sep="\t", index=False, float_format="%.6g")
             (tmp / "generated.fa.tsv").unlink()
             (tmp / "generated.fa.json").unlink()

@@ -4,6 +4,7 @@ a config is validated (before any job). Torch-free."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from medgen.errors import MedgenInputError
@@ -18,7 +19,8 @@ def check_config(config: dict[str, Any]) -> None:
         An empty ``sequence_design.path``; ``split_fractions`` that do not sum to 1 or
         give no training share; ``sequence_predictor`` listed with source 'fasta' (no
         measurements to train on); a table with both or neither of ``value_column`` and
-        ``count_prefix``; design settings that cannot run (:func:`_check_design`).
+        ``count_prefix``; design settings that cannot run (:func:`_check_design`); in a
+        training run with families, a val or test share of 0.
     """
     if "sequence_design" not in config.get("tasks", []):
         return
@@ -33,6 +35,16 @@ def check_config(config: dict[str, Any]) -> None:
         raise MedgenInputError(
             f"config key 'sequence_design.split_fractions' is {fractions}; expected "
             "(train, val, test) summing to 1 with train > 0")
+    if section["families"] and not config["apply"]["activate"]:
+        # every family is evaluated on the test split; val: the predictor's validation and
+        # the ridge baseline's alpha, the generation evaluation's reference row
+        for i, name in ((2, "test"), (1, "val")):
+            if not fractions[i] > 0:
+                raise MedgenInputError(
+                    f"config key 'sequence_design.split_fractions' is {fractions}: the {name} "
+                    f"share is 0, but {', '.join(section['families'])} are evaluated with "
+                    "a val and a test split; expected (train, val, test), each > 0 (unless "
+                    "the table brings its own set column)")
     if section["source"] == "fasta":
         if "sequence_predictor" in section["families"]:
             raise MedgenInputError(
@@ -40,7 +52,7 @@ def check_config(config: dict[str, Any]) -> None:
                 "sequence_design.source is 'fasta' (sequences without measurements): set "
                 "source: table or remove sequence_predictor")
         return
-    _check_design(section)
+    _check_design(section, config["apply"]["activate"])
     table = section["table"]
     if (table["value_column"] is None) == (table["count_prefix"] is None):
         raise MedgenInputError(
@@ -49,23 +61,45 @@ def check_config(config: dict[str, Any]) -> None:
             "or the prefix of sort-seq bin counts with value_column: null)")
 
 
-def _check_design(section: dict[str, Any]) -> None:
-    """``sequence_design.design``: a target of 'max', 'min' or a number; 'joint' only with
-    dna_gan among the families; a motif or motif experiment only with a JASPAR file
-    (``evaluation.motifs``)."""
+def _check_design(section: dict[str, Any], apply: bool = False) -> None:
+    """``sequence_design.design``: a target of 'max', 'min' or a finite number; 'joint' only
+    with dna_gan among the families; a motif or motif experiment only with a JASPAR file
+    (``evaluation.motifs``) that holds it (checked when the file exists; not in apply mode,
+    which designs nothing)."""
     design = section["design"]
     target = design["target"]
-    if isinstance(target, str) and target not in ("max", "min"):
+    if (target not in ("max", "min") if isinstance(target, str)
+            else isinstance(target, bool) or not math.isfinite(target)):
         raise MedgenInputError(f"config key 'sequence_design.design.target' is {target!r}; "
-                               "expected 'max', 'min' or a number")
+                               "expected 'max', 'min' or a finite number")
     if "sequence_predictor" not in section["families"]:
         return
     if "joint" in (design["methods"] or []) and "dna_gan" not in section["families"]:
         raise MedgenInputError(
             "config key 'sequence_design.design.methods' lists 'joint' (GAN + predictor), "
             "which needs a trained dna_gan: add dna_gan to sequence_design.families")
+    motifs = section["evaluation"]["motifs"]
     for key in ("motif", "motif_experiment"):
-        if design[key] and not section["evaluation"]["motifs"]:
+        if design[key] and not motifs:
             raise MedgenInputError(
                 f"config key 'sequence_design.design.{key}' is {design[key]!r} but "
                 "'sequence_design.evaluation.motifs' (the JASPAR file) is empty")
+        if design[key] and not apply and Path(motifs).is_file():
+            ids = _jaspar_ids(motifs)
+            if design[key] not in ids:  # the design job's message (read_jaspar), up front
+                raise MedgenInputError(
+                    f"config key 'sequence_design.design.{key}' is {design[key]!r}: "
+                    f"{motifs}: no matrix {design[key]}")
+
+
+def _jaspar_ids(path: str) -> frozenset[str]:
+    """The matrix IDs of a JASPAR file, with and without their version ('MA0058.4',
+    'MA0058'), from its '>' header lines alone (cheap: no matrix is parsed; the design job
+    reads the file in full)."""
+    ids: set[str] = set()
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if line.startswith(">") and line[1:].split():
+                matrix_id = line[1:].split()[0]
+                ids |= {matrix_id, matrix_id.split(".")[0]}
+    return frozenset(ids)

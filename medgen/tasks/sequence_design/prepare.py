@@ -37,12 +37,26 @@ def provenance_path(data_path: str | os.PathLike) -> Path:
     return Path(data_path).with_suffix(".json")
 
 
-def _log_split(split: np.ndarray, how: str) -> dict[str, int]:
+def _log_split(split: np.ndarray, how: str, required: tuple[str, ...] = ("train",)
+               ) -> dict[str, int]:
+    """Counts per split, logged; MedgenInputError naming the split and the counts when a
+    ``required`` split is empty (too few sequences for the fractions), before anything is
+    written rather than when the evaluation finds it empty."""
     counts = {name: int((split == name).sum()) for name in SPLITS}
-    log.info("sequence split (%s): %s", how, ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    if not counts["train"]:
-        raise MedgenInputError(f"no training sequences after the split ({how})")
+    listed = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    log.info("sequence split (%s): %s", how, listed)
+    for name in required:
+        if not counts[name]:
+            raise MedgenInputError(
+                f"no '{name}' sequences after the split ({how}): {listed} of {len(split):,} "
+                "sequences; give more sequences (e.g. a larger sequence_design.window."
+                "max_windows) or other sequence_design.split_fractions")
     return counts
+
+
+def _required(fractions: tuple[float, float, float]) -> tuple[str, ...]:
+    """The splits an identity split by ``fractions`` must fill: those given a share."""
+    return tuple(name for name, share in zip(SPLITS, fractions, strict=True) if share > 0)
 
 
 def prepare_windows(fasta: str | os.PathLike, out: str | os.PathLike, length: int,
@@ -54,13 +68,14 @@ def prepare_windows(fasta: str | os.PathLike, out: str | os.PathLike, length: in
     identity (``identity_split``, ``fractions``, ``seed``) and write ``out`` (data.npz) and
     its ``data.json`` (reader report, split counts, provenance with the FASTA's checksum).
 
-    Returns ``out``. Raises MedgenInputError as the reader and the split do; nothing is
-    written then.
+    Returns ``out``. Raises MedgenInputError as the reader and the split do, and when a
+    split given a share holds no window (naming it and the counts); nothing is written then.
     """
     windows, report = read_fasta_windows(fasta, length, stride, n_policy, u_policy,
                                          max_windows)
     split = identity_split(windows["sequence"].tolist(), fractions, seed).astype(str)
-    counts = _log_split(split, f"identity, fractions {list(fractions)}, seed {seed}")
+    counts = _log_split(split, f"identity, fractions {list(fractions)}, seed {seed}",
+                        _required(fractions))
     arrays = {"onehot": one_hot(windows["sequence"].tolist()).astype(np.uint8),
               "split": split, "record": windows["record"].to_numpy(dtype=str),
               "start": windows["start"].to_numpy(dtype=np.int64)}
@@ -87,7 +102,9 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
     of the training measurements; the generators (dna_gan) train on those alone, so
     designs that pass the training maximum show what design adds beyond the GAN's data.
 
-    Returns ``out``. Raises MedgenInputError as the reader and the split do.
+    Returns ``out``. Raises MedgenInputError as the reader and the split do, and when a
+    split holds no sequence (one given a share; with the table's set column 'train' or
+    'test'), naming it and the counts.
     """
     frame, report = read_measurements(table, sequence_column, value_column,
                                       count_prefix=count_prefix, length=length,
@@ -95,10 +112,12 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
     if "set" in frame.columns:
         split = frame["set"].to_numpy(dtype=str)
         how = {"how": f"the table's column '{set_column}'"}
+        required = ("train", "test")  # the evaluations score the test split
     else:
         split = identity_split(frame["sequence"].tolist(), fractions, seed).astype(str)
         how = {"how": "identity", "fractions": list(fractions), "seed": seed}
-    how["counts"] = _log_split(split, how["how"])
+        required = _required(fractions)
+    how["counts"] = _log_split(split, how["how"], required)
     arrays = {"onehot": one_hot(frame["sequence"].tolist()).astype(np.uint8),
               "split": split, "value": frame["value"].to_numpy(dtype=np.float64),
               "line": frame["line"].to_numpy(dtype=np.int64)}

@@ -89,7 +89,10 @@ def sequence_design_tidy():
 
 
 def sequence_design_run_inputs():
-    """Every input file (the run's provenance): the FASTA or table and the motif file."""
+    """Every input file (the run's provenance): the FASTA or table and the motif file (in
+    apply mode the new sequences alone: apply reads no motif file nor oracle table)."""
+    if apply_mode():
+        return sequence_design_inputs()
     motifs = sequence_generators() or (designing() and design_motif_ids())
     oracle_tables = design_settings()["oracle_tables"] if designing() else []
     return (
