@@ -319,6 +319,18 @@ def test_duplicates_equal_are_deduplicated_different_are_averaged(tmp_path, capl
         in caplog.text
 
 
+def test_a_sequence_repeated_in_different_sets_is_refused_naming_its_lines(tmp_path):
+    path = write_table(tmp_path, ["x,y,set", "ACGT,1,training", "CCGT,2,test",
+                                  "ACGT,1,test", "GGGG,3,validation", "CCGT,2,training"])
+    with pytest.raises(MedgenInputError, match=re.escape(
+            f"{path}: sequence ACGT is repeated in different sets of column 'set' (line 2: "
+            "train, line 4: test); 2 sequences are; a sequence must be in one split")):
+        read_measurements(path)
+    table, _ = read_measurements(path, set_column=None)  # no split read: merged as before
+    assert table.set_index("sequence")["n_rows"].to_dict() == {"ACGT": 2, "CCGT": 2,
+                                                               "GGGG": 1}
+
+
 def test_mean_bin_of_counts_and_pooled_duplicates(tmp_path):
     counts = np.array([[0, 1, 0], [2, 0, 2], [0, 0, 0]])
     np.testing.assert_allclose(mean_bin(counts), [1.0, 1.0, np.nan])

@@ -20,11 +20,15 @@ from medgen.data.sequence import one_hot
 from medgen.errors import MedgenInputError
 from medgen.models.dna_gan.module import DNAGenerator, SequenceGenerator
 from medgen.tasks.sequence_design import design as dz
+from medgen.tasks.sequence_design import generation_metrics as gm
 from medgen.tasks.sequence_design.config_checks import check_config
 from medgen.tasks.sequence_design.design_evaluation import (
+    design_objectives,
     design_sequences,
     evaluate_designs,
     mean_pairwise_hamming,
+    method_metrics,
+    write_designed_fasta,
 )
 from medgen.tasks.sequence_design.inference import load
 from medgen.tasks.sequence_design.oracle import train_oracle
@@ -131,6 +135,114 @@ def test_mean_pairwise_hamming_has_the_known_answer():
     assert mean_pairwise_hamming(["AAAA", "AAAA"]) == 0
     assert mean_pairwise_hamming(["AAAA", "AATT", "TTTT"]) == pytest.approx((2 + 4 + 2) / 3)
     assert np.isnan(mean_pairwise_hamming(["AAAA"]))
+
+
+# a toy predictor: the best match of a CACGTG (MAX) PSSM, 2 bits per matching base
+CACGTG_PSSM = np.where(one_hot(["CACGTG"])[0].T == 1, 2.0, -2.0).astype(np.float32)
+
+
+class CacgtgPredictor:
+    """Rewards CACGTG (either strand) as a trained sequence_predictor would its motif."""
+
+    predict_tensor = staticmethod(dz.pwm_objective(CACGTG_PSSM, "cacgtg").score)
+
+
+def has_tata(sequence: str) -> bool:
+    return MOTIF in sequence or "ATTATA" in sequence  # either strand
+
+
+def test_the_predictor_and_motif_objectives_combine_by_motif_weight(tmp_path):
+    motifs = tmp_path / "motifs.jaspar"
+    motifs.write_text(JASPAR_TATA)
+    train = random_sequences(600, 20, np.random.default_rng(0))
+    scorer = gm.motif_scorers(gm.read_jaspar(motifs, ["MA9999"]), train, seed=0)[0]
+    both = one_hot(["CCCACGTGCCTATAATCCCC"]).astype(np.float32)
+    carried = {}
+    for weight in (0.0, 1.0, 3.0):
+        objectives = design_objectives(CacgtgPredictor(), settings(
+            target="max", motif="MA9999", motif_weight=weight), train, 0, motifs)
+        assert [(o.name, o.target, o.weight) for o in objectives] == [
+            ("predictor", "max", 1.0), ("motif MA9999.1", "max", weight)]
+        # a perfect match scores its PSSM's column maxima: 12 bits for CACGTG
+        loss = dz.total_loss(objectives, torch.from_numpy(both))
+        assert float(loss) == pytest.approx(-(12 + weight * scorer.pssm.max(axis=0).sum()),
+                                            rel=1e-5)
+        designs = dz.activation_maximisation(objectives, 6, 20, steps=300, seed=0).sequences
+        carried[weight] = (sum("CACGTG" in s for s in designs), sum(map(has_tata, designs)),
+                           sum("CACGTG" in s and has_tata(s) for s in designs))
+    # (designs with CACGTG, with TATAAT, with both) of 6: weight 0 designs the predictor's
+    # motif alone; weight 1 adds the PWM's motif to half or more; weight 3 puts the PWM's
+    # motif in every design, beside CACGTG in half or more (the max over windows lets the
+    # two motifs compete for one window: not all designs carry both)
+    assert carried[0.0] == (6, 0, 0), carried
+    assert carried[1.0][0] == 6 and carried[1.0][2] >= 3, carried
+    assert carried[3.0][1] == 6 and carried[3.0][2] >= 3, carried
+    assert design_objectives(CacgtgPredictor(), settings(motif=""), train)[-1].name == \
+        "predictor"
+
+
+def test_the_per_method_design_metrics_have_their_known_answers():
+    sequences = ["AAAA", "GGCC", "ACGA"]
+    measured = ["TTTT", "GGCA"]
+    train_oracle = np.arange(101.0)  # max 100, top-1% cut (0.99 quantile) 99
+    got = method_metrics(sequences, np.array([101.5, 99.5, 53.0]),
+                         np.array([100.5, 99.5, 50.0]), measured, train_oracle, "max")
+    assert got == pytest.approx({
+        "n": 3, "predictor_mean": 254 / 3, "oracle_mean": 250 / 3, "oracle_median": 99.5,
+        "oracle_max": 100.5,
+        "beyond_train_max": 1 / 3,  # 100.5 > 100
+        "beyond_train_top1": 2 / 3,  # 100.5, 99.5 > 99
+        "predictor_oracle_gap": (1 + 0 + 3) / 3,
+        # pairs: AAAA-GGCC 4, AAAA-ACGA 2, GGCC-ACGA 4
+        "diversity_hamming": 10 / 3,
+        # AAAA is TTTT's reverse complement (0; 3 on one strand), GGCC 1 from GGCA, ACGA's
+        # reverse complement TCGT 2 from TTTT (3 from GGCA on its own strand)
+        "nn_measured_hamming": (0 + 1 + 2) / 3,
+        "gc_mean": (0 + 1 + 0.5) / 3})
+    low = method_metrics(sequences, np.zeros(3), np.array([-1.0, 0.5, 50.0]), measured,
+                         train_oracle, "min")
+    assert (low["beyond_train_max"], low["beyond_train_top1"]) == pytest.approx((1 / 3, 2 / 3))
+    value = method_metrics(sequences, np.zeros(3), np.zeros(3), measured, train_oracle, 2.0)
+    assert np.isnan(value["beyond_train_max"]) and np.isnan(value["beyond_train_top1"])
+
+
+def test_designed_fasta_headers_carry_each_score(tmp_path):
+    table = pd.DataFrame({"objective": ["predictor", "predictor", "motif M1 X"],
+                          "method": ["evolution", "evolution", "evolution"],
+                          "index": [0, 1, 0], "sequence": ["ACGT", "CCGG", "TTAA"],
+                          "predictor": [1.5, 2.25, 0.125], "oracle": [1.0, -0.5, 3.0]})
+    folder = tmp_path / "designed"
+    write_designed_fasta(table, folder, ("predictor", "oracle"))
+    assert (folder / "predictor_evolution.fa").read_text() == (
+        ">evolution_0 objective=predictor predictor=1.5 oracle=1\nACGT\n"
+        ">evolution_1 objective=predictor predictor=2.25 oracle=-0.5\nCCGG\n")
+    assert (folder / "motif_M1_X_evolution.fa").read_text() == (
+        ">evolution_0 objective=motif_M1_X predictor=0.125 oracle=3\nTTAA\n")
+
+
+def test_the_evaluation_writes_the_designs_with_predictor_and_oracle_scores(tmp_path):
+    # one epoch of tiny networks (about a second): the scores, not the models, are checked
+    data = prepared_measurements(tmp_path / "data", seed=0, n=100, length=12)
+    small = {"filters": 4, "hidden": [4], "batch_size": 32, "max_epochs": 1}
+    predictor = train_model("sequence_predictor", data, {
+        **registry.resolve_hparams("sequence_predictor", "default"), **small,
+        "filter_width": 5}, TRAINING, 0, tmp_path / "pred")
+    oracle = train_oracle(data, tmp_path / "oracle.pt", seed=0, overrides=small)
+    design_sequences(data, predictor, tmp_path / "design", settings(
+        n_sequences=3, steps=5, evolution_rounds=2, evolution_mutants=3), seed=0)
+    evaluate_designs(data, tmp_path / "design", oracle, tmp_path / "eval", seed=0)
+    lines = (tmp_path / "eval/designed/predictor_evolution.fa").read_text().splitlines()
+    headers, sequences = lines[0::2], lines[1::2]
+    expected_oracle = load(oracle).predict(one_hot(sequences))
+    expected_predictor = load(predictor).predict(one_hot(sequences))
+    for i, header in enumerate(headers):
+        fields = dict(f.split("=") for f in header.split()[1:])
+        assert header.startswith(f">evolution_{i} objective=predictor predictor=")
+        assert float(fields["oracle"]) == pytest.approx(expected_oracle[i], rel=1e-5)
+        assert float(fields["predictor"]) == pytest.approx(expected_predictor[i], rel=1e-5)
+    assert {p.name for p in (tmp_path / "eval/designed").iterdir()} == {
+        f"predictor_{m}.fa" for m in ("activation_maximisation", "evolution", "random",
+                                      "best_measured")}
 
 
 @pytest.mark.parametrize("call, message", [
@@ -298,6 +410,30 @@ def test_a_split_left_empty_by_too_few_sequences_is_refused_in_preparation(tmp_p
     with pytest.raises(MedgenInputError, match="no 'test' sequences after the split \\(the "
                                                "table's column 'set'\\): train 5, val 1, test 0"):
         prepare_measurements(table, tmp_path / "t.npz")
+
+
+def test_a_table_split_with_reverse_complements_in_two_splits_is_refused(tmp_path):
+    from medgen.tasks.sequence_design.prepare import load_prepared, prepare_measurements
+
+    rows = [("AAACCC", "training"), ("GGGTTT", "test"),  # reverse complements
+            ("ACGTAC", "training"), ("CCCAAA", "validation"),
+            ("TTTGGG", "training"),  # the reverse complement of CCCAAA
+            ("GATTAC", "test"), ("AATATT", "test")]  # AATATT is its own reverse complement
+    table = tmp_path / "set.csv"
+    pd.DataFrame({"x": [r[0] for r in rows], "y": 1.0, "set": [r[1] for r in rows]}) \
+        .to_csv(table, index=False)
+    with pytest.raises(MedgenInputError, match=re.escape(
+            f"{table}, column 'set': 4 sequences are in another split than their reverse "
+            "complement or a copy (first: line 2 (train), line 3 (test); line 5 (val), line "
+            "6 (train)); no sequence nor its reverse complement may be in two splits")):
+        prepare_measurements(table, tmp_path / "t.npz")
+    assert not (tmp_path / "t.npz").exists()
+    # one set per pair: prepared, the table's split kept
+    pd.read_csv(table).assign(set=["training", "training", "training", "validation",
+                                   "validation", "test", "test"]).to_csv(table, index=False)
+    arrays, _ = load_prepared(prepare_measurements(table, tmp_path / "t.npz"))
+    assert arrays["split"].tolist() == ["train", "train", "train", "val", "val", "test",
+                                        "test"]
 
 
 def test_the_design_methods_follow_the_families_and_the_predictor_is_carded():

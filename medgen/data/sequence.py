@@ -461,6 +461,40 @@ def identity_split(
     return labels
 
 
+def check_strand_split(sequences: Sequence[str], split: Sequence[str], lines: Sequence[int],
+                       what: str, examples: int = 3) -> None:
+    """Refuse a given split (a table's own set column) that puts a sequence and its reverse
+    complement (or the sequence itself) in two splits: the promise of
+    :func:`identity_split`, which a model tested on the other strand of a training sequence
+    would break.
+
+    Parameters
+    ----------
+    sequences, split, lines
+        One per row: the sequence, its split and its 1-based line in the file.
+    what
+        The file and column, for the message.
+
+    Raises
+    ------
+    MedgenInputError
+        Naming ``what``, how many sequences share a strand-free key with another split and
+        the first ``examples`` such groups (lines and splits).
+    """
+    frame = pd.DataFrame({"key": [canonical(s.upper()) for s in sequences],
+                          "split": np.asarray(split, dtype=str), "line": lines})
+    crossing = frame.groupby("key", sort=False)["split"].transform("nunique") > 1
+    if not crossing.any():
+        return
+    shown = [", ".join(f"line {line} ({name})" for line, name in
+                       zip(group["line"], group["split"], strict=True))
+             for _, group in list(frame[crossing].groupby("key", sort=False))[:examples]]
+    raise MedgenInputError(
+        f"{what}: {int(crossing.sum())} sequences are in another split than their reverse "
+        f"complement or a copy (first: {'; '.join(shown)}); no sequence nor its reverse "
+        "complement may be in two splits: give each such group one set")
+
+
 def mean_bin(counts: pd.DataFrame | np.ndarray, bins: Sequence[float] | None = None
              ) -> np.ndarray:
     """Mean sort bin of each variant from its read counts per bin (sort-seq activity).
@@ -533,7 +567,7 @@ def read_measurements(
     - duplicate sequences: equal measurements keep one row; different ones are averaged
       (count columns: the reads are pooled, then the mean bin taken, which weights each
       row by its reads), with the number merged and the largest spread (max - min) logged
-      as a warning; the merged row keeps its first row's set;
+      as a warning; repeats in different sets are refused (a sequence in two splits);
     - the ``set_column`` (if the file has it) is read as the split: 'training' -> 'train',
       'validation' -> 'val', 'test' -> 'test'.
 
@@ -569,8 +603,8 @@ def read_measurements(
         A missing or unreadable file or a folder; a missing column (naming the available
         ones); a sequence of another length (naming its line and length); a character
         outside ACGT, N included (naming line and 1-based position); a measurement that is
-        not a number or infinite (naming line and value); an unknown set name; no rows
-        left.
+        not a number or infinite (naming line and value); an unknown set name; a sequence
+        repeated in different sets (naming its lines and sets); no rows left.
     """
     path = Path(path)
     _check_choice("u_policy", u_policy, U_POLICIES)
@@ -656,6 +690,8 @@ def read_measurements(
     table = table[~nan]
     if table.empty:
         raise MedgenInputError(f"{path}: every measurement ({what}) is missing")
+    if has_set:
+        _refuse_set_conflicts(table, path, set_column)
     table, merged = _merge_duplicates(table, value_columns if count_prefix else None)
     report.update(merged)
     report["sets"] = table["set"].value_counts().to_dict() if has_set else None
@@ -682,11 +718,27 @@ def _check_numeric(original: pd.DataFrame, parsed: pd.DataFrame, path: Path,
             f"{int(infinite.sum())})")
 
 
+def _refuse_set_conflicts(table: pd.DataFrame, path: Path, set_column: str) -> None:
+    """MedgenInputError naming the lines and sets of the first sequence repeated in
+    different sets, and how many are: merged, it would be in two splits."""
+    sets = table.groupby("sequence", sort=False)["set"]
+    conflicting = sets.nunique() > 1
+    if not conflicting.any():
+        return
+    first = table[table["sequence"] == conflicting.idxmax()]
+    where = ", ".join(f"line {line}: {name}" for line, name in zip(first["line"], first["set"],
+                                                                     strict=True))
+    raise MedgenInputError(
+        f"{path}: sequence {first['sequence'].iloc[0]} is repeated in different sets of "
+        f"column '{set_column}' ({where}); {int(conflicting.sum())} sequences are; a "
+        "sequence must be in one split: give its rows one set")
+
+
 def _merge_duplicates(table: pd.DataFrame, count_columns: list[str] | None
                       ) -> tuple[pd.DataFrame, dict[str, Any]]:
     duplicated = table["sequence"].duplicated(keep=False).to_numpy()
     summary: dict[str, Any] = {"duplicates_equal": 0, "duplicates_averaged": 0,
-                               "largest_spread": 0.0, "set_conflicts": 0}
+                               "largest_spread": 0.0}
     if not duplicated.any():
         return table.assign(n_rows=1), summary
     groups = table.groupby("sequence", sort=False)
@@ -699,8 +751,6 @@ def _merge_duplicates(table: pd.DataFrame, count_columns: list[str] | None
         merged["value"] = mean_bin(pooled.to_numpy())
     else:
         merged["value"] = groups["value"].mean()
-    if "set" in table.columns:
-        summary["set_conflicts"] = int((groups["set"].nunique() > 1).sum())
     repeated = merged["n_rows"] > 1
     summary["duplicates_equal"] = int((repeated & (spread == 0)).sum())
     summary["duplicates_averaged"] = int((repeated & (spread > 0)).sum())
@@ -727,6 +777,3 @@ def _log_measurement_report(report: dict[str, Any], table: pd.DataFrame) -> None
         log.warning("%s: %d sequences repeated with different measurements: averaged "
                     "(largest spread %.4g)", path, report["duplicates_averaged"],
                     report["largest_spread"])
-    if report["set_conflicts"]:
-        log.warning("%s: %d repeated sequences were in different sets: each merged row "
-                    "keeps its first row's set", path, report["set_conflicts"])

@@ -77,6 +77,25 @@ def _motif(motifs: str | os.PathLike, matrix_id: str, train: list[str], seed: in
     return gm.motif_scorers(gm.read_jaspar(motifs, [matrix_id]), train, seed=seed)[0]
 
 
+def design_objectives(predictor, settings: dict[str, Any], train: list[str], seed: int = 0,
+                      motifs: str | os.PathLike | None = None) -> list[dz.Objective]:
+    """The design job's objectives: the predictor's prediction towards ``settings['target']``
+    and, when ``settings['motif']`` names a JASPAR matrix of ``motifs``, that motif's best
+    PSSM match (target 'max', weight ``settings['motif_weight']``; the PSSM on the training
+    composition). The methods minimise the weighted sum of their losses
+    (:func:`design.total_loss`).
+
+    ``predictor`` needs ``predict_tensor`` (a ``SequencePredictor``). Raises
+    MedgenInputError for a motif ID the JASPAR file lacks.
+    """
+    objectives = [dz.predictor_objective(predictor, settings["target"])]
+    if settings.get("motif"):
+        scorer = _motif(motifs, settings["motif"], train, seed)
+        objectives.append(dz.pwm_objective(scorer.pssm, f"motif {scorer.matrix_id}",
+                                           "max", settings["motif_weight"]))
+    return objectives
+
+
 def _run_methods(objectives: list[dz.Objective], methods: list[str], settings: dict[str, Any],
                  length: int, train: list[str], train_values: np.ndarray, seed: int,
                  generator=None, baselines: bool = True) -> dict[str, dz.Design]:
@@ -155,11 +174,7 @@ def design_sequences(
     if "joint" in methods and generator is None:
         raise MedgenInputError("sequence_design.design.methods lists 'joint', which needs a "
                                "trained dna_gan: add dna_gan to sequence_design.families")
-    objectives = [dz.predictor_objective(predictor, settings["target"])]
-    if settings.get("motif"):
-        scorer = _motif(motifs, settings["motif"], train, seed)
-        objectives.append(dz.pwm_objective(scorer.pssm, f"motif {scorer.matrix_id}",
-                                           "max", settings["motif_weight"]))
+    objectives = design_objectives(predictor, settings, train, seed, motifs)
     sets = {PREDICTOR_OBJECTIVE: _run_methods(objectives, methods, settings, length, train,
                                               values["train"], seed, generator)}
     if settings.get("motif_experiment"):
@@ -199,13 +214,7 @@ def design_sequences(
         table.to_csv(tmp / "designs.tsv", sep="\t", index=False, float_format="%.6g")
         trajectory.to_csv(tmp / "trajectories.tsv", sep="\t", index=False,
                           float_format="%.6g")
-        (tmp / "designed").mkdir()
-        for (objective, method), group in table.groupby(["objective", "method"], sort=False):
-            name = objective.replace(" ", "_")
-            (tmp / "designed" / f"{name}_{method}.fa").write_text("".join(
-                f">{method}_{i} objective={name} predictor={p:.6g}\n{s}\n"
-                for i, s, p in zip(group["index"], group["sequence"], group["predictor"],
-                                   strict=True)))
+        write_designed_fasta(table, tmp / "designed", ("predictor",))
         atomic.write_json(tmp / "design.json", {
             "settings": settings, "methods": methods,
             "objectives": [o.name for o in objectives],
@@ -219,6 +228,22 @@ def design_sequences(
                         *([motifs] if motifs and (settings.get("motif")
                                                   or settings.get("motif_experiment")) else [])])})
     return table
+
+
+def write_designed_fasta(table: pd.DataFrame, folder: Path, scores: tuple[str, ...]) -> None:
+    """Write ``folder/<objective>_<method>.fa`` (spaces in the objective as '_'), one record
+    per design of ``table`` (columns objective, method, index, sequence and ``scores``):
+    ``><method>_<index> objective=<objective> <score>=<value> ...``, e.g. ``predictor=1.5
+    oracle=1.2``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for (objective, method), group in table.groupby(["objective", "method"], sort=False):
+        name = objective.replace(" ", "_")
+        values = group[list(scores)].to_numpy(dtype=np.float64)
+        (folder / f"{name}_{method}.fa").write_text("".join(
+            f">{method}_{i} objective={name} "
+            + " ".join(f"{k}={v:.6g}" for k, v in zip(scores, row, strict=True))
+            + f"\n{s}\n"
+            for i, s, row in zip(group["index"], group["sequence"], values, strict=True)))
 
 
 def mean_pairwise_hamming(sequences: list[str], seed: int = 0,
@@ -302,6 +327,43 @@ def _beyond(scores: np.ndarray, reference: np.ndarray, target: str | float, q: f
     return float("nan"), float("nan")
 
 
+def method_metrics(sequences: list[str], predictor: np.ndarray, oracle: np.ndarray,
+                   measured: list[str], train_oracle: np.ndarray, target: str | float,
+                   seed: int = 0, q: float = 0.01) -> dict[str, float]:
+    """The design evaluation's metrics of one method's designs.
+
+    Parameters
+    ----------
+    sequences, predictor, oracle
+        The designs and their design-predictor and evaluation-oracle scores.
+    measured
+        Every measured sequence (all splits): the nearest-neighbour reference.
+    train_oracle
+        The oracle's scores of the training sequences: the 'beyond' reference.
+
+    Returns
+    -------
+    dict
+        n, predictor_mean, oracle_mean, oracle_median, oracle_max, beyond_train_max and
+        beyond_train_top1 (fractions beyond the training maximum / top ``q``, :func:`_beyond`),
+        predictor_oracle_gap (mean predictor - oracle: how much the method exploits its
+        predictor), diversity_hamming (:func:`mean_pairwise_hamming`),
+        nn_measured_hamming (mean Hamming distance to the nearest measured sequence, either
+        strand) and gc_mean.
+    """
+    beyond, top = _beyond(oracle, train_oracle, target, q)
+    return {
+        "n": len(sequences), "predictor_mean": float(np.mean(predictor)),
+        "oracle_mean": float(oracle.mean()), "oracle_median": float(np.median(oracle)),
+        "oracle_max": float(oracle.max()), "beyond_train_max": beyond,
+        "beyond_train_top1": top,
+        "predictor_oracle_gap": float(np.mean(np.asarray(predictor) - oracle)),
+        "diversity_hamming": mean_pairwise_hamming(sequences, seed),
+        "nn_measured_hamming": float(gm.nearest_neighbour_hamming(sequences, measured)
+                                     .mean()),
+        "gc_mean": float(np.mean(gm.gc_content(sequences)))}
+
+
 def evaluate_designs(
     data_path: str | os.PathLike,
     design_dir: str | os.PathLike,
@@ -320,7 +382,8 @@ def evaluate_designs(
     and a 'measured (train)' reference row: n, predictor_mean, oracle_mean, oracle_median,
     oracle_max, beyond_train_max, beyond_train_top1, predictor_oracle_gap, diversity_hamming,
     nn_measured_hamming, gc_mean), ``metrics_tidy.tsv`` (the methods' rows, split
-    'design'), ``oracle_scores.tsv`` (per design), ``motif_experiment.tsv`` (with a motif
+    'design'), ``oracle_scores.tsv`` (per design), ``designed/<objective>_<method>.fa``
+    (the designs with their predictor and oracle scores), ``motif_experiment.tsv`` (with a motif
     experiment: per method the motif's match rate before and after design),
     ``metrics.json`` and the figures (``design_trajectories.png``, ``oracle_scores.png``,
     ``logos.png``). With ``predictor_path``, the tidy table also holds the design
@@ -363,21 +426,13 @@ def evaluate_designs(
              "measured_max": float(values["train"].max())}]
     main = designs[designs["objective"] == PREDICTOR_OBJECTIVE]
     for method, group in main.groupby("method", sort=False):
-        scores = group["oracle"].to_numpy()
-        sequences = group["sequence"].tolist()
-        beyond, top = _beyond(scores, train_oracle, target, q)
-        rows.append({
-            "method": method, "n": len(group), "predictor_mean": group["predictor"].mean(),
-            "oracle_mean": scores.mean(), "oracle_median": np.median(scores),
-            "oracle_max": scores.max(), "beyond_train_max": beyond, "beyond_train_top1": top,
-            "predictor_oracle_gap": float((group["predictor"] - group["oracle"]).mean()),
-            "diversity_hamming": mean_pairwise_hamming(sequences, seed),
-            "nn_measured_hamming": float(gm.nearest_neighbour_hamming(sequences, measured)
-                                         .mean()),
-            "gc_mean": float(np.mean(gm.gc_content(sequences)))})
+        rows.append({"method": method, **method_metrics(
+            group["sequence"].tolist(), group["predictor"].to_numpy(dtype=np.float64),
+            group["oracle"].to_numpy(), measured, train_oracle, target, seed, q)})
         log.info("%s: oracle mean %.4g (max %.4g; training max %.4g), beyond the training "
-                 "max %.3f, predictor - oracle %.4g", method, scores.mean(), scores.max(),
-                 train_oracle.max(), beyond, rows[-1]["predictor_oracle_gap"])
+                 "max %.3f, predictor - oracle %.4g", method, rows[-1]["oracle_mean"],
+                 rows[-1]["oracle_max"], train_oracle.max(), rows[-1]["beyond_train_max"],
+                 rows[-1]["predictor_oracle_gap"])
     table = pd.DataFrame(rows)
     if "generator_train" in seqs:  # the paper's check: beyond what the GAN trained on
         gan_oracle = oracle.predict(one_hot(seqs["generator_train"]))
@@ -418,6 +473,8 @@ def evaluate_designs(
     with atomic.atomic_dir(out_dir) as tmp:
         table.to_csv(tmp / "metrics.tsv", sep="\t", index=False, float_format="%.6g")
         designs.to_csv(tmp / "oracle_scores.tsv", sep="\t", index=False, float_format="%.6g")
+        # the design job wrote its FASTA before the oracle ran: these carry both scores
+        write_designed_fasta(designs, tmp / "designed", ("predictor", "oracle"))
         methods_only = table[table["method"] != "measured (train)"]
         measured_metrics = [m for m in metric_names if methods_only[m].notna().any()]
         accuracy = (predictor_metrics(seqs, values, load(

@@ -24,7 +24,13 @@ from typing import Any
 import numpy as np
 
 from medgen import atomic, provenance
-from medgen.data.sequence import identity_split, one_hot, read_fasta_windows, read_measurements
+from medgen.data.sequence import (
+    check_strand_split,
+    identity_split,
+    one_hot,
+    read_fasta_windows,
+    read_measurements,
+)
 from medgen.errors import MedgenInputError
 
 log = logging.getLogger(__name__)
@@ -94,8 +100,10 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
     """Read a measurement table (``medgen.data.sequence.read_measurements``) and write
     ``out`` (data.npz with ``value``) and its ``data.json``.
 
-    The split is the table's own set column when it has one (``set_column``), an identity
-    split by ``fractions`` and ``seed`` otherwise; which one is logged and recorded.
+    The split is the table's own set column when it has one (``set_column``; refused when
+    it puts a sequence and its reverse complement in two splits,
+    ``medgen.data.sequence.check_strand_split``), an identity split by ``fractions`` and
+    ``seed`` otherwise; which one is logged and recorded.
 
     ``generator_below_quantile`` (Killoran et al.'s design check, 0.4 there): a
     ``generator_train`` mask of the training sequences measured at or below that quantile
@@ -112,6 +120,9 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
     if "set" in frame.columns:
         split = frame["set"].to_numpy(dtype=str)
         how = {"how": f"the table's column '{set_column}'"}
+        # identity_split keeps strands together; a table's own split must do the same
+        check_strand_split(frame["sequence"].tolist(), split, frame["line"].tolist(),
+                           f"{table}, column '{set_column}'")
         required = ("train", "test")  # the evaluations score the test split
     else:
         split = identity_split(frame["sequence"].tolist(), fractions, seed).astype(str)
