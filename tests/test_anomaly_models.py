@@ -521,6 +521,29 @@ def test_sliding_windows_blend_back_to_the_image(blend):
     assert not np.allclose(score_map, other)
 
 
+def test_sliding_window_scoring_logs_its_progress_in_a_job_log(monkeypatch, caplog):
+    # a job's log has no bar: AnoGAN's mapping can take many minutes a split, so a line
+    # says how far it is (every LOG_EVERY_S; 0 here: every window batch)
+    from medgen.models.anomaly import Scores
+    from medgen.tasks.anomaly import inference
+
+    class Echo:
+        image_size, batch_size = 16, 8
+
+        def score(self, windows):
+            return Scores(score=windows.reshape(len(windows), -1).mean(1), terms={},
+                          reconstruction=windows, steps=None)
+
+    monkeypatch.setattr(inference, "LOG_EVERY_S", 0.0)
+    monkeypatch.setattr(inference, "show_progress", lambda: False)
+    with caplog.at_level(logging.INFO, logger="medgen.tasks.anomaly.inference"):
+        inference._sliding(Echo(), blobs(2, size=40), 0.5)
+    lines = [r.getMessage() for r in caplog.records]
+    # 40 pixels, 16-pixel windows at half overlap: 4 x 4 windows an image, 32 in all
+    assert lines[0] == "sliding-window scoring: about 8 of 32 windows (2 images) so far"
+    assert lines[-1] == "sliding-window scoring: about 32 of 32 windows (2 images) so far"
+
+
 def test_residual_panels_share_one_scale_from_inside_the_masks():
     from medgen.tasks.anomaly.figures import residual_scale
 

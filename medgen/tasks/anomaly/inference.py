@@ -10,7 +10,9 @@ the per-window score averaged into a score map; slice score = its mean inside th
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +28,22 @@ from medgen.tasks.anomaly.outputs import write_niftis, write_pngs, write_scores
 from medgen.tasks.anomaly.prepare import load_split, prepared_modalities
 from medgen.tasks.anomaly.scorers import load_scorer
 
+log = logging.getLogger(__name__)
+LOG_EVERY_S = 60.0  # seconds between progress lines in a job's log (no bar there)
 SLIDING_OVERLAP = 0.5  # windows overlap by half: every pixel seen by up to 4 windows
 # even weights: 'gaussian' scored the demo's val slices lower (README, imaging demo)
 WINDOW_BLEND = "constant"
+
+
+def _windows_per_image(shape: tuple[int, int], size: int, overlap: float) -> int:
+    """How many size x size windows MONAI's sliding-window inferer places on one image of
+    ``shape`` (H, W) at ``overlap`` (for progress lines; its own scan-interval rule)."""
+    from monai.data.utils import dense_patch_slices
+    from monai.inferers.utils import _get_scan_interval
+
+    image, roi = tuple(int(n) for n in shape), (size, size)
+    interval = _get_scan_interval(image, roi, 2, (overlap, overlap))
+    return len(dense_patch_slices(image, roi, interval))
 
 
 def _sliding(scorer, images: np.ndarray, overlap: float,
@@ -39,10 +54,20 @@ def _sliding(scorer, images: np.ndarray, overlap: float,
     evenly (a step wherever the number of overlapping windows changes); 'gaussian' weights
     each window's centre over its edges, where its network sees the least context."""
     size = scorer.image_size
+    bar = show_progress()
+    # without a bar (a job's log file) a line every LOG_EVERY_S: AnoGAN's latent mapping
+    # can take many minutes a split, which a silent log cannot tell from a hung job
+    done = {"windows": 0, "logged": time.monotonic()}
+    total = len(images) * _windows_per_image(images.shape[-2:], size, overlap)
 
     def predictor(window: torch.Tensor):
         # windows entirely outside the mask (all zero after preprocessing) are not scored:
         # reconstruction 0, score 0 (metrics only look inside the mask)
+        done["windows"] += len(window)
+        if not bar and time.monotonic() - done["logged"] >= LOG_EVERY_S:
+            done["logged"] = time.monotonic()
+            log.info("sliding-window scoring: about %d of %d windows (%d images) so far",
+                     done["windows"], total, len(images))
         recon = torch.zeros_like(window)
         score = torch.zeros(len(window))
         occupied = window.flatten(1).abs().amax(1) > 0
@@ -54,7 +79,7 @@ def _sliding(scorer, images: np.ndarray, overlap: float,
         return recon, score_map.contiguous()
 
     inferer = SlidingWindowInferer(roi_size=(size, size), sw_batch_size=getattr(
-        scorer, "batch_size", 256), overlap=overlap, mode=blend, progress=show_progress())
+        scorer, "batch_size", 256), overlap=overlap, mode=blend, progress=bar)
     # one bar over windows, not one per window batch from scorers that have their own
     has_bar = hasattr(scorer, "progress")
     own_bar = getattr(scorer, "progress", None)
