@@ -85,21 +85,12 @@ def _check_design(section: dict[str, Any], apply: bool = False) -> None:
                 f"config key 'sequence_design.design.{key}' is {design[key]!r} but "
                 "'sequence_design.evaluation.motifs' (the JASPAR file) is empty")
         if design[key] and not apply and Path(motifs).is_file():
-            ids = _jaspar_ids(motifs)
-            if design[key] not in ids:  # the design job's message (read_jaspar), up front
+            # Biopython's reader, as the design job uses it: its error, up front
+            from medgen.tasks.sequence_design.generation_metrics import read_jaspar
+
+            try:
+                read_jaspar(motifs, [design[key]])
+            except MedgenInputError as err:
                 raise MedgenInputError(
-                    f"config key 'sequence_design.design.{key}' is {design[key]!r}: "
-                    f"{motifs}: no matrix {design[key]}")
-
-
-def _jaspar_ids(path: str) -> frozenset[str]:
-    """The matrix IDs of a JASPAR file, with and without their version ('MA0058.4',
-    'MA0058'), from its '>' header lines alone (cheap: no matrix is parsed; the design job
-    reads the file in full)."""
-    ids: set[str] = set()
-    with open(path, errors="replace") as handle:
-        for line in handle:
-            if line.startswith(">") and line[1:].split():
-                matrix_id = line[1:].split()[0]
-                ids |= {matrix_id, matrix_id.split(".")[0]}
-    return frozenset(ids)
+                    f"config key 'sequence_design.design.{key}' is {design[key]!r}: {err}"
+                ) from None
