@@ -614,21 +614,23 @@ def test_a_small_real_sort_seq_run_designs_scores_and_cards_the_predictor(shared
     table.to_csv(tmp_path / "sortseq.csv", index=False)
     config = yaml.safe_load((REPO_ROOT / "config/datasets/sortseq_design.yaml").read_text())
     config["sequence_design"]["path"] = str(tmp_path / "sortseq.csv")
-    # the predictor's path (joint design and the generation evaluation have their tests)
-    config["sequence_design"]["families"] = ["sequence_predictor"]
+    # both families: joint design runs through the workflow on a GAN trained on the
+    # lower 40% (a small GAN: 1 epoch, 8 channels; the plan is what is tested here)
     config["sequence_design"]["design"].update(
         n_sequences=10, steps=30, evolution_rounds=5, evolution_mutants=10, oracle_epochs=2,
         motif_experiment="")
     config["sequence_design"]["evaluation"] = {"n_samples": 100, "motifs": ""}
     config.update(results_dir=str(tmp_path / "results"),
                   training={"accelerator": "cpu", "progress_bar": False, "num_threads": 2},
-                  models={"sequence_predictor": {"params": {"max_epochs": 2}}})
+                  models={"sequence_predictor": {"params": {"max_epochs": 2}},
+                          "dna_gan": {"params": {"max_epochs": 1, "channels": 8,
+                                                 "n_blocks": 1}}})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     run_snakemake("--cores", "2", "--configfile", str(path))
     run = tmp_path / "results/sortseq_design/sequence_design"
     metrics = pd.read_csv(run / "design_eval/metrics.tsv", sep="\t").set_index("method")
-    assert list(metrics.index) == ["measured (train)", "activation_maximisation",
+    assert list(metrics.index) == ["measured (train)", "activation_maximisation", "joint",
                                    "evolution", "random", "best_measured"]
     assert metrics["beyond_generator_train_max"].iloc[1:].notna().all()
     # real promoters: the best measured variants score above random sequences
@@ -636,6 +638,10 @@ def test_a_small_real_sort_seq_run_designs_scores_and_cards_the_predictor(shared
     card = (tmp_path / "results/sortseq_design/models/sequence_predictor/model_card.md")
     assert "pearson_r" in card.read_text() and "additive_ridge" in card.read_text()
     assert (run / "design/designed/predictor_evolution.fa").stat().st_size > 0
+    # joint design: GAN samples moved by the predictor, scored like the other methods
+    joint = (run / "design/designed/predictor_joint.fa").read_text()
+    assert joint.count(">") == 10
+    assert metrics.loc["joint", ["oracle_mean", "diversity_hamming"]].notna().all()
 
 
 def test_the_sample_command_writes_a_fasta_of_a_dna_gan_and_refuses_a_predictor(
