@@ -32,7 +32,10 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
        loggers, which keep their own stderr handler, are routed there too.
     2. Its first lines say which rule ran, on which wildcards, the config values the rule
        passed (its ``params``), the seed, the device and the threads (``job_header``).
-    3. A bad input (``MedgenInputError``) is logged as one line and printed as one line on
+    3. torch's intra-op threads are capped at the rule's ``threads`` (Snakemake schedules
+       by them; torch would otherwise take every core, and two 1-thread jobs thrash two
+       cores), restored on exit; a training rule's ``training.num_threads`` still applies.
+    4. A bad input (``MedgenInputError``) is logged as one line and printed as one line on
        the restored stderr, and the job exits with status 1 (``SystemExit``: no traceback on
        the console); anything else is logged with its traceback and re-raised after
        stdout/stderr are restored. Either way the job fails and Snakemake names the log.
@@ -66,6 +69,7 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
     logger = logging.getLogger(f"medgen.rule.{snakemake.rule}")
     for line in job_header(snakemake):
         logger.info("%s", line)
+    saved_threads = _cap_torch_threads(getattr(snakemake, "threads", None))
     bad_input = None
     try:
         yield logger
@@ -76,6 +80,10 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
         logger.exception("rule %s failed", snakemake.rule)
         raise
     finally:
+        if saved_threads is not None:
+            import torch
+
+            torch.set_num_threads(saved_threads)
         logging.captureWarnings(False)
         for name, (handlers, propagate) in saved_loggers.items():
             logging.getLogger(name).handlers[:] = handlers
@@ -98,6 +106,19 @@ def logged(snakemake: Any) -> Iterator[logging.Logger]:
         # one line on the console too, not a traceback: a user's error, not ours
         print(f"medgen: ERROR in rule {snakemake.rule}: {bad_input}", file=sys.stderr)
         raise SystemExit(1)
+
+
+def _cap_torch_threads(threads: Any) -> int | None:
+    """Set torch's intra-op threads to a rule's ``threads`` (an int >= 1); returns the
+    earlier setting to restore, or None where nothing was set. torch is imported here
+    (every job that scores or trains imports it anyway)."""
+    if not isinstance(threads, int) or threads < 1:
+        return None
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before
 
 
 def job_header(snakemake: Any) -> list[str]:

@@ -184,6 +184,19 @@ def test_everything_a_job_prints_goes_to_its_log_and_stderr_stays_quiet(tmp_path
     assert out == "" and err == ""
 
 
+def test_torch_uses_the_rules_threads_inside_a_job_and_its_own_setting_after(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    job = _job(tmp_path)
+    job.threads = 1  # a scoring rule: Snakemake runs two of them on two cores
+    with logged(job):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(before)
+
+
 def test_a_failing_job_logs_the_bad_input_as_one_line_and_exits_without_traceback(
         tmp_path, capfd):
     job = _job(tmp_path)

@@ -64,6 +64,8 @@ rule score_anomalies:
         scores=directory(f"{ANOMALY}/scores/{{method}}"),
     log:
         f"{REPLICATE_LOGS}/score_{{method}}.log",
+    # torch runs on the rule's threads (medgen.smk.logged): AnoGAN's mapping uses them all
+    threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=lambda wildcards: scoring_gpus(wildcards.method),
         mem_mb=8000,

@@ -51,6 +51,7 @@ rule synthesis_context:
     wildcard_constraints:
         family=one_of(registry.names("synthesis")),
         level=r"[2-9]|\d\d+",
+    threads: config["training"]["num_threads"] or workflow.cores
     resources:
         gpu=min(gpus_requested(), 1),
     params:
