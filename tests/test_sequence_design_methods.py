@@ -515,6 +515,7 @@ def test_apply_with_a_predictor_plans_without_the_motif_file(trained, tmp_path):
     assert "rule apply_model:" in out and "missing.jaspar" not in out
 
 
+@pytest.mark.workflow
 def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path, caplog):
     from medgen.apply import apply_model
 
@@ -536,6 +537,16 @@ def test_a_generator_samples_n_sequences_flagged_synthetic(trained, tmp_path, ca
     assert "'sequence_design.path' (" in caplog.text and "is not used" in caplog.text
     assert f"to {tmp_path / 'again/generated.fa'}, mean GC" in caplog.text, caplog.text
     assert ".part" not in caplog.text
+    # the workflow plans the model alone: a path left in the section need not exist
+    path = tmp_path / "apply.yaml"
+    path.write_text(yaml.safe_dump({
+        "results_dir": str(tmp_path / "results"), "run_name": "sampled",
+        "tasks": ["sequence_design"], "apply": {"activate": True, "model": str(gan)},
+        "sequence_design": {"families": ["dna_gan"], "source": "fasta",
+                            "path": str(tmp_path / "gone.fa"),
+                            "sampling": {"n_sequences": 7}}}))
+    out = run_snakemake("-n", "--cores", "1", "--configfile", str(path)).stdout
+    assert "rule apply_model:" in out
 
 
 def test_the_sample_command_never_overwrites_the_fasta_the_model_was_trained_on(

@@ -32,6 +32,13 @@ def _family(model_path: str | os.PathLike) -> str:
     return checkpoint.load(model_path, family=tuple(registry.names("sequence_design"))).family
 
 
+def generates(model_path: str | os.PathLike) -> bool:
+    """True when the trained model at ``model_path`` generates sequences (a dna_gan): its
+    apply samples and reads no new data. Raises MedgenInputError for a file that is not a
+    sequence_design checkpoint."""
+    return _family(model_path) != "sequence_predictor"
+
+
 def check_new_data(config: dict[str, Any], model_path: str | os.PathLike) -> None:
     """``TaskSpec.check_apply``: a predictor needs new sequences (``sequence_design.path``);
     a generator needs a positive ``sequence_design.sampling.n_sequences``.

@@ -9,6 +9,11 @@ def apply_inputs(wildcards=None):
 
         paths, _ = load_levels(config["apply"]["model"])
         return [str(path) for path in paths] + TASK_INPUTS[task]()
+    if task == "sequence_design":
+        from medgen.tasks.sequence_design.apply import generates
+
+        if generates(config["apply"]["model"]):  # a dna_gan samples: no new data read
+            return [config["apply"]["model"]]
     sampling = config[task].get("sampling") or {}
     if sampling.get("n_samples") is not None:
         # expression / anomaly sampling mode: the model (and the training h5ad it may need)
