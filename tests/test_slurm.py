@@ -70,7 +70,8 @@ def test_profile_maps_training_resources_to_sbatch():
 
 @pytest.mark.realdata
 @pytest.mark.workflow
-def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_path):
+def _test_profile(tmp_path: Path) -> Path:
+    """The lab profile (config/profiles/slurm) plus what a test needs; returns its folder."""
     profile_dir = tmp_path / "profile"
     profile_dir.mkdir()
     # The lab profile plus what a test needs: fast status checks, squeue (no slurmdbd here),
@@ -88,6 +89,11 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
     profile["default-resources"].update({"slurm_partition": "debug", "mem_mb": 2000,
                                          "runtime": 20})
     (profile_dir / "config.yaml").write_text(yaml.safe_dump(profile))
+    return profile_dir
+
+
+def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_path):
+    profile_dir = _test_profile(tmp_path)
     overrides = tmp_path / "config.yaml"
     overrides.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"),
@@ -120,6 +126,28 @@ def test_workflow_runs_every_job_through_sbatch(slurm_cluster, shared_data, tmp_
         assert f"rule_{rule}" in queue, queue
     assert "Submitted job" in result.stdout + result.stderr or "SLURM jobid" in (
         result.stdout + result.stderr)
+
+
+def test_the_papers_workflow_runs_one_sbatch_job_per_family_and_seed(
+        slurm_cluster, shared_data, tmp_path):
+    # one study of workflow/papers.smk (Tybalt on TCGA miRNA) at the small budget (2 seeds,
+    # 2 epochs): its module's rules go through sbatch like the main workflow's
+    profile_dir = _test_profile(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "tybalt_tcga_all", "-s", "workflow/papers.smk",
+         "--profile", str(profile_dir), "--config", "budget=small",
+         f"results_dir={tmp_path / 'papers'}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=ENV,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    aggregated = tmp_path / "papers/tcga_mirna_local/replicates/expression/summary.tsv"
+    assert aggregated.exists(), sorted(p.name for p in (tmp_path / "papers").rglob("*"))
+    # one SLURM log per job (this run's log folder; squeue also lists earlier runs' jobs)
+    logs = tmp_path / "slurm_logs"
+    trained = sorted(p.parent.name for p in
+                     (logs / "rule_tybalt_tcga_train_model").rglob("*.log"))
+    assert trained == ["0_tybalt", "1_tybalt"]  # Tybalt x seeds 0 and 1, each its own job
+    assert len(list((logs / "rule_tybalt_tcga_aggregate_replicates").rglob("*.log"))) == 1
 
 
 def _check_outputs(run: Path, shared_data: Path) -> None:
