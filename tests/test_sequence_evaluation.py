@@ -21,8 +21,9 @@ from medgen.tasks.sequence_design.evaluate import (
     REFERENCE_METHOD,
     classifier_two_sample_auroc,
     evaluate_generation,
+    split_sequences,
 )
-from medgen.tasks.sequence_design.generation_metrics import gc_content
+from medgen.tasks.sequence_design.generation_metrics import gc_content, nearest_neighbour_hamming
 from medgen.train import train_model
 from tests.conftest import REPO_ROOT, run_snakemake
 from tests.helpers.sequence_data import prepared_measurements, random_sequences
@@ -107,7 +108,13 @@ def test_the_evaluation_scores_a_gan_and_the_baselines_against_the_test_windows(
     assert {"kmer6_js", "gc_wasserstein", "dinucleotide_delta"} <= set(long["metric"])
     assert "motif_hit_gap" not in set(long["metric"]) and long["value"].notna().all()
     fasta = (out / "generated" / "dna_gan.fa").read_text().splitlines()
-    assert len(fasta) == 300 and fasta[0] == ">dna_gan_0" and len(fasta[1]) == 24
+    assert len(fasta) == 300 and len(fasta[1]) == 24
+    # the header carries the sequence's GC and its distance to the nearest training window
+    name, synthetic, seed, gc, nearest = fasta[0].split(" ")
+    assert (name, synthetic, seed) == (">dna_gan_0", "synthetic=true", "seed=0")
+    assert gc == f"gc={gc_content([fasta[1]])[0]:.3f}"
+    train = split_sequences(data)["train"]
+    assert nearest == f"nn_train_hamming={nearest_neighbour_hamming([fasta[1]], train)[0]}"
     assert (out / "generated" / "markov3.fa").is_file()
     assert (out / "kmer_js.png").stat().st_size > 0 and (out / "gc_content.png").is_file()
     written = json.loads((out / "metrics.json").read_text())

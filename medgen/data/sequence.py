@@ -490,7 +490,7 @@ def check_strand_split(sequences: Sequence[str], split: Sequence[str], lines: Se
                        zip(group["line"], group["split"], strict=True))
              for _, group in list(frame[crossing].groupby("key", sort=False))[:examples]]
     raise MedgenInputError(
-        f"{what}: {int(crossing.sum())} sequences are in another split than their reverse "
+        f"{what}: {int(crossing.sum())} sequence(s) in another split than their reverse "
         f"complement or a copy (first: {'; '.join(shown)}); no sequence nor its reverse "
         "complement may be in two splits: give each such group one set")
 

@@ -223,7 +223,9 @@ def evaluate_generation(
         ``metrics_tidy.tsv`` (whole-split rows of the generators and baselines; the
         motif gap only with motifs),
         ``gc_content.tsv`` (method, gc per sequence; 'test' the reference),
-        ``motif_hit_rates.tsv`` (with motifs), ``generated/<method>.fa`` and the figures
+        ``motif_hit_rates.tsv`` (with motifs), ``generated/<method>.fa`` (headers: id,
+        ``synthetic=true``, seed, GC, Hamming distance to the nearest training window) and
+        the figures
         ``kmer_js.png`` and ``gc_content.png`` drawn from the written tables.
     n_samples
         Sequences generated per method.
@@ -285,8 +287,14 @@ def evaluate_generation(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for method, sequences in generated.items():
+        # each sequence's scores in its header: GC and its distance to the nearest
+        # training window (0: a copy), as the summary rows average them
+        gc_each = gm.gc_content(sequences)
+        nearest = gm.nearest_neighbour_hamming(sequences, train)
         atomic.write_text(out_dir / "generated" / f"{method}.fa", "".join(
-            f">{method}_{i}\n{s}\n" for i, s in enumerate(sequences)))
+            f">{method}_{i} synthetic=true seed={seed} gc={g:.3f} nn_train_hamming={d}\n"
+            f"{s}\n" for i, (s, g, d) in enumerate(zip(sequences, gc_each, nearest,
+                                                           strict=True))))
     atomic.write_text(out_dir / "metrics.tsv",
                       table.to_csv(sep="\t", index=False, float_format="%.6g"))
     # a metric no method defines (the motif gap without a motif file) stays out of it

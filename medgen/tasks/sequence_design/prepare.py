@@ -43,11 +43,14 @@ def provenance_path(data_path: str | os.PathLike) -> Path:
     return Path(data_path).with_suffix(".json")
 
 
-def _log_split(split: np.ndarray, how: str, required: tuple[str, ...] = ("train",)
-               ) -> dict[str, int]:
-    """Counts per split, logged; MedgenInputError naming the split and the counts when a
-    ``required`` split is empty (too few sequences for the fractions), before anything is
-    written rather than when the evaluation finds it empty."""
+def _log_split(split: np.ndarray, how: str, required: tuple[str, ...] = ("train",),
+               remedy: str = "give more sequences (a longer FASTA, a larger "
+                             "sequence_design.window.max_windows) or other "
+                             "sequence_design.split_fractions") -> dict[str, int]:
+    """Counts per split, logged; MedgenInputError naming the split, the counts and the
+    ``remedy`` when a ``required`` split is empty (too few sequences for the fractions, or
+    a table's set column without that set), before anything is written rather than when
+    the evaluation finds it empty."""
     counts = {name: int((split == name).sum()) for name in SPLITS}
     listed = ", ".join(f"{k} {v:,}" for k, v in counts.items())
     log.info("sequence split (%s): %s", how, listed)
@@ -55,8 +58,7 @@ def _log_split(split: np.ndarray, how: str, required: tuple[str, ...] = ("train"
         if not counts[name]:
             raise MedgenInputError(
                 f"no '{name}' sequences after the split ({how}): {listed} of {len(split):,} "
-                "sequences; give more sequences (e.g. a larger sequence_design.window."
-                "max_windows) or other sequence_design.split_fractions")
+                f"sequences; {remedy}")
     return counts
 
 
@@ -124,11 +126,15 @@ def prepare_measurements(table: str | os.PathLike, out: str | os.PathLike,
         check_strand_split(frame["sequence"].tolist(), split, frame["line"].tolist(),
                            f"{table}, column '{set_column}'")
         required = ("train", "test")  # the evaluations score the test split
+        remedy = (f"give the table's column '{set_column}' training and test rows, or set "
+                  "sequence_design.table.set_column: null to split by "
+                  "sequence_design.split_fractions")
     else:
         split = identity_split(frame["sequence"].tolist(), fractions, seed).astype(str)
         how = {"how": "identity", "fractions": list(fractions), "seed": seed}
         required = _required(fractions)
-    how["counts"] = _log_split(split, how["how"], required)
+        remedy = "give more sequences or other sequence_design.split_fractions"
+    how["counts"] = _log_split(split, how["how"], required, remedy)
     arrays = {"onehot": one_hot(frame["sequence"].tolist()).astype(np.uint8),
               "split": split, "value": frame["value"].to_numpy(dtype=np.float64),
               "line": frame["line"].to_numpy(dtype=np.int64)}
