@@ -491,6 +491,20 @@ def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path):
     out = apply_model(trained["predictor"], config, tmp_path / "apply2")
     assert out.name == "metrics.json"
     assert "pearson_r" in json_load(out)["metrics"]
+    assert json_load(out)["n_seen_in_fitting"] == 0
+    # the predictor's own table: its train/val sequences are flagged, the rest scored apart
+    own = trained["folder"] / "data/table.csv"
+    out = apply_model(trained["predictor"], apply_config(tmp_path, source="table",
+                                                         path=str(own)), tmp_path / "own")
+    summary = json_load(out)
+    from medgen.tasks.sequence_design.prepare import load_prepared
+
+    split = load_prepared(trained["data"])[0]["split"]
+    fitted = int(np.isin(split, ["train", "val"]).sum())
+    assert summary["overlap_checked"] and summary["n_seen_in_fitting"] == fitted
+    assert summary["metrics_unseen"]["n_sequences"] == (split == "test").sum()
+    flags = pd.read_csv(tmp_path / "own/predictions.tsv", sep="\t")["seen_in_fitting"]
+    assert flags.tolist() == np.isin(split, ["train", "val"]).tolist()
     short = tmp_path / "short.csv"
     pd.DataFrame({"x": ["ACGT" * 4], "y": [1.0]}).to_csv(short, index=False)
     config = apply_config(tmp_path, source="table", path=str(short))

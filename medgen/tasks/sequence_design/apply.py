@@ -4,7 +4,10 @@
   section's FASTA (cut at the model's length, with the section's stride, N and U policies)
   or the sequences of its measurement table (which must have the model's length); outputs
   ``predictions.tsv`` (and, for a table, the measurement beside each prediction and
-  ``metrics.json`` with Pearson r and MSE against the measurements);
+  ``metrics.json`` with Pearson r and MSE against the measurements); each sequence is
+  flagged ``seen_in_fitting`` when it (or its reverse complement) was in the model's
+  train or val split, and the metrics are given on the unseen sequences too, so that a
+  table that overlaps the training data does not pass for a held-out check;
 - a ``dna_gan`` samples ``sequence_design.sampling.n_sequences`` sequences with the run's
   seed: ``generated.fa`` and ``generated.tsv`` (sequence, GC, the generator's mean
   probability of the chosen base: how sure it was).
@@ -21,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from medgen import atomic, checkpoint, provenance, registry
-from medgen.data.sequence import decode, one_hot, read_fasta_windows, read_measurements
+from medgen.data.sequence import (
+    canonical,
+    decode,
+    one_hot,
+    read_fasta_windows,
+    read_measurements,
+)
 from medgen.errors import MedgenInputError
 from medgen.synthetic_output import check_count, check_room
 
@@ -30,6 +39,35 @@ log = logging.getLogger(__name__)
 
 def _family(model_path: str | os.PathLike) -> str:
     return checkpoint.load(model_path, family=tuple(registry.names("sequence_design"))).family
+
+
+def fitting_keys(model_path: str | os.PathLike) -> set[str] | None:
+    """Strand-free keys (``medgen.data.sequence.canonical``) of the sequences a predictor
+    was fitted or selected on (its prepared data's train and val splits), read from the
+    ``data.npz`` its provenance names when that file is still there unchanged (same
+    sha256); None (logged) otherwise: the overlap cannot be checked."""
+    from medgen.tasks.sequence_design.prepare import load_prepared
+
+    model = checkpoint.load(model_path, family=tuple(registry.names("sequence_design")))
+    inputs = (model.provenance.get("training") or {}).get("inputs") or {}
+    for path, digest in inputs.items():
+        if Path(path).is_file() and provenance.sha256_file(path) == digest:
+            arrays, _ = load_prepared(path)
+            fitted = np.isin(arrays["split"], ["train", "val"])
+            return {canonical(s) for s in decode(arrays["onehot"][fitted])}
+    log.warning("the predictor's training data (%s) is not here unchanged: whether the new "
+                "sequences overlap its train/val splits is not checked",
+                ", ".join(inputs) or "not recorded")
+    return None
+
+
+def _measured_metrics(table: pd.DataFrame) -> dict[str, float]:
+    truth, predicted = table["measured"].to_numpy(), table["prediction"].to_numpy()
+    defined = len(table) > 1 and np.ptp(predicted) > 0 and np.ptp(truth) > 0
+    return {"n_sequences": len(table),
+            "pearson_r": float(np.corrcoef(predicted, truth)[0, 1]) if defined
+            else float("nan"),
+            "mse": float(np.mean((predicted - truth) ** 2)) if len(table) else float("nan")}
 
 
 def generates(model_path: str | os.PathLike) -> bool:
@@ -167,19 +205,30 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
                 raise MedgenInputError(f"{section['path']}: no sequences of {model.length} "
                                        "bases to score")
             table["prediction"] = model.predict(one_hot(table["sequence"].tolist()))
+            keys = fitting_keys(model_path)
+            if keys is not None:
+                table["seen_in_fitting"] = [canonical(s) in keys for s in table["sequence"]]
+                seen = int(table["seen_in_fitting"].sum())
+                if seen:
+                    log.warning("%d of %d sequences (or their reverse complements) are in "
+                                "the predictor's train/val splits: their predictions are "
+                                "not held-out; metrics.json gives the unseen ones apart",
+                                seen, len(table))
             table.to_csv(tmp / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
-            summary = {**record, "n_sequences": len(table), "value": model.value}
+            summary = {**record, "n_sequences": len(table), "value": model.value,
+                       "overlap_checked": keys is not None}
+            if keys is not None:
+                summary["n_seen_in_fitting"] = int(table["seen_in_fitting"].sum())
             result = "predictions.tsv"
             if "measured" in table:
-                truth, predicted = table["measured"].to_numpy(), table["prediction"].to_numpy()
-                summary["metrics"] = {
-                    "pearson_r": float(np.corrcoef(predicted, truth)[0, 1])
-                    if np.ptp(predicted) > 0 and np.ptp(truth) > 0 else float("nan"),
-                    "mse": float(np.mean((predicted - truth) ** 2))}
+                summary["metrics"] = _measured_metrics(table)
+                if keys is not None:
+                    summary["metrics_unseen"] = _measured_metrics(
+                        table[~table["seen_in_fitting"]])
                 atomic.write_json(tmp / "metrics.json", summary)
                 result = "metrics.json"
-                log.info("sequence_predictor on %d measured sequences: %s", len(table),
-                         summary["metrics"])
+                log.info("sequence_predictor on %d measured sequences: %s; unseen: %s",
+                         len(table), summary["metrics"], summary.get("metrics_unseen"))
             atomic.write_json(tmp / "apply.json", summary)
             log.info("sequence_predictor: %d sequences scored", len(table))
     return Path(out_dir) / result
