@@ -187,9 +187,10 @@ def test_the_per_method_design_metrics_have_their_known_answers():
     train_oracle = np.arange(101.0)  # max 100, top-1% cut (0.99 quantile) 99
     got = method_metrics(sequences, np.array([101.5, 99.5, 53.0]),
                          np.array([100.5, 99.5, 50.0]), measured, train_oracle, "max")
+    assert np.isnan(got.pop("oracle_abs_error"))  # a direction, not a value, is the target
     assert got == pytest.approx({
         "n": 3, "predictor_mean": 254 / 3, "oracle_mean": 250 / 3, "oracle_median": 99.5,
-        "oracle_max": 100.5,
+        "oracle_max": 100.5, "oracle_min": 50.0,
         "beyond_train_max": 1 / 3,  # 100.5 > 100
         "beyond_train_top1": 2 / 3,  # 100.5, 99.5 > 99
         "predictor_oracle_gap": (1 + 0 + 3) / 3,
@@ -202,8 +203,28 @@ def test_the_per_method_design_metrics_have_their_known_answers():
     low = method_metrics(sequences, np.zeros(3), np.array([-1.0, 0.5, 50.0]), measured,
                          train_oracle, "min")
     assert (low["beyond_train_max"], low["beyond_train_top1"]) == pytest.approx((1 / 3, 2 / 3))
-    value = method_metrics(sequences, np.zeros(3), np.zeros(3), measured, train_oracle, 2.0)
+    value = method_metrics(sequences, np.zeros(3), np.array([1.0, 2.0, 4.5]), measured,
+                           train_oracle, 2.0)
     assert np.isnan(value["beyond_train_max"]) and np.isnan(value["beyond_train_top1"])
+    assert value["oracle_abs_error"] == pytest.approx((1 + 0 + 2.5) / 3)
+
+
+@pytest.mark.parametrize("target, names", [
+    ("max", ["oracle_mean", "oracle_max"]),
+    ("min", ["oracle_mean_to_minimise", "oracle_min"]),
+    (0.5, ["oracle_abs_error"])])
+def test_the_replicated_oracle_metrics_follow_the_targets_direction(target, names):
+    from medgen.tasks.sequence_design import TASK
+    from medgen.tasks.sequence_design.design_evaluation import target_metrics
+
+    table = pd.DataFrame({"method": ["evolution"], "oracle_mean": [1.0], "oracle_max": [2.0],
+                          "oracle_min": [0.0], "oracle_abs_error": [0.5],
+                          "gc_mean": [0.4]})
+    kept, aligned = target_metrics(table, target)
+    assert aligned == names and list(kept.columns) == ["method", *names, "gc_mean"]
+    directions = {m.name: m.higher_is_better for m in TASK.metrics}
+    # lower is better for every name but a maximised mean and max
+    assert [directions[n] for n in names] == [target == "max"] * len(names)
 
 
 def test_designed_fasta_headers_carry_each_score(tmp_path):

@@ -64,9 +64,13 @@ TASK = TaskSpec(
              MetricSpec("pearson_r", higher_is_better=True),
              MetricSpec("mse", higher_is_better=False, unit="squared_error"),
              # the designs, scored by the evaluation oracle (split 'design'): the
-             # optimisers against random and the best measured sequences
+             # optimisers against random and the best measured sequences; named by the
+             # design target's direction (design_evaluation.target_metrics)
              MetricSpec("oracle_mean", higher_is_better=True),
-             MetricSpec("oracle_max", higher_is_better=True)),
+             MetricSpec("oracle_max", higher_is_better=True),
+             MetricSpec("oracle_mean_to_minimise", higher_is_better=False),
+             MetricSpec("oracle_min", higher_is_better=False),
+             MetricSpec("oracle_abs_error", higher_is_better=False)),
     intended_use=INTENDED_USE,
     how_to_apply=HOW_TO_APPLY,
     compared_as_models=DESIGN_OPTIMISERS,

@@ -327,6 +327,31 @@ def _beyond(scores: np.ndarray, reference: np.ndarray, target: str | float, q: f
     return float("nan"), float("nan")
 
 
+def _abs_error(scores: np.ndarray, target: str | float) -> float:
+    """Mean |score - target| for a target value; NaN for 'max' and 'min'."""
+    if isinstance(target, str):
+        return float("nan")
+    return float(np.mean(np.abs(np.asarray(scores, dtype=np.float64) - float(target))))
+
+
+def target_metrics(table: pd.DataFrame, target: str | float) -> tuple[pd.DataFrame, list[str]]:
+    """The oracle columns of a metrics table that say how well designs met ``target``,
+    named so that each has one direction (the replicates' verdicts read it from the task's
+    MetricSpec): 'max' -> oracle_mean, oracle_max (higher is better); 'min' ->
+    oracle_mean_to_minimise, oracle_min (lower); a value -> oracle_abs_error (lower).
+    Returns the table with those columns (the other oracle columns dropped) and their
+    names."""
+    oracle = ["oracle_mean", "oracle_max", "oracle_min", "oracle_abs_error"]
+    if target == "max":
+        names = {"oracle_mean": "oracle_mean", "oracle_max": "oracle_max"}
+    elif target == "min":
+        names = {"oracle_mean": "oracle_mean_to_minimise", "oracle_min": "oracle_min"}
+    else:
+        names = {"oracle_abs_error": "oracle_abs_error"}
+    kept = table.drop(columns=[c for c in oracle if c not in names]).rename(columns=names)
+    return kept, list(names.values())
+
+
 def method_metrics(sequences: list[str], predictor: np.ndarray, oracle: np.ndarray,
                    measured: list[str], train_oracle: np.ndarray, target: str | float,
                    seed: int = 0, q: float = 0.01) -> dict[str, float]:
@@ -344,8 +369,10 @@ def method_metrics(sequences: list[str], predictor: np.ndarray, oracle: np.ndarr
     Returns
     -------
     dict
-        n, predictor_mean, oracle_mean, oracle_median, oracle_max, beyond_train_max and
-        beyond_train_top1 (fractions beyond the training maximum / top ``q``, :func:`_beyond`),
+        n, predictor_mean, oracle_mean, oracle_median, oracle_max, oracle_min,
+        oracle_abs_error (mean |oracle - target| for a target value, NaN for 'max' and
+        'min'), beyond_train_max and beyond_train_top1 (fractions beyond the training
+        maximum / top ``q``, :func:`_beyond`),
         predictor_oracle_gap (mean predictor - oracle: how much the method exploits its
         predictor), diversity_hamming (:func:`mean_pairwise_hamming`),
         nn_measured_hamming (mean Hamming distance to the nearest measured sequence, either
@@ -355,7 +382,8 @@ def method_metrics(sequences: list[str], predictor: np.ndarray, oracle: np.ndarr
     return {
         "n": len(sequences), "predictor_mean": float(np.mean(predictor)),
         "oracle_mean": float(oracle.mean()), "oracle_median": float(np.median(oracle)),
-        "oracle_max": float(oracle.max()), "beyond_train_max": beyond,
+        "oracle_max": float(oracle.max()), "oracle_min": float(oracle.min()),
+        "oracle_abs_error": _abs_error(oracle, target), "beyond_train_max": beyond,
         "beyond_train_top1": top,
         "predictor_oracle_gap": float(np.mean(np.asarray(predictor) - oracle)),
         "diversity_hamming": mean_pairwise_hamming(sequences, seed),
@@ -380,9 +408,11 @@ def evaluate_designs(
 
     Writes to ``out_dir``: ``metrics.tsv`` (one row per method of the predictor objective,
     and a 'measured (train)' reference row: n, predictor_mean, oracle_mean, oracle_median,
-    oracle_max, beyond_train_max, beyond_train_top1, predictor_oracle_gap, diversity_hamming,
-    nn_measured_hamming, gc_mean), ``metrics_tidy.tsv`` (the methods' rows, split
-    'design'), ``oracle_scores.tsv`` (per design), ``designed/<objective>_<method>.fa``
+    oracle_max, oracle_min, oracle_abs_error, beyond_train_max, beyond_train_top1,
+    predictor_oracle_gap, diversity_hamming, nn_measured_hamming, gc_mean),
+    ``metrics_tidy.tsv`` (the methods' rows, split 'design'; the oracle columns named by
+    the target's direction, :func:`target_metrics`), ``oracle_scores.tsv`` (per design),
+    ``designed/<objective>_<method>.fa``
     (the designs with their predictor and oracle scores), ``motif_experiment.tsv`` (with a motif
     experiment: per method the motif's match rate before and after design),
     ``metrics.json`` and the figures (``design_trajectories.png``, ``oracle_scores.png``,
@@ -417,7 +447,8 @@ def evaluate_designs(
     q = 0.01
     rows = [{"method": "measured (train)", "n": len(train), "predictor_mean": np.nan,
              "oracle_mean": train_oracle.mean(), "oracle_median": np.median(train_oracle),
-             "oracle_max": train_oracle.max(), "beyond_train_max": 0.0,
+             "oracle_max": train_oracle.max(), "oracle_min": train_oracle.min(),
+             "oracle_abs_error": _abs_error(train_oracle, target), "beyond_train_max": 0.0,
              "beyond_train_top1": q, "predictor_oracle_gap": np.nan,
              "diversity_hamming": mean_pairwise_hamming(train, seed),
              "nn_measured_hamming": 0.0,
@@ -475,8 +506,10 @@ def evaluate_designs(
         designs.to_csv(tmp / "oracle_scores.tsv", sep="\t", index=False, float_format="%.6g")
         # the design job wrote its FASTA before the oracle ran: these carry both scores
         write_designed_fasta(designs, tmp / "designed", ("predictor", "oracle"))
-        methods_only = table[table["method"] != "measured (train)"]
-        measured_metrics = [m for m in metric_names if methods_only[m].notna().any()]
+        methods_only, aligned = target_metrics(table[table["method"] != "measured (train)"],
+                                               target)
+        measured_metrics = [m for m in dict.fromkeys(aligned + metric_names)
+                            if m in methods_only and methods_only[m].notna().any()]
         accuracy = (predictor_metrics(seqs, values, load(
             predictor_path, family="sequence_predictor", data={"length": len(train[0])}))
             if predictor_path else pd.DataFrame(columns=list(tidy.COLUMNS)))
