@@ -495,13 +495,16 @@ def apply_config(tmp_path, **section):
     return medgen_config.validate(config)
 
 
-def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path):
+def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path, caplog):
     from medgen.apply import apply_model
 
     fasta = tmp_path / "new.fa"
     fasta.write_text(">a\n" + "CCC" + MOTIF + "C" * 11 + "GGGG\n>b\n" + "C" * 20 + "\n")
     config = apply_config(tmp_path, source="fasta", path=str(fasta))
-    out = apply_model(trained["predictor"], config, tmp_path / "apply")
+    with caplog.at_level(logging.WARNING, logger="medgen.tasks.sequence_design.apply"):
+        out = apply_model(trained["predictor"], config, tmp_path / "apply")
+    # the window length of the config (the default, 50) gives way to the model's, said so
+    assert "'sequence_design.window.length' (50) is not used" in caplog.text
     table = pd.read_csv(out, sep="\t")
     assert list(table["id"]) == ["a:0", "b:0"]  # 24 bases: one window of 20, tail left out
     assert table.loc[0, "prediction"] > table.loc[1, "prediction"] + 1  # the motif's effect
@@ -529,7 +532,9 @@ def test_a_predictor_scores_a_fasta_and_a_measured_table(trained, tmp_path):
     short = tmp_path / "short.csv"
     pd.DataFrame({"x": ["ACGT" * 4], "y": [1.0]}).to_csv(short, index=False)
     config = apply_config(tmp_path, source="table", path=str(short))
-    with pytest.raises(MedgenInputError, match="short.csv"):
+    with pytest.raises(MedgenInputError, match=re.escape(
+            "short.csv, line 2: sequence of length 16; expected 20 (the predictor's input "
+            "length)")):
         apply_model(trained["predictor"], config, tmp_path / "apply3")
     assert not (tmp_path / "apply3").exists()
     with pytest.raises(MedgenInputError, match="'sequence_design.path' is empty"):

@@ -549,6 +549,7 @@ def read_measurements(
     *,
     count_prefix: str | None = None,
     length: int | None = None,
+    length_from: str = "configured",
     set_column: str | None = "set",
     u_policy: UPolicy = "refuse",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -581,6 +582,8 @@ def read_measurements(
         Prefix of bin-count columns; then ``value_column`` must be None.
     length
         Required sequence length; None: the most frequent length in the file.
+    length_from
+        Where ``length`` comes from, for the refusal ("configured"; apply: the model).
     set_column
         Name of a train/validation/test column, used when present; None: ignore.
     u_policy
@@ -647,7 +650,7 @@ def read_measurements(
     other = lengths != expected
     if other.any():
         i = int(np.argmax(other))
-        source = "configured" if length is not None else "most frequent in the file"
+        source = length_from if length is not None else "most frequent in the file"
         raise MedgenInputError(
             f"{path}, line {lines[i]}: sequence of length {lengths[i]}; expected {expected} "
             f"({source}); {int(other.sum())} rows differ")

@@ -142,6 +142,10 @@ def _new_sequences(section: dict[str, Any], length: int) -> pd.DataFrame:
     """The sequences a predictor scores: id, sequence and (a table's) measurement."""
     if section["source"] == "fasta":
         window = section["window"]
+        if window["length"] != length:
+            log.warning("config key 'sequence_design.window.length' (%d) is not used: the "
+                        "FASTA is cut into windows of the predictor's length, %d",
+                        window["length"], length)
         windows, _ = read_fasta_windows(section["path"], length, window["stride"],
                                         window["n_policy"], section["u_policy"],
                                         window["max_windows"])
@@ -151,7 +155,8 @@ def _new_sequences(section: dict[str, Any], length: int) -> pd.DataFrame:
     frame, _ = read_measurements(section["path"], table["sequence_column"],
                                  table["value_column"], count_prefix=table["count_prefix"],
                                  length=length, set_column=None,
-                                 u_policy=section["u_policy"])
+                                 u_policy=section["u_policy"],
+                                 length_from="the predictor's input length")
     lengths = frame["sequence"].str.len()
     if (lengths != length).any():
         first = frame[lengths != length].iloc[0]
