@@ -258,7 +258,8 @@ def test_missing_measurements_are_dropped_and_counted(tmp_path, caplog):
         table, report = read_measurements(path)
     assert table["sequence"].tolist() == ["ACGT", "TCGT"] and report["dropped_missing"] == 2
     assert table["line"].tolist() == [2, 5]
-    assert "2 rows without a measurement (NaN or no reads) dropped" in caplog.text
+    assert "2 rows without a measurement (NaN or no reads) dropped (first: lines 3, 4)" \
+        in caplog.text
 
 
 def test_an_infinite_measurement_is_refused_naming_line_and_value(tmp_path):
@@ -315,8 +316,8 @@ def test_duplicates_equal_are_deduplicated_different_are_averaged(tmp_path, capl
     assert by["set"].to_dict() == {"ACGT": "train", "CCGT": "test", "GGGG": "val"}
     assert report["duplicates_equal"] == 1 and report["duplicates_averaged"] == 1
     assert report["largest_spread"] == pytest.approx(3.5)
-    assert "1 sequences repeated with different measurements: averaged (largest spread 3.5)" \
-        in caplog.text
+    assert ("1 sequences repeated with different measurements: averaged (largest spread "
+            "3.5; the first on lines 4, 5, 6)") in caplog.text
 
 
 def test_a_sequence_repeated_in_different_sets_is_refused_naming_its_lines(tmp_path):

@@ -689,6 +689,8 @@ def read_measurements(
         "path": str(path), "rows": int(len(frame)), "length": expected, "value": what,
         "dropped_missing": int(nan.sum()), "soft_masked": counts["soft_masked"],
         "u_converted": counts["u_converted"],
+        # where to look: the first few lines of each kind (the log names them)
+        "dropped_missing_lines": [int(v) for v in table["line"].to_numpy()[nan][:5]],
     }
     table = table[~nan]
     if table.empty:
@@ -741,7 +743,7 @@ def _merge_duplicates(table: pd.DataFrame, count_columns: list[str] | None
                       ) -> tuple[pd.DataFrame, dict[str, Any]]:
     duplicated = table["sequence"].duplicated(keep=False).to_numpy()
     summary: dict[str, Any] = {"duplicates_equal": 0, "duplicates_averaged": 0,
-                               "largest_spread": 0.0}
+                               "largest_spread": 0.0, "averaged_first_lines": []}
     if not duplicated.any():
         return table.assign(n_rows=1), summary
     groups = table.groupby("sequence", sort=False)
@@ -758,6 +760,11 @@ def _merge_duplicates(table: pd.DataFrame, count_columns: list[str] | None
     summary["duplicates_equal"] = int((repeated & (spread == 0)).sum())
     summary["duplicates_averaged"] = int((repeated & (spread > 0)).sum())
     summary["largest_spread"] = float(spread.max())
+    averaged = repeated & (spread > 0)
+    if averaged.any():
+        first_seq = averaged.idxmax()
+        summary["averaged_first_lines"] = [
+            int(v) for v in table.loc[table["sequence"] == first_seq, "line"]]
     merged = merged.reset_index()
     return merged, summary
 
@@ -771,12 +778,14 @@ def _log_measurement_report(report: dict[str, Any], table: pd.DataFrame) -> None
     if report["u_converted"]:
         log.warning("%s: %d RNA U read as T (u_policy='convert')", path, report["u_converted"])
     if report["dropped_missing"]:
-        log.warning("%s: %d rows without a measurement (NaN or no reads) dropped", path,
-                    report["dropped_missing"])
+        log.warning("%s: %d rows without a measurement (NaN or no reads) dropped (first: "
+                    "lines %s)", path, report["dropped_missing"],
+                    ", ".join(map(str, report["dropped_missing_lines"])))
     if report["duplicates_equal"]:
         log.info("%s: %d sequences repeated with equal measurements: one row kept each",
                  path, report["duplicates_equal"])
     if report["duplicates_averaged"]:
         log.warning("%s: %d sequences repeated with different measurements: averaged "
-                    "(largest spread %.4g)", path, report["duplicates_averaged"],
-                    report["largest_spread"])
+                    "(largest spread %.4g; the first on lines %s)", path,
+                    report["duplicates_averaged"], report["largest_spread"],
+                    ", ".join(map(str, report["averaged_first_lines"])))
