@@ -377,6 +377,17 @@ def test_config_checks_refuse_design_settings_that_cannot_run(design, message):
         check_config(resolved(**design))
 
 
+def test_empty_family_and_method_lists_are_refused_at_validation():
+    # an empty list would run nothing (families) or every optimiser (methods: the default)
+    with pytest.raises(MedgenInputError, match="design.methods"):
+        resolved(methods=[])
+    raw = medgen_config.load_yaml(medgen_config.DEFAULT_CONFIG_PATH)
+    raw["tasks"] = ["sequence_design"]
+    raw["sequence_design"] = {"families": []}
+    with pytest.raises(MedgenInputError, match="sequence_design.families"):
+        medgen_config.validate(raw)
+
+
 def test_unknown_jaspar_ids_are_refused_at_validation_with_the_design_jobs_words(tmp_path):
     motifs = tmp_path / "m.jaspar"
     motifs.write_text(JASPAR_TATA)
