@@ -41,15 +41,14 @@ def _family(model_path: str | os.PathLike) -> str:
     return checkpoint.load(model_path, family=tuple(registry.names("sequence_design"))).family
 
 
-def fitting_keys(model_path: str | os.PathLike) -> set[str] | None:
+def fitting_keys(model_provenance: dict[str, Any]) -> set[str] | None:
     """Strand-free keys (``medgen.data.sequence.canonical``) of the sequences a predictor
     was fitted or selected on (its prepared data's train and val splits), read from the
-    ``data.npz`` its provenance names when that file is still there unchanged (same
-    sha256); None (logged) otherwise: the overlap cannot be checked."""
+    ``data.npz`` its checkpoint's provenance names when that file is still there unchanged
+    (same sha256); None (logged) otherwise: the overlap cannot be checked."""
     from medgen.tasks.sequence_design.prepare import load_prepared
 
-    model = checkpoint.load(model_path, family=tuple(registry.names("sequence_design")))
-    inputs = (model.provenance.get("training") or {}).get("inputs") or {}
+    inputs = (model_provenance.get("training") or {}).get("inputs") or {}
     for path, digest in inputs.items():
         if Path(path).is_file() and provenance.sha256_file(path) == digest:
             arrays, _ = load_prepared(path)
@@ -62,11 +61,10 @@ def fitting_keys(model_path: str | os.PathLike) -> set[str] | None:
 
 
 def _measured_metrics(table: pd.DataFrame) -> dict[str, float]:
+    from medgen.tasks.sequence_design.design_evaluation import pearson_r
+
     truth, predicted = table["measured"].to_numpy(), table["prediction"].to_numpy()
-    defined = len(table) > 1 and np.ptp(predicted) > 0 and np.ptp(truth) > 0
-    return {"n_sequences": len(table),
-            "pearson_r": float(np.corrcoef(predicted, truth)[0, 1]) if defined
-            else float("nan"),
+    return {"n_sequences": len(table), "pearson_r": pearson_r(predicted, truth),
             "mse": float(np.mean((predicted - truth) ** 2)) if len(table) else float("nan")}
 
 
@@ -183,7 +181,8 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
 
     check_new_data(config, model_path)
     section = config["sequence_design"]
-    family = _family(model_path)
+    saved = checkpoint.load(model_path, family=tuple(registry.names("sequence_design")))
+    family = saved.family
     model = load(model_path, device=device, family=family)
     seed = int(config.get("seed", 0))
     record = {"model": str(model_path), "model_sha256": provenance.sha256_file(model_path),
@@ -210,7 +209,7 @@ def apply_sequence_design(model_path: str | os.PathLike, config: dict[str, Any],
                 raise MedgenInputError(f"{section['path']}: no sequences of {model.length} "
                                        "bases to score")
             table["prediction"] = model.predict(one_hot(table["sequence"].tolist()))
-            keys = fitting_keys(model_path)
+            keys = fitting_keys(saved.provenance)
             if keys is not None:
                 table["seen_in_fitting"] = [canonical(s) in keys for s in table["sequence"]]
                 seen = int(table["seen_in_fitting"].sum())

@@ -301,8 +301,7 @@ def predictor_metrics(seqs: dict[str, list[str]], values: dict[str, np.ndarray],
     rows = []
     for method, predicted in predictions.items():
         error = (predicted - truth) ** 2
-        r = (float(np.corrcoef(predicted, truth)[0, 1]) if np.ptp(predicted) > 0
-             else float("nan"))
+        r = pearson_r(predicted, truth)
         rows.append(pd.DataFrame({"method": method, "split": "test", "unit_kind": "all",
                                   "unit": tidy.WHOLE_SPLIT, "metric": ["pearson_r", "mse"],
                                   "value": [r, float(error.mean())]}))
@@ -325,6 +324,15 @@ def _beyond(scores: np.ndarray, reference: np.ndarray, target: str | float, q: f
         return (float((scores < reference.min()).mean()),
                 float((scores < np.quantile(reference, q)).mean()))
     return float("nan"), float("nan")
+
+
+def pearson_r(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Pearson r of predictions against measurements; NaN (not a warning) when fewer than
+    two values or either side is constant."""
+    predicted, truth = np.asarray(predicted, dtype=np.float64), np.asarray(truth, np.float64)
+    if len(truth) < 2 or np.ptp(predicted) == 0 or np.ptp(truth) == 0:
+        return float("nan")
+    return float(np.corrcoef(predicted, truth)[0, 1])
 
 
 def _abs_error(scores: np.ndarray, target: str | float) -> float:
